@@ -1,0 +1,1 @@
+"""HTTP adapter: FastAPI routers over the domain services, versioned under /api/v1."""

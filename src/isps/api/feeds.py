@@ -1,0 +1,103 @@
+"""/api/v1 for NSER Plus: partners' feed deliveries, conflicts between sources, change requests
+(maker-checker) and re-certification."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from isps.access.service import Principal, audit
+from isps.api.deps import db_session, require
+from isps.interop import feeds
+from isps.interop.feeds import changes
+
+router = APIRouter(prefix="/api/v1", tags=["feeds"])
+DB = Annotated[Session, Depends(db_session)]
+Reader = Annotated[Principal, Depends(require("registry.read"))]
+Writer = Annotated[Principal, Depends(require("registry.write"))]
+Importer = Annotated[Principal, Depends(require("registry.import"))]
+
+
+class Delivery(BaseModel):
+    reference: str = Field(description="the delivery's own reference; a delivery is applied once")
+    records: list[dict] = Field(description="records in the feed's format (docs/feeds.md)")
+
+
+@router.post("/feeds/{feed}/deliveries")
+def deliver(feed: str, body: Delivery, request: Request, background: BackgroundTasks, who: Importer) -> dict:
+    """Apply a delivery in one transaction with a row-by-row report; re-scoring follows in the background."""
+    engine = request.app.state.engine
+    try:
+        report = feeds.apply_delivery(engine, feed, {"feed": feed, "reference": body.reference,
+                                                     "records": body.records},
+                                      reference=body.reference, actor=who.username)
+    except feeds.FeedError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if not report.already_applied:
+        background.add_task(feeds.after_delivery, engine)
+    return {**report.counts(), "errors": report.to_rows()}
+
+
+@router.get("/feeds/conflicts")
+def conflicts(session: DB, who: Reader, after: int = 0, limit: int = 100) -> list[dict]:
+    """Open conflicts between sources (a lower-ranked source offered a value over a higher one's)."""
+    return [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
+
+
+class ChangeRequestBody(BaseModel):
+    entity: str = Field(description="household or individual")
+    entity_id: int
+    changes: dict
+    source: str = "operator"
+    evidence: str
+    evidence_ref: str | None = None
+    effective_date: date | None = None
+
+
+@router.post("/change-requests", status_code=201)
+def request_change(body: ChangeRequestBody, session: DB, who: Writer) -> dict:
+    """An operator's or citizen's change with its evidence; applied only when a second person approves."""
+    try:
+        row = changes.request_change(session, entity=body.entity, entity_id=body.entity_id, changes=body.changes,
+                                     source=body.source, evidence=body.evidence, requested_by=who.username,
+                                     evidence_ref=body.evidence_ref, effective_date=body.effective_date,
+                                     district_scope=who.scope)
+    except PermissionError as exc:
+        raise HTTPException(403, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    audit(session, who, "api", "change_request", body.entity, body.entity_id, row.district_id)
+    return {"id": row.id, "status": row.status}
+
+
+@router.post("/change-requests/{request_id}/approve")
+def approve(request_id: int, session: DB, who: Writer) -> dict:
+    """The checker's approval: refused to the person who asked for the change."""
+    try:
+        row = changes.approve_change(session, request_id, who.username, district_scope=who.scope)
+    except PermissionError as exc:
+        raise HTTPException(403, str(exc)) from None
+    except changes.SamePersonError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    audit(session, who, "api", "approve", row.entity, row.entity_id, row.district_id)
+    return {"id": row.id, "status": row.status}
+
+
+@router.get("/change-requests")
+def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
+    return [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": r.changes, "source": r.source,
+             "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
+            for r in changes.list_change_requests(session, status, who.scope)]
+
+
+@router.get("/recertification")
+def recertification(session: DB, who: Reader, older_than_days: int = 1095, limit: int = 100) -> list[dict]:
+    """Households not verified for the given period, oldest first, within the user's district."""
+    return [asdict(d) for d in changes.recertification_due(session, older_than_days, who.scope, limit=limit)]

@@ -1,0 +1,216 @@
+"""/api/v1 for enrolment, waiting lists, cycles, graduation, payrolls, status files, the ledger and
+pickup slots. Thin: every route calls :mod:`isps.programs` or :mod:`isps.payments`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from isps.access.service import Principal, audit
+from isps.api.deps import db_session, require
+from isps.config import var_dir
+from isps.payments import payroll as pr
+from isps.payments import pickup
+from isps.programs import cycles, enrolment as en, graduation
+
+router = APIRouter(prefix="/api/v1", tags=["enrolment and payments"])
+DB = Annotated[Session, Depends(db_session)]
+Reader = Annotated[Principal, Depends(require("registry.read"))]
+Officer = Annotated[Principal, Depends(require("registry.write"))]
+Manager = Annotated[Principal, Depends(require("pmt.manage"))]
+
+
+def _guard(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except en.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from None
+    except (en.EnrolmentError, cycles.CycleError, pr.PaymentError, ValueError) as exc:
+        raise HTTPException(409 if "approved" in str(exc) or "second person" in str(exc) else 422, str(exc)) from None
+
+
+# ---------------------------------------------------------------- enrolment
+
+@router.get("/programs/{code}/enrolment")
+def enrolment_summary(code: str, session: DB, who: Reader) -> dict:
+    """Capacity, quotas and how many are enrolled, waiting, suspended, exited, graduated."""
+    return _guard(en.summary, session, code)
+
+
+class Capacity(BaseModel):
+    slots: int | None = Field(None, ge=0)
+    budget_per_cycle: float | None = Field(None, ge=0)
+
+
+@router.put("/programs/{code}/capacity")
+def set_capacity(code: str, body: Capacity, session: DB, who: Manager) -> dict:
+    """More slots or a larger budget enrol the next on the waiting list at once."""
+    n = _guard(en.set_capacity, session, code, who.username, slots=body.slots, budget=body.budget_per_cycle)
+    audit(session, who, "api", "capacity", "program", None, detail=f"{code}: {body.model_dump()} → {n} enrolled")
+    return {**en.summary(session, code), "promoted": n}
+
+
+@router.post("/programs/{code}/enrolment/runs/{run_id}", status_code=201)
+def enrol_run(code: str, run_id: int, session: DB, who: Manager, on: date | None = None) -> dict:
+    """Enrol an eligibility run's eligible decisions through the duplication filter and waiting list."""
+    out = _guard(en.enrol_from_run, session, code, run_id, who.username, on)
+    audit(session, who, "api", "enrol", "eligibility_run", run_id, detail=f"{code}: {out['enrolled']} enrolled")
+    return out
+
+
+@router.get("/programs/{code}/enrolments")
+def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", after: int | None = None,
+               limit: int = Query(100, le=1000)) -> list[dict]:
+    return _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
+
+
+@router.get("/programs/{code}/waiting-list")
+def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le=1000)) -> list[dict]:
+    """The waiting list in rank order (PMT ascending unless the policy says otherwise)."""
+    return _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
+
+
+@router.get("/enrolments/{enrolment_id}")
+def enrolment(enrolment_id: int, session: DB, who: Reader) -> dict:
+    return _guard(en.get, session, enrolment_id, who.scope)
+
+
+class StatusChange(BaseModel):
+    status: str = Field(description="exited | graduated | suspended | enrolled (reinstate) | deceased")
+    reason: str = Field(min_length=3, max_length=200)
+    on: date | None = None
+
+
+@router.post("/enrolments/{enrolment_id}/status")
+def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Officer) -> dict:
+    """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
+    out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
+    audit(session, who, "api", body.status, "enrolment", enrolment_id, detail=body.reason)
+    return out
+
+
+@router.post("/programs/events")
+def process_events(session: DB, who: Manager) -> dict:
+    """Act on the registry's member.deceased events since last time (ends enrolments, fills places)."""
+    return en.process_events(session, actor=who.username)
+
+
+@router.post("/programs/{code}/graduation")
+def graduate(code: str, session: DB, who: Manager, on: date | None = None) -> dict:
+    out = _guard(graduation.graduate, session, code, who.username, on)
+    audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out}")
+    return out
+
+
+# ---------------------------------------------------------------- cycles
+
+class CycleOpen(BaseModel):
+    starts_on: date
+
+
+@router.get("/programs/{code}/cycles")
+def list_cycles(code: str, session: DB, who: Reader) -> list[dict]:
+    return cycles.cycles(session, code)
+
+
+@router.post("/programs/{code}/cycles", status_code=201)
+def open_cycle(code: str, body: CycleOpen, session: DB, who: Manager) -> dict:
+    c = _guard(cycles.open_cycle, session, code, body.starts_on, who.username)
+    return {"id": c.id, "period": c.period, "status": c.status}
+
+
+@router.post("/cycles/{cycle_id}/entitlements")
+def entitlements(cycle_id: int, session: DB, who: Manager) -> dict:
+    return _guard(cycles.generate_entitlements, session, cycle_id)
+
+
+@router.post("/cycles/{cycle_id}/approve")
+def approve_cycle(cycle_id: int, session: DB, who: Manager) -> dict:
+    c = _guard(cycles.approve_cycle, session, cycle_id, who.username)
+    audit(session, who, "api", "approve", "benefit_cycle", cycle_id, detail=c.checksum)
+    return {"id": c.id, "status": c.status, "approved_by": c.approved_by, "checksum": c.checksum}
+
+
+class Compliance(BaseModel):
+    records: list[dict] = Field(description="[{enrolment_id, condition, met | value}]")
+
+
+@router.post("/cycles/{cycle_id}/compliance")
+def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> dict:
+    return _guard(cycles.record_compliance, session, cycle_id, body.records, who.username)
+
+
+# ---------------------------------------------------------------- payments
+
+@router.post("/cycles/{cycle_id}/payroll", status_code=201)
+def make_payroll(cycle_id: int, session: DB, who: Manager) -> dict:
+    """The cycle's payroll (the same one if it exists already)."""
+    p = _guard(pr.generate, session, cycle_id, who.username)
+    return pr.payroll_summary(session, p.id)
+
+
+@router.get("/payrolls/{payroll_id}")
+def payroll(payroll_id: int, session: DB, who: Reader) -> dict:
+    return _guard(pr.payroll_summary, session, payroll_id)
+
+
+@router.post("/payrolls/{payroll_id}/approve")
+def approve_payroll(payroll_id: int, session: DB, who: Manager) -> dict:
+    _guard(pr.approve, session, payroll_id, who.username)
+    audit(session, who, "api", "approve", "payroll", payroll_id)
+    return pr.payroll_summary(session, payroll_id)
+
+
+@router.post("/payrolls/{payroll_id}/export")
+def export(payroll_id: int, session: DB, who: Manager) -> dict:
+    """Write pain.001 and CSV instruction files for the instructions not yet sent."""
+    out = _guard(pr.export, session, payroll_id, var_dir() / "payments")
+    audit(session, who, "api", "export", "payroll", payroll_id, detail=f"{out['instructions']} instructions")
+    return out
+
+
+@router.post("/payments/status-files")
+async def status_file(request: Request, session: DB, who: Manager, name: str = "status") -> dict:
+    """A bank's status file as the request body: CSV, pain.002 or camt.054. Importing it again is harmless."""
+    data = await request.body()
+    out = _guard(pr.reconcile, session, data, name, who.username)
+    audit(session, who, "api", "reconcile", "status_import", out["import_id"], detail=str(out))
+    return out
+
+
+@router.post("/payrolls/{payroll_id}/retry")
+def retry(payroll_id: int, session: DB, who: Manager) -> dict:
+    return {"retried": pr.retry_failed(session, payroll_id)}
+
+
+@router.post("/payments/return-unclaimed")
+def return_unclaimed(session: DB, who: Manager, days: int = 90) -> dict:
+    return {"returned": pr.return_unclaimed(session, None, days)}
+
+
+@router.get("/payments/ledger")
+def ledger(session: DB, who: Reader, program: str | None = None) -> dict:
+    return pr.ledger_check(session, program)
+
+
+class Pickup(BaseModel):
+    district_id: int
+    first_day: date
+    slots_per_day: int = Field(8, ge=1, le=24)
+    days: int = Field(5, ge=1, le=60)
+
+
+@router.post("/payrolls/{payroll_id}/pickup")
+def schedule(payroll_id: int, body: Pickup, session: DB, who: Manager) -> dict:
+    """Pickup slots for a district's pull-channel beneficiaries, by outlet capacity and distance."""
+    return _guard(pickup.schedule, session, payroll_id, body.district_id, body.first_day,
+                  slots_per_day=body.slots_per_day, days=body.days)
+
+
+@router.get("/districts/{district_id}/pickup")
+def occupancy(district_id: int, session: DB, who: Reader) -> list[dict]:
+    return pickup.occupancy(session, district_id)

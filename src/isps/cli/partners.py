@@ -1,0 +1,74 @@
+"""``isps partners``: register DCI partners, their signing keys and data-sharing agreements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from isps.db import transaction
+
+partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-sharing agreements.",
+                           no_args_is_help=True)
+
+
+def _partner_id(s, sender_id: str) -> int:
+    from sqlalchemy import select
+
+    from isps.cli.main import _fail
+    from isps.interop.dci.models import DciPartner
+
+    pid = s.scalar(select(DciPartner.id).where(DciPartner.sender_id == sender_id))
+    if pid is None:
+        _fail(f"there is no partner '{sender_id}'; register it first")
+    return pid
+
+
+@partners_app.command("register")
+def register(sender_id: str, name: Annotated[str, typer.Option()],
+             callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None) -> None:
+    """Register a partner; prints its OAuth2 client id and secret (shown once)."""
+    from isps.cli.main import _engine, _fail, console
+    from isps.interop.dci import partners
+
+    try:
+        with transaction(_engine()) as s:
+            partner, secret = partners.register_partner(s, sender_id, name, callback)
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"registered {sender_id}: client_id {partner.client_id}  client_secret {secret}  (shown once)")
+
+
+@partners_app.command("key")
+def key(sender_id: str, kid: Annotated[str, typer.Option()], pem: Annotated[Path, typer.Option(exists=True)],
+        algorithm: Annotated[str, typer.Option(help="ed25519 or rsa-sha256")] = "ed25519") -> None:
+    """Register a partner's public key, used to verify its message signatures."""
+    from isps.cli.main import _engine, _fail, console
+    from isps.interop.dci import partners
+
+    try:
+        with transaction(_engine()) as s:
+            partners.add_key(s, _partner_id(s, sender_id), kid, algorithm, pem.read_text())
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"key {kid} ({algorithm}) registered for {sender_id}")
+
+
+@partners_app.command("agreement")
+def agreement(sender_id: str, reference: Annotated[str, typer.Option()], purpose: Annotated[str, typer.Option()],
+              fields: Annotated[str, typer.Option(help="comma-separated fields the partner may receive")],
+              consent: Annotated[bool, typer.Option("--consent/--no-consent", help="consent required")] = True,
+              actor: Annotated[str, typer.Option()] = "cli") -> None:
+    """Record the data-sharing agreement in force for a partner (replaces the previous one)."""
+    from isps.cli.main import _engine, _fail, console
+    from isps.interop.dci import partners
+
+    try:
+        with transaction(_engine()) as s:
+            row = partners.set_agreement(s, _partner_id(s, sender_id), reference, purpose,
+                                         [f.strip() for f in fields.split(",") if f.strip()], consent, actor)
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"agreement {row.reference} for {sender_id}: {', '.join(row.fields)}"
+                  f"{' (consent required)' if row.consent_required else ''}")

@@ -1,0 +1,57 @@
+"""Settings read from the environment, with embedded defaults for a laptop.
+
+``ISPS_DATABASE_URL`` chooses the database: SQLite in ``./var/`` by default,
+PostgreSQL in production (``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("ISPS_VAR_DIR", "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the plain ``postgresql://`` spelling and use the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def database_url() -> str:
+    url = os.environ.get("ISPS_DATABASE_URL")
+    if url:
+        return normalise_database_url(url)
+    return f"sqlite:///{(var_dir() / 'isps.db').resolve()}"
+
+
+def secret_key() -> str:
+    """The key that signs sessions and tokens: from the environment, else kept in var/."""
+    key = os.environ.get("ISPS_SECRET_KEY")
+    if key:
+        return key
+    path = var_dir() / "secret.key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    token_hours: int = 12
+
+
+def load_settings() -> Settings:
+    return Settings(database_url=database_url(), secret_key=secret_key())

@@ -1,0 +1,208 @@
+"""Partners, their signing keys, data-sharing agreements and consents; OAuth2 client-credential
+tokens (JWTs signed by ISPS with Ed25519, with an expiry).
+
+A partner is not a staff user: it is a system registered with a ``sender_id`` (the DCI header's
+``sender_id``), an OAuth2 client id and secret, a callback base URI and one or more public keys.
+Its active agreement lists the fields it may receive (see :data:`FIELDS`) and says whether a
+person's consent must be on record before their record is shared.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import jwt
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from isps.access.service import hash_password, verify_password
+from isps.interop.dci import signing
+from isps.interop.dci.models import DciAgreement, DciConsent, DciPartner, DciPartnerKey
+
+# Fields a data-sharing agreement can grant. Member fields describe a person, group fields a household.
+MEMBER_FIELDS = ("identifier", "name", "father_husband_name", "sex", "birth_date", "death_date", "marital_status",
+                 "is_disabled", "disability", "education_level", "employment_status", "occupation",
+                 "relationship_head", "phone_number", "registration_date", "address")
+GROUP_FIELDS = ("group_identifier", "place", "poverty_score", "group_size", "group_head_info", "member_list",
+                "housing", "assets", "registration_date", "last_updated", "address")
+FIELDS = tuple(dict.fromkeys(MEMBER_FIELDS + GROUP_FIELDS))
+TOKEN_AUDIENCE = "dci"
+
+
+class PartnerError(ValueError):
+    pass
+
+
+class TokenError(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Agreement:
+    id: int
+    reference: str
+    purpose: str
+    fields: frozenset
+    consent_required: bool
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: int
+    sender_id: str
+    name: str
+    callback_uri: str | None
+    agreement: Agreement | None
+
+    @property
+    def username(self) -> str:  # Principal-like, for access.service.audit
+        return self.sender_id[:60]
+
+    role = "partner"
+    district_id = None
+
+
+# ---------------------------------------------------------------- registration
+
+def register_partner(session: Session, sender_id: str, name: str, callback_uri: str | None = None) -> tuple[DciPartner, str]:
+    """Register a partner; returns it and its client secret (shown once, stored hashed)."""
+    if session.scalar(select(DciPartner.id).where(DciPartner.sender_id == sender_id)) is not None:
+        raise PartnerError(f"partner '{sender_id}' is already registered")
+    secret = secrets.token_urlsafe(32)
+    partner = DciPartner(sender_id=sender_id, name=name, client_id=f"dci-{uuid.uuid4().hex[:16]}",
+                         client_secret_hash=hash_password(secret), callback_uri=callback_uri, active=True)
+    session.add(partner)
+    session.flush()
+    _CACHE.clear()
+    return partner, secret
+
+
+def add_key(session: Session, partner_id: int, kid: str, algorithm: str, public_key_pem: str) -> DciPartnerKey:
+    try:
+        signing.load_public_key(public_key_pem, algorithm)
+    except ValueError as exc:
+        raise PartnerError(f"key {kid}: {exc}") from None
+    if "|" in kid:
+        raise PartnerError("a key id may not contain '|'")
+    key = DciPartnerKey(partner_id=partner_id, kid=kid, algorithm=algorithm, public_key_pem=public_key_pem, active=True)
+    session.add(key)
+    session.flush()
+    _CACHE.clear()
+    return key
+
+
+def set_agreement(session: Session, partner_id: int, reference: str, purpose: str, fields: list[str],
+                  consent_required: bool, actor: str, valid_from: date | None = None,
+                  valid_to: date | None = None) -> DciAgreement:
+    """Record a partner's data-sharing agreement; it replaces the one in force."""
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise PartnerError(f"unknown fields {', '.join(unknown)}; an agreement may grant {', '.join(FIELDS)}")
+    session.execute(update(DciAgreement).where(DciAgreement.partner_id == partner_id, DciAgreement.active)
+                    .values(active=False))
+    row = DciAgreement(partner_id=partner_id, reference=reference, purpose=purpose, fields=sorted(set(fields)),
+                       consent_required=consent_required, valid_from=valid_from or date.today(), valid_to=valid_to,
+                       active=True, created_by=actor)
+    session.add(row)
+    session.flush()
+    _CACHE.clear()
+    return row
+
+
+def record_consent(session: Session, partner_id: int, individual_id: int, purpose: str, actor: str,
+                   given_on: date | None = None, expires_on: date | None = None,
+                   evidence: str | None = None) -> DciConsent:
+    row = DciConsent(partner_id=partner_id, individual_id=individual_id, purpose=purpose,
+                     given_on=given_on or date.today(), expires_on=expires_on, evidence=evidence, recorded_by=actor)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def revoke_consent(session: Session, consent_id: int) -> None:
+    session.execute(update(DciConsent).where(DciConsent.id == consent_id).values(revoked_at=datetime.now()))
+
+
+# ---------------------------------------------------------------- look-ups (cached briefly per process)
+
+_CACHE: dict[tuple, tuple[float, object]] = {}
+CACHE_TTL_S = 5.0
+
+
+def _cached(session: Session, key: tuple, load):
+    key = (str(session.get_bind().url), *key)
+    hit = _CACHE.get(key)
+    now = time.monotonic()
+    if hit and now - hit[0] < CACHE_TTL_S:
+        return hit[1]
+    value = load()
+    _CACHE[key] = (now, value)
+    return value
+
+
+def partner_by_sender(session: Session, sender_id: str) -> Partner | None:
+    def load():
+        row = session.scalar(select(DciPartner).where(DciPartner.sender_id == sender_id, DciPartner.active))
+        if row is None:
+            return None
+        today = date.today()
+        a = session.scalar(select(DciAgreement).where(
+            DciAgreement.partner_id == row.id, DciAgreement.active, DciAgreement.valid_from <= today,
+            or_(DciAgreement.valid_to.is_(None), DciAgreement.valid_to >= today)).order_by(DciAgreement.id.desc()))
+        agreement = Agreement(a.id, a.reference, a.purpose, frozenset(a.fields), a.consent_required) if a else None
+        return Partner(row.id, row.sender_id, row.name, row.callback_uri, agreement)
+    return _cached(session, ("partner", sender_id), load)
+
+
+def public_key(session: Session, partner: Partner, kid: str, algorithm: str):
+    def load():
+        row = session.scalar(select(DciPartnerKey).where(and_(
+            DciPartnerKey.partner_id == partner.id, DciPartnerKey.kid == kid, DciPartnerKey.active)))
+        if row is None or row.algorithm != algorithm:
+            return None
+        return signing.load_public_key(row.public_key_pem, row.algorithm)
+    return _cached(session, ("key", partner.id, kid, algorithm), load)
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+# ---------------------------------------------------------------- OAuth2 client credentials
+
+class TokenIssuer:
+    """Issues and checks the bearer JWTs of the token endpoint (EdDSA, signed by ISPS)."""
+
+    def __init__(self, issuer: str, private_key, ttl_s: int = 3600) -> None:
+        self.issuer = issuer
+        self.key = private_key
+        self.public = private_key.public_key()
+        self.ttl_s = ttl_s
+
+    def authenticate(self, session: Session, client_id: str, client_secret: str) -> DciPartner:
+        row = session.scalar(select(DciPartner).where(DciPartner.client_id == client_id))
+        if row is None or not row.active or not verify_password(client_secret, row.client_secret_hash):
+            raise TokenError("unknown client or wrong secret")
+        return row
+
+    def issue(self, partner: DciPartner, ttl_s: int | None = None, now: float | None = None) -> tuple[str, int]:
+        now = int(time.time() if now is None else now)
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        claims = {"iss": self.issuer, "aud": TOKEN_AUDIENCE, "sub": partner.sender_id, "client_id": partner.client_id,
+                  "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex, "scope": "dci"}
+        return jwt.encode(claims, self.key, algorithm="EdDSA"), ttl
+
+    def check(self, token: str) -> str:
+        """The partner's sender_id named by a valid token."""
+        try:
+            claims = jwt.decode(token, self.public, algorithms=["EdDSA"], audience=TOKEN_AUDIENCE, issuer=self.issuer,
+                                options={"require": ["exp", "sub", "iat"]})
+        except jwt.ExpiredSignatureError:
+            raise TokenError("the access token has expired") from None
+        except jwt.InvalidTokenError:
+            raise TokenError("the access token is invalid") from None
+        return claims["sub"]

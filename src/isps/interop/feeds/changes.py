@@ -1,0 +1,245 @@
+"""Change requests (maker-checker) and re-certification.
+
+*Change requests.* An operator, or a citizen through an operator or the self-service channel, asks
+for a change to a household or a person, with evidence (a description and a reference to the
+scanned document). Nothing changes until a second person approves; the change then goes through
+:mod:`isps.registry.service` with source ``operator`` or ``self_report``, the request's effective
+date and ``change request <id>`` as its source reference, so it is in the household's history and
+its events re-score the household. The declared source precedence holds here too: a field whose
+current value came from a source of higher precedence (a self-reported date of birth against
+NADRA's) is not changed; a ``source_conflict`` is recorded for operators instead.
+
+*Re-certification.* Households whose data were last verified (``Household.verified_on``: a survey
+visit or an operator's verified edit) more than a set period ago (default three years) are due
+for re-certification: :func:`recertification_due` lists them, :func:`flag_recertification`
+records the flags set-based.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Date, bindparam, func, select, text, update
+from sqlalchemy.orm import Session
+
+from isps.registry import service
+from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_value
+from isps.registry.models import Household, IngestBatch, Individual, ValueChange
+from isps.interop.models import ChangeRequest, RecertificationFlag, SourceConflict
+
+REQUEST_SOURCES = ("operator", "self_report")
+DEFAULT_RECERTIFY_DAYS = 3 * 365
+
+
+class ChangeRequestError(ValueError):
+    """A request that cannot be made or decided; the message is fit to show to the user."""
+
+
+class SamePersonError(ChangeRequestError):
+    """Maker-checker: the person who asked for a change cannot approve it."""
+
+
+def _target(session: Session, entity: str, entity_id: int, district_scope: int | None):
+    if entity == "household":
+        record = service.get_household(session, entity_id, district_scope)
+        if record is None:
+            raise ChangeRequestError(f"household {entity_id} does not exist")
+        return record, record.id
+    if entity == "individual":
+        record = session.get(Individual, entity_id)
+        if record is None:
+            raise ChangeRequestError(f"individual {entity_id} does not exist")
+        if district_scope is not None and record.district_id != district_scope:
+            raise service.OutOfScope(f"individual {entity_id} is outside your district")
+        return record, record.household_id
+    raise ChangeRequestError("a change request is about a household or an individual")
+
+
+def _check(entity: str, changes: dict) -> None:
+    if not changes:
+        raise ChangeRequestError("a change request names at least one field")
+    fields_ = HOUSEHOLD_FIELDS if entity == "household" else INDIVIDUAL_FIELDS
+    for name, raw in changes.items():
+        if entity == "individual" and name in ("cnic", "date_of_death"):
+            continue  # checked by registry.service when applied (CNIC rules, dates)
+        spec = fields_.get(name)
+        if spec is None:
+            raise ChangeRequestError(f"'{name}' is not a field of a {entity} that can be changed")
+        try:
+            check_value(spec, raw)
+        except ValueError as exc:
+            raise ChangeRequestError(str(exc)) from None
+
+
+def request_change(session: Session, *, entity: str, entity_id: int, changes: dict, source: str, evidence: str,
+                   requested_by: str, evidence_ref: str | None = None, effective_date: date | None = None,
+                   district_scope: int | None = None) -> ChangeRequest:
+    """Record a pending change request (the maker's step)."""
+    if source not in REQUEST_SOURCES:
+        raise ChangeRequestError(f"source must be one of {', '.join(REQUEST_SOURCES)}")
+    if not evidence or not evidence.strip():
+        raise ChangeRequestError("a change request needs its evidence (what supports it)")
+    if not requested_by:
+        raise ChangeRequestError("a change request needs the person asking for it")
+    record, household_id = _target(session, entity, entity_id, district_scope)
+    _check(entity, changes)
+    row = ChangeRequest(entity=entity, entity_id=entity_id, household_id=household_id, district_id=record.district_id,
+                        changes={k: (None if v is None else str(v)) for k, v in changes.items()}, source=source,
+                        evidence=evidence.strip(), evidence_ref=evidence_ref, effective_date=effective_date or date.today(),
+                        requested_by=requested_by, status="pending")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _rank(session: Session, field_name: str, source: str) -> tuple[int, bool]:
+    rows = dict(session.execute(text("SELECT field || '|' || source, rank FROM source_precedence "
+                                     "WHERE field IN (:f, '*') AND source = :s"), {"f": field_name, "s": source}).all())
+    declared = session.scalar(text("SELECT COUNT(*) FROM source_precedence WHERE field = :f"), {"f": field_name}) > 0
+    if declared:
+        return int(rows.get(f"{field_name}|{source}", 0)), True
+    return int(rows.get(f"*|{source}", 0)), False
+
+
+def _current_source(session: Session, entity: str, record, field_name: str) -> tuple[str, date | None]:
+    newest = session.execute(select(ValueChange.source, ValueChange.effective_date).where(
+        ValueChange.entity == entity, ValueChange.entity_id == record.id, ValueChange.field == field_name)
+        .order_by(ValueChange.effective_date.desc(), ValueChange.id.desc()).limit(1)).first()
+    if newest is not None:
+        return newest[0], newest[1]
+    batch = session.get(IngestBatch, record.batch_id)
+    return batch.source, (record.surveyed_on if entity == "household" else record.member_since)
+
+
+def approve_change(session: Session, request_id: int, approver: str, note: str | None = None,
+                   district_scope: int | None = None) -> ChangeRequest:
+    """A second person approves: the change is applied through registry.service (the checker's step).
+    Fields held by a source of higher precedence are not changed; each is recorded as a conflict."""
+    row = session.get(ChangeRequest, request_id, with_for_update=True)
+    if row is None:
+        raise ChangeRequestError(f"no change request {request_id}")
+    if district_scope is not None and row.district_id != district_scope:
+        raise service.OutOfScope(f"change request {request_id} is outside your district")
+    if row.status != "pending":
+        raise ChangeRequestError(f"change request {request_id} is {row.status}; only a pending one can be decided")
+    if not approver or approver == row.requested_by:
+        raise SamePersonError(f"a second person must approve: change request {request_id} was made by "
+                              f"{row.requested_by}, who cannot approve it")
+    record, household_id = _target(session, row.entity, row.entity_id, None)
+    allowed, held = {}, []
+    for name, value in row.changes.items():
+        mine, declared = _rank(session, name, row.source)
+        kept_source, kept_since = _current_source(session, row.entity, record, name)
+        theirs, _ = _rank(session, name, kept_source)
+        current = service._as_text(getattr(record, name))
+        if declared and mine < theirs and current != value:
+            held.append(name)
+            session.add(SourceConflict(entity=row.entity, entity_id=row.entity_id, household_id=household_id,
+                                       district_id=row.district_id, field=name, kept_value=current,
+                                       kept_source=kept_source, kept_since=kept_since, offered_value=value,
+                                       offered_source=row.source, offered_effective=row.effective_date,
+                                       source_ref=f"change request {row.id}", status="open"))
+        else:
+            allowed[name] = value
+    prov = service.Provenance(row.source, f"{row.requested_by} (approved by {approver})", row.effective_date,
+                              f"change request {row.id}" + (f": {row.evidence_ref}" if row.evidence_ref else ""))
+    applied = []
+    if allowed:
+        if row.entity == "household":
+            applied = service.change_household(session, row.entity_id, allowed, prov)
+        else:
+            applied = service.change_individual(session, row.entity_id, allowed, prov)
+    row.status, row.decided_by, row.decided_at = "applied", approver, datetime.now()
+    row.decision_note = ((note or "") + (f" (not changed, held by a source of higher precedence: {', '.join(held)})"
+                                         if held else "")).strip()[:400] or None
+    row.applied_fields = applied
+    session.flush()
+    return row
+
+
+def reject_change(session: Session, request_id: int, checker: str, note: str,
+                  district_scope: int | None = None) -> ChangeRequest:
+    row = session.get(ChangeRequest, request_id, with_for_update=True)
+    if row is None:
+        raise ChangeRequestError(f"no change request {request_id}")
+    if district_scope is not None and row.district_id != district_scope:
+        raise service.OutOfScope(f"change request {request_id} is outside your district")
+    if row.status != "pending":
+        raise ChangeRequestError(f"change request {request_id} is {row.status}; only a pending one can be decided")
+    if not checker or checker == row.requested_by:
+        raise SamePersonError("a second person must decide a change request")
+    if not note:
+        raise ChangeRequestError("a rejection needs its reason")
+    row.status, row.decided_by, row.decided_at, row.decision_note = "rejected", checker, datetime.now(), note[:400]
+    session.flush()
+    return row
+
+
+def list_change_requests(session: Session, status: str | None = "pending", district_scope: int | None = None,
+                         household_id: int | None = None, after: int = 0, limit: int = 100) -> list[ChangeRequest]:
+    q = select(ChangeRequest).where(ChangeRequest.id > after)
+    if status:
+        q = q.where(ChangeRequest.status == status)
+    if district_scope is not None:
+        q = q.where(ChangeRequest.district_id == district_scope)
+    if household_id is not None:
+        q = q.where(ChangeRequest.household_id == household_id)
+    return list(session.scalars(q.order_by(ChangeRequest.id).limit(limit)))
+
+
+# ---------------------------------------------------------------- re-certification
+
+@dataclass(frozen=True)
+class DueHousehold:
+    household_id: int
+    ref: str
+    district_id: int
+    verified_on: date
+    days_since: int
+
+
+def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
+                        district_scope: int | None = None, *, on: date | None = None, after: int = 0,
+                        limit: int | None = 1000) -> list[DueHousehold]:
+    """Households not verified for more than ``older_than_days`` (default three years) on ``on``
+    (default today), oldest verification first within id order; paged by keyset (``after``)."""
+    on = on or date.today()
+    cutoff = on - timedelta(days=older_than_days)
+    q = select(Household.id, Household.ref, Household.district_id, Household.verified_on).where(
+        Household.verified_on < cutoff, Household.id > after)
+    if district_scope is not None:
+        q = q.where(Household.district_id == district_scope)
+    q = q.order_by(Household.id)
+    if limit:
+        q = q.limit(limit)
+    return [DueHousehold(i, r, d, v, (on - v).days) for i, r, d, v in session.execute(q)]
+
+
+def count_recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
+                              district_scope: int | None = None, on: date | None = None) -> dict[int, int]:
+    """Households due per district."""
+    cutoff = (on or date.today()) - timedelta(days=older_than_days)
+    q = select(Household.district_id, func.count()).where(Household.verified_on < cutoff)
+    if district_scope is not None:
+        q = q.where(Household.district_id == district_scope)
+    return dict(session.execute(q.group_by(Household.district_id)).all())
+
+
+def flag_recertification(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
+                         on: date | None = None) -> int:
+    """Flag every household due (one INSERT ... SELECT), and close the flags of households verified
+    since they were flagged. Returns the number of households newly flagged."""
+    on = on or date.today()
+    cutoff = on - timedelta(days=older_than_days)
+    session.execute(update(RecertificationFlag).where(
+        RecertificationFlag.status == "due",
+        RecertificationFlag.household_id.in_(select(Household.id).where(Household.verified_on >= cutoff)))
+        .values(status="done"))
+    result = session.execute(text(
+        "INSERT INTO recertification_flag (household_id, district_id, verified_on, flagged_on, status) "
+        "SELECT h.id, h.district_id, h.verified_on, :on, 'due' FROM household h WHERE h.verified_on < :cutoff "
+        "ON CONFLICT (household_id) DO UPDATE SET verified_on = excluded.verified_on, "
+        "flagged_on = excluded.flagged_on, status = 'due' WHERE recertification_flag.status <> 'due'")
+        .bindparams(bindparam("on", type_=Date), bindparam("cutoff", type_=Date)), {"on": on, "cutoff": cutoff})
+    return result.rowcount or 0

@@ -1,0 +1,576 @@
+"""Payroll, instruction files, status files and the ledger: every entitlement paid once, none lost.
+
+The life of a payment::
+
+    approved cycle ──generate──▶ payroll (draft) ──approve (2nd person)──▶ approved ──export──▶ files
+        instruction: pending ──export──▶ sent ──status──▶ paid | failed | unclaimed ; paid ──▶ reversed
+        failed / reversed ──retry (next channel)──▶ a new instruction (attempt + 1)
+        unclaimed for N days ──return──▶ returned (the money goes back to the program's fund)
+
+Every step is one transaction of set-based SQL, and is idempotent by database constraint (see
+:mod:`isps.payments.models`): generating a payroll twice, importing the same status file twice, or
+running any step again after a crash (kill -9) changes nothing that was done already. An
+instruction is "sent" once its id is at or below its payroll's ``exported_upto`` (export moves one
+number, not a million rows). The ledger is a double-entry journal, one posting per movement, keyed
+by the instruction, so it balances after every commit:
+
+=========  ==========  ==========
+movement   debit       credit
+=========  ==========  ==========
+issued     clearing    fund
+paid       disbursed   clearing
+failed     payable     clearing
+reversed   payable     disbursed
+retried    clearing    payable
+returned   fund        clearing
+=========  ==========  ==========
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import xml.etree.ElementTree as ET
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from isps.payments.models import Payroll, StatusImport
+from isps.programs.enrolment import PULL
+from isps.registry.bulk import insert_arrow
+
+# a failed or reversed payment is retried on the next channel
+ALTERNATE = {"bank": "mobile_wallet", "mobile_wallet": "agent", "agent": "post", "cash_outlet": "post",
+             "post": "agent"}
+STATUSES = ("paid", "failed", "unclaimed", "reversed")
+# what may precede each status (anything else in a status file is rejected and kept for review)
+FROM = {"unclaimed": ("pending",), "paid": ("pending", "unclaimed"),
+        "failed": ("pending", "unclaimed"), "reversed": ("paid",)}
+# the posting of each movement: (kind, debit, credit)
+POSTING = {"issued": ("snd", "clearing", "fund"), "paid": ("pd", "disbursed", "clearing"),
+           "failed": ("fl", "payable", "clearing"), "reversed": ("rv", "payable", "disbursed"),
+           "retried": ("rty", "clearing", "payable"), "returned": ("rt", "fund", "clearing")}
+DEBTOR = {"name": "Benazir Income Support Programme", "iban": "PK36SBPP0000001234567890", "bic": "SBPPPKKA"}
+E2E = "'E' || CAST({t}.entitlement_id AS VARCHAR(20)) || '-' || CAST({t}.attempt AS VARCHAR(5))"
+
+
+class PaymentError(ValueError):
+    """A request the payment rules refuse; the message is safe to show."""
+
+
+def e2e(entitlement_id: int, attempt: int) -> str:
+    """The ISO 20022 EndToEndId of an instruction."""
+    return f"E{entitlement_id}-{attempt}"
+
+
+def _post(session: Session, movement: str, select_sql: str, params: dict) -> None:
+    """One posting per row of ``select_sql`` (columns ref_id, program_code, enrolment_id, amount),
+    set-based; a movement already posted for that instruction is not posted again."""
+    kind, debit, credit = POSTING[movement]
+    session.execute(text(f"""INSERT INTO ledger_entry (kind, ref_id, debit, credit, program_code, enrolment_id,
+                                                      amount, posted_at)
+        SELECT '{kind}', x.ref_id, '{debit}', '{credit}', x.program_code, x.enrolment_id, x.amount, CURRENT_TIMESTAMP
+        FROM ({select_sql}) x WHERE 1 = 1 ON CONFLICT DO NOTHING"""), params)
+
+
+def _lock(session: Session, payroll_ids: str, params: dict) -> None:
+    """Serialise work on the same payrolls (export, retry, reconciliation) on PostgreSQL; SQLite has
+    one writer at a time anyway."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text(f"SELECT id FROM payroll WHERE id IN ({payroll_ids}) ORDER BY id FOR UPDATE"), params)
+
+
+# ---------------------------------------------------------------- payroll
+
+def generate(session: Session, cycle_id: int, maker: str) -> Payroll:
+    """The payroll of an approved cycle: one instruction per entitlement. Generating it again returns
+    the same payroll and adds only what is missing (nothing, unless a crash interrupted it)."""
+    cycle = session.execute(text("SELECT program_code, status FROM benefit_cycle WHERE id = :c"),
+                            {"c": cycle_id}).one_or_none()
+    if cycle is None:
+        raise PaymentError(f"no cycle {cycle_id}")
+    if cycle.status != "approved":
+        raise PaymentError("a payroll is made only from an approved (frozen) cycle")
+    session.execute(text("""INSERT INTO payroll (cycle_id, program_code, status, instructions, total, made_by, made_at,
+                                               exported_upto)
+        VALUES (:c, :p, 'draft', 0, 0, :m, CURRENT_TIMESTAMP, 0) ON CONFLICT DO NOTHING"""),
+                    {"c": cycle_id, "p": cycle.program_code, "m": maker})
+    payroll = session.scalar(select(Payroll).where(Payroll.cycle_id == cycle_id))
+    p = {"payroll": payroll.id, "cycle": cycle_id, "yes": True, "no": False}
+    pull = ", ".join(f"'{c}'" for c in PULL)
+    mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment_instruction")).scalar_one()
+    session.execute(text(f"""INSERT INTO payment_instruction (payroll_id, entitlement_id, attempt,
+            enrolment_id, program_code, district_id, channel, biometric, amount, status)
+        SELECT :payroll, t.id, 1, t.enrolment_id, t.program_code,
+               t.district_id, e.channel, CASE WHEN e.channel IN ({pull}) THEN :yes ELSE :no END, t.amount, 'pending'
+        FROM entitlement t JOIN enrolment e ON e.id = t.enrolment_id
+        WHERE t.cycle_id = :cycle ON CONFLICT DO NOTHING"""), p)
+    _post(session, "issued", """SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount
+                                FROM payment_instruction i WHERE i.id > :mark AND i.payroll_id = :payroll""",
+          {**p, "mark": mark})
+    n, total = session.execute(text("""SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payment_instruction
+        WHERE payroll_id = :payroll AND attempt = 1"""), p).one()
+    session.execute(text("UPDATE payroll SET instructions = :n, total = :t WHERE id = :payroll"),
+                    {**p, "n": int(n), "t": float(total)})
+    session.refresh(payroll)
+    return payroll
+
+
+def approve(session: Session, payroll_id: int, approver: str) -> Payroll:
+    """Maker-checker: a second person approves a draft payroll. One compare-and-set statement, so of
+    two approvers at once exactly one succeeds and the other is told it was approved already."""
+    payroll = session.get(Payroll, payroll_id)
+    if payroll is None:
+        raise PaymentError(f"no payroll {payroll_id}")
+    if payroll.made_by == approver:
+        raise PaymentError(f"a second person must approve: {approver} made this payroll")
+    res = session.execute(text("""UPDATE payroll SET status = 'approved', approved_by = :a, approved_at = :t
+        WHERE id = :p AND status = 'draft' AND made_by <> :a"""), {"a": approver, "t": datetime.now(), "p": payroll_id})
+    session.refresh(payroll)
+    if res.rowcount != 1:
+        raise PaymentError(f"payroll {payroll_id} is {payroll.status} (approved by {payroll.approved_by}); "
+                           "only a draft can be approved")
+    return payroll
+
+
+def _xml(s: object) -> str:
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _sql_xml(expr: str) -> str:
+    return f"REPLACE(REPLACE(REPLACE(COALESCE({expr}, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+
+
+def _pg_lines(session: Session, select_sql: str, params: dict, out) -> None:
+    """Stream one text column of a query to a file with COPY: PostgreSQL formats, Python only copies."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        query = re.sub(r":(p|upto)\b", lambda m: str(int(params[m.group(1)])), select_sql)  # integers only
+        with cur.copy(f"COPY ({query}) TO STDOUT") as copy:
+            for chunk in copy:
+                out.write(bytes(chunk))
+
+
+def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple[str, ...] = ("pain.001", "csv"),
+           on: date | None = None) -> dict:
+    """Write the instructions not yet sent as ISO 20022 pain.001.001.09 (XML) and CSV; they are sent
+    from then on (the payroll's ``exported_upto`` moves past them). Files are written whole then
+    renamed, so a crash leaves no half file; exporting again after a crash writes the same
+    instructions with the same EndToEndIds, which banks de-duplicate."""
+    payroll = session.get(Payroll, payroll_id)
+    if payroll is None:
+        raise PaymentError(f"no payroll {payroll_id}")
+    if payroll.status not in ("approved", "exported"):
+        raise PaymentError("a payroll is exported only after a second person approved it")
+    _lock(session, ":p", {"p": payroll_id})
+    session.refresh(payroll)
+    on = on or date.today()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    p = {"p": payroll_id, "upto": payroll.exported_upto}
+    n, total, upto, batch = session.execute(text("""SELECT COUNT(*), COALESCE(SUM(amount), 0), MAX(id),
+        COALESCE(MAX(attempt), 1) FROM payment_instruction WHERE payroll_id = :p AND id > :upto
+        AND status = 'pending'"""), p).one()
+    n, total = int(n), float(total)
+    stem = f"payroll-{payroll_id}-{payroll.program_code}-a{batch}-{payroll.exported_upto}"
+    base = f"""FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+        LEFT JOIN individual r ON r.id = e.recipient_id
+        WHERE i.payroll_id = :p AND i.id > :upto AND i.status = 'pending' ORDER BY i.id"""
+    pg = session.bind.dialect.name == "postgresql"
+    amount = "CAST(CAST(i.amount AS DECIMAL(14, 2)) AS VARCHAR(20))" if pg else "PRINTF('%.2f', i.amount)"
+    bio = "CASE WHEN i.biometric THEN ' BIOMETRIC' ELSE '' END"
+    tx_sql = (f"SELECT '<CdtTrfTxInf><PmtId><EndToEndId>' || {E2E.format(t='i')} || '</EndToEndId></PmtId>"
+              f"<Amt><InstdAmt Ccy=\"PKR\">' || {amount} || '</InstdAmt></Amt><Cdtr><Nm>' || {_sql_xml('r.full_name')}"
+              f" || '</Nm><Id><PrvtId><Othr><Id>' || COALESCE(r.cnic, '') || '</Id><SchmeNm><Prtry>CNIC</Prtry>"
+              f"</SchmeNm></Othr></PrvtId></Id></Cdtr><CdtrAcct><Id><Othr><Id>' || "
+              f"{_sql_xml('COALESCE(e.account, e.phone, r.cnic)')} || '</Id></Othr></Id><Tp><Prtry>' || i.channel || "
+              f"'</Prtry></Tp></CdtrAcct><RmtInf><Ustrd>' || i.program_code || {bio} || '</Ustrd></RmtInf>"
+              f"</CdtTrfTxInf>' {base}")
+    csv_sql = (f"SELECT {E2E.format(t='i')} || ',' || i.channel || ',' || COALESCE(e.account, '') || ',' || "
+               f"COALESCE(e.phone, '') || ',\"' || REPLACE(COALESCE(r.full_name, ''), '\"', '') || '\",' || "
+               f"COALESCE(r.cnic, '') || ',' || {amount} || ',' || CASE WHEN i.biometric THEN '1' ELSE '0' END "
+               f"|| ',' || CAST(i.district_id AS VARCHAR(6)) {base}")
+    paths = {}
+
+    def write(path: Path, head: str, sql: str, tail: str) -> None:
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "wb") as f:
+            f.write(head.encode())
+            if pg:
+                _pg_lines(session, sql, p, f)
+            else:
+                for part in session.execute(text(sql), p).partitions(50_000):
+                    f.write("".join(r[0] + "\n" for r in part).encode())
+            f.write(tail.encode())
+        os.replace(tmp, path)
+
+    if "pain.001" in formats:
+        msg = f"ISPS-{payroll_id}-a{batch}-{payroll.exported_upto}"
+        head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"><CstmrCdtTrfInitn>'
+                f"<GrpHdr><MsgId>{msg}</MsgId><CreDtTm>{datetime.now().isoformat(timespec='seconds')}</CreDtTm>"
+                f"<NbOfTxs>{n}</NbOfTxs><CtrlSum>{total:.2f}</CtrlSum>"
+                f"<InitgPty><Nm>{DEBTOR['name']}</Nm></InitgPty></GrpHdr>"
+                f"<PmtInf><PmtInfId>{msg}</PmtInfId><PmtMtd>TRF</PmtMtd><NbOfTxs>{n}</NbOfTxs>"
+                f"<CtrlSum>{total:.2f}</CtrlSum><ReqdExctnDt><Dt>{on.isoformat()}</Dt></ReqdExctnDt>"
+                f"<Dbtr><Nm>{DEBTOR['name']}</Nm></Dbtr><DbtrAcct><Id><IBAN>{DEBTOR['iban']}</IBAN></Id></DbtrAcct>"
+                f"<DbtrAgt><FinInstnId><BICFI>{DEBTOR['bic']}</BICFI></FinInstnId></DbtrAgt>\n")
+        path = folder / (stem + ".xml")
+        write(path, head, tx_sql, "</PmtInf></CstmrCdtTrfInitn></Document>\n")
+        paths["pain.001"] = str(path)
+    if "csv" in formats:
+        path = folder / (stem + ".csv")
+        write(path, "end_to_end_id,channel,account,phone,name,cnic,amount,biometric,district_id\n", csv_sql, "")
+        paths["csv"] = str(path)
+    if upto is not None:
+        payroll.exported_upto = int(upto)
+    payroll.status = "exported"
+    session.flush()
+    return {"payroll_id": payroll_id, "instructions": n, "total": total, "files": paths}
+
+
+# ---------------------------------------------------------------- status files
+
+def parse_status(data: bytes, default_on: date | None = None) -> tuple[str, pa.Table]:
+    """A status file (CSV, pain.002 or camt.054) as columns: end_to_end_id, status, amount,
+    status_on, bank_ref, biometric_ok."""
+    default_on = default_on or date.today()
+    head = data[:400].lstrip()
+    if head.startswith(b"<"):
+        return _parse_xml(data, default_on)
+    table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types={
+        "end_to_end_id": pa.string(), "status": pa.string(), "amount": pa.float64(), "status_on": pa.string(),
+        "bank_ref": pa.string(), "biometric_ok": pa.string()}, strings_can_be_null=True))
+    cols = {c: table[c] if c in table.column_names else pa.nulls(table.num_rows, pa.string())
+            for c in ("end_to_end_id", "status", "amount", "status_on", "bank_ref", "biometric_ok")}
+    return "csv", pa.table(cols)
+
+
+def _parse_xml(data: bytes, default_on: date) -> tuple[str, pa.Table]:
+    out = {k: [] for k in ("end_to_end_id", "status", "amount", "status_on", "bank_ref", "biometric_ok")}
+    fmt = "camt.054" if b"camt.054" in data[:1000] else "pain.002"
+    root = ET.fromstring(data)
+
+    def local(el):
+        return el.tag.rsplit("}", 1)[-1]
+
+    def find(el, *path):
+        for name in path:
+            el = next((c for c in el if local(c) == name), None)
+            if el is None:
+                return None
+        return el
+
+    def txt(el, *path):
+        found = find(el, *path)
+        return found.text.strip() if found is not None and found.text else None
+
+    if fmt == "pain.002":
+        code = {"ACSC": "paid", "ACCC": "paid", "RJCT": "failed", "PDNG": "unclaimed"}
+        for tx in root.iter():
+            if local(tx) != "TxInfAndSts":
+                continue
+            status = code.get(txt(tx, "TxSts") or "", None)
+            reason = txt(tx, "StsRsnInf", "Rsn", "Prtry") or ""
+            if reason.upper() == "REVERSED":
+                status = "reversed"
+            out["end_to_end_id"].append(txt(tx, "OrgnlEndToEndId"))
+            out["status"].append(status)
+            amt = txt(tx, "OrgnlTxRef", "Amt", "InstdAmt")
+            out["amount"].append(float(amt) if amt else None)
+            out["status_on"].append(txt(tx, "AccptncDtTm") or default_on.isoformat())
+            out["bank_ref"].append(txt(tx, "StsId") or txt(tx, "AcctSvcrRef") or "")
+            out["biometric_ok"].append("1" if "BIOMETRIC" in (txt(tx, "StsRsnInf", "AddtlInf") or "").upper() else None)
+    else:
+        for ntry in root.iter():
+            if local(ntry) != "Ntry":
+                continue
+            reversal = (txt(ntry, "RvslInd") or "").lower() == "true"
+            info = (txt(ntry, "AddtlNtryInf") or "").upper()
+            booked = txt(ntry, "Sts", "Cd") or txt(ntry, "Sts") or "BOOK"
+            status = ("reversed" if reversal else "unclaimed" if "UNCLAIMED" in info
+                      else "failed" if "FAILED" in info or booked == "RJCT" else "paid")
+            on = txt(ntry, "BookgDt", "Dt") or default_on.isoformat()
+            for tx in ntry.iter():
+                if local(tx) != "TxDtls":
+                    continue
+                out["end_to_end_id"].append(txt(tx, "Refs", "EndToEndId"))
+                out["status"].append(status)
+                amt = txt(tx, "Amt") or txt(ntry, "Amt")
+                out["amount"].append(float(amt) if amt else None)
+                out["status_on"].append(on)
+                out["bank_ref"].append(txt(tx, "Refs", "AcctSvcrRef") or txt(ntry, "AcctSvcrRef") or "")
+                out["biometric_ok"].append("1" if "BIOMETRIC" in info else None)
+    return fmt, pa.table({"end_to_end_id": pa.array(out["end_to_end_id"], pa.string()),
+                          "status": pa.array(out["status"], pa.string()),
+                          "amount": pa.array(out["amount"], pa.float64()),
+                          "status_on": pa.array(out["status_on"], pa.string()),
+                          "bank_ref": pa.array(out["bank_ref"], pa.string()),
+                          "biometric_ok": pa.array(out["biometric_ok"], pa.string())})
+
+
+def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: date | None = None) -> dict:
+    """Import a status file and apply it, set-based, in one transaction. Each line's idempotency key
+    is (EndToEndId, status, bank reference): a line seen before, in this file or another, is counted
+    as a duplicate and changes nothing. A line whose transition is not allowed (paid twice, paid
+    without the fingerprint match a pull channel requires, an amount that differs, an unknown
+    EndToEndId) is rejected and kept for review."""
+    import pyarrow.compute as pc
+
+    on = on or date.today()
+    fmt, table = parse_status(data, on)
+    imp = StatusImport(file_name=file_name[:200], file_sha256=hashlib.sha256(data).hexdigest(), format=fmt,
+                       lines=table.num_rows, actor=actor)
+    session.add(imp)
+    session.flush()
+    status = pc.utf8_lower(pc.fill_null(table["status"], ""))
+    bank_ref = pc.fill_null(table["bank_ref"], "")
+    e2e_col = pc.utf8_slice_codeunits(pc.fill_null(table["end_to_end_id"], ""), 0, 35)
+    idem = pc.utf8_slice_codeunits(pc.binary_join_element_wise(e2e_col, status, bank_ref, ":"), 0, 80)
+    parts = pc.extract_regex(e2e_col, r"^E(?P<ent>[0-9]{1,18})-(?P<att>[0-9]{1,4})$")
+    bio = pc.is_in(pc.utf8_lower(pc.fill_null(table["biometric_ok"], "")), pa.array(["1", "true", "y", "yes"]))
+    stage = pa.table({"line_no": pa.array(range(table.num_rows), pa.int64()), "idem_key": idem,
+                      "end_to_end_id": e2e_col,
+                      "entitlement_id": pc.cast(pc.struct_field(parts, "ent"), pa.int64()),
+                      "attempt": pc.cast(pc.struct_field(parts, "att"), pa.int64()),
+                      "status": pc.utf8_slice_codeunits(status, 0, 10), "amount": table["amount"],
+                      "status_on": pc.utf8_slice_codeunits(pc.fill_null(table["status_on"], on.isoformat()), 0, 10),
+                      "biometric_ok": bio})
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    conn.execute(text("DROP TABLE IF EXISTS payment_status_stage"))
+    conn.execute(text(f"""CREATE TEMPORARY TABLE payment_status_stage (line_no BIGINT, idem_key VARCHAR(80),
+        end_to_end_id VARCHAR(35), entitlement_id BIGINT, attempt BIGINT, status VARCHAR(10), amount FLOAT,
+        status_on {'DATE' if pg else 'VARCHAR(10)'}, biometric_ok BOOLEAN, outcome VARCHAR(12))
+        {'ON COMMIT DROP' if pg else ''}"""))
+    insert_arrow(conn, "payment_status_stage", stage)
+    # the same line twice in this file counts once; a line seen in an earlier import is a duplicate
+    conn.execute(text("""DELETE FROM payment_status_stage WHERE line_no NOT IN
+        (SELECT MIN(line_no) FROM payment_status_stage GROUP BY idem_key)"""))
+    if pg:
+        conn.execute(text("ANALYZE payment_status_stage"))
+    conn.execute(text("""UPDATE payment_status_stage SET outcome = 'duplicate' WHERE EXISTS
+        (SELECT 1 FROM payment_status_line p WHERE p.idem_key = payment_status_stage.idem_key)"""))
+    p = {"imp": imp.id, "yes": True, "no": False}
+    _lock(session, """SELECT DISTINCT i.payroll_id FROM payment_status_stage a JOIN payment_instruction i
+        ON i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt""", p)
+    applied = 0
+    match = ("i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt")
+    for st in ("unclaimed", "paid", "failed", "reversed"):
+        allowed = ", ".join(f"'{x}'" for x in FROM[st])
+        bio_rule = "AND (i.biometric = :no OR a.biometric_ok = :yes)" if st == "paid" else ""
+        # one line per instruction per status: the first in the file
+        conn.execute(text(f"""UPDATE payment_status_stage SET outcome = 'applied' WHERE line_no IN (
+            SELECT MIN(a.line_no) FROM payment_status_stage a JOIN payment_instruction i ON {match}
+            WHERE a.status = '{st}' AND a.outcome IS NULL AND i.status IN ({allowed}) {bio_rule}
+            AND (a.amount IS NULL OR ABS(a.amount - i.amount) < 0.005)
+            GROUP BY a.entitlement_id, a.attempt)"""), p)
+        applied_sql = f"""FROM payment_instruction i JOIN payment_status_stage a ON {match}
+            WHERE a.status = '{st}' AND a.outcome = 'applied' AND i.status IN ({allowed})"""
+        if st != "unclaimed":
+            _post(session, st, f"SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount {applied_sql}", p)
+        applied += conn.execute(text(f"""UPDATE payment_instruction SET status = '{st}', status_on = a.status_on
+            FROM payment_status_stage a WHERE a.entitlement_id = payment_instruction.entitlement_id
+            AND a.attempt = payment_instruction.attempt AND a.status = '{st}' AND a.outcome = 'applied'
+            AND payment_instruction.status IN ({allowed})"""), p).rowcount
+    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected' WHERE outcome IS NULL"))
+    conn.execute(text("""INSERT INTO payment_status_line (import_id, idem_key, end_to_end_id, status, amount,
+                                                         status_on, biometric_ok, outcome)
+        SELECT :imp, idem_key, end_to_end_id, status, amount, status_on, biometric_ok, outcome
+        FROM payment_status_stage WHERE outcome <> 'duplicate' ON CONFLICT DO NOTHING"""), p)
+    counts = dict(conn.execute(text("SELECT outcome, COUNT(*) FROM payment_status_stage GROUP BY outcome")).all())
+    conn.execute(text("DROP TABLE IF EXISTS payment_status_stage") if not pg else text("SELECT 1"))
+    imp.applied = int(applied)
+    imp.duplicates = table.num_rows - int(counts.get("applied", 0)) - int(counts.get("rejected", 0))
+    imp.rejected = int(counts.get("rejected", 0))
+    session.flush()
+    return {"import_id": imp.id, "format": fmt, "lines": table.num_rows, "applied": imp.applied,
+            "duplicates": imp.duplicates, "rejected": imp.rejected}
+
+
+def retry_failed(session: Session, payroll_id: int) -> int:
+    """A new instruction on the next channel for every entitlement whose last attempt failed or was
+    reversed. A retry of the same attempt is the same (entitlement, attempt) row, so a second retry
+    is a no-op; the partial unique index on live instructions forbids two live ones."""
+    p = {"p": payroll_id, "yes": True, "no": False}
+    _lock(session, ":p", p)
+    mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment_instruction")).scalar_one()
+    alt = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in ALTERNATE.items())
+    pull = ", ".join(f"'{c}'" for c in PULL)
+    session.execute(text(f"""INSERT INTO payment_instruction (payroll_id, entitlement_id, attempt,
+            enrolment_id, program_code, district_id, channel, biometric, amount, status)
+        SELECT x.payroll_id, x.entitlement_id, x.attempt + 1, x.enrolment_id, x.program_code, x.district_id,
+               x.channel, CASE WHEN x.channel IN ({pull}) THEN :yes ELSE :no END, x.amount, 'pending'
+        FROM (SELECT i.payroll_id, i.entitlement_id, i.attempt, i.enrolment_id, i.program_code, i.district_id,
+                     CASE i.channel {alt} ELSE 'post' END AS channel, i.amount
+              FROM payment_instruction i
+              WHERE i.status IN ('failed', 'reversed') AND i.payroll_id = :p
+              AND NOT EXISTS (SELECT 1 FROM payment_instruction j WHERE j.entitlement_id = i.entitlement_id
+                              AND j.attempt > i.attempt)
+             ) x WHERE 1 = 1 ON CONFLICT DO NOTHING"""), p)
+    _post(session, "retried", """SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount
+                                 FROM payment_instruction i WHERE i.id > :mark AND i.payroll_id = :p""",
+          {**p, "mark": mark})
+    return int(session.execute(text("SELECT COUNT(*) FROM payment_instruction WHERE id > :mark AND payroll_id = :p"),
+                               {**p, "mark": mark}).scalar_one())
+
+
+def return_unclaimed(session: Session, on: date | None = None, days: int = 90) -> int:
+    """Instructions unclaimed for ``days`` are closed and their money goes back to the program's fund."""
+    on = on or date.today()
+    p = {"cut": on - timedelta(days=days), "on": on}
+    sel = "SELECT id FROM payment_instruction WHERE status = 'unclaimed' AND status_on <= :cut"
+    _post(session, "returned", f"""SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount
+                                   FROM payment_instruction i WHERE i.id IN ({sel})""", p)
+    return int(session.execute(text(f"UPDATE payment_instruction SET status = 'returned', status_on = :on "
+                                    f"WHERE id IN ({sel})"), p).rowcount or 0)
+
+
+# ---------------------------------------------------------------- checks
+
+def balances(session: Session, program_code: str | None = None, enrolment_id: int | None = None) -> dict[str, float]:
+    """Each account's balance (debits minus credits), for a program or one beneficiary."""
+    where, p = [], {"c": program_code, "e": enrolment_id}
+    if program_code:
+        where.append("program_code = :c")
+    if enrolment_id is not None:
+        where.append("enrolment_id = :e")
+    w = ("WHERE " + " AND ".join(where)) if where else ""
+    out: dict[str, float] = {}
+    for account, amount in session.execute(text(f"""SELECT account, SUM(amount) FROM (
+            SELECT debit AS account, amount FROM ledger_entry {w}
+            UNION ALL SELECT credit AS account, -amount FROM ledger_entry {w}) x GROUP BY account ORDER BY account"""), p):
+        out[account] = round(float(amount), 2)
+    return out
+
+
+def ledger_check(session: Session, program_code: str | None = None) -> dict:
+    """Does the ledger balance? Every posting moves a positive amount between two different accounts,
+    every beneficiary's accounts and the program's sum to zero, and what was issued is accounted for:
+    clearing + disbursed + payable = issued − returned."""
+    where = "WHERE program_code = :c" if program_code else ""
+    p = {"c": program_code}
+    bad = session.execute(text(f"""SELECT COUNT(*) FROM ledger_entry {where}
+        {'AND' if where else 'WHERE'} (amount <= 0 OR debit = credit)"""), p).scalar_one()
+    accounts = balances(session, program_code)
+    issued = session.execute(text(f"SELECT COALESCE(SUM(amount), 0) FROM ledger_entry {where} "
+                                  f"{'AND' if where else 'WHERE'} kind = 'snd'"), p).scalar_one()
+    returned = session.execute(text(f"SELECT COALESCE(SUM(amount), 0) FROM ledger_entry {where} "
+                                    f"{'AND' if where else 'WHERE'} kind = 'rt'"), p).scalar_one()
+    held = sum(accounts.get(a, 0.0) for a in ("clearing", "disbursed", "payable"))
+    total = sum(accounts.values())
+    ok = bad == 0 and abs(total) < 0.005 and abs(held - (float(issued) - float(returned))) < 0.005
+    return {"balanced": ok, "bad_postings": int(bad), "accounts": accounts, "issued": float(issued),
+            "returned": float(returned)}
+
+
+def exactly_once(session: Session, cycle_id: int) -> dict:
+    """For a cycle: entitlements paid more than once (``double_paid``: two paid instructions, or more
+    disbursed than owed), entitlements of the payroll with no instruction at all (``lost``), and those
+    whose every attempt failed or was reversed (``awaiting_retry``: :func:`retry_failed` takes them)."""
+    p = {"c": cycle_id}
+    has_payroll = session.execute(text("SELECT COUNT(*) FROM payroll WHERE cycle_id = :c"), p).scalar_one()
+    double = session.execute(text("""SELECT COUNT(*) FROM (SELECT t.id FROM entitlement t
+        JOIN payment_instruction i ON i.entitlement_id = t.id WHERE t.cycle_id = :c AND i.status = 'paid'
+        GROUP BY t.id HAVING COUNT(*) > 1) x"""), p).scalar_one()
+    over = session.execute(text("""SELECT COUNT(*) FROM (SELECT t.id FROM entitlement t
+        JOIN payment_instruction i ON i.entitlement_id = t.id
+        JOIN ledger_entry l ON l.ref_id = i.id AND l.kind IN ('pd', 'rv')
+        WHERE t.cycle_id = :c GROUP BY t.id, t.amount
+        HAVING SUM(CASE WHEN l.kind = 'pd' THEN l.amount ELSE -l.amount END) > t.amount + 0.005) x"""),
+                           p).scalar_one()
+    lost = session.execute(text("""SELECT COUNT(*) FROM entitlement t WHERE t.cycle_id = :c AND NOT EXISTS (
+        SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id)"""), p).scalar_one() if has_payroll else 0
+    waiting = session.execute(text("""SELECT COUNT(*) FROM entitlement t WHERE t.cycle_id = :c
+        AND EXISTS (SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id) AND NOT EXISTS (
+        SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id
+        AND i.status IN ('pending', 'paid', 'unclaimed', 'returned'))"""), p).scalar_one()
+    return {"double_paid": int(double) + int(over), "lost": int(lost), "awaiting_retry": int(waiting)}
+
+
+def payroll_summary(session: Session, payroll_id: int) -> dict:
+    payroll = session.get(Payroll, payroll_id)
+    if payroll is None:
+        raise PaymentError(f"no payroll {payroll_id}")
+    by = {f"{s}": {"n": int(n), "amount": float(a)} for s, n, a in session.execute(text(
+        """SELECT CASE WHEN status = 'pending' AND id <= :upto THEN 'sent' ELSE status END AS st, COUNT(*), SUM(amount)
+        FROM payment_instruction WHERE payroll_id = :p GROUP BY CASE WHEN status = 'pending' AND id <= :upto
+        THEN 'sent' ELSE status END"""), {"p": payroll_id, "upto": payroll.exported_upto})}
+    channels = {c: int(n) for c, n in session.execute(text(
+        "SELECT channel, COUNT(*) FROM payment_instruction WHERE payroll_id = :p GROUP BY channel"), {"p": payroll_id})}
+    return {"id": payroll.id, "cycle_id": payroll.cycle_id, "program": payroll.program_code, "status": payroll.status,
+            "instructions": payroll.instructions, "total": payroll.total, "made_by": payroll.made_by,
+            "approved_by": payroll.approved_by, "by_status": by, "by_channel": channels}
+
+
+def bank_status_csv(session: Session, payroll_id: int, seed: int = 0, paid: float = 0.9, failed: float = 0.05,
+                    unclaimed: float = 0.05, on: date | None = None) -> bytes:
+    """What a bank would send back for the sent instructions of a payroll (for tests, demos and the
+    benchmark): a deterministic mix of paid, failed and unclaimed, with fingerprint matches."""
+    on = on or date.today()
+    rows = session.execute(text("""SELECT entitlement_id, attempt, amount, id FROM payment_instruction
+        WHERE payroll_id = :p AND status = 'pending' AND id <= (SELECT exported_upto FROM payroll WHERE id = :p)
+        ORDER BY id"""), {"p": payroll_id})
+    out = io.StringIO()
+    out.write("end_to_end_id,status,amount,status_on,bank_ref,biometric_ok\n")
+    for part in rows.partitions(100_000):
+        for ent, att, amount, iid in part:
+            u = ((iid * 2654435761 + seed * 97) % 10_000) / 10_000
+            st = "paid" if u < paid else "failed" if u < paid + failed else "unclaimed"
+            out.write(f"E{ent}-{att},{st},{amount:.2f},{on.isoformat()},B{iid},1\n")
+    return out.getvalue().encode()
+
+
+def sent_instructions(session: Session, payroll_id: int | None = None, attempt: int | None = None,
+                      status: str = "sent", limit: int | None = None) -> list[tuple[str, float]]:
+    """(EndToEndId, amount) of instructions in a status ('sent' = exported and not yet settled)."""
+    where = ["i.status = 'pending' AND i.id <= p.exported_upto" if status == "sent" else "i.status = :st"]
+    if payroll_id is not None:
+        where.append("i.payroll_id = :p")
+    if attempt is not None:
+        where.append("i.attempt = :a")
+    sql = (f"SELECT i.entitlement_id, i.attempt, i.amount FROM payment_instruction i JOIN payroll p "
+           f"ON p.id = i.payroll_id WHERE {' AND '.join(where)} ORDER BY i.id" + (f" LIMIT {int(limit)}" if limit else ""))
+    return [(e2e(e, a), float(m)) for e, a, m in session.execute(text(sql), {"p": payroll_id, "a": attempt,
+                                                                              "st": status})]
+
+
+def status_pain002(rows: list[tuple[str, str, float]], on: date | None = None) -> bytes:
+    """A pain.002.001.10 status report for (EndToEndId, status, amount) rows."""
+    on = on or date.today()
+    code = {"paid": "ACSC", "failed": "RJCT", "unclaimed": "PDNG", "reversed": "RJCT"}
+    tx = "".join(f"<TxInfAndSts><StsId>S{k}</StsId><OrgnlEndToEndId>{e}</OrgnlEndToEndId><TxSts>{code[s]}</TxSts>"
+                 + ("<StsRsnInf><Rsn><Prtry>REVERSED</Prtry></Rsn></StsRsnInf>" if s == "reversed" else
+                    "<StsRsnInf><AddtlInf>BIOMETRIC OK</AddtlInf></StsRsnInf>")
+                 + f"<AccptncDtTm>{on.isoformat()}T10:00:00</AccptncDtTm>"
+                 f"<OrgnlTxRef><Amt><InstdAmt Ccy=\"PKR\">{a:.2f}</InstdAmt></Amt></OrgnlTxRef></TxInfAndSts>"
+                 for k, (e, s, a) in enumerate(rows))
+    return ('<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">'
+            f"<CstmrPmtStsRpt><GrpHdr><MsgId>STS-{on.isoformat()}</MsgId><CreDtTm>{on.isoformat()}T10:00:00</CreDtTm>"
+            f"</GrpHdr><OrgnlPmtInfAndSts>{tx}</OrgnlPmtInfAndSts></CstmrPmtStsRpt></Document>").encode()
+
+
+def status_camt054(rows: list[tuple[str, str, float]], on: date | None = None) -> bytes:
+    """A camt.054.001.08 debit notification for (EndToEndId, status, amount) rows."""
+    on = on or date.today()
+    entries = "".join(
+        f"<Ntry><Amt Ccy=\"PKR\">{a:.2f}</Amt><CdtDbtInd>DBIT</CdtDbtInd>"
+        f"<RvslInd>{'true' if s == 'reversed' else 'false'}</RvslInd><Sts><Cd>BOOK</Cd></Sts>"
+        f"<BookgDt><Dt>{on.isoformat()}</Dt></BookgDt><AcctSvcrRef>C{k}</AcctSvcrRef>"
+        f"<NtryDtls><TxDtls><Refs><EndToEndId>{e}</EndToEndId></Refs></TxDtls></NtryDtls>"
+        f"<AddtlNtryInf>{s.upper()} BIOMETRIC</AddtlNtryInf></Ntry>"
+        for k, (e, s, a) in enumerate(rows))
+    return ('<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08">'
+            f"<BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>NTF-{on.isoformat()}</MsgId></GrpHdr><Ntfctn>"
+            f"<Id>N1</Id>{entries}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>").encode()
+
+
+__all__ = ["PaymentError", "generate", "approve", "export", "parse_status", "reconcile", "retry_failed",
+           "return_unclaimed", "ledger_check", "balances", "exactly_once", "e2e", "sent_instructions", "payroll_summary", "bank_status_csv",
+           "status_pain002", "status_camt054", "ALTERNATE"]

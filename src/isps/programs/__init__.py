@@ -1,0 +1,1 @@
+"""Programs: the catalogue of social protection schemes (federal and Punjab), and what stands on it."""

@@ -1,0 +1,422 @@
+"""Enrolment on one platform: one path from an eligibility run into a program, and an automatic waiting list.
+
+:func:`enrol_from_run` lists every eligible household (or member) of a run that passes the
+duplication filter (not already on the program, the same CNIC not already on it under another
+record, not in an incompatible program) on the program's waiting list, ranked by the policy's rule
+(PMT ascending by default), and then :func:`fill` enrols from the top of the list while the
+program has slots and funds, meeting its quotas (e.g. 50% women, 2% persons with disabilities)
+first. Whenever a place frees up (an exit, a death read from the registry's ``member.deceased``
+events, a graduation, a larger budget) :func:`fill` runs again and the next on the list is
+enrolled, with the reason recorded in ``enrolment_event``. All of it is set-based SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
+from isps.registry import events
+
+ACTIVE = ("enrolled", "suspended")
+OPEN = ("waiting", "enrolled", "suspended")
+CONSUMER = "programs.enrolment"
+CHANNELS = ("bank", "mobile_wallet", "agent", "cash_outlet", "post")
+PULL = ("agent", "cash_outlet", "post")
+
+# Defaults from ../shared/DOMAIN.md (003 L299-L319): amounts per cycle, quotas, incompatibilities.
+DEFAULT_POLICIES: dict[str, dict] = {
+    "bisp_kafaalat": {"unit": "household", "frequency": "quarterly", "spec": {
+        "amount": {"kind": "fixed", "amount": 8500},
+        "top_ups": [], "quotas": [], "incompatible": [], "rank_by": "pmt",
+        "graduation": {"pmt_above": 40, "refer_to": "ppaf_interest_free_loan"}}},
+    "bisp_nashonuma": {"unit": "member", "frequency": "quarterly", "spec": {
+        "amount": {"kind": "by_sex", "mother": 2000, "boy": 2000, "girl": 2500},
+        "top_ups": [], "quotas": [], "incompatible": [], "rank_by": "pmt",
+        "conditions": ["health_visit"], "graduation": {"age_above": 2, "except_mothers": True}}},
+    "bisp_taleemi_wazaif": {"unit": "member", "frequency": "quarterly", "spec": {
+        "amount": {"kind": "fixed", "amount": 2500}, "top_ups": [{"when": "female", "amount": 500}],
+        "quotas": [], "incompatible": [], "rank_by": "pmt",
+        "conditions": ["school_attendance"], "graduation": {"age_above": 22}}},
+    "undergraduate_scholarship": {"unit": "member", "frequency": "semester", "spec": {
+        "amount": {"kind": "fixed", "amount": 40000}, "top_ups": [],
+        "quotas": [{"attribute": "female", "share": 0.5}, {"attribute": "disabled", "share": 0.02}],
+        "incompatible": [], "rank_by": "pmt", "graduation": {"cycles": 8}}},
+    "pbm_financial_assistance": {"unit": "member", "frequency": "once", "spec": {
+        "amount": {"kind": "fixed", "amount": 10000}, "top_ups": [], "quotas": [],
+        "incompatible": ["bisp_kafaalat"], "rank_by": "pmt", "graduation": {"cycles": 1}}},
+    "ppaf_interest_free_loan": {"unit": "household", "frequency": "once", "spec": {
+        "amount": {"kind": "fixed", "amount": 50000}, "top_ups": [], "quotas": [], "incompatible": [],
+        "rank_by": "pmt", "graduation": {"cycles": 1}}},
+}
+
+
+class EnrolmentError(ValueError):
+    """A request the enrolment rules refuse; the message is safe to show."""
+
+
+# ---------------------------------------------------------------- policies
+
+def policy(session: Session, code: str) -> EnrolmentPolicy:
+    row = session.get(EnrolmentPolicy, code)
+    if row is None:
+        default = DEFAULT_POLICIES.get(code)
+        if default is None:
+            raise EnrolmentError(f"there is no enrolment policy for program '{code}'")
+        row = EnrolmentPolicy(program_code=code, unit=default["unit"], frequency=default["frequency"],
+                              spec=default["spec"], updated_by="system")
+        session.add(row)
+        session.flush()
+    return row
+
+
+def set_policy(session: Session, code: str, actor: str, *, unit: str | None = None, frequency: str | None = None,
+               spec: dict | None = None) -> EnrolmentPolicy:
+    row = policy(session, code)
+    if unit:
+        row.unit = unit
+    if frequency:
+        row.frequency = frequency
+    if spec is not None:
+        row.spec = {**row.spec, **spec}
+    row.updated_by = actor
+    session.flush()
+    return row
+
+
+def unit_cost(spec: dict) -> float:
+    """What one enrolment costs per cycle at most (the budget cap counts places at this price)."""
+    amount = spec.get("amount", {})
+    base = max([float(v) for k, v in amount.items() if k not in ("kind", "per_member_of")] or [0.0])
+    return base + sum(float(t.get("amount", 0)) for t in spec.get("top_ups", []))
+
+
+def capacity(session: Session, code: str) -> int | None:
+    """Places the program can hold: the smaller of its slots and its budget per cycle ÷ unit cost."""
+    row = policy(session, code)
+    caps = []
+    if row.slots is not None:
+        caps.append(int(row.slots))
+    if row.budget_per_cycle is not None:
+        cost = unit_cost(row.spec)
+        caps.append(int(row.budget_per_cycle // cost) if cost > 0 else 0)
+    return min(caps) if caps else None
+
+
+def set_capacity(session: Session, code: str, actor: str, *, slots: int | None = None,
+                 budget: float | None = None, on: date | None = None, clear: bool = False) -> int:
+    """Change slots or the budget per cycle; a larger one enrols from the waiting list at once."""
+    row = policy(session, code)
+    before = capacity(session, code)
+    if clear or slots is not None:
+        row.slots = slots
+    if clear or budget is not None:
+        row.budget_per_cycle = budget
+    row.updated_by = actor
+    session.flush()
+    after = capacity(session, code)
+    what = "budget increase" if budget is not None else "more slots"
+    reason = f"{what}: capacity {before if before is not None else 'open'} → {after if after is not None else 'open'}"
+    return fill(session, code, reason, actor, on)
+
+
+# ---------------------------------------------------------------- the one path in
+
+def _counts(session: Session, code: str) -> dict[str, int]:
+    rows = session.execute(select(Enrolment.status, func.count()).where(Enrolment.program_code == code)
+                           .group_by(Enrolment.status))
+    return {s: int(n) for s, n in rows}
+
+
+def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: date | None = None) -> dict:
+    """List a run's eligible decisions on the program's waiting list through the duplication
+    filter, then enrol from the list as capacity allows. Returns what happened to each."""
+    on = on or date.today()
+    pol = policy(session, code)
+    unit = pol.unit
+    incompatible = [c for c in pol.spec.get("incompatible", []) if c != code]
+    params = {"run": run_id, "code": code, "on": on, "actor": actor}
+    adult = date(on.year - 18, on.month, min(on.day, 28))
+    params["adult"] = adult
+    # the recipient: the person for adult members; else the household's eldest living adult woman, else the head
+    woman = ("(SELECT MIN(w.id) FROM individual w WHERE w.household_id = r.household_id AND w.sex = 'female' "
+             "AND w.date_of_death IS NULL AND w.date_of_birth <= :adult)")
+    head = ("(SELECT MIN(hd.id) FROM individual hd WHERE hd.household_id = r.household_id "
+            "AND hd.date_of_death IS NULL)")
+    if unit == "household":
+        recipient = f"COALESCE({woman}, {head})"
+        female = "p.sex = 'female'"
+        disabled = ("EXISTS (SELECT 1 FROM individual d WHERE d.household_id = c.household_id "
+                    "AND d.disability <> 'none' AND d.date_of_death IS NULL)")
+    else:
+        recipient = (f"CASE WHEN (SELECT m.date_of_birth FROM individual m WHERE m.id = r.individual_id) <= :adult "
+                     f"THEN r.individual_id ELSE COALESCE({woman}, {head}) END")
+        female = "(SELECT m.sex FROM individual m WHERE m.id = c.individual_id) = 'female'"
+        disabled = "(SELECT m.disability FROM individual m WHERE m.id = c.individual_id) <> 'none'"
+    same = ("EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code = :code AND e.household_id = r.household_id "
+            "AND e.individual_id = r.individual_id)")
+    # the same person under another record (a duplicate registration): the same CNIC already on the program
+    cnic_dup = ("EXISTS (SELECT 1 FROM enrolment e JOIN individual ei ON ei.id = "
+                + ("e.recipient_id" if unit == "household" else "e.individual_id")
+                + " JOIN individual ci ON ci.cnic = ei.cnic WHERE e.program_code = :code AND e.status IN "
+                "('waiting','enrolled','suspended') AND ci.id = "
+                + (f"{woman}" if unit == "household" else "r.individual_id") + ")")
+    if incompatible:
+        names = ", ".join(f":inc{k}" for k in range(len(incompatible)))
+        params.update({f"inc{k}": c for k, c in enumerate(incompatible)})
+        match = ("e.household_id = r.household_id" if unit == "household" else
+                 "(e.individual_id = r.individual_id OR (e.individual_id = 0 AND e.household_id = r.household_id))")
+        clash = (f"EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code IN ({names}) "
+                 f"AND e.status IN ('enrolled','suspended') AND {match})")
+    else:
+        clash = "1 = 0"
+    base = "FROM eligibility_result r WHERE r.run_id = :run AND r.eligible = :yes"
+    params["yes"] = True
+    eligible = session.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
+    duplicates = session.execute(text(f"SELECT COUNT(*) {base} AND ({same} OR {cnic_dup})"), params).scalar_one()
+    incompatible_n = session.execute(text(f"SELECT COUNT(*) {base} AND NOT ({same} OR {cnic_dup}) AND {clash}"),
+                                     params).scalar_one()
+    m = "(c.household_id % 10)"
+    channel = (f"CASE WHEN h.urban = :yes AND {m} < 4 THEN 'bank' "
+               f"WHEN p.phone IS NOT NULL AND {m} < 6 THEN 'mobile_wallet' "
+               f"WHEN {m} < 8 THEN 'cash_outlet' WHEN {m} < 9 THEN 'agent' ELSE 'post' END")
+    account = (f"CASE WHEN h.urban = :yes AND {m} < 4 THEN 'PK36ISPS' || CAST(c.household_id AS VARCHAR(20)) "
+               f"WHEN p.phone IS NOT NULL AND {m} < 6 THEN p.phone ELSE NULL END")
+    before = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM enrolment")).scalar_one()
+    session.execute(text(f"""
+        INSERT INTO enrolment (program_code, household_id, individual_id, recipient_id, district_id, tehsil_id,
+                               status, rank_value, female, disabled, channel, account, phone, run_id, warnings,
+                               listed_on, reason)
+        SELECT :code, c.household_id, c.individual_id, c.recipient_id, c.district_id, h.tehsil_id, 'waiting',
+               c.pmt, COALESCE({female}, :no), COALESCE({disabled}, :no), {channel}, {account}, p.phone, :run, 0,
+               :on, 'eligible in run ' || CAST(:run AS VARCHAR(20))
+        FROM (SELECT r.household_id, r.individual_id, r.district_id, r.pmt, {recipient} AS recipient_id
+              {base} AND NOT ({same} OR {cnic_dup}) AND NOT {clash}) c
+        JOIN household h ON h.id = c.household_id
+        LEFT JOIN individual p ON p.id = c.recipient_id
+        ORDER BY c.household_id, c.individual_id"""), {**params, "no": False})
+    session.execute(text("""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
+        SELECT id, program_code, 'waiting', reason, :actor, :on FROM enrolment WHERE id > :before
+        AND program_code = :code"""), {**params, "before": before})
+    listed = session.execute(text("SELECT COUNT(*) FROM enrolment WHERE id > :before AND program_code = :code"),
+                             {"before": before, "code": code}).scalar_one()
+    enrolled = fill(session, code, f"enrolled from run {run_id}", actor, on)
+    return {"program": code, "run_id": run_id, "eligible": int(eligible), "duplicates": int(duplicates),
+            "incompatible": int(incompatible_n), "listed": int(listed), "enrolled": enrolled,
+            "waiting": _counts(session, code).get("waiting", 0)}
+
+
+def enrol_one(session: Session, code: str, household_id: int, individual_id: int, actor: str,
+              reason: str, on: date | None = None, rank_value: float | None = None) -> tuple[str, int | None]:
+    """List one household or person (a referral, a counter's application) through the same filter:
+    a one-row eligibility run stands in, so there is still only one path in."""
+    from isps.targeting.eligibility.models import EligibilityResult, EligibilityRun
+    on = on or date.today()
+    row = session.scalar(select(EligibilityRun).where(EligibilityRun.actor == "referral:" + code))
+    if row is None:
+        rule_id = session.execute(text("SELECT MIN(id) FROM eligibility_rule")).scalar()
+        if rule_id is None:
+            raise EnrolmentError("no eligibility rule is installed")
+        row = EligibilityRun(rule_id=rule_id, on_date=on, actor="referral:" + code, evaluated=0, eligible=0)
+        session.add(row)
+        session.flush()
+    district = session.execute(text("SELECT district_id FROM household WHERE id = :h"),
+                               {"h": household_id}).scalar_one()
+    session.execute(text("DELETE FROM eligibility_result WHERE run_id = :r"), {"r": row.id})
+    session.add(EligibilityResult(run_id=row.id, household_id=household_id, individual_id=individual_id,
+                                  district_id=district, eligible=True, failed=0, pmt=rank_value))
+    session.flush()
+    result = enrol_from_run(session, code, row.id, actor, on)
+    session.execute(text("DELETE FROM eligibility_result WHERE run_id = :r"), {"r": row.id})
+    if result["listed"] == 0:
+        return ("duplicate" if result["duplicates"] else "incompatible"), None
+    e = session.scalar(select(Enrolment).where(Enrolment.program_code == code, Enrolment.household_id == household_id,
+                                               Enrolment.individual_id == individual_id))
+    session.execute(text("UPDATE enrolment_event SET reason = :r WHERE enrolment_id = :e AND status = 'waiting'"),
+                    {"r": reason[:200], "e": e.id})
+    e.reason = reason[:200]
+    return "listed", e.id
+
+
+# ---------------------------------------------------------------- the waiting list
+
+def _promote(session: Session, code: str, n: int, where: str, reason: str, actor: str, on: date, order: str) -> int:
+    if n <= 0:
+        return 0
+    mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM enrolment_event")).scalar_one()
+    session.execute(text(f"""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
+        SELECT id, program_code, 'enrolled', :reason, :actor, :on FROM enrolment
+        WHERE id IN (SELECT id FROM enrolment WHERE program_code = :code AND status = 'waiting' {where}
+                     ORDER BY {order} LIMIT :n)"""),
+                    {"code": code, "n": n, "reason": reason[:200], "actor": actor, "on": on, "yes": True})
+    res = session.execute(text("""UPDATE enrolment SET status = 'enrolled', enrolled_on = :on, reason = :reason
+        WHERE id IN (SELECT enrolment_id FROM enrolment_event WHERE id > :mark AND status = 'enrolled')"""),
+                          {"on": on, "reason": reason[:200], "mark": mark})
+    return int(res.rowcount or 0)
+
+
+def fill(session: Session, code: str, reason: str, actor: str = "system", on: date | None = None) -> int:
+    """Enrol from the top of the waiting list while there are places, quotas first. Returns how many."""
+    on = on or date.today()
+    pol = policy(session, code)
+    order = ("listed_on, id" if pol.spec.get("rank_by") == "listed_on"
+             else "CASE WHEN rank_value IS NULL THEN 1 ELSE 0 END, rank_value, id")
+    counts = _counts(session, code)
+    active = sum(counts.get(s, 0) for s in ACTIVE)
+    waiting = counts.get("waiting", 0)
+    cap = capacity(session, code)
+    free = waiting if cap is None else max(0, min(cap - active, waiting))
+    if free <= 0:
+        return 0
+    total = active + free
+    promoted = 0
+    for quota in pol.spec.get("quotas", []):
+        attr = quota["attribute"]
+        if attr not in ("female", "disabled"):
+            continue
+        have = session.execute(text(f"SELECT COUNT(*) FROM enrolment WHERE program_code = :c AND {attr} = :yes "
+                                    "AND status IN ('enrolled','suspended')"), {"c": code, "yes": True}).scalar_one()
+        need = math.ceil(float(quota["share"]) * total) - int(have)
+        promoted += _promote(session, code, min(need, free - promoted), f"AND {attr} = :yes",
+                             f"{reason} (quota: {attr})", actor, on, order)
+    promoted += _promote(session, code, free - promoted, "", reason, actor, on, order)
+    return promoted
+
+
+class OutOfScope(EnrolmentError):
+    """The enrolment is in another district than the officer's."""
+
+
+def end(session: Session, enrolment_id: int, status: str, reason: str, actor: str,
+        on: date | None = None, district_scope: int | None = None) -> dict:
+    """Exit, graduate, suspend or reinstate one enrolment; a freed place goes to the next on the list."""
+    on = on or date.today()
+    e = session.get(Enrolment, enrolment_id, with_for_update=True)
+    if e is None:
+        raise EnrolmentError(f"no enrolment {enrolment_id}")
+    if district_scope is not None and e.district_id != district_scope:
+        raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
+    if not reason.strip():
+        raise EnrolmentError("a reason is required")
+    allowed = {"exited": OPEN, "graduated": ACTIVE, "suspended": ("enrolled",), "enrolled": ("suspended",),
+               "deceased": OPEN}
+    if status not in allowed:
+        raise EnrolmentError(f"'{status}' is not a status an enrolment can be moved to")
+    if e.status not in allowed[status]:
+        raise EnrolmentError(f"enrolment {enrolment_id} is {e.status}; it cannot become {status}")
+    was = e.status
+    e.status, e.reason = status, reason[:200]
+    if status in ("exited", "graduated", "deceased"):
+        e.ended_on = on
+    session.add(EnrolmentEvent(enrolment_id=e.id, program_code=e.program_code, status=status, reason=reason[:200],
+                               actor=actor, on_date=on))
+    session.flush()
+    promoted = 0
+    if was in ACTIVE and status in ("exited", "graduated", "deceased"):
+        promoted = fill(session, e.program_code, f"place freed: enrolment {e.id} {status} ({reason})"[:200], actor, on)
+    nxt = session.execute(text("""SELECT enrolment_id FROM enrolment_event WHERE program_code = :c
+        AND status = 'enrolled' AND reason LIKE :r ORDER BY id DESC"""),
+                          {"c": e.program_code, "r": f"place freed: enrolment {e.id} %"}).scalars().all()
+    return {"enrolment_id": e.id, "status": status, "promoted": promoted, "promoted_ids": sorted(nxt)}
+
+
+def process_events(session: Session, on: date | None = None, actor: str = "system") -> dict:
+    """Read the registry's ``member.deceased`` events past this consumer's cursor: the deceased's own
+    enrolments end, a household whose recipient died is handed to another adult woman (or the head),
+    and freed places are filled. The cursor moves in the same transaction."""
+    on = on or date.today()
+    start = events.cursor(session, CONSUMER)
+    upto = events.latest_event_id(session)
+    if upto <= start:
+        return {"events": 0, "ended": 0, "promoted": 0}
+    named = ("SELECT aggregate_id FROM outbox_event WHERE id > :start AND id <= :upto "
+             f"AND topic = '{events.MEMBER_DECEASED}'")
+    p = {"start": start, "upto": upto, "on": on, "actor": actor}
+    n_events = session.execute(text(f"SELECT COUNT(*) FROM ({named}) x"), p).scalar_one()
+    dead = f"""SELECT e.id FROM enrolment e JOIN individual i ON i.id = e.individual_id
+               WHERE e.household_id IN ({named}) AND e.individual_id <> 0
+               AND e.status IN ('waiting','enrolled','suspended') AND i.date_of_death IS NOT NULL"""
+    programs = [r[0] for r in session.execute(text(f"SELECT DISTINCT program_code FROM enrolment WHERE id IN ({dead})"
+                                                   " AND status IN ('enrolled','suspended')"), p)]
+    session.execute(text(f"""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
+        SELECT id, program_code, 'deceased', 'death recorded in the registry', :actor, :on FROM enrolment
+        WHERE id IN ({dead})"""), p)
+    ended = session.execute(text(f"""UPDATE enrolment SET status = 'deceased', ended_on = :on,
+        reason = 'death recorded in the registry' WHERE id IN ({dead})"""), p).rowcount
+    # a household benefit continues through another adult woman, else the eldest living member
+    adult = date(on.year - 18, on.month, min(on.day, 28))
+    session.execute(text(f"""UPDATE enrolment SET recipient_id = COALESCE(
+            (SELECT MIN(w.id) FROM individual w WHERE w.household_id = enrolment.household_id AND w.sex = 'female'
+             AND w.date_of_death IS NULL AND w.date_of_birth <= :adult),
+            (SELECT MIN(w.id) FROM individual w WHERE w.household_id = enrolment.household_id
+             AND w.date_of_death IS NULL))
+        WHERE household_id IN ({named}) AND individual_id = 0 AND status IN ('waiting','enrolled','suspended')
+        AND recipient_id IN (SELECT id FROM individual WHERE date_of_death IS NOT NULL)"""), {**p, "adult": adult})
+    # nobody left alive: the household's enrolment ends
+    gone = f"""SELECT id FROM enrolment WHERE household_id IN ({named}) AND individual_id = 0
+               AND status IN ('waiting','enrolled','suspended') AND recipient_id IS NULL"""
+    programs += [r[0] for r in session.execute(text(f"SELECT DISTINCT program_code FROM enrolment WHERE id IN ({gone})"
+                                                    " AND status IN ('enrolled','suspended')"), p)]
+    session.execute(text(f"""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
+        SELECT id, program_code, 'deceased', 'no living member left', :actor, :on FROM enrolment WHERE id IN ({gone})"""), p)
+    ended += session.execute(text(f"""UPDATE enrolment SET status = 'deceased', ended_on = :on,
+        reason = 'no living member left' WHERE id IN ({gone})"""), p).rowcount
+    promoted = sum(fill(session, code, "place freed by a death recorded in the registry", actor, on)
+                   for code in sorted(set(programs)))
+    events.advance(session, CONSUMER, upto)
+    return {"events": int(n_events), "ended": int(ended or 0), "promoted": promoted}
+
+
+# ---------------------------------------------------------------- reading
+
+def summary(session: Session, code: str) -> dict:
+    counts = _counts(session, code)
+    pol = policy(session, code)
+    return {"program": code, "unit": pol.unit, "frequency": pol.frequency, "slots": pol.slots,
+            "budget_per_cycle": pol.budget_per_cycle, "capacity": capacity(session, code), "counts": counts,
+            "quotas": pol.spec.get("quotas", []), "incompatible": pol.spec.get("incompatible", [])}
+
+
+def _row(e: Enrolment) -> dict:
+    return {"id": e.id, "program": e.program_code, "household_id": e.household_id,
+            "individual_id": e.individual_id or None, "recipient_id": e.recipient_id, "district_id": e.district_id,
+            "status": e.status, "rank_value": e.rank_value, "female": e.female, "disabled": e.disabled,
+            "channel": e.channel, "listed_on": e.listed_on.isoformat(),
+            "enrolled_on": e.enrolled_on.isoformat() if e.enrolled_on else None, "reason": e.reason}
+
+
+def listing(session: Session, code: str, status: str, *, district_id: int | None = None, limit: int = 100,
+            after: int | None = None) -> list[dict]:
+    """Enrolments of a program in one status; the waiting list comes in rank order."""
+    stmt = select(Enrolment).where(Enrolment.program_code == code, Enrolment.status == status)
+    if district_id is not None:
+        stmt = stmt.where(Enrolment.district_id == district_id)
+    if status == "waiting":
+        stmt = stmt.order_by(Enrolment.rank_value.is_(None), Enrolment.rank_value, Enrolment.id)
+    else:
+        stmt = stmt.order_by(Enrolment.id)
+        if after is not None:
+            stmt = stmt.where(Enrolment.id > after)
+    return [_row(e) for e in session.scalars(stmt.limit(limit))]
+
+
+def get(session: Session, enrolment_id: int, district_scope: int | None = None) -> dict:
+    e = session.get(Enrolment, enrolment_id)
+    if e is None:
+        raise EnrolmentError(f"no enrolment {enrolment_id}")
+    if district_scope is not None and e.district_id != district_scope:
+        raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
+    return {**_row(e), "history": history(session, enrolment_id)}
+
+
+def history(session: Session, enrolment_id: int) -> list[dict]:
+    rows = session.scalars(select(EnrolmentEvent).where(EnrolmentEvent.enrolment_id == enrolment_id)
+                           .order_by(EnrolmentEvent.id))
+    return [{"status": r.status, "reason": r.reason, "actor": r.actor, "on": r.on_date.isoformat()} for r in rows]
+
+
+__all__ = ["EnrolmentError", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
+           "fill", "end", "OutOfScope", "get", "process_events", "summary", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL"]

@@ -1,0 +1,153 @@
+"""What each registry field may hold: the one definition that imports, edits and feeds check against.
+
+Checks are written to run on whole columns (NumPy arrays) so an import validates a
+million rows without a Python loop; :func:`check_value` applies the same rule to
+one value for an operator's edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from isps.registry import vocab
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # text | int | float | bool | choice | date
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    max_len: int = 200
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind in ("int", "float"):
+            return f"a number from {self.low:g} to {self.high:g}"
+        if self.kind == "bool":
+            return "yes or no"
+        if self.kind == "date":
+            return "a date written YYYY-MM-DD"
+        return f"text of at most {self.max_len} characters"
+
+
+def _choice(name: str, choices: tuple[str, ...], required: bool = True) -> Field:
+    return Field(name, "choice", required, choices)
+
+
+HOUSEHOLD_FIELDS: dict[str, Field] = {f.name: f for f in [
+    Field("address", "text", max_len=200),
+    Field("urban", "bool"),
+    *[_choice(k, v) for k, v in vocab.HOUSEHOLD_CATEGORICAL.items()],
+    Field("rooms", "int", low=1, high=40),
+    Field("electricity", "bool"),
+    *[Field(d, "bool") for d in vocab.DURABLES],
+    Field("land_acres", "float", low=0, high=10_000),
+    Field("cattle", "int", low=0, high=1_000),
+    Field("goats_sheep", "int", low=0, high=1_000),
+    Field("tractor", "bool"),
+    Field("monthly_income", "float", required=False, low=0, high=100_000_000),  # declared by the family
+]}
+
+INDIVIDUAL_FIELDS: dict[str, Field] = {f.name: f for f in [
+    Field("full_name", "text", max_len=80),
+    Field("father_husband_name", "text", required=False, max_len=80),
+    _choice("sex", vocab.SEX),
+    Field("date_of_birth", "date"),
+    _choice("relation_to_head", vocab.RELATION),
+    _choice("marital_status", vocab.MARITAL),
+    _choice("disability", vocab.DISABILITY),
+    _choice("education", vocab.EDUCATION),
+    Field("enrolled_in_school", "bool"),
+    Field("occupation", "text", required=False, max_len=60),
+    _choice("labour_status", vocab.LABOUR),
+    _choice("maternal_status", vocab.MATERNAL, required=False),
+    Field("phone", "text", required=False, max_len=13),
+]}
+
+TRUE_WORDS = {"1", "true", "yes", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "n", "f"}
+
+
+_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def as_text(raw) -> pa.Array:
+    """Any column (Arrow or NumPy, text or typed) as trimmed text, with '' for empty."""
+    arr = raw if isinstance(raw, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(raw, dtype=object), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_boolean(arr.type):
+        arr = pc.if_else(arr, "yes", "no")
+    elif pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
+        arr = pc.strftime(arr, format="%Y-%m-%d")
+    elif not pa.types.is_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    return pc.fill_null(pc.utf8_trim_whitespace(arr), "")
+
+
+def parse_column(field: Field, raw) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a whole column into values; return (values, reason per row or None). No row loop:
+    every rule is an Arrow or NumPy operation over the column."""
+    text = as_text(raw)
+    n = len(text)
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    ok = ~empty
+    reason = np.full(n, None, dtype=object)
+    if field.required:
+        reason[empty] = "is required"
+    values = np.full(n, None, dtype=object)
+    if field.kind == "text":
+        too_long = ok & (pc.utf8_length(text).to_numpy() > field.max_len)
+        reason[too_long] = f"is longer than {field.max_len} characters"
+        values[ok] = text.to_numpy(zero_copy_only=False)[ok]
+    elif field.kind == "choice":
+        low = pc.utf8_lower(text)
+        good = pc.is_in(low, value_set=pa.array(field.choices)).to_numpy(zero_copy_only=False)
+        reason[ok & ~good] = "must be " + field.describe()
+        values[ok & good] = low.to_numpy(zero_copy_only=False)[ok & good]
+    elif field.kind == "bool":
+        low = pc.utf8_lower(text)
+        t = pc.is_in(low, value_set=pa.array(sorted(TRUE_WORDS))).to_numpy(zero_copy_only=False)
+        f = pc.is_in(low, value_set=pa.array(sorted(FALSE_WORDS))).to_numpy(zero_copy_only=False)
+        reason[ok & ~(t | f)] = "must be yes or no"
+        values[ok & t] = True
+        values[ok & f] = False
+    elif field.kind in ("int", "float"):
+        is_num = pc.match_substring_regex(text, _NUMBER)
+        num = pc.cast(pc.if_else(is_num, text, pa.scalar(None, pa.string())), pa.float64()).to_numpy(zero_copy_only=False)
+        bad = ok & ~is_num.to_numpy(zero_copy_only=False)
+        reason[bad] = "must be a number"
+        with np.errstate(invalid="ignore"):
+            out_of_range = ok & ~bad & ((num < field.low) | (num > field.high))
+            reason[out_of_range] = "must be " + field.describe()
+            if field.kind == "int":
+                reason[ok & ~bad & ~out_of_range & (num != np.floor(num))] = "must be a whole number"
+        good = ok & np.equal(reason, None)
+        values[good] = num[good].astype(int).astype(object) if field.kind == "int" else num[good].astype(object)
+    elif field.kind == "date":
+        stamp = pc.strptime(pc.utf8_slice_codeunits(text, 0, 10), format="%Y-%m-%d", unit="s", error_is_null=True)
+        parsed = pc.cast(stamp, pa.date32())
+        bad = ok & pc.is_null(parsed).to_numpy(zero_copy_only=False)
+        reason[bad] = "must be a date written YYYY-MM-DD"
+        future = ok & ~bad & pc.fill_null(pc.greater(parsed, pa.scalar(date.today())), False).to_numpy(zero_copy_only=False)
+        reason[future] = "is in the future"
+        good = ok & np.equal(reason, None)
+        values[good] = np.asarray(parsed.to_pylist(), dtype=object)[good]
+    return values, reason
+
+
+def check_value(field: Field, raw: object) -> object:
+    """Parse one value as :func:`parse_column` would; raise ValueError with the reason."""
+    values, reasons = parse_column(field, pa.array([None if raw is None else str(raw)], pa.string()))
+    if reasons[0] is not None:
+        raise ValueError(f"{field.name} {reasons[0]}")
+    return values[0]

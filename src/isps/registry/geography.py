@@ -1,0 +1,78 @@
+"""Punjab's administrative geography: province, division, district, tehsil, union council.
+
+Divisions, districts and tehsils are the real ones (2017 census, with population and
+urban share used to weight synthetic data). Union councils are numbered within each
+tehsil (``UC-12 Kasur``), as their real registers are not public in one list.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isps.registry.models import District, Division, Tehsil, UnionCouncil
+
+UC_PER_MILLION = 30  # Punjab: about 3,400 union councils for 110 million people
+
+
+@dataclass(frozen=True)
+class DistrictInfo:
+    id: int
+    name: str
+    name_ur: str
+    division: str
+    population_2017_m: float
+    urban_share: float
+    tehsils: tuple[tuple[int, str], ...]
+
+
+@lru_cache(maxsize=1)
+def punjab() -> dict:
+    return json.loads(resources.files("isps.registry.data").joinpath("punjab.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def districts() -> tuple[DistrictInfo, ...]:
+    out = []
+    for div in punjab()["divisions"]:
+        for d in div["districts"]:
+            out.append(DistrictInfo(d["id"], d["name"], d["name_ur"], div["name"], d["population_2017_m"],
+                                    d["urban_share"], tuple((t["id"], t["name"]) for t in d["tehsils"])))
+    return tuple(out)
+
+
+def district_by_name(name: str) -> DistrictInfo | None:
+    key = name.strip().lower()
+    return next((d for d in districts() if d.name.lower() == key), None)
+
+
+def union_councils(district: DistrictInfo) -> list[tuple[int, int, str]]:
+    """(uc_id, tehsil_id, name) for a district: UCs split evenly over its tehsils."""
+    total = max(len(district.tehsils), round(district.population_2017_m * UC_PER_MILLION))
+    per = max(1, total // len(district.tehsils))
+    return [(tid * 100 + n, tid, f"UC-{n} {tname}") for tid, tname in district.tehsils for n in range(1, per + 1)]
+
+
+def seed(session: Session) -> None:
+    """Load the geography once; a no-op when it is already there."""
+    if session.scalar(select(District.id).limit(1)) is not None:
+        return
+    for div in punjab()["divisions"]:
+        session.add(Division(id=div["id"], name=div["name"], name_ur=div["name_ur"]))
+    session.flush()
+    for d in districts():
+        div_id = next(v["id"] for v in punjab()["divisions"] if v["name"] == d.division)
+        session.add(District(id=d.id, division_id=div_id, name=d.name, name_ur=d.name_ur,
+                             population_2017_m=d.population_2017_m, urban_share=d.urban_share))
+    session.flush()
+    for d in districts():
+        for tid, tname in d.tehsils:
+            session.add(Tehsil(id=tid, district_id=d.id, name=tname))
+    session.flush()
+    session.add_all(UnionCouncil(id=u, tehsil_id=t, name=n) for d in districts() for u, t, n in union_councils(d))
+    session.flush()

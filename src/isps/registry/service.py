@@ -1,0 +1,255 @@
+"""The registry's service layer: read households and people, change them with provenance,
+and answer "what did we know on date D, and from whom".
+
+Every function takes a ``district_scope``: ``None`` for province-wide users, or the
+one district a district officer or counter operator may see. The scope is applied in
+the query itself, so nothing outside it is ever loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isps.registry import cnic as cnic_rules
+from isps.registry import events
+from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_value
+from isps.registry.models import Household, IngestBatch, Individual, ValueChange
+from isps.registry.vocab import SOURCES
+
+
+class RegistryError(ValueError):
+    """A request the registry refuses; the message names the record and field."""
+
+
+class OutOfScope(PermissionError):
+    """The record exists but lies outside the user's district."""
+
+
+def get_household(session: Session, household_id: int, district_scope: int | None = None) -> Household | None:
+    household = session.get(Household, household_id)
+    if household is not None and district_scope is not None and household.district_id != district_scope:
+        raise OutOfScope(f"household {household_id} is outside your district")
+    return household
+
+
+def members(session: Session, household_id: int, include_deceased: bool = True) -> list[Individual]:
+    stmt = select(Individual).where(Individual.household_id == household_id)
+    if not include_deceased:
+        stmt = stmt.where(Individual.date_of_death.is_(None))
+    return list(session.scalars(stmt.order_by(Individual.roster_line, Individual.id)))
+
+
+def find_by_cnic(session: Session, raw_cnic: str, district_scope: int | None = None) -> list[Individual]:
+    """Everyone registered under a CNIC (normally one person; more points at a duplicate)."""
+    number = cnic_rules.normalise(raw_cnic)
+    people = list(session.scalars(select(Individual).where(Individual.cnic == number)))
+    if district_scope is not None and people and all(p.district_id != district_scope for p in people):
+        raise OutOfScope("this CNIC is registered outside your district")
+    return [p for p in people if district_scope is None or p.district_id == district_scope]
+
+
+# ---------------------------------------------------------------- changes with provenance
+
+@dataclass(frozen=True)
+class Provenance:
+    source: str
+    actor: str
+    effective_date: date
+    source_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise RegistryError(f"source must be one of {', '.join(SOURCES)}")
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _newest_effective(session: Session, entity: str, entity_id: int, field_name: str) -> date | None:
+    return session.scalar(select(ValueChange.effective_date).where(
+        ValueChange.entity == entity, ValueChange.entity_id == entity_id, ValueChange.field == field_name)
+        .order_by(ValueChange.effective_date.desc()).limit(1))
+
+
+def _apply(session: Session, record, entity: str, household_id: int, changes: dict, prov: Provenance) -> list[str]:
+    """Write one history row per changed field; move the current value only when this change is
+    not older than the newest one already known for that field (late news stays history)."""
+    changed = []
+    for name, value in changes.items():
+        old = getattr(record, name)
+        if old == value:
+            continue
+        newest = _newest_effective(session, entity, record.id, name)
+        session.add(ValueChange(entity=entity, entity_id=record.id, household_id=household_id,
+                                district_id=record.district_id, field=name, old_value=_as_text(old),
+                                new_value=_as_text(value), source=prov.source, source_ref=prov.source_ref,
+                                effective_date=prov.effective_date, actor=prov.actor))
+        if newest is None or prov.effective_date >= newest:
+            setattr(record, name, value)
+            changed.append(name)
+    return changed
+
+
+def change_household(session: Session, household_id: int, raw_changes: dict, prov: Provenance,
+                     district_scope: int | None = None) -> list[str]:
+    """Validate and apply field changes to a household; record an event for re-scoring."""
+    household = get_household(session, household_id, district_scope)
+    if household is None:
+        raise RegistryError(f"household {household_id} does not exist")
+    changes = {}
+    for name, raw in raw_changes.items():
+        spec = HOUSEHOLD_FIELDS.get(name)
+        if spec is None:
+            raise RegistryError(f"household {household_id}: '{name}' is not a field that can be changed")
+        try:
+            changes[name] = check_value(spec, raw)
+        except ValueError as exc:
+            raise RegistryError(f"household {household_id}: {exc}") from None
+    changed = _apply(session, household, "household", household.id, changes, prov)
+    if changed:
+        household.version += 1
+        household.updated_at = datetime.now()
+        if prov.source in ("survey", "operator"):
+            household.verified_on = max(household.verified_on, prov.effective_date)
+        events.record(session, events.HOUSEHOLD_CHANGED, "household", household.id, {"fields": changed})
+    return changed
+
+
+def change_individual(session: Session, individual_id: int, raw_changes: dict, prov: Provenance,
+                      district_scope: int | None = None) -> list[str]:
+    person = session.get(Individual, individual_id)
+    if person is None:
+        raise RegistryError(f"individual {individual_id} does not exist")
+    if district_scope is not None and person.district_id != district_scope:
+        raise OutOfScope(f"individual {individual_id} is outside your district")
+    changes = {}
+    for name, raw in raw_changes.items():
+        if name == "cnic":
+            try:
+                changes[name] = cnic_rules.validate(raw, raw_changes.get("sex", person.sex)) if raw else None
+            except cnic_rules.CnicError as exc:
+                raise RegistryError(f"individual {individual_id}: {exc}") from None
+            continue
+        if name == "date_of_death":
+            changes[name] = check_value(INDIVIDUAL_FIELDS["date_of_birth"], raw) if raw else None
+            continue
+        spec = INDIVIDUAL_FIELDS.get(name)
+        if spec is None:
+            raise RegistryError(f"individual {individual_id}: '{name}' is not a field that can be changed")
+        try:
+            changes[name] = check_value(spec, raw)
+        except ValueError as exc:
+            raise RegistryError(f"individual {individual_id}: {exc}") from None
+    changed = _apply(session, person, "individual", person.household_id, changes, prov)
+    if changed:
+        person.updated_at = datetime.now()
+        topic = events.MEMBER_DECEASED if "date_of_death" in changed and person.date_of_death else events.MEMBER_CHANGED
+        events.record(session, topic, "household", person.household_id,
+                      {"individual_id": person.id, "fields": changed})
+    return changed
+
+
+# ---------------------------------------------------------------- history and the past
+
+@dataclass
+class TimelineEntry:
+    effective_date: date
+    recorded_at: datetime
+    source: str
+    actor: str
+    what: str
+    field: str | None = None
+    old_value: str | None = None
+    new_value: str | None = None
+    person: str | None = None
+    source_ref: str | None = None
+
+
+def history(session: Session, household_id: int) -> list[TimelineEntry]:
+    """The household's timeline, newest first: its first registration and every change since."""
+    household = session.get(Household, household_id)
+    if household is None:
+        return []
+    batch = session.get(IngestBatch, household.batch_id)
+    names = {p.id: p.full_name for p in members(session, household_id)}
+    entries = [TimelineEntry(household.surveyed_on, batch.recorded_at, batch.source, batch.actor,
+                             "registered", source_ref=batch.reference)]
+    for c in session.scalars(select(ValueChange).where(ValueChange.household_id == household_id)):
+        entries.append(TimelineEntry(c.effective_date, c.recorded_at, c.source, c.actor, "changed", c.field,
+                                     c.old_value, c.new_value,
+                                     names.get(c.entity_id) if c.entity == "individual" else None, c.source_ref))
+    entries.sort(key=lambda e: (e.effective_date, e.recorded_at), reverse=True)
+    return entries
+
+
+@dataclass
+class KnownValue:
+    value: str | None
+    source: str
+    since: date
+
+
+@dataclass
+class Snapshot:
+    household_id: int
+    on: date
+    known_by: datetime
+    household: dict[str, KnownValue] = field(default_factory=dict)
+    members: dict[int, dict[str, KnownValue]] = field(default_factory=dict)
+
+
+def _known_values(current: dict, batch: IngestBatch, since: date, changes: list[ValueChange],
+                  on: date, known_by: datetime) -> dict[str, KnownValue]:
+    """Each field's value on ``on`` as known at ``known_by``: the newest change in force then, or
+    else the value before the first change, or else the current one (first registration)."""
+    out = {}
+    for name, value in current.items():
+        mine = [c for c in changes if c.field == name]
+        in_force = [c for c in mine if c.effective_date <= on and c.recorded_at <= known_by]
+        if in_force:
+            last = max(in_force, key=lambda c: (c.effective_date, c.recorded_at))
+            out[name] = KnownValue(last.new_value, last.source, last.effective_date)
+        elif mine:
+            first = min(mine, key=lambda c: (c.effective_date, c.recorded_at))
+            out[name] = KnownValue(first.old_value, batch.source, since)
+        else:
+            out[name] = KnownValue(_as_text(value), batch.source, since)
+    return out
+
+
+def snapshot(session: Session, household_id: int, on: date, known_by: datetime | None = None) -> Snapshot | None:
+    """What the registry knew about a household on ``on``, as recorded by ``known_by`` (default:
+    now), and from which source each value came. Single-record path: small lists in memory."""
+    household = session.get(Household, household_id)
+    if household is None or household.surveyed_on > on:
+        return None
+    known_by = known_by or datetime.now()
+    batch = session.get(IngestBatch, household.batch_id)
+    changes = list(session.scalars(select(ValueChange).where(ValueChange.household_id == household_id)))
+    snap = Snapshot(household_id, on, known_by)
+    hh_changes = [c for c in changes if c.entity == "household"]
+    snap.household = _known_values({k: getattr(household, k) for k in HOUSEHOLD_FIELDS}, batch,
+                                   household.surveyed_on, hh_changes, on, known_by)
+    for person in members(session, household_id):
+        if person.member_since > on:
+            continue
+        person_batch = session.get(IngestBatch, person.batch_id)
+        mine = [c for c in changes if c.entity == "individual" and c.entity_id == person.id]
+        fields_now = {k: getattr(person, k) for k in (*INDIVIDUAL_FIELDS, "cnic", "date_of_death")}
+        values = _known_values(fields_now, person_batch, person.member_since, mine, on, known_by)
+        death = values["date_of_death"].value
+        if death and date.fromisoformat(death) <= on:
+            values["status"] = KnownValue("deceased", values["date_of_death"].source, values["date_of_death"].since)
+        snap.members[person.id] = values
+    return snap

@@ -1,0 +1,1 @@
+"""Citizen-facing services: the household file an officer opens, One Window, grievances."""

@@ -1,0 +1,105 @@
+"""The household file: what an officer sees when they open a household or look up a CNIC.
+
+Both the API and the web app read people's records only through here, so the
+district scope is enforced and every read (or refused read) is audited in one
+place, whatever the channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from isps.access.service import Principal, audit
+from isps.registry import service as registry
+from isps.registry.models import District, Household, Individual, Tehsil
+from isps.registry.service import OutOfScope, Provenance
+from isps.targeting import pmt
+from isps.targeting.models import PmtScore
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass
+class HouseholdFile:
+    household: Household
+    district: str
+    district_ur: str
+    tehsil: str
+    members: list[Individual]
+    score: PmtScore | None
+    model_name: str | None
+    model_version: int | None
+
+
+def _score(session: Session, household_id: int) -> tuple[PmtScore | None, str | None, int | None]:
+    model = pmt.active_model(session)
+    if model is None:
+        return None, None, None
+    return session.get(PmtScore, (model.id, household_id)), model.name, model.version
+
+
+def open_household(session: Session, who: Principal, household_id: int, channel: str) -> HouseholdFile:
+    try:
+        household = registry.get_household(session, household_id, who.scope)
+    except OutOfScope:
+        audit(session, who, channel, "read", "household", household_id, outcome="denied",
+              detail="outside the user's district")
+        raise
+    if household is None:
+        audit(session, who, channel, "read", "household", household_id, outcome="not_found")
+        raise NotFound(f"household {household_id} does not exist")
+    audit(session, who, channel, "read", "household", household_id, household.district_id)
+    district = session.get(District, household.district_id)
+    score, name, version = _score(session, household_id)
+    return HouseholdFile(household, district.name, district.name_ur, session.get(Tehsil, household.tehsil_id).name,
+                         registry.members(session, household_id), score, name, version)
+
+
+def lookup_cnic(session: Session, who: Principal, raw_cnic: str, channel: str) -> list[Individual]:
+    try:
+        people = registry.find_by_cnic(session, raw_cnic, who.scope)
+    except OutOfScope:
+        audit(session, who, channel, "lookup_cnic", "individual", outcome="denied", detail="outside the user's district")
+        raise
+    if not people:
+        audit(session, who, channel, "lookup_cnic", "individual", outcome="not_found")
+        raise NotFound("no one is registered under this CNIC")
+    for p in people:
+        audit(session, who, channel, "lookup_cnic", "individual", p.id, p.district_id)
+    return people
+
+
+def household_history(session: Session, who: Principal, household_id: int, channel: str) -> list[registry.TimelineEntry]:
+    open_household(session, who, household_id, channel)
+    return registry.history(session, household_id)
+
+
+def household_as_of(session: Session, who: Principal, household_id: int, on: date,
+                    known_by: datetime | None, channel: str) -> registry.Snapshot:
+    open_household(session, who, household_id, channel)
+    snap = registry.snapshot(session, household_id, on, known_by)
+    if snap is None:
+        raise NotFound(f"household {household_id} was not yet registered on {on.isoformat()}")
+    return snap
+
+
+def edit_household(session: Session, who: Principal, household_id: int, changes: dict, source: str,
+                   effective_date: date | None, source_ref: str | None, channel: str) -> list[str]:
+    """An officer's edit: validated, kept with its provenance, and the PMT re-scored at once."""
+    who.require("registry.write")
+    prov = Provenance(source=source, actor=who.username, effective_date=effective_date or date.today(),
+                      source_ref=source_ref)
+    try:
+        changed = registry.change_household(session, household_id, changes, prov, who.scope)
+    except OutOfScope:
+        audit(session, who, channel, "change", "household", household_id, outcome="denied")
+        raise
+    audit(session, who, channel, "change", "household", household_id, detail=", ".join(changed) or "no change")
+    session.flush()
+    pmt.process_events(session)
+    return changed

@@ -1,0 +1,1 @@
+"""Synthetic Punjab: reproducible households, members, names and CNICs."""

@@ -1,0 +1,1 @@
+"""Targeting: PMT models and scoring (and, later, eligibility rules and vulnerability)."""

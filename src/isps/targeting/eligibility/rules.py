@@ -1,0 +1,382 @@
+"""Program rules: loading, storing, compiling and evaluating them over the registry.
+
+A rule (``data/rules/<program>.json``) names its unit (a household, or each member
+among ``candidates``), its benefit, and a list of criteria, each an expression in
+:mod:`.language` with the sentence that explains a pass and a failure. All criteria
+must hold. Evaluation is one SQL statement run by the database: a single pass over
+the members computes every member aggregate the criteria need, and each decision
+carries a bit mask of the criteria it failed, so the reason can be told later, in
+English or Urdu, without re-evaluating.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+
+from sqlalchemy import Integer, func, select, text
+from sqlalchemy.orm import Session
+
+from isps.registry.models import District, Tehsil
+from isps.targeting.eligibility.language import HEAD_JOIN, NARROW, Compiler, RuleError
+from isps.targeting.eligibility.models import EligibilityResult, EligibilityRule, EligibilityRun
+from isps.targeting.pmt import active_model
+
+MAX_CRITERIA = 30  # the failure mask is a 32-bit integer
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    when: str
+    fail: str
+    pass_: str = ""
+    scope: str = "household"  # household | member
+    fail_ur: str = ""  # the same sentences in Urdu, for the counter's Urdu pages
+    pass_ur: str = ""
+
+    def sentence(self, met: bool, lang: str = "en") -> str:
+        if lang == "ur" and (self.pass_ur if met else self.fail_ur):
+            return self.pass_ur if met else self.fail_ur
+        return self.pass_ if met else self.fail
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    unit: str  # household | member
+    criteria: tuple[Criterion, ...]
+    candidates: str = ""
+    agency: str = ""
+    description: str = ""
+    benefit: dict = field(default_factory=dict)
+    beneficiary: str = ""
+    parameters: dict = field(default_factory=dict)  # named numbers the criteria use, e.g. {"cutoff": 32}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Rule":
+        try:
+            criteria = tuple(Criterion(c["id"], c["when"], c["fail"], c.get("pass", ""), c.get("scope", "household"),
+                                       c.get("fail_ur", ""), c.get("pass_ur", ""))
+                             for c in spec["criteria"])
+            rule = cls(spec["code"], spec["name"], spec.get("unit", "household"), criteria,
+                       spec.get("candidates", ""), spec.get("agency", ""), spec.get("description", ""),
+                       spec.get("benefit", {}), spec.get("beneficiary", ""),
+                       {k: float(v) for k, v in spec.get("parameters", {}).items()})
+        except KeyError as exc:
+            raise RuleError(f"the rule lacks {exc.args[0]!r}") from None
+        if rule.unit not in ("household", "member"):
+            raise RuleError("unit must be 'household' or 'member'")
+        if not criteria or len(criteria) > MAX_CRITERIA:
+            raise RuleError(f"a rule has 1 to {MAX_CRITERIA} criteria")
+        for c in criteria:
+            if c.scope not in ("household", "member"):
+                raise RuleError(f"criterion {c.id}: scope must be 'household' or 'member'")
+            if c.scope == "member" and rule.unit != "member":
+                raise RuleError(f"criterion {c.id}: member criteria need unit 'member'")
+        return rule
+
+    def to_spec(self) -> dict:
+        return {"code": self.code, "name": self.name, "agency": self.agency, "description": self.description,
+                "unit": self.unit, "candidates": self.candidates, "benefit": self.benefit,
+                "beneficiary": self.beneficiary, "parameters": self.parameters,
+                "criteria": [{"id": c.id, "when": c.when, "fail": c.fail, "pass": c.pass_, "scope": c.scope,
+                              **({"fail_ur": c.fail_ur} if c.fail_ur else {}),
+                              **({"pass_ur": c.pass_ur} if c.pass_ur else {})}
+                             for c in self.criteria]}
+
+
+def shipped_rules() -> list[Rule]:
+    folder = resources.files("isps.targeting.data").joinpath("rules")
+    return [Rule.from_spec(json.loads(p.read_text())) for p in sorted(folder.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".json")]
+
+
+# ---------------------------------------------------------------- storage of rule versions
+
+def install_shipped_rules(session: Session) -> None:
+    """Store each shipped rule; a newer shipped version replaces an older shipped one, but never a
+    version program staff have written themselves."""
+    for rule in shipped_rules():
+        latest = session.scalar(select(EligibilityRule).where(EligibilityRule.program_code == rule.code)
+                                .order_by(EligibilityRule.version.desc()).limit(1))
+        if latest is None:
+            session.add(EligibilityRule(program_code=rule.code, version=1, spec=rule.to_spec(), status="active",
+                                        created_by="system"))
+        elif latest.created_by == "system" and latest.spec != rule.to_spec():
+            save_rule(session, rule.to_spec(), actor="system")
+    session.flush()
+
+
+def save_rule(session: Session, spec: dict, actor: str) -> EligibilityRule:
+    """Store a new version of a program's rule and make it the active one, after compiling it
+    once so that a rule that cannot run is never stored."""
+    rule = Rule.from_spec(spec)
+    compile_rule(session, rule)
+    current = session.scalars(select(EligibilityRule).where(EligibilityRule.program_code == rule.code)
+                              .order_by(EligibilityRule.version.desc())).all()
+    for old in current:
+        if old.status == "active":
+            old.status = "retired"
+    row = EligibilityRule(program_code=rule.code, version=(current[0].version + 1) if current else 1,
+                          spec=rule.to_spec(), status="active", created_by=actor)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_rule(session: Session, code: str) -> tuple[EligibilityRule, Rule]:
+    row = session.scalar(select(EligibilityRule).where(EligibilityRule.program_code == code,
+                                                       EligibilityRule.status == "active"))
+    if row is None:
+        raise RuleError(f"there is no program '{code}'")
+    return row, Rule.from_spec(row.spec)
+
+
+def active_rules(session: Session) -> list[tuple[EligibilityRule, Rule]]:
+    rows = session.scalars(select(EligibilityRule).where(EligibilityRule.status == "active")
+                           .order_by(EligibilityRule.program_code))
+    return [(r, Rule.from_spec(r.spec)) for r in rows]
+
+
+# ---------------------------------------------------------------- compilation
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    select_sql: str      # one row per decision: ids, district, pmt, values for the sentences, failed mask
+    conditions: list[str]
+    params: dict
+
+
+def _geo(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    districts = {d.name: d.id for d in session.scalars(select(District))}
+    tehsils = {t.name: t.id for t in session.scalars(select(Tehsil))}
+    return districts, tehsils
+
+
+def compile_rule(session: Session, rule: Rule, *, household_id: int | None = None,
+                 district_id: int | None = None, overrides: dict[str, str] | None = None,
+                 parameters: dict[str, float] | None = None, on: date | None = None) -> CompiledRule:
+    """SQL for a rule. ``parameters`` replaces the rule's named numbers and ``overrides`` whole
+    criteria by id (the simulator's "what if"); ``household_id``/``district_id`` narrow it."""
+    districts, tehsils = _geo(session)
+    unknown = set(parameters or {}) - set(rule.parameters)
+    if unknown:
+        raise RuleError(f"{rule.code} has no parameter {', '.join(sorted(unknown))}; "
+                        f"it has: {', '.join(rule.parameters) or 'none'}")
+    comp = Compiler(session.bind.dialect.name, districts, tehsils, {**rule.parameters, **(parameters or {})},
+                    on or date.today())
+    conditions = []
+    for c in rule.criteria:
+        expr = (overrides or {}).get(c.id, c.when)
+        try:
+            conditions.append(comp.compile(expr, member=c.scope == "member"))
+        except RuleError as exc:
+            raise RuleError(f"{rule.code}, criterion '{c.id}': {exc}") from None
+    candidates = ""
+    if rule.unit == "member":
+        try:
+            candidates = comp.compile(rule.candidates or "age >= 0", member=True)
+        except RuleError as exc:
+            raise RuleError(f"{rule.code}, candidates: {exc}") from None
+    head_join = HEAD_JOIN if comp.needs_head else ""
+    aggs = "".join(f", SUM(CASE WHEN {sql} THEN 1 ELSE 0 END) AS {alias}" for alias, sql in comp.aggregates.items())
+    narrow_members = ""
+    where = []
+    params = dict(comp.params)
+    if household_id is not None:
+        where.append("h.id = :hid")
+        narrow_members = "AND i.household_id = :hid"
+        params["hid"] = household_id
+    if district_id is not None:
+        where.append("h.district_id = :did")
+        narrow_members += " AND i.district_id = :did"
+        params["did"] = district_id
+    # one pass over the members for count_members(...) and the household size, only when asked for
+    wants_size = "members" in comp.variables or any("{members}" in c.fail + c.pass_ for c in rule.criteria)
+    member_join = members_out = ""
+    if comp.aggregates or wants_size:
+        member_join = f"""LEFT JOIN (SELECT i.household_id, COUNT(*) AS n_members{aggs}
+            FROM individual i {head_join}
+            WHERE i.date_of_death IS NULL {narrow_members}
+            GROUP BY i.household_id) ma ON ma.household_id = h.id"""
+        members_out = "COALESCE(ma.n_members, 0)"
+    members_out = members_out or "CAST(NULL AS INTEGER)"
+    mask = " + ".join(f"CASE WHEN {cond} THEN 0 ELSE {1 << k} END" for k, cond in enumerate(conditions))
+    age = comp.age_sql()
+    if rule.unit == "household":
+        body = f"""SELECT h.id AS household_id, 0 AS individual_id, h.district_id AS district_id, s.score AS pmt,
+                   {members_out} AS members, h.monthly_income AS monthly_income,
+                   CAST(NULL AS INTEGER) AS age, CAST(NULL AS VARCHAR(80)) AS full_name, {mask} AS failed
+            FROM household h
+            LEFT JOIN pmt_score s ON s.household_id = h.id AND s.model_id = :model_id
+            {member_join}"""
+    else:
+        where.append("i.date_of_death IS NULL")
+        where.append(candidates)
+        body = f"""SELECT h.id AS household_id, i.id AS individual_id, h.district_id AS district_id, s.score AS pmt,
+                   {members_out} AS members, h.monthly_income AS monthly_income,
+                   {age} AS age, i.full_name AS full_name, {mask} AS failed
+            FROM individual i JOIN household h ON h.id = i.household_id {head_join}
+            LEFT JOIN pmt_score s ON s.household_id = h.id AND s.model_id = :model_id
+            {member_join}"""
+    if where:
+        body += " WHERE " + " AND ".join(where)
+    body = body.replace(NARROW, narrow_members)
+    return CompiledRule(rule, body, conditions, params)
+
+
+def _params(session: Session, compiled: CompiledRule, on: date, model_id: int | None) -> dict:
+    if model_id is None:
+        model = active_model(session)
+        model_id = model.id if model else -1
+    return {**compiled.params, "on_date": on.isoformat(), "model_id": model_id}
+
+
+# ---------------------------------------------------------------- evaluation
+
+def count_by_district(session: Session, rule: Rule, on: date | None = None, *, district_id: int | None = None,
+                      overrides: dict[str, str] | None = None, parameters: dict[str, float] | None = None,
+                      model_id: int | None = None) -> dict[int, int]:
+    """Eligible households (or members) per district: the quick preview, nothing stored."""
+    compiled = compile_rule(session, rule, district_id=district_id, overrides=overrides, parameters=parameters,
+                            on=on)
+    sql = f"SELECT district_id, COUNT(*) FROM ({compiled.select_sql}) x WHERE failed = 0 GROUP BY district_id"
+    rows = session.execute(text(sql), _params(session, compiled, on or date.today(), model_id))
+    return {int(d): int(n) for d, n in rows}
+
+
+def count_eligible(session: Session, rule: Rule, on: date | None = None, **kw) -> int:
+    return sum(count_by_district(session, rule, on, **kw).values())
+
+
+def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None = None,
+        district_id: int | None = None) -> EligibilityRun:
+    """Evaluate a rule over the registry and materialise every decision with its failed criteria."""
+    on = on or date.today()
+    rule = Rule.from_spec(rule_row.spec)
+    model = active_model(session)
+    started = time.perf_counter()
+    run_row = EligibilityRun(rule_id=rule_row.id, on_date=on, pmt_model_id=model.id if model else None,
+                             actor=actor, evaluated=0, eligible=0)
+    session.add(run_row)
+    session.flush()
+    compiled = compile_rule(session, rule, district_id=district_id, on=on)
+    eligible = "(failed = 0)"
+    session.execute(text(f"""INSERT INTO eligibility_result
+            (run_id, household_id, individual_id, district_id, eligible, failed, pmt, age, monthly_income)
+        SELECT :run_id, household_id, individual_id, district_id, {eligible}, failed, pmt, age, monthly_income
+        FROM ({compiled.select_sql}) x"""), {**_params(session, compiled, on, run_row.pmt_model_id),
+                                                 "run_id": run_row.id})
+    evaluated, n_eligible = session.execute(
+        select(func.count(), func.coalesce(func.sum(func.cast(EligibilityResult.eligible, Integer)), 0))
+        .where(EligibilityResult.run_id == run_row.id)).one()
+    run_row.evaluated, run_row.eligible = int(evaluated), int(n_eligible)
+    run_row.seconds = round(time.perf_counter() - started, 3)
+    return run_row
+
+
+# ---------------------------------------------------------------- explanation
+
+@dataclass
+class CriterionOutcome:
+    id: str
+    met: bool
+    sentence: str
+
+
+@dataclass
+class Decision:
+    program: str
+    household_id: int
+    individual_id: int | None
+    person: str | None
+    eligible: bool
+    outcomes: list[CriterionOutcome]
+
+    @property
+    def summary(self) -> str:
+        """The sentence a counter operator reads out: 'eligible' or the first reasons why not."""
+        if self.eligible:
+            return "eligible: " + "; ".join(o.sentence for o in self.outcomes if o.sentence)
+        return "not eligible: " + "; ".join(o.sentence for o in self.outcomes if not o.met)
+
+
+def _fmt(value, name: str) -> str:
+    if value is None:
+        return "not recorded" if name != "monthly_income" else "not declared"
+    if name == "monthly_income":
+        return f"Rs {float(value):,.0f}"
+    if name == "pmt":
+        return f"{float(value):.2f}"
+    if isinstance(value, float) or hasattr(value, "as_integer_ratio"):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def _number(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 and float(v).is_integer() else f"{v:g}"
+
+
+def sentences(rule: Rule, failed: int, values: dict, parameters: dict | None = None,
+              lang: str = "en") -> list[CriterionOutcome]:
+    params = {**rule.parameters, **(parameters or {})}
+    fmt = _Values({**{k: _number(v) for k, v in params.items()}, **{k: _fmt(v, k) for k, v in values.items()}})
+    out = []
+    for k, c in enumerate(rule.criteria):
+        met = not (failed >> k) & 1
+        out.append(CriterionOutcome(c.id, met, c.sentence(met, lang).format_map(fmt)))
+    return out
+
+
+class _Values(dict):
+    def __missing__(self, key: str) -> str:
+        return "not recorded"
+
+
+def explain(session: Session, rule: Rule, household_id: int, on: date | None = None,
+            overrides: dict[str, str] | None = None, parameters: dict[str, float] | None = None,
+            lang: str = "en") -> list[Decision]:
+    """Decisions for one household (one per candidate member for member programs), in plain words."""
+    compiled = compile_rule(session, rule, household_id=household_id, overrides=overrides, parameters=parameters,
+                            on=on)
+    rows = session.execute(text(compiled.select_sql + " ORDER BY individual_id"),
+                           _params(session, compiled, on or date.today(), None)).mappings().all()
+    out = []
+    for r in rows:
+        values = {"pmt": r["pmt"], "members": r["members"], "monthly_income": r["monthly_income"], "age": r["age"]}
+        out.append(Decision(rule.code, r["household_id"], r["individual_id"] or None, r["full_name"],
+                            int(r["failed"]) == 0, sentences(rule, int(r["failed"]), values, parameters, lang)))
+    return out
+
+
+def results_page(session: Session, run_row: EligibilityRun, *, eligible: bool | None = None,
+                 district_id: int | None = None, after: tuple[int, int] | None = None,
+                 limit: int = 100) -> list[dict]:
+    """A page of a run's materialised decisions, with the reasons rendered from the failure mask."""
+    rule = Rule.from_spec(session.get(EligibilityRule, run_row.rule_id).spec)
+    stmt = select(EligibilityResult).where(EligibilityResult.run_id == run_row.id)
+    if eligible is not None:
+        stmt = stmt.where(EligibilityResult.eligible.is_(eligible))
+    if district_id is not None:
+        stmt = stmt.where(EligibilityResult.district_id == district_id)
+    if after is not None:
+        stmt = stmt.where((EligibilityResult.household_id > after[0]) |
+                          ((EligibilityResult.household_id == after[0]) & (EligibilityResult.individual_id > after[1])))
+    rows = session.scalars(stmt.order_by(EligibilityResult.household_id, EligibilityResult.individual_id).limit(limit))
+    out = []
+    for r in rows:
+        outcomes = sentences(rule, r.failed, {"pmt": r.pmt, "age": r.age, "monthly_income": r.monthly_income})
+        out.append({"household_id": r.household_id, "individual_id": r.individual_id or None,
+                    "district_id": r.district_id, "eligible": r.eligible, "pmt": r.pmt,
+                    "reasons": [o.sentence for o in outcomes if not o.met]})
+    return out
+
+
+__all__ = ["Rule", "Criterion", "RuleError", "shipped_rules", "install_shipped_rules", "save_rule", "active_rule",
+           "compile_rule", "count_eligible", "count_by_district", "run", "explain", "results_page"]

@@ -1,0 +1,57 @@
+"""Registry search with the PMT score beside each household: the list a program officer or
+district officer filters by place and score. It lives in targeting because it joins the
+scores; the registry below knows nothing of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isps.registry import cnic as cnic_rules
+from isps.registry.models import Household, Individual
+from isps.registry.service import OutOfScope
+from isps.targeting.models import PmtScore
+
+
+@dataclass
+class SearchPage:
+    rows: list[dict]
+    next_after: int | None
+
+
+def search_households(session: Session, *, district_id: int | None = None, tehsil_id: int | None = None,
+                      pmt_min: float | None = None, pmt_max: float | None = None, name: str | None = None,
+                      model_id: int | None = None, after: int | None = None, limit: int = 50,
+                      district_scope: int | None = None) -> SearchPage:
+    """Households by place, PMT range and head's name, in id order, a page at a time (keyset:
+    the next page starts after the last id, so deep pages cost what the first does)."""
+    if district_scope is not None:
+        if district_id is not None and district_id != district_scope:
+            raise OutOfScope("you can search only your own district")
+        district_id = district_scope
+    head = select(Individual.household_id, Individual.full_name, Individual.cnic).where(
+        Individual.relation_to_head == "head").subquery()
+    score_join = (PmtScore.household_id == Household.id) & (PmtScore.model_id == (model_id or -1))
+    stmt = (select(Household.id, Household.ref, Household.district_id, Household.tehsil_id, Household.urban,
+                   Household.address, PmtScore.score, head.c.full_name, head.c.cnic)
+            .outerjoin(PmtScore, score_join).outerjoin(head, head.c.household_id == Household.id))
+    if district_id is not None:
+        stmt = stmt.where(Household.district_id == district_id)
+    if tehsil_id is not None:
+        stmt = stmt.where(Household.tehsil_id == tehsil_id)
+    if pmt_min is not None:
+        stmt = stmt.where(PmtScore.score >= pmt_min)
+    if pmt_max is not None:
+        stmt = stmt.where(PmtScore.score <= pmt_max)
+    if name:
+        stmt = stmt.where(head.c.full_name.ilike(f"%{name.strip()}%"))
+    if after is not None:
+        stmt = stmt.where(Household.id > after)
+    rows = session.execute(stmt.order_by(Household.id).limit(limit + 1)).mappings().all()
+    page = [dict(r) for r in rows[:limit]]
+    for r in page:
+        r["head_cnic_masked"] = cnic_rules.mask(r.pop("cnic"))
+        r["head_name"] = r.pop("full_name")
+    return SearchPage(page, page[-1]["id"] if len(rows) > limit else None)

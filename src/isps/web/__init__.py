@@ -1,0 +1,1 @@
+"""Server-rendered web app (Jinja2 + htmx), in English and Urdu."""

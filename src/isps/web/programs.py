@@ -1,0 +1,74 @@
+"""Web pages for enrolment: a program's enrolled households and waiting list, and exiting an
+enrolment (the next on the waiting list is enrolled automatically, and the page says who)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from isps.access.service import audit
+from isps.programs import enrolment as en
+from isps.web import routes as r
+from isps.web.routes import DB, User
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, session, who, code: str, promoted: str = "", exited: int | None = None,
+          error: str | None = None, status: int = 200) -> Response:
+    tr = r._tr(request)
+    try:
+        summary = en.summary(session, code)
+    except en.EnrolmentError:
+        return r.error_page(request, session, who, 404, tr("programs.no_program"))
+    enrolled = en.listing(session, code, "enrolled", district_id=who.scope, limit=50)
+    waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
+    promoted_ids = [int(x) for x in promoted.split(",") if x.strip().isdigit()]
+    audit(session, who, "web", "read", "enrolment", None, who.scope, detail=code)
+    return r.render(request, "programs_enrolment.html", {
+        "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
+        "exited": exited, "error": error, "can_exit": who.can("registry.write")}, who=who, session=session,
+        status=status)
+
+
+@router.get("/programs/{code}/enrolment")
+def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
+         exited: int | None = None) -> Response:
+    return _page(request, session, who, code, promoted, exited)
+
+
+@router.post("/programs/{code}/enrolment/{enrolment_id}/exit")
+def exit_(request: Request, code: str, enrolment_id: int, session: DB, who: User,
+          reason: Annotated[str, Form()] = "") -> Response:
+    tr = r._tr(request)
+    if not who.can("registry.write"):
+        return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
+    try:
+        out = en.end(session, enrolment_id, "exited", reason.strip(), who.username, district_scope=who.scope)
+    except en.OutOfScope:
+        return r.error_page(request, session, who, 403, tr("error.outside_district"))
+    except en.EnrolmentError as exc:
+        session.rollback()
+        return _page(request, session, who, code, error=str(exc), status=422)
+    audit(session, who, "web", "exited", "enrolment", enrolment_id, detail=reason[:200])
+    ids = ",".join(str(i) for i in out["promoted_ids"])
+    return RedirectResponse(f"/programs/{code}/enrolment?exited={enrolment_id}&promoted={ids}", status_code=303)
+
+
+
+@router.get("/payments/payrolls/{payroll_id}")
+def payroll_page(request: Request, payroll_id: int, session: DB, who: User) -> Response:
+    """A payroll by status and channel, and the program's ledger: what was issued, paid, failed,
+    returned, and whether the books balance."""
+    from isps.payments import payroll as pr
+
+    tr = r._tr(request)
+    try:
+        summary = pr.payroll_summary(session, payroll_id)
+    except pr.PaymentError:
+        return r.error_page(request, session, who, 404, tr("payments.no_payroll"))
+    ledger = pr.ledger_check(session, summary["program"])
+    audit(session, who, "web", "read", "payroll", payroll_id)
+    return r.render(request, "payments_payroll.html", {"p": summary, "ledger": ledger}, who=who, session=session)

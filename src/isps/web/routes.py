@@ -1,0 +1,659 @@
+"""The web app: server-rendered pages (Jinja2 + htmx) for district offices and One Window counters.
+
+Pages sign in with the same users and roles as the API and keep the signed token in
+the ``isps_session`` cookie (http-only, SameSite=Lax). People's records are read only
+through :mod:`isps.services.household_file`, so the district scope and the audit log
+apply exactly as they do for the API (channel ``web``). Everything the pages need is
+served from here (htmx is vendored in ``static/``), so a counter works without the
+internet. Labels come from ``i18n/en.json`` and ``i18n/ur.json`` (see :mod:`isps.web.lang`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
+from isps.api.deps import SESSION_COOKIE, db_session
+from isps.registry import cnic as cnic_rules
+from isps.registry import vocab
+from isps.registry.cnic import CnicError
+from isps.registry.models import District, Tehsil, UnionCouncil
+from isps.registry.service import OutOfScope, RegistryError, history
+from isps.services import household_file as files
+from isps.targeting import pmt, simulator, vulnerability
+from isps.targeting.eligibility import rules as eligibility
+from isps.targeting.models import PmtScore
+from isps.targeting.search import search_households
+from isps.web import lang as i18n
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+DB = Annotated[Session, Depends(db_session)]
+CHANNEL = "web"
+PAGE_SIZE = 25
+AUDIT_PAGE = 100
+
+# Pages show personal data: keep them out of caches, frames and other origins.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'self'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+HOUSING = ("tenure", "rooms", "roof", "wall", "toilet", "drinking_water", "electricity", "cooking_fuel")
+ASSETS = ("land_acres", "cattle", "goats_sheep", "tractor")
+EDITABLE = ("rooms", "roof", "toilet", "electricity", "fridge", "motorcycle", "car", "land_acres")
+
+
+# ---------------------------------------------------------------- sign-in and rendering
+
+class SignInRequired(Exception):
+    """No valid session cookie: send the browser to the sign-in page."""
+
+
+def page_user(request: Request, session: DB) -> Principal:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired()
+    try:
+        return request.app.state.tokens.principal(session, token)
+    except AuthError:
+        raise SignInRequired() from None
+
+
+User = Annotated[Principal, Depends(page_user)]
+
+
+def _tr(request: Request) -> i18n.Translator:
+    return i18n.translator(request.cookies.get(i18n.COOKIE))
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+async def _sign_in_required(request: Request, exc: SignInRequired) -> Response:
+    if _is_htmx(request):
+        current = urlsplit(request.headers.get("HX-Current-URL", "/"))  # the page, not the partial
+        path = (current.path or "/") + (f"?{current.query}" if current.query else "")
+        resp = Response(status_code=401, headers={"HX-Redirect": "/login?" + urlencode({"next": _safe_next(path)})})
+    else:
+        resp = RedirectResponse("/login?" + urlencode({"next": _here(request)}), status_code=303)
+    if request.cookies.get(SESSION_COOKIE):
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@dataclass
+class Geography:
+    districts: list[District]
+    tehsils: list[Tehsil]
+    district_by_id: dict[int, District] = field(default_factory=dict)
+    tehsil_by_id: dict[int, Tehsil] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> Geography:
+        districts = list(session.scalars(select(District).order_by(District.name)))
+        tehsils = list(session.scalars(select(Tehsil).order_by(Tehsil.name)))
+        return cls(districts, tehsils, {d.id: d for d in districts}, {t.id: t for t in tehsils})
+
+    def tehsils_of(self, district_id: int | None) -> list[Tehsil]:
+        return [t for t in self.tehsils if district_id is not None and t.district_id == district_id]
+
+
+def _district_name(tr: i18n.Translator, d: District | None) -> str:
+    if d is None:
+        return "—"
+    return d.name_ur if tr.code == "ur" and d.name_ur else d.name
+
+
+def render(request: Request, name: str, context: dict, *, who: Principal | None = None,
+           session: Session | None = None, status: int = 200, headers: dict | None = None) -> Response:
+    tr = _tr(request)
+    me = None
+    if who is not None:
+        district = session.get(District, who.scope) if (session is not None and who.scope) else None
+        me = {"username": who.username, "role": tr(f"role.{who.role}"),
+              "district": _district_name(tr, district) if district else tr("header.all_punjab"),
+              "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
+              "can_simulate": who.can("pmt.manage")}
+    ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
+           "district_name": lambda d: _district_name(tr, d), **context}
+    resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
+    resp.headers.update(SECURITY_HEADERS)
+    return resp
+
+
+def error_page(request: Request, session: Session, who: Principal | None, status: int, message: str) -> Response:
+    tr = _tr(request)
+    title = {403: tr("error.403.title"), 404: tr("error.404.title")}.get(status, tr("error.title"))
+    return render(request, "error.html", {"title": title, "message": message, "status": status},
+                  who=who, session=session, status=status)
+
+
+# ---------------------------------------------------------------- sign in, sign out, language
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/") -> Response:
+    return render(request, "login.html", {"next": _safe_next(next), "error": None, "username": ""})
+
+
+@router.post("/login")
+def login(request: Request, session: DB, username: Annotated[str, Form()] = "",
+          password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
+    try:
+        who = authenticate(session, username.strip(), password)
+    except AuthError:
+        return render(request, "login.html", {"next": _safe_next(next), "error": _tr(request)("login.error"),
+                                              "username": username}, status=401)
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    tokens = request.app.state.tokens
+    resp.set_cookie(SESSION_COOKIE, tokens.issue(who), max_age=tokens.max_age, path="/", httponly=True,
+                    samesite="lax", secure=request.url.scheme == "https")
+    return resp
+
+
+@router.post("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.get("/lang/{code}")
+def set_language(code: str, next: str = "/") -> Response:
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    if code in i18n.LANGUAGES:
+        resp.set_cookie(i18n.COOKIE, code, max_age=365 * 24 * 3600, path="/", samesite="lax")
+    return resp
+
+
+# ---------------------------------------------------------------- registry search
+
+@dataclass
+class SearchForm:
+    district_id: int | None = None
+    tehsil_id: int | None = None
+    pmt_min: float | None = None
+    pmt_max: float | None = None
+    name: str = ""
+    after: int | None = None
+    raw: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def query(self, after: int | None = None) -> str:
+        """The filters as a query string (for "more" and for the address bar)."""
+        keep = {k: v for k, v in self.raw.items() if k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name")
+                and v}
+        if after is not None:
+            keep["after"] = str(after)
+        return urlencode(keep)
+
+
+def _parse_search(params, who: Principal, tr: i18n.Translator) -> SearchForm:
+    raw = {k: (params.get(k) or "").strip() for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after")}
+    form = SearchForm(name=raw["name"][:80], raw=raw)
+    for key in ("district_id", "tehsil_id", "after"):
+        if raw[key]:
+            try:
+                setattr(form, key, int(raw[key]))
+            except ValueError:
+                form.errors.append(tr("search.error.number", field=tr(f"search.{key}")))
+    for key in ("pmt_min", "pmt_max"):
+        if raw[key]:
+            try:
+                value = float(raw[key])
+            except ValueError:
+                value = -1.0
+            if not 0 <= value <= 100:
+                form.errors.append(tr("search.error.pmt", field=tr(f"search.{key}")))
+            else:
+                setattr(form, key, value)
+    if form.pmt_min is not None and form.pmt_max is not None and form.pmt_min > form.pmt_max:
+        form.errors.append(tr("search.error.range"))
+    if who.scope is not None:
+        if form.district_id not in (None, who.scope):
+            form.errors.append(tr("search.error.scope"))
+        form.district_id = who.scope
+        raw["district_id"] = str(who.scope)
+    return form
+
+
+@dataclass
+class Results:
+    rows: list[dict]
+    next_after: int | None
+    query: str
+    error: str | None = None
+
+
+def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geography, tr: i18n.Translator) -> Results:
+    if form.errors:
+        return Results([], None, form.query(), error=" ".join(form.errors))
+    model = pmt.active_model(session)
+    try:
+        page = search_households(session, district_id=form.district_id, tehsil_id=form.tehsil_id,
+                                 pmt_min=form.pmt_min, pmt_max=form.pmt_max, name=form.name or None,
+                                 model_id=model.id if model else None, after=form.after, limit=PAGE_SIZE,
+                                 district_scope=who.scope)
+    except OutOfScope:
+        return Results([], None, form.query(), error=tr("search.error.scope"))
+    audit(session, who, CHANNEL, "search", "household", district_id=form.district_id or who.scope,
+          detail=f"tehsil={form.tehsil_id} pmt={form.pmt_min}-{form.pmt_max} name={form.name} "
+                 f"after={form.after} results={len(page.rows)}")
+    for r in page.rows:
+        r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
+        tehsil = geo.tehsil_by_id.get(r["tehsil_id"])
+        r["tehsil"] = tehsil.name if tehsil else "—"
+    return Results(page.rows, page.next_after, form.query(), None)
+
+
+def _wants_results(params) -> bool:
+    return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search"))
+
+
+@router.get("/")
+def search_page(request: Request, session: DB, who: User) -> Response:
+    tr = _tr(request)
+    geo = Geography.load(session)
+    form = _parse_search(request.query_params, who, tr)
+    results = _run_search(session, who, form, geo, tr) if _wants_results(request.query_params) else None
+    return render(request, "search.html", {"form": form, "geo": geo, "results": results, "locked": who.scope is not None,
+                                           "tehsils": geo.tehsils_of(form.district_id), "cnic_result": None},
+                  who=who, session=session)
+
+
+@router.get("/search/results")
+def search_results(request: Request, session: DB, who: User) -> Response:
+    """The results table (or, with ``after``, just the next rows) for htmx to swap in."""
+    tr = _tr(request)
+    geo = Geography.load(session)
+    form = _parse_search(request.query_params, who, tr)
+    results = _run_search(session, who, form, geo, tr)
+    headers = {}
+    if _is_htmx(request) and form.after is None:
+        headers["HX-Push-Url"] = "/?" + (results.query or "search=1")
+    name = "_rows.html" if form.after is not None and not results.error else "_results.html"
+    return render(request, name, {"results": results}, headers=headers)
+
+
+@router.get("/search/tehsils")
+def tehsil_options(request: Request, session: DB, who: User, district_id: str = "") -> Response:
+    try:
+        chosen = int(district_id) if district_id else None
+    except ValueError:
+        chosen = None
+    if who.scope is not None:
+        chosen = who.scope
+    geo = Geography.load(session)
+    return render(request, "_tehsils.html", {"tehsils": geo.tehsils_of(chosen), "selected": None})
+
+
+@router.post("/search/cnic")
+def cnic_lookup(request: Request, session: DB, who: User, cnic: Annotated[str, Form()] = "") -> Response:
+    """A CNIC typed at the counter goes to the person's household. Sent by POST so the number
+    stays out of addresses, history and logs."""
+    tr = _tr(request)
+    people, message = [], None
+    try:
+        people = files.lookup_cnic(session, who, cnic, CHANNEL)
+    except CnicError as exc:
+        message = str(exc) if tr.code == "en" else tr("cnic.invalid")
+    except OutOfScope:
+        session.commit()  # keep the audit record of the refusal
+        message = tr("cnic.out_of_scope")
+    except files.NotFound:
+        session.commit()
+        message = tr("cnic.not_found")
+    if len(people) == 1:
+        session.commit()
+        target = f"/households/{people[0].household_id}#person-{people[0].id}"
+        if _is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    found = [{"id": p.id, "household_id": p.household_id, "name": p.full_name,
+              "father_husband_name": p.father_husband_name, "cnic": cnic_rules.mask(p.cnic)} for p in people]
+    context = {"cnic_result": {"message": message, "people": found}}
+    if _is_htmx(request):
+        return render(request, "_cnic.html", context)
+    geo = Geography.load(session)
+    form = _parse_search({}, who, tr)
+    return render(request, "search.html", {"form": form, "geo": geo, "results": None, "locked": who.scope is not None,
+                                           "tehsils": geo.tehsils_of(form.district_id), **context},
+                  who=who, session=session, status=200 if people else 422)
+
+
+# ---------------------------------------------------------------- the household page
+
+def _age(born: date, died: date | None) -> int:
+    end = died or date.today()
+    return end.year - born.year - ((end.month, end.day) < (born.month, born.day))
+
+
+def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translator) -> dict:
+    hh = f.household
+    uc = session.get(UnionCouncil, hh.uc_id) if hh.uc_id else None
+    district = session.get(District, hh.district_id)
+    members = [{"id": m.id, "roster_line": m.roster_line, "name": m.full_name,
+                "father_husband_name": m.father_husband_name or "—",
+                "relation": tr.value("relation_to_head", m.relation_to_head), "sex": tr.value("sex", m.sex),
+                "age": _age(m.date_of_birth, m.date_of_death), "date_of_birth": m.date_of_birth.isoformat(),
+                "cnic": cnic_rules.formatted(m.cnic) if m.cnic else None,
+                "bform": m.id_document == "bform", "marital": tr.value("marital_status", m.marital_status),
+                "education": tr.value("education", m.education), "labour": tr.value("labour_status", m.labour_status),
+                "disability": tr.value("disability", m.disability), "has_disability": m.disability != "none",
+                "maternal": tr.value("maternal_status", getattr(m, "maternal_status", None))
+                if getattr(m, "maternal_status", None) not in (None, "none") else None,
+                "deceased": m.date_of_death.isoformat() if m.date_of_death else None} for m in f.members]
+    income = getattr(hh, "monthly_income", None)  # declared by the family, where the registry holds it
+    return {
+        "id": hh.id, "ref": hh.ref, "address": hh.address, "district": _district_name(tr, district),
+        "tehsil": f.tehsil, "uc": uc.name if uc else "—", "area": tr("area.urban" if hh.urban else "area.rural"),
+        "surveyed_on": hh.surveyed_on.isoformat(), "verified_on": hh.verified_on.isoformat(), "version": hh.version,
+        "housing": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in HOUSING],
+        "durables": [(tr.field(k), getattr(hh, k)) for k in vocab.DURABLES],
+        "assets": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in ASSETS]
+        + ([(tr.field("monthly_income"), f"{income:,.0f}")] if income is not None else []),
+        "members": members, "living": sum(1 for m in f.members if m.date_of_death is None),
+        "current": {k: getattr(hh, k) for k in EDITABLE},
+    }
+
+
+def _score_view(session: Session, household_id: int, tr: i18n.Translator) -> dict | None:
+    b = pmt.breakdown(session, household_id)
+    if b is None:
+        return None
+    biggest = max([abs(b.base_points), *(abs(c.points) for c in b.contributions)] or [1.0]) or 1.0
+    parts = []
+    for c in b.contributions:
+        name = c.indicator.partition(":")[0]
+        kind = pmt.INDICATORS[name].kind
+        if kind == "numeric":  # SQLite gives int/float, PostgreSQL Decimal
+            shown = f"{float(c.value or 0):.2f}".rstrip("0").rstrip(".")
+        elif kind == "flag":  # SQLite gives 0/1, PostgreSQL a bool
+            shown = tr("yes" if c.value else "no")
+        else:
+            shown = tr.value(name, c.value)
+        parts.append({"key": c.indicator, "label": tr(f"ind.{name}"), "value": shown, "weight": c.weight,
+                      "points": c.points, "width": round(50 * abs(c.points) / biggest, 2)})
+    raw = b.base_points + sum(c.points for c in b.contributions)
+    return {"model": b.model, "version": b.model_version, "score": b.score, "region": tr(f"area.{b.region}"),
+            "scored_at": b.scored_at, "base": b.base_points, "base_width": round(50 * abs(b.base_points) / biggest, 2),
+            "parts": parts, "raw": raw, "clamped": abs(raw - b.score) > 0.005,
+            "moving": [p for p in parts if abs(p["points"]) >= 0.005],
+            "still": [p for p in parts if abs(p["points"]) < 0.005]}
+
+
+def _timeline_view(session: Session, household_id: int, tr: i18n.Translator) -> list[dict]:
+    out = []
+    for e in history(session, household_id):
+        out.append({"effective_date": e.effective_date.isoformat(), "recorded_at": e.recorded_at.strftime("%Y-%m-%d %H:%M"),
+                    "registered": e.what == "registered",
+                    "field": tr.field(e.field) if e.field else None,
+                    "old": tr.value(e.field, e.old_value) if e.field else None,
+                    "new": tr.value(e.field, e.new_value) if e.field else None,
+                    "person": e.person, "source": tr.value("source", e.source), "actor": e.actor,
+                    "source_ref": e.source_ref})
+    return out
+
+
+def _programs_view(session: Session, household_id: int, tr: i18n.Translator) -> list[dict]:
+    """Every program's decision for the household (each considered member for member programs),
+    with the reasons in the page's language: why yes, or every reason why not."""
+    out = []
+    for _, rule in eligibility.active_rules(session):
+        for d in eligibility.explain(session, rule, household_id, lang=tr.code):
+            out.append({"program": rule.name, "code": rule.code, "person": d.person, "eligible": d.eligible,
+                        "reasons": [o.sentence for o in d.outcomes if o.met == d.eligible]})
+    out.sort(key=lambda r: (not r["eligible"], r["program"]))
+    return out
+
+
+def _household_response(request: Request, session: Session, who: Principal, household_id: int, *,
+                        edit: dict | None = None, status: int = 200, saved: list[str] | None = None,
+                        was: float | None = None) -> Response:
+    tr = _tr(request)
+    try:
+        f = files.open_household(session, who, household_id, CHANNEL)
+    except OutOfScope:
+        session.commit()  # the refusal is audited: keep that record whatever we answer
+        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except files.NotFound:
+        session.commit()
+        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    view = _household_view(session, f, tr)
+    edit = edit or {"values": {k: _form_value(k, v) for k, v in view["current"].items()},
+                    "effective_date": date.today().isoformat(), "source_ref": "", "error": None, "bad": None}
+    return render(request, "household.html", {
+        "hh": view, "score": _score_view(session, household_id, tr), "timeline": _timeline_view(session, household_id, tr),
+        "programs": _programs_view(session, household_id, tr),
+        "vulnerability": vulnerability.breakdown(session, household_id),
+        "edit": edit, "choices": {k: vocab.HOUSEHOLD_CATEGORICAL[k] for k in ("roof", "toilet")},
+        "saved": [tr.field(s) for s in saved] if saved is not None else None, "was": was, "today": date.today().isoformat(),
+    }, who=who, session=session, status=status)
+
+
+def _form_value(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def _household_id(raw: str) -> int | None:
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if 0 < value < 2**63 else None
+
+
+@router.get("/households/{household_id}")
+def household_page(request: Request, household_id: str, session: DB, who: User,
+                   saved: str | None = None, was: str = "") -> Response:
+    hid = _household_id(household_id)
+    if hid is None:
+        return error_page(request, session, who, 404, _tr(request)("error.no_household", id=household_id))
+    fields = [s for s in saved.split(",") if s in EDITABLE] if saved is not None else None
+    try:
+        before = float(was) if was else None
+    except ValueError:
+        before = None
+    return _household_response(request, session, who, hid, saved=fields, was=before)
+
+
+@router.post("/households/{household_id}/edit")
+def edit_household(request: Request, household_id: str, session: DB, who: User,
+                   rooms: Annotated[str, Form()] = "", roof: Annotated[str, Form()] = "",
+                   toilet: Annotated[str, Form()] = "", electricity: Annotated[str, Form()] = "",
+                   fridge: Annotated[str, Form()] = "", motorcycle: Annotated[str, Form()] = "",
+                   car: Annotated[str, Form()] = "", land_acres: Annotated[str, Form()] = "",
+                   effective_date: Annotated[str, Form()] = "", source_ref: Annotated[str, Form()] = "") -> Response:
+    """An officer's correction of a few indicators, kept with source "operator" and re-scored at once."""
+    tr = _tr(request)
+    hid = _household_id(household_id)
+    if hid is None:
+        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    if not who.can("registry.write"):
+        return error_page(request, session, who, 403, tr("error.cannot_edit", role=tr(f"role.{who.role}")))
+    values = {"rooms": rooms, "roof": roof, "toilet": toilet, "electricity": electricity, "fridge": fridge,
+              "motorcycle": motorcycle, "car": car, "land_acres": land_acres}
+    values = {k: v.strip() for k, v in values.items()}
+    edit = {"values": values, "effective_date": effective_date.strip(), "source_ref": source_ref.strip()[:200],
+            "error": None, "bad": None}
+    try:
+        when = date.fromisoformat(edit["effective_date"]) if edit["effective_date"] else date.today()
+        if when > date.today():
+            raise ValueError
+    except ValueError:
+        edit.update(error=tr("edit.error.date"), bad="effective_date")
+        return _household_response(request, session, who, hid, edit=edit, status=422)
+    model = pmt.active_model(session)
+    before = session.get(PmtScore, (model.id, hid)) if model else None
+    was = before.score if before else None
+    try:
+        changed = files.edit_household(session, who, hid, values, "operator", when, edit["source_ref"] or None,
+                                       CHANNEL)
+    except OutOfScope:
+        session.commit()
+        return error_page(request, session, who, 403, tr("error.outside_district", id=hid))
+    except AccessError:
+        return error_page(request, session, who, 403, tr("error.cannot_edit", role=tr(f"role.{who.role}")))
+    except RegistryError as exc:
+        session.rollback()
+        message = str(exc)
+        bad = next((k for k in EDITABLE if f": {k} " in message or message.endswith(f": {k}")), None)
+        if tr.code != "en" and bad:
+            message = f"{tr('edit.error.field', field=tr.field(bad))} ({message})"
+        edit.update(error=message, bad=bad)
+        return _household_response(request, session, who, hid, edit=edit, status=422)
+    session.commit()
+    query = urlencode({"saved": ",".join(changed), **({"was": f"{was:.4f}"} if was is not None else {})})
+    return RedirectResponse(f"/households/{hid}?{query}#score", status_code=303)
+
+
+# ---------------------------------------------------------------- the audit log
+
+@router.get("/audit")
+def audit_page(request: Request, session: DB, who: User, actor: str = "", entity: str = "",
+               entity_id: str = "", before_id: str = "") -> Response:
+    tr = _tr(request)
+    if not who.can("audit.read"):
+        return error_page(request, session, who, 403, tr("error.audit_forbidden", role=tr(f"role.{who.role}")))
+    def as_int(raw: str) -> int | None:
+        try:
+            return int(raw) if raw.strip() else None
+        except ValueError:
+            return None
+    entity = entity if entity in ("household", "individual") else ""
+    rows = audit_trail(session, entity=entity or None, entity_id=as_int(entity_id), actor=actor.strip() or None,
+                       limit=AUDIT_PAGE + 1, before_id=as_int(before_id))
+    more = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
+    geo = Geography.load(session)
+    entries = [{"id": a.id, "at": a.at.strftime("%Y-%m-%d %H:%M:%S") if a.at else "", "actor": a.actor,
+                "role": tr(f"role.{a.role}"), "channel": tr(f"channel.{a.channel}"), "action": tr(f"action.{a.action}"),
+                "entity": tr(f"entity.{a.entity}"), "entity_id": a.entity_id,
+                "link": a.entity == "household" and a.entity_id is not None,
+                "district": _district_name(tr, geo.district_by_id.get(a.district_id)) if a.district_id else "—",
+                "outcome": a.outcome, "outcome_label": tr(f"outcome.{a.outcome}"), "detail": a.detail or ""}
+               for a in rows[:AUDIT_PAGE]]
+    filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip()}
+    older = urlencode({**{k: v for k, v in filters.items() if v}, "before_id": more}) if more else None
+    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older},
+                  who=who, session=session)
+
+
+# ---------------------------------------------------------------- the district risk map
+
+@router.get("/risk")
+def risk_page(request: Request, session: DB, who: User, shock: str = "flood") -> Response:
+    """Per district: exposure to a shock, mean household vulnerability, and the highly vulnerable."""
+    tr = _tr(request)
+    if shock not in vulnerability.HAZARDS:
+        shock = "flood"
+    geo = Geography.load(session)
+    rows = vulnerability.district_risk(session, shock)
+    top = max((r.mean_score or 0 for r in rows), default=0) or 1
+    view = [{"name": _district_name(tr, geo.district_by_id.get(r.district_id)), "exposure": r.exposure,
+             "households": r.households, "mean": r.mean_score, "high": r.highly_vulnerable, "share": r.share_high,
+             "width": round(100 * (r.mean_score or 0) / top, 1), "mine": r.district_id == who.scope} for r in rows]
+    return render(request, "risk.html", {"rows": view, "shock": shock, "shocks": vulnerability.HAZARDS,
+                                         "scored": any(r.households for r in rows)}, who=who, session=session)
+
+
+# ---------------------------------------------------------------- the policy simulator
+
+def _numbers(raw: str) -> list[float] | None:
+    try:
+        values = [float(x) for x in raw.replace("،", ",").split(",") if x.strip()]
+    except ValueError:
+        return None
+    return values if all(0 <= v <= 100 for v in values) and len(values) <= 6 else None
+
+
+def _chart(results: list[simulator.Result]) -> list[dict]:
+    """Bars for the chart: eligible households, and both errors, per scenario (widths in %)."""
+    top = max((r.total.eligible_households for r in results), default=0) or 1
+    return [{"label": r.scenario.label, "eligible": r.total.eligible_households,
+             "width": round(100 * r.total.eligible_households / top, 1),
+             "inclusion": round(100 * (r.total.inclusion_error or 0), 1),
+             "exclusion": round(100 * (r.total.exclusion_error or 0), 1)} for r in results]
+
+
+@router.get("/simulator")
+def simulator_page(request: Request, session: DB, who: User, program: str = "bisp_kafaalat",
+                   cutoffs: str = "30, 32, 35", budget: str = "", poor_share: str = "20") -> Response:
+    """What if: program staff compare cut-offs (or a budget) by district, with cost and errors."""
+    tr = _tr(request)
+    if not who.can("pmt.manage"):
+        return error_page(request, session, who, 403, tr("sim.forbidden", role=tr(f"role.{who.role}")))
+    programs = [(r.code, r.name, "cutoff" in r.parameters) for _, r in eligibility.active_rules(session)]
+    form = {"program": program, "cutoffs": cutoffs, "budget": budget, "poor_share": poor_share}
+    error, results = None, []
+    values = _numbers(cutoffs) if cutoffs.strip() else []
+    try:
+        share = float(poor_share) / 100
+        budget_value = float(budget.replace(",", "")) if budget.strip() else None
+    except ValueError:
+        share, budget_value, error = 0.2, None, tr("sim.error.number")
+    if values is None:
+        error = tr("sim.error.cutoffs")
+    elif not 0 < share < 1:
+        error = tr("sim.error.share")
+    elif program not in {p[0] for p in programs}:
+        error = tr("sim.error.program")
+    if error is None:
+        try:
+            has_cutoff = next(p[2] for p in programs if p[0] == program)
+            scenarios = (simulator.cutoff_scenarios(program, values, session) if values and has_cutoff
+                         else [simulator.Scenario(tr("sim.today"))])
+            for sc in scenarios:
+                sc.annual_budget = budget_value
+            results = simulator.compare(session, program, scenarios, poor_share=share)
+        except eligibility.RuleError as exc:
+            error = str(exc)
+    geo = Geography.load(session)
+    districts = []
+    if results:
+        for i, d in enumerate(results[0].districts):
+            districts.append({"name": _district_name(tr, geo.district_by_id.get(d.district_id)),
+                              "cells": [r.districts[i] for r in results]})
+    return render(request, "simulator.html", {
+        "programs": programs, "form": form, "error": error, "results": results, "districts": districts,
+        "chart": _chart(results), "has_cutoff": next((p[2] for p in programs if p[0] == program), False),
+    }, who=who, session=session, status=422 if error else 200)
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
+    app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_exception_handler(SignInRequired, _sign_in_required)

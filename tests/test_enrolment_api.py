@@ -1,0 +1,118 @@
+"""The waiting list promotes the next household automatically when an enrolled one exits: by API and
+in the web app; payroll, status file and ledger through the API."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from isps.db import transaction
+from isps.targeting.eligibility import rules
+from tests.conftest import PASSWORD, token_for
+
+CODE = "bisp_kafaalat"
+
+
+def _run(engine) -> int:
+    with transaction(engine) as s:
+        rules.install_shipped_rules(s)
+        row, _ = rules.active_rule(s, CODE)
+        return rules.run(s, row, "test", on=date(2026, 6, 1)).id
+
+
+def test_exit_by_api_promotes_the_next_household(client, province):
+    run_id = _run(province)
+    manager, officer = token_for(client, "manager"), token_for(client, "lahore_officer")
+    assert client.put(f"/api/v1/programs/{CODE}/capacity", json={"slots": 8}, headers=officer).status_code == 403
+    r = client.put(f"/api/v1/programs/{CODE}/capacity", json={"slots": 8}, headers=manager)
+    assert r.status_code == 200 and r.json()["capacity"] == 8
+    r = client.post(f"/api/v1/programs/{CODE}/enrolment/runs/{run_id}", headers=manager)
+    assert r.status_code == 201 and r.json()["enrolled"] == 8
+    waiting = client.get(f"/api/v1/programs/{CODE}/waiting-list", headers=manager).json()
+    enrolled = client.get(f"/api/v1/programs/{CODE}/enrolments", headers=manager).json()
+    assert len(enrolled) == 8 and waiting
+    target = enrolled[0]
+    # a district officer may exit only in their own district
+    if target["district_id"] != 1:
+        r = client.post(f"/api/v1/enrolments/{target['id']}/status", json={"status": "exited", "reason": "moved"},
+                        headers=officer)
+        assert r.status_code == 403
+    r = client.post(f"/api/v1/enrolments/{target['id']}/status",
+                    json={"status": "exited", "reason": "left the country"}, headers=token_for(client, "admin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["promoted"] == 1 and r.json()["promoted_ids"] == [waiting[0]["id"]]
+    nxt = client.get(f"/api/v1/enrolments/{waiting[0]['id']}", headers=manager).json()
+    assert nxt["status"] == "enrolled" and f"enrolment {target['id']} exited" in nxt["reason"]
+    assert [h["status"] for h in nxt["history"]] == ["waiting", "enrolled"]
+    assert client.get(f"/api/v1/programs/{CODE}/enrolment", headers=manager).json()["counts"]["enrolled"] == 8
+    # a larger budget enrols more at once
+    r = client.put(f"/api/v1/programs/{CODE}/capacity", json={"slots": 10}, headers=manager)
+    assert r.json()["promoted"] == 2
+
+    # cycle → payroll → export → status file twice → ledger, all by API
+    c = client.post(f"/api/v1/programs/{CODE}/cycles", json={"starts_on": date.today().isoformat()}, headers=manager).json()
+    assert client.post(f"/api/v1/cycles/{c['id']}/entitlements", headers=manager).json()["entitlements"] == 10
+    assert client.post(f"/api/v1/cycles/{c['id']}/approve", headers=manager).status_code == 409  # maker-checker
+    assert client.post(f"/api/v1/cycles/{c['id']}/approve", headers=token_for(client, "admin")).status_code == 200
+    p = client.post(f"/api/v1/cycles/{c['id']}/payroll", headers=manager).json()
+    assert client.post(f"/api/v1/cycles/{c['id']}/payroll", headers=manager).json()["id"] == p["id"]
+    assert client.post(f"/api/v1/payrolls/{p['id']}/approve", headers=manager).status_code == 409
+    assert client.post(f"/api/v1/payrolls/{p['id']}/approve", headers=token_for(client, "admin")).status_code == 200
+    out = client.post(f"/api/v1/payrolls/{p['id']}/export", headers=manager).json()
+    lines = open(out["files"]["csv"]).read().splitlines()[1:]
+    status = "end_to_end_id,status,amount,status_on,bank_ref,biometric_ok\n" + "".join(
+        f"{ln.split(',')[0]},paid,8500.00,2026-07-10,R{k},1\n" for k, ln in enumerate(lines))
+    r1 = client.post("/api/v1/payments/status-files?name=s.csv", content=status, headers=manager).json()
+    r2 = client.post("/api/v1/payments/status-files?name=s.csv", content=status, headers=manager).json()
+    assert r1["applied"] == 10 and r2["applied"] == 0 and r2["duplicates"] == 10
+    ledger = client.get("/api/v1/payments/ledger", headers=manager).json()
+    assert ledger["balanced"] and ledger["accounts"]["disbursed"] == 85_000
+
+
+def test_exit_in_the_web_app_promotes_the_next_household(client, province):
+    run_id = _run(province)
+    manager = token_for(client, "manager")
+    client.put(f"/api/v1/programs/{CODE}/capacity", json={"slots": 5}, headers=manager)
+    client.post(f"/api/v1/programs/{CODE}/enrolment/runs/{run_id}", headers=manager)
+    first_waiting = client.get(f"/api/v1/programs/{CODE}/waiting-list", headers=manager).json()[0]
+    client.cookies.clear()
+    r = client.post("/login", data={"username": "admin", "password": PASSWORD, "next": f"/programs/{CODE}/enrolment"})
+    assert r.status_code == 200 and 'id="enrolled-table"' in r.text
+    assert f'data-enrolment="{first_waiting["id"]}"' in r.text.split('id="waiting-list"')[1]
+    enrolled = client.get(f"/api/v1/programs/{CODE}/enrolments").json()
+    target = enrolled[0]["id"]
+    r = client.post(f"/programs/{CODE}/enrolment/{target}/exit", data={"reason": "moved to Karachi"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and f"promoted={first_waiting['id']}" in r.headers["location"]
+    page = client.get(r.headers["location"])
+    assert 'id="exit-notice"' in page.text and f"#{first_waiting['id']}" in page.text
+    enrolled_part = page.text.split('id="enrolled-table"')[1].split("</table>")[0]
+    assert f'data-enrolment="{first_waiting["id"]}"' in enrolled_part
+    assert f'data-enrolment="{target}"' not in enrolled_part
+    # an empty reason is refused
+    other = enrolled[1]["id"]
+    r = client.post(f"/programs/{CODE}/enrolment/{other}/exit", data={"reason": " "})
+    assert r.status_code == 422
+    # Urdu
+    client.get("/lang/ur")
+    assert "انتظار کی فہرست" in client.get(f"/programs/{CODE}/enrolment").text
+    # the counter operator may not exit
+    client.cookies.clear()
+    client.post("/login", data={"username": "auditor", "password": PASSWORD, "next": "/"})
+    assert client.post(f"/programs/{CODE}/enrolment/{other}/exit", data={"reason": "x y z"}).status_code == 403
+
+
+def test_payroll_page_shows_status_and_ledger(client, province):
+    run_id = _run(province)
+    manager, admin = token_for(client, "manager"), token_for(client, "admin")
+    client.post(f"/api/v1/programs/{CODE}/enrolment/runs/{run_id}", headers=manager)
+    c = client.post(f"/api/v1/programs/{CODE}/cycles", json={"starts_on": date.today().isoformat()}, headers=manager).json()
+    client.post(f"/api/v1/cycles/{c['id']}/entitlements", headers=manager)
+    client.post(f"/api/v1/cycles/{c['id']}/approve", headers=admin)
+    p = client.post(f"/api/v1/cycles/{c['id']}/payroll", headers=manager).json()
+    client.cookies.clear()
+    client.post("/login", data={"username": "auditor", "password": PASSWORD, "next": "/"})
+    page = client.get(f"/payments/payrolls/{p['id']}")
+    assert page.status_code == 200 and 'id="ledger-state"' in page.text and "The ledger balances." in page.text
+    assert client.get("/payments/payrolls/99999").status_code == 404
+    client.get("/lang/ur")
+    assert "کھاتہ متوازن ہے۔" in client.get(f"/payments/payrolls/{p['id']}").text

@@ -1,0 +1,69 @@
+"""The web pages of targeting: each program's decision on the household page, and the simulator."""
+
+from __future__ import annotations
+
+import re
+
+from isps.targeting.eligibility import rules
+from isps.db import transaction
+from tests.test_web import first_household, sign_in, text_of
+
+
+def test_the_household_page_explains_every_program(client, province):
+    hh = first_household(province, 1, high=30)
+    sign_in(client, "lahore_officer")
+    page = client.get(f"/households/{hh.id}").text
+    rows = re.findall(r'<tr data-program="([a-z_]+)" data-eligible="(yes|no)">', page)
+    assert {code for code, _ in rows} >= {"bisp_kafaalat", "pbm_financial_assistance"}
+    with transaction(province) as s:
+        decision = rules.explain(s, rules.active_rule(s, "bisp_kafaalat")[1], hh.id)[0]
+    assert ("bisp_kafaalat", "yes" if decision.eligible else "no") in rows
+    assert "PMT score" in text_of(page)
+
+
+def test_the_household_page_gives_reasons_in_urdu(client, province):
+    hh = first_household(province, 1, low=45)
+    sign_in(client, "lahore_officer")
+    client.cookies.set("lang", "ur")
+    page = client.get(f"/households/{hh.id}").text
+    assert "پی ایم ٹی اسکور" in page and "حد 32 سے زیادہ ہے" in page
+
+
+def test_the_simulator_compares_kafaalat_cut_offs_by_district(client):
+    sign_in(client, "manager")
+    page = client.get("/simulator", params={"program": "bisp_kafaalat", "cutoffs": "30, 32, 35"}).text
+    totals = [int(n) for n in re.findall(r'data-eligible="(\d+)"', page)]
+    assert len(totals) == 3 and totals == sorted(totals) and totals[0] < totals[2]
+    text = text_of(page)
+    for label in ("cut-off 30", "cut-off 32", "cut-off 35", "Inclusion error", "Exclusion error", "Lahore", "Kasur"):
+        assert label in text
+    assert 'id="sim-districts"' in page
+
+
+def test_the_simulator_refuses_bad_input_and_other_roles(client):
+    sign_in(client, "manager")
+    bad = client.get("/simulator", params={"cutoffs": "30, lots"})
+    assert bad.status_code == 422 and "Cut-offs must be up to six numbers" in bad.text
+    sign_in(client, "lahore_officer")
+    assert client.get("/simulator").status_code == 403
+
+
+def test_the_household_page_shows_vulnerability_per_shock(client, province):
+    hh = first_household(province, 1)
+    sign_in(client, "lahore_officer")
+    page = client.get(f"/households/{hh.id}").text
+    shocks = re.findall(r'<tr data-shock="(\w+)" data-score="([\d.]+)">', page)
+    assert {s for s, _ in shocks} == {"flood", "drought", "earthquake", "epidemic", "landslide"}
+    assert all(0 <= float(v) <= 100 for _, v in shocks)
+
+
+def test_the_district_risk_map(client, province):
+    from isps.targeting import vulnerability
+    with transaction(province) as s:
+        vulnerability.compute_all(s)
+    sign_in(client, "kasur_counter")
+    page = client.get("/risk", params={"shock": "flood"}).text
+    districts = re.findall(r'<tr data-district="([^"]+)"', page)
+    assert len(districts) == 36 and districts.index("Rajanpur") < districts.index("Lahore")
+    client.cookies.set("lang", "ur")
+    assert "سیلاب" in client.get("/risk").text
