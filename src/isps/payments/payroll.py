@@ -509,6 +509,16 @@ def payroll_summary(session: Session, payroll_id: int) -> dict:
             "approved_by": payroll.approved_by, "by_status": by, "by_channel": channels}
 
 
+def payrolls(session: Session, program_code: str | None = None, limit: int = 20) -> list[dict]:
+    """The newest payrolls (of one program, or all), for the payments page."""
+    stmt = select(Payroll)
+    if program_code:
+        stmt = stmt.where(Payroll.program_code == program_code)
+    return [{"id": p.id, "cycle_id": p.cycle_id, "program": p.program_code, "status": p.status,
+             "instructions": p.instructions, "total": p.total, "made_by": p.made_by, "approved_by": p.approved_by,
+             "made_at": p.made_at} for p in session.scalars(stmt.order_by(Payroll.id.desc()).limit(limit))]
+
+
 def bank_status_csv(session: Session, payroll_id: int, seed: int = 0, paid: float = 0.9, failed: float = 0.05,
                     unclaimed: float = 0.05, on: date | None = None) -> bytes:
     """What a bank would send back for the sent instructions of a payroll (for tests, demos and the

@@ -380,6 +380,18 @@ def summary(session: Session, code: str) -> dict:
             "quotas": pol.spec.get("quotas", []), "incompatible": pol.spec.get("incompatible", [])}
 
 
+def overview(session: Session, district_id: int | None = None) -> dict[str, dict[str, int]]:
+    """Enrolments per program and status in one GROUP BY (for the programs page), optionally
+    within one district."""
+    stmt = select(Enrolment.program_code, Enrolment.status, func.count())
+    if district_id is not None:
+        stmt = stmt.where(Enrolment.district_id == district_id)
+    out: dict[str, dict[str, int]] = {}
+    for code, status, n in session.execute(stmt.group_by(Enrolment.program_code, Enrolment.status)):
+        out.setdefault(code, {})[status] = int(n)
+    return out
+
+
 def _row(e: Enrolment) -> dict:
     return {"id": e.id, "program": e.program_code, "household_id": e.household_id,
             "individual_id": e.individual_id or None, "recipient_id": e.recipient_id, "district_id": e.district_id,
@@ -419,4 +431,4 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 
 __all__ = ["EnrolmentError", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
-           "fill", "end", "OutOfScope", "get", "process_events", "summary", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL"]
+           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL"]

@@ -72,3 +72,24 @@ def payroll_page(request: Request, payroll_id: int, session: DB, who: User) -> R
     ledger = pr.ledger_check(session, summary["program"])
     audit(session, who, "web", "read", "payroll", payroll_id)
     return r.render(request, "payments_payroll.html", {"p": summary, "ledger": ledger}, who=who, session=session)
+
+
+@router.get("/programs")
+def programs_page(request: Request, session: DB, who: User, pillar: str = "") -> Response:
+    """The program catalogue beside what each program holds today (enrolled, waiting, within the
+    user's district), with the way into each program's enrolment page and the newest payrolls."""
+    from isps.payments import payroll as pr
+    from isps.programs import catalogue
+
+    chosen = pillar if pillar in catalogue.PILLARS else None
+    counts = en.overview(session, district_id=who.scope)
+    rows = [{"code": p.code, "name": p.name, "agency": p.agency, "level": p.level, "pillar": p.pillar,
+             "benefit_type": p.benefit_type, "amount": p.amount_pkr, "frequency": p.frequency,
+             "enrolled": counts.get(p.code, {}).get("enrolled", 0), "waiting": counts.get(p.code, {}).get("waiting", 0),
+             "enrols_here": p.code in en.DEFAULT_POLICIES or p.code in counts}
+            for p in catalogue.programs(session, pillar=chosen)]
+    rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))
+    audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=chosen or "all")
+    return r.render(request, "programs.html", {
+        "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or "",
+        "payrolls": pr.payrolls(session, limit=10)}, who=who, session=session)

@@ -655,5 +655,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
+    app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)

@@ -952,11 +952,19 @@ def list_conflicts(session: Session, district_scope: int | None = None, status: 
                          r.offered_source, r.offered_effective, r.source_ref, r.status, r.recorded_at) for r in rows]
 
 
-def resolve_conflict(session: Session, conflict_id: int, actor: str, resolution: str) -> SourceConflict:
-    """Close a conflict with the operator's note (to take the offered value, raise a change request)."""
+def resolve_conflict(session: Session, conflict_id: int, actor: str, resolution: str,
+                     district_scope: int | None = None) -> SourceConflict:
+    """Close a conflict with the operator's note (to take the offered value, raise a change request).
+    A district officer may close only the conflicts of their district."""
     row = session.get(SourceConflict, conflict_id)
     if row is None:
         raise FeedError(f"no conflict {conflict_id}")
+    if district_scope is not None and row.district_id != district_scope:
+        raise FeedError(f"conflict {conflict_id} is outside your district")
+    if row.status != "open":
+        raise FeedError(f"conflict {conflict_id} is {row.status} already")
+    if not resolution or not resolution.strip():
+        raise FeedError(f"conflict {conflict_id}: say how it was resolved")
     row.status, row.resolved_by, row.resolution = "resolved", actor, resolution[:400]
     session.flush()
     return row

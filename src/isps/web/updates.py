@@ -1,0 +1,103 @@
+"""Web pages of NSER Plus for district offices: what other registries changed, where sources
+disagree, the change requests waiting for a second person, and the households due for
+re-certification.
+
+A conflict (a lower-ranked source offered a value over a higher one's) is closed with a note; a
+change request is approved or rejected by someone other than its maker; both within the user's
+district. Every page view and decision is audited (channel ``web``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from isps.access.service import audit
+from isps.interop import feeds
+from isps.interop.feeds import changes
+from isps.registry import cnic as cnic_rules
+from isps.registry.models import District
+from isps.registry.service import OutOfScope
+from isps.web.routes import CHANNEL, DB, User, _tr, error_page, render
+
+router = APIRouter(include_in_schema=False)
+DECIDE = "registry.write"
+LIST = 50
+
+
+def _shown(changes_: dict) -> dict:
+    """A change request's values as an operator may see them (CNICs masked)."""
+    return {k: (cnic_rules.mask(v) if k == "cnic" and v else v) for k, v in changes_.items()}
+
+
+def _page(request: Request, session, who, *, done: str = "", error: str | None = None, status: int = 200,
+          older_than_days: int = changes.DEFAULT_RECERTIFY_DAYS) -> Response:
+    names = {d.id: d.name for d in session.query(District)}
+    conflicts = feeds.list_conflicts(session, district_scope=who.scope, limit=LIST)
+    requests = [{"id": c.id, "entity": c.entity, "entity_id": c.entity_id, "household_id": c.household_id,
+                 "district": names.get(c.district_id, "—"), "changes": _shown(c.changes), "source": c.source,
+                 "evidence": c.evidence, "requested_by": c.requested_by, "mine": c.requested_by == who.username}
+                for c in changes.list_change_requests(session, "pending", who.scope, limit=LIST)]
+    due_counts = changes.count_recertification_due(session, older_than_days, who.scope)
+    due = changes.recertification_due(session, older_than_days, who.scope, limit=LIST)
+    deliveries = feeds.deliveries(session, limit=10) if who.scope is None else []
+    audit(session, who, CHANNEL, "read", "registry_updates", None, who.scope,
+          detail=f"conflicts={len(conflicts)} requests={len(requests)} due={sum(due_counts.values())}")
+    return render(request, "updates.html", {
+        "conflicts": conflicts, "requests": requests, "district_of": names.get,
+        "due_counts": sorted(((names.get(d, "—"), n) for d, n in due_counts.items()), key=lambda x: -x[1]),
+        "due_total": sum(due_counts.values()), "due": due, "older_than_days": older_than_days,
+        "deliveries": deliveries, "can_decide": who.can(DECIDE), "done": done, "error": error},
+        who=who, session=session, status=status)
+
+
+@router.get("/updates")
+def page(request: Request, session: DB, who: User, done: str = "",
+         older_than_days: int = changes.DEFAULT_RECERTIFY_DAYS) -> Response:
+    return _page(request, session, who, done=done, older_than_days=max(1, older_than_days))
+
+
+def _refuse(request: Request, session, who, what: str, record_id: int) -> Response:
+    audit(session, who, CHANNEL, what, "registry_updates", record_id, who.scope, outcome="refused")
+    session.commit()
+    return error_page(request, session, who, 403, _tr(request)("updates.cannot_decide"))
+
+
+@router.post("/updates/conflicts/{conflict_id}/resolve")
+def resolve(request: Request, conflict_id: int, session: DB, who: User,
+            resolution: Annotated[str, Form()] = "") -> Response:
+    if not who.can(DECIDE):
+        return _refuse(request, session, who, "conflict.resolve", conflict_id)
+    try:
+        feeds.resolve_conflict(session, conflict_id, who.username, resolution.strip(), district_scope=who.scope)
+    except feeds.FeedError as exc:
+        session.rollback()
+        return _page(request, session, who, error=str(exc), status=422)
+    audit(session, who, CHANNEL, "conflict.resolve", "source_conflict", conflict_id, who.scope,
+          detail=resolution[:200])
+    return RedirectResponse("/updates?done=conflict", status_code=303)
+
+
+@router.post("/updates/change-requests/{request_id}")
+def decide(request: Request, request_id: int, session: DB, who: User, decision: Annotated[str, Form()] = "",
+           note: Annotated[str, Form()] = "") -> Response:
+    if not who.can(DECIDE):
+        return _refuse(request, session, who, "change_request.decide", request_id)
+    if decision not in ("approve", "reject"):
+        return _page(request, session, who, error=_tr(request)("updates.choose"), status=422)
+    try:
+        if decision == "approve":
+            row = changes.approve_change(session, request_id, who.username, note.strip() or None,
+                                         district_scope=who.scope)
+        else:
+            row = changes.reject_change(session, request_id, who.username, note.strip(), district_scope=who.scope)
+    except OutOfScope:
+        session.rollback()
+        return error_page(request, session, who, 403, _tr(request)("error.outside_district"))
+    except (changes.ChangeRequestError, ValueError) as exc:
+        session.rollback()
+        return _page(request, session, who, error=str(exc), status=422)
+    audit(session, who, CHANNEL, f"change_request.{decision}", row.entity, row.entity_id, row.district_id,
+          detail=f"change request {request_id}")
+    return RedirectResponse(f"/updates?done={decision}", status_code=303)
