@@ -43,8 +43,16 @@ def test_demo_builds_runs_the_flows_and_prints_sign_in(sqlite_env):
     assert "recorded a counter visit" in r.output
     assert "BISP Kafaalat:" in r.output and "eligible of 400 considered" in r.output
     assert "2,000 vulnerability scores" in r.output
+    # the flows that fill the other pages: feeds, a partner list, Kafaalat's money, a death
+    assert "registry feeds: records accepted (electricity" in r.output
+    assert "Bait-ul-Mal lines" in r.output and "linked by CNIC" in r.output
+    assert "bisp_kafaalat:" in r.output and "approved by a second person" in r.output
+    assert "ledger balances" in r.output
+    assert "NADRA reported the death of" in r.output and "*****" in r.output
+    assert list((sqlite_env / "var" / "payments").glob("payroll-*.xml"))
     again = runner.invoke(app, ["demo", "--households", "400", "--no-serve"])
     assert again.exit_code == 0 and "already holds 400 households" in again.output
+    assert "demo deliveries applied already" in again.output and "payroll #1 exported" in again.output
 
 
 def test_users_create_validates_role_and_district(sqlite_env):

@@ -304,6 +304,11 @@ def _demo_flows(engine) -> None:
     console.print(f"recorded a counter visit ({', '.join(changed)}): PMT now {after.score:.1f}, "
                   "kept in the household's history with its source; every read above is in the audit log")
     _demo_targeting(engine)
+    from isps.cli import demo as flows
+
+    flows.feeds_flow(engine, console)
+    flows.linkage_flow(engine, console)
+    flows.benefits_flow(engine, console)
 
 
 def _demo_targeting(engine) -> None:

@@ -1,0 +1,172 @@
+"""The main flows that ``isps demo`` runs after building the synthetic province, so that every
+page a user opens on Monday morning has something in it: registry feeds from other institutions,
+a partner's beneficiary list resolved against the registry, and Kafaalat from eligibility to
+money (enrolment with a waiting list, a quarterly cycle and its payroll, both approved by a second
+person, ISO 20022 files, a bank's status file reconciled, pickup slots for cash outlets, and a death
+reported by NADRA that stops that person's payments and frees a place for the next household).
+
+Each flow calls the domain modules only, is idempotent (a second ``make demo`` finds the work done
+and says so) and prints a line or two of what it did.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+from rich.console import Console
+from sqlalchemy import Engine, func, select, text
+
+from isps.config import var_dir
+from isps.db import transaction
+
+PROGRAM = "bisp_kafaalat"
+MAKER, CHECKER = "policy", "admin"   # demo users: the program manager makes, the administrator approves
+
+
+def feeds_flow(engine: Engine, console: Console) -> None:
+    """Monthly deliveries from DISCOs, telcos, Excise, land records, the provincial payroll and
+    NADRA, applied with provenance, re-scored, and their events left for the programs."""
+    from isps.interop import feeds
+    from isps.interop.models import FeedDelivery
+
+    with transaction(engine) as s:
+        done = s.scalar(select(func.count()).select_from(FeedDelivery).where(FeedDelivery.reference.like("demo-%")))
+    if done:
+        console.print(f"registry feeds: {done} demo deliveries applied already")
+        return
+    with console.status("feeds from NADRA, DISCOs, telcos, Excise, land records and the payroll"):
+        lines = []
+        for name, n in (("electricity", 3000), ("telecom", 3000), ("vehicles", 500), ("land", 500),
+                        ("payroll", 300), ("accounts", 1000), ("ngo", 300), ("nadra", 400)):
+            sample = feeds.generate_sample(engine, name, n, seed=11)
+            report = feeds.apply_delivery(engine, name, sample, reference=f"demo-{name}-1", actor="demo")
+            lines.append(f"{name} {report.accepted:,}")
+        rescored = feeds.after_delivery(engine)
+    console.print("registry feeds: records accepted (" + ", ".join(lines) + f"); {rescored:,} households re-scored")
+
+
+def linkage_flow(engine: Engine, console: Console) -> None:
+    """A partner's beneficiary list (with the dirt real lists have: CNICs missing or mistyped,
+    spelling variants, day and month swapped) ingested and resolved against the registry."""
+    from isps.linkage import ingest, synthetic
+    from isps.linkage.models import Beneficiary
+    from isps.linkage.resolve import read_arrow
+
+    program = "pbm_financial_assistance"
+    with transaction(engine) as s:
+        have = s.scalar(select(func.count()).select_from(Beneficiary).where(Beneficiary.program_code == program))
+    if have:
+        console.print(f"single beneficiary registry: {have:,} lines of {program} already resolved")
+        return
+    with console.status("a Bait-ul-Mal beneficiary list resolved against the registry (CNIC, then Splink)"):
+        where = "WHERE date_of_death IS NULL AND id % 40 = 0 ORDER BY id"
+        with engine.connect() as conn:
+            people = read_arrow(conn, "SELECT id, household_id, cnic, full_name, father_husband_name, sex, "
+                                      f"date_of_birth, district_id, phone FROM individual {where}")
+            marital = [m for (m,) in conn.execute(text(f"SELECT marital_status FROM individual {where}"))]
+        people = people.append_column("marital_status", pa.array(marital, pa.string()))
+        lst = synthetic.partner_list(people, min(5000, people.num_rows), seed=5, prefix="PBM")
+        report = ingest.ingest_table(engine, program, lst.drop(["true_individual_id"]), partner="Pakistan Bait-ul-Mal",
+                                     reference="demo-pbm-2026-q3", actor="demo", resolve=True)
+    res = report.resolution
+    console.print(f"single beneficiary registry: {lst.num_rows:,} Bait-ul-Mal lines, "
+                  f"{res.by_cnic:,} linked by CNIC, {res.by_splink:,} by Splink, {res.to_review:,} for clerical "
+                  "review (web: Review queue; Duplicate benefits)")
+
+
+def benefits_flow(engine: Engine, console: Console) -> None:
+    """Kafaalat from eligibility to money, maker and checker distinct at every approval."""
+    from isps.payments import payroll as pr
+    from isps.payments import pickup
+    from isps.programs import cycles
+    from isps.programs import enrolment as en
+    from isps.registry.models import District
+    from isps.targeting.eligibility import rules
+
+    with transaction(engine) as s:
+        counts = en.summary(s, PROGRAM)["counts"]
+    if counts.get("enrolled"):
+        with transaction(engine) as s:
+            latest = pr.payrolls(s, PROGRAM, limit=1)
+        console.print(f"{PROGRAM}: {counts.get('enrolled', 0):,} enrolled, {counts.get('waiting', 0):,} waiting"
+                      + (f"; payroll #{latest[0]['id']} {latest[0]['status']}" if latest else ""))
+        return
+    files_dir = var_dir() / "payments"
+    with console.status("Kafaalat: enrolment, cycle, payroll, bank files, reconciliation"):
+        with transaction(engine) as s:
+            row, _ = rules.active_rule(s, PROGRAM)
+            run = rules.run(s, row, MAKER)
+            slots = max(1, int(run.eligible * 0.8))  # funds for four in five: the rest wait
+            en.set_capacity(s, PROGRAM, MAKER, slots=slots)
+            enrolled = en.enrol_from_run(s, PROGRAM, run.id, MAKER)
+        with transaction(engine) as s:
+            cycle = cycles.open_cycle(s, PROGRAM, date.today(), MAKER)
+            ents = cycles.generate_entitlements(s, cycle.id)
+            cycles.approve_cycle(s, cycle.id, CHECKER)
+            cycle_id, period = cycle.id, cycle.period
+        with transaction(engine) as s:
+            payroll_id = pr.generate(s, cycle_id, MAKER).id
+            pr.approve(s, payroll_id, CHECKER)
+            files = pr.export(s, payroll_id, files_dir)["files"]
+            status = pr.bank_status_csv(s, payroll_id, seed=1)
+        (files_dir / f"status-{payroll_id}.csv").write_bytes(status)
+        with transaction(engine) as s:  # before the money is collected: turns at the cash outlets
+            district = s.execute(text("SELECT district_id FROM payment_instruction WHERE payroll_id = :p AND "
+                                      "channel = 'cash_outlet' GROUP BY district_id ORDER BY COUNT(*) DESC, "
+                                      "district_id LIMIT 1"), {"p": payroll_id}).scalar()
+            slots_made, fullest, district_name = None, None, None
+            if district is not None:
+                pickup.seed_outlets(s, district)
+                slots_made = pickup.schedule(s, payroll_id, district, date.today(), days=10)
+                fullest = max((o["people"] / o["capacity"] for o in pickup.occupancy(s, district)), default=0)
+                district_name = s.get(District, district).name
+        with transaction(engine) as s:
+            rec = pr.reconcile(s, status, f"status-{payroll_id}.csv", "bank-of-punjab")
+            retried = pr.retry_failed(s, payroll_id)
+        with transaction(engine) as s:
+            ledger = pr.ledger_check(s, PROGRAM)
+    console.print(f"{PROGRAM}: {enrolled.get('enrolled', 0):,} enrolled, {enrolled.get('waiting', 0):,} on the "
+                  f"waiting list; cycle {period}: {ents['entitlements']:,} entitlements, Rs {ents['total']:,.0f}, "
+                  f"approved by a second person")
+    console.print(f"payroll #{payroll_id}: pain.001 and CSV in {files_dir}/ ({', '.join(Path(f).name for f in files.values())}); "
+                  f"bank status reconciled ({rec['applied']:,} lines), {retried:,} failed payments retried on "
+                  f"another channel; ledger {'balances' if ledger['balanced'] else 'DOES NOT BALANCE'}")
+    if slots_made:
+        console.print(f"pickup slots at {slots_made['outlets']} cash outlets in {district_name}: "
+                      f"{slots_made['scheduled']:,} beneficiaries given a day and hour by SMS "
+                      f"({slots_made['other_tehsil']:,} outside their tehsil); the fullest slot is at "
+                      f"{fullest:.0%} of its outlet's capacity")
+    _death_flow(engine, console, payroll_id)
+
+
+def _death_flow(engine: Engine, console: Console, payroll_id: int) -> None:
+    """NADRA reports the death of an enrolled woman: her household history says so with the source,
+    her enrolment ends, her unpaid payments stop, and the first household waiting takes the place."""
+    from isps.interop import feeds
+    from isps.programs import enrolment as en
+    from isps.registry.cnic import formatted, mask
+    from isps.registry.models import Individual
+
+    with transaction(engine) as s:
+        found = s.execute(text("""SELECT e.id, i.cnic FROM enrolment e JOIN individual i ON i.id = e.recipient_id
+            WHERE e.program_code = :p AND e.status = 'enrolled' AND i.cnic IS NOT NULL ORDER BY e.id LIMIT 1"""),
+                          {"p": PROGRAM}).first()
+    if found is None:
+        return
+    enrolment_id, cnic = found
+    feeds.apply_delivery(engine, "nadra", [{"record_ref": f"DEMO-DEATH-{enrolment_id}", "event": "death",
+                                            "event_date": date.today().isoformat(), "cnic": formatted(cnic)}],
+                         reference=f"demo-nadra-death-{enrolment_id}", actor="demo")
+    feeds.after_delivery(engine)
+    with transaction(engine) as s:
+        out = en.process_events(s)
+        after = en.get(s, enrolment_id)
+        heir = s.get(Individual, after["recipient_id"]) if after["recipient_id"] else None
+    if after["status"] == "enrolled" and heir is not None:
+        fate = f"the household's benefit now goes to another adult member ({mask(heir.cnic) if heir.cnic else 'no CNIC'})"
+    else:
+        fate = f"enrolment #{enrolment_id} is {after['status']}; {out['promoted']} enrolled from the waiting list"
+    console.print(f"NADRA reported the death of {mask(cnic)} (enrolment #{enrolment_id}): {fate}; "
+                  "the death is in the household's history with its source")
