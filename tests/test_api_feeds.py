@@ -57,3 +57,23 @@ def test_recertification_lists_households_not_verified_for_long(client):
     rows = client.get("/api/v1/recertification", params={"older_than_days": 30},
                       headers=token_for(client, "kasur_counter")).json()
     assert rows and all(r["district_id"] == 2 and r["days_since"] > 30 for r in rows)
+
+
+def test_listed_change_requests_mask_cnics_and_the_read_is_audited(client, province):
+    from isps.access.models import AuditRecord
+    from isps.interop.feeds import changes
+
+    with transaction(province) as s:
+        person = s.scalars(select(Individual).where(Individual.district_id == 1, Individual.cnic.is_not(None))
+                           .order_by(Individual.id)).first()
+        wrong = person.cnic[:-2] + ("11" if person.cnic[-2:] != "11" else "13")  # same sex digit parity
+        changes.request_change(s, entity="individual", entity_id=person.id, changes={"cnic": wrong},
+                               source="operator", evidence="card seen at the counter", requested_by="kasur_counter")
+    r = client.get("/api/v1/change-requests", headers=token_for(client, "lahore_officer"))
+    assert r.status_code == 200 and len(r.json()) == 1
+    shown = r.json()[0]["changes"]["cnic"]
+    assert "*****" in shown and wrong not in r.text
+    with transaction(province) as s:
+        reads = s.scalars(select(AuditRecord).where(AuditRecord.actor == "lahore_officer",
+                                                    AuditRecord.entity == "change_request")).all()
+    assert len(reads) == 1 and reads[0].channel == "api"

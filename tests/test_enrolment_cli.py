@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import typer
 from typer.testing import CliRunner
 
-from isps.cli.programs import benefits_app
+from isps.cli.main import app  # the real ``isps`` command: ``isps benefits`` must be registered on it
 
 runner = CliRunner()
-app = typer.Typer()
-app.add_typer(benefits_app, name="benefits")
-app.command("noop")(lambda: None)
 
 
 def _json(r):

@@ -1,11 +1,8 @@
-"""``isps sbr`` commands (the sub-app is tested on its own, registered or not)."""
+"""``isps sbr`` commands, through the real ``isps`` command."""
 
 from __future__ import annotations
 
-import typer
 from typer.testing import CliRunner
-
-from isps.cli.linkage import linkage_app
 
 
 def test_sbr_cli(engine, tmp_path, monkeypatch):
@@ -14,8 +11,7 @@ def test_sbr_cli(engine, tmp_path, monkeypatch):
 
     monkeypatch.setattr(main, "_engine", lambda: engine)
     monkeypatch.setattr(main.console, "width", 400)
-    app = typer.Typer()
-    app.add_typer(linkage_app, name="sbr")
+    app = main.app
     run = CliRunner().invoke
     r = run(app, ["sbr", "catalogue", "--pillar", "social_insurance"])
     assert r.exit_code == 0 and "eobi_old_age_pension" in r.output

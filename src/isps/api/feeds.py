@@ -15,6 +15,7 @@ from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
 from isps.interop import feeds
 from isps.interop.feeds import changes
+from isps.services.events import drain
 
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
 DB = Annotated[Session, Depends(db_session)]
@@ -30,7 +31,9 @@ class Delivery(BaseModel):
 
 @router.post("/feeds/{feed}/deliveries")
 def deliver(feed: str, body: Delivery, request: Request, background: BackgroundTasks, who: Importer) -> dict:
-    """Apply a delivery in one transaction with a row-by-row report; re-scoring follows in the background."""
+    """Apply a delivery in one transaction with a row-by-row report; re-scoring, the programs' and the
+    payments' response to its events (a death ends enrolments and stops unsent payments) follow in the
+    background."""
     engine = request.app.state.engine
     try:
         report = feeds.apply_delivery(engine, feed, {"feed": feed, "reference": body.reference,
@@ -38,15 +41,17 @@ def deliver(feed: str, body: Delivery, request: Request, background: BackgroundT
                                       reference=body.reference, actor=who.username)
     except feeds.FeedError as exc:
         raise HTTPException(422, str(exc)) from None
-    if not report.already_applied:
-        background.add_task(feeds.after_delivery, engine)
+    if not report.already_applied:  # re-scoring, enrolments and payments act on the events afterwards
+        background.add_task(drain, engine)
     return {**report.counts(), "errors": report.to_rows()}
 
 
 @router.get("/feeds/conflicts")
 def conflicts(session: DB, who: Reader, after: int = 0, limit: int = 100) -> list[dict]:
-    """Open conflicts between sources (a lower-ranked source offered a value over a higher one's)."""
-    return [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
+    """Open conflicts between sources (a lower-ranked source offered a value over a higher one's). Audited."""
+    rows = [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
+    audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"{len(rows)} conflicts")
+    return rows
 
 
 class ChangeRequestBody(BaseModel):
@@ -92,9 +97,12 @@ def approve(request_id: int, session: DB, who: Writer) -> dict:
 
 @router.get("/change-requests")
 def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
-    return [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": r.changes, "source": r.source,
-             "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
+    """Change requests in a status, within the user's district; CNICs in them masked. Audited."""
+    rows = [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": changes.shown(r.changes),
+             "source": r.source, "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
             for r in changes.list_change_requests(session, status, who.scope)]
+    audit(session, who, "api", "read", "change_request", None, who.scope, detail=f"{status}: {len(rows)}")
+    return rows
 
 
 @router.get("/recertification")

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select, text
 
 from isps.config import var_dir
 from isps.db import transaction
+from isps.services.events import drain
 
 PROGRAM = "bisp_kafaalat"
 MAKER, CHECKER = "policy", "admin"   # demo users: the program manager makes, the administrator approves
@@ -43,7 +44,7 @@ def feeds_flow(engine: Engine, console: Console) -> None:
             sample = feeds.generate_sample(engine, name, n, seed=11)
             report = feeds.apply_delivery(engine, name, sample, reference=f"demo-{name}-1", actor="demo")
             lines.append(f"{name} {report.accepted:,}")
-        rescored = feeds.after_delivery(engine)
+        rescored = drain(engine)["rescored"]
     console.print("registry feeds: records accepted (" + ", ".join(lines) + f"); {rescored:,} households re-scored")
 
 
@@ -159,9 +160,8 @@ def _death_flow(engine: Engine, console: Console, payroll_id: int) -> None:
     feeds.apply_delivery(engine, "nadra", [{"record_ref": f"DEMO-DEATH-{enrolment_id}", "event": "death",
                                             "event_date": date.today().isoformat(), "cnic": formatted(cnic)}],
                          reference=f"demo-nadra-death-{enrolment_id}", actor="demo")
-    feeds.after_delivery(engine)
+    out = drain(engine)
     with transaction(engine) as s:
-        out = en.process_events(s)
         after = en.get(s, enrolment_id)
         heir = s.get(Individual, after["recipient_id"]) if after["recipient_id"] else None
     if after["status"] == "enrolled" and heir is not None:

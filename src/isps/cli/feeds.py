@@ -21,7 +21,8 @@ def apply(feed: str, path: Annotated[Path, typer.Argument(exists=True, dir_okay=
           reference: Annotated[Optional[str], typer.Option(help="the delivery's own reference (default: file name)")] = None,
           actor: Annotated[str, typer.Option()] = "cli",
           errors: Annotated[Optional[Path], typer.Option(help="write rejected rows here (CSV)")] = None) -> None:
-    """Apply one delivery (CSV or Parquet) with a row-by-row report, then re-score what changed."""
+    """Apply one delivery (CSV or Parquet) with a row-by-row report, then act on its events: re-score
+    what changed, end the enrolments of people who died and stop their unsent payments."""
     from isps.cli.main import _engine, _fail, console
     from isps.interop import feeds
 
@@ -36,9 +37,26 @@ def apply(feed: str, path: Annotated[Path, typer.Argument(exists=True, dir_okay=
         console.print(f"  [yellow]{line}[/yellow]")
     if errors:
         report.write_csv(errors)
-    with console.status("re-scoring households named by the delivery"):
-        n = feeds.after_delivery(engine)
-    console.print(f"re-scored {n:,} households")
+    _drain(engine, console)
+
+
+def _drain(engine, console) -> None:
+    from isps.services.events import drain
+
+    with console.status("acting on the delivery's events: re-scoring, enrolments, payments"):
+        out = drain(engine)
+    console.print(f"re-scored {out['rescored']:,} households; {out['enrolments_ended']:,} enrolments ended by a "
+                  f"death, {out['promoted']:,} enrolled from waiting lists; {out['stopped']:,} unsent payments "
+                  f"stopped, {out['to_recall']:,} sent ones to recall")
+
+
+@feeds_app.command("events")
+def events_cmd() -> None:
+    """Act on the registry's events now (after feeds, edits, imports): re-score, end the enrolments of
+    the dead and fill their places, stop their unsent payments. Running it again does nothing new."""
+    from isps.cli.main import _engine, console
+
+    _drain(_engine(), console)
 
 
 @feeds_app.command("sample")

@@ -37,6 +37,11 @@ from isps.cli.feeds import feeds_app, recert_app  # noqa: E402
 
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(recert_app, name="recert")
+from isps.cli.linkage import linkage_app  # noqa: E402
+from isps.cli.programs import benefits_app  # noqa: E402
+
+app.add_typer(linkage_app, name="sbr")
+app.add_typer(benefits_app, name="benefits")
 app.command("simulate")(_simulate)
 console = Console()
 

@@ -52,7 +52,7 @@ class PaymentInstruction(Base):
     biometric: Mapped[bool] = mapped_column(Boolean)  # pull channels: paid only after a fingerprint match
     amount: Mapped[float] = mapped_column(Float)
     # pending (issued; sent once its id is at or below payroll.exported_upto) | paid | failed | unclaimed |
-    # reversed | returned
+    # reversed | returned | stopped (the beneficiary died before it was sent: money back to the fund)
     status: Mapped[str] = mapped_column(String(10))
     status_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 

@@ -6,6 +6,7 @@ The life of a payment::
         instruction: pending ──export──▶ sent ──status──▶ paid | failed | unclaimed ; paid ──▶ reversed
         failed / reversed ──retry (next channel)──▶ a new instruction (attempt + 1)
         unclaimed for N days ──return──▶ returned (the money goes back to the program's fund)
+        pending, not yet sent, beneficiary dead ──stop──▶ stopped (the money goes back to the fund)
 
 Every step is one transaction of set-based SQL, and is idempotent by database constraint (see
 :mod:`isps.payments.models`): generating a payroll twice, importing the same status file twice, or
@@ -169,6 +170,7 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     if payroll.status not in ("approved", "exported"):
         raise PaymentError("a payroll is exported only after a second person approved it")
     _lock(session, ":p", {"p": payroll_id})
+    stop_for_deaths(session, payroll_id)  # nothing leaves for a person the registry knows has died
     session.refresh(payroll)
     on = on or date.today()
     folder = Path(folder)
@@ -241,12 +243,23 @@ def parse_status(data: bytes, default_on: date | None = None) -> tuple[str, pa.T
     """A status file (CSV, pain.002 or camt.054) as columns: end_to_end_id, status, amount,
     status_on, bank_ref, biometric_ok."""
     default_on = default_on or date.today()
+    if not data.strip():
+        raise PaymentError("the status file is empty")
     head = data[:400].lstrip()
     if head.startswith(b"<"):
-        return _parse_xml(data, default_on)
-    table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types={
-        "end_to_end_id": pa.string(), "status": pa.string(), "amount": pa.float64(), "status_on": pa.string(),
-        "bank_ref": pa.string(), "biometric_ok": pa.string()}, strings_can_be_null=True))
+        try:
+            return _parse_xml(data, default_on)
+        except ET.ParseError as exc:
+            raise PaymentError(f"the status file is not well-formed XML (pain.002 or camt.054 expected): {exc}") from None
+    try:
+        table = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types={
+            "end_to_end_id": pa.string(), "status": pa.string(), "amount": pa.float64(), "status_on": pa.string(),
+            "bank_ref": pa.string(), "biometric_ok": pa.string()}, strings_can_be_null=True))
+    except pa.ArrowInvalid as exc:
+        raise PaymentError(f"the status file is neither pain.002, camt.054 nor a readable CSV: {exc}") from None
+    if "end_to_end_id" not in table.column_names or "status" not in table.column_names:
+        raise PaymentError("a CSV status file needs the columns end_to_end_id and status "
+                           f"(found: {', '.join(table.column_names)})")
     cols = {c: table[c] if c in table.column_names else pa.nulls(table.num_rows, pa.string())
             for c in ("end_to_end_id", "status", "amount", "status_on", "bank_ref", "biometric_ok")}
     return "csv", pa.table(cols)
@@ -394,6 +407,53 @@ def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: dat
             "duplicates": imp.duplicates, "rejected": imp.rejected}
 
 
+def _dead_sql(payroll_filter: str) -> str:
+    """Live, unsettled instructions whose beneficiary has died: the enrolment ended by a death, or
+    its recipient (the person who would collect) has a date of death."""
+    return f"""SELECT i.id FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+        JOIN payroll p ON p.id = i.payroll_id
+        LEFT JOIN individual r ON r.id = e.recipient_id
+        WHERE i.status = 'pending' {payroll_filter}
+        AND (e.status = 'deceased' OR r.date_of_death IS NOT NULL)"""
+
+
+def stop_for_deaths(session: Session, payroll_id: int | None = None, on: date | None = None) -> dict:
+    """Act on deaths before money moves. The programs first read the registry's ``member.deceased``
+    events (:func:`isps.programs.enrolment.process_events`: the deceased's enrolments end, a household
+    benefit passes to another adult member, freed places are filled); then every instruction not yet
+    sent to a bank whose beneficiary is dead is ``stopped`` and its money returned to the program's
+    fund (one ``returned`` posting each, so the ledger balances). Instructions already sent cannot be
+    unsent: they are counted in ``to_recall`` (listed by :func:`payments_to_recall`) for the channel
+    to recall; a pull channel will not pay them anyway without the dead person's fingerprint.
+
+    Set-based and idempotent: running it again stops nothing more."""
+    from isps.programs import enrolment
+
+    on = on or date.today()
+    programs = enrolment.process_events(session, on)
+    where = "AND i.payroll_id = :p" if payroll_id is not None else ""
+    p = {"p": payroll_id, "on": on}
+    unsent = f"SELECT x.id FROM ({_dead_sql(where)} AND i.id > p.exported_upto) x"
+    _post(session, "returned", f"""SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount
+                                   FROM payment_instruction i WHERE i.id IN ({unsent})""", p)
+    stopped = session.execute(text(f"UPDATE payment_instruction SET status = 'stopped', status_on = :on "
+                                   f"WHERE id IN ({unsent})"), p).rowcount or 0
+    recall = session.execute(text(f"SELECT COUNT(*) FROM ({_dead_sql(where)} AND i.id <= p.exported_upto) x"),
+                             p).scalar_one()
+    return {"stopped": int(stopped), "to_recall": int(recall), "enrolments_ended": programs["ended"],
+            "promoted": programs["promoted"]}
+
+
+def payments_to_recall(session: Session, payroll_id: int | None = None) -> list[dict]:
+    """Instructions sent to a channel whose beneficiary has since died (the channel is asked to recall)."""
+    where = "AND i.payroll_id = :p" if payroll_id is not None else ""
+    rows = session.execute(text(f"""SELECT i.id, i.entitlement_id, i.attempt, i.payroll_id, i.channel, i.amount,
+            i.district_id FROM payment_instruction i WHERE i.id IN (SELECT x.id FROM ({_dead_sql(where)}
+            AND i.id <= p.exported_upto) x) ORDER BY i.id"""), {"p": payroll_id})
+    return [{"end_to_end_id": e2e(ent, att), "instruction_id": iid, "payroll_id": pid, "channel": ch,
+             "amount": float(a), "district_id": d} for iid, ent, att, pid, ch, a, d in rows]
+
+
 def retry_failed(session: Session, payroll_id: int) -> int:
     """A new instruction on the next channel for every entitlement whose last attempt failed or was
     reversed. A retry of the same attempt is the same (entitlement, attempt) row, so a second retry
@@ -490,7 +550,7 @@ def exactly_once(session: Session, cycle_id: int) -> dict:
     waiting = session.execute(text("""SELECT COUNT(*) FROM entitlement t WHERE t.cycle_id = :c
         AND EXISTS (SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id) AND NOT EXISTS (
         SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id
-        AND i.status IN ('pending', 'paid', 'unclaimed', 'returned'))"""), p).scalar_one()
+        AND i.status IN ('pending', 'paid', 'unclaimed', 'returned', 'stopped'))"""), p).scalar_one()
     return {"double_paid": int(double) + int(over), "lost": int(lost), "awaiting_retry": int(waiting)}
 
 

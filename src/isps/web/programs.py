@@ -70,8 +70,10 @@ def payroll_page(request: Request, payroll_id: int, session: DB, who: User) -> R
     except pr.PaymentError:
         return r.error_page(request, session, who, 404, tr("payments.no_payroll"))
     ledger = pr.ledger_check(session, summary["program"])
+    recall = pr.payments_to_recall(session, payroll_id)
     audit(session, who, "web", "read", "payroll", payroll_id)
-    return r.render(request, "payments_payroll.html", {"p": summary, "ledger": ledger}, who=who, session=session)
+    return r.render(request, "payments_payroll.html", {"p": summary, "ledger": ledger, "recall": recall},
+                    who=who, session=session)
 
 
 @router.get("/programs")

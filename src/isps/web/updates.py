@@ -16,7 +16,6 @@ from fastapi.responses import RedirectResponse, Response
 from isps.access.service import audit
 from isps.interop import feeds
 from isps.interop.feeds import changes
-from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.registry.service import OutOfScope
 from isps.web.routes import CHANNEL, DB, User, _tr, error_page, render
@@ -26,17 +25,12 @@ DECIDE = "registry.write"
 LIST = 50
 
 
-def _shown(changes_: dict) -> dict:
-    """A change request's values as an operator may see them (CNICs masked)."""
-    return {k: (cnic_rules.mask(v) if k == "cnic" and v else v) for k, v in changes_.items()}
-
-
 def _page(request: Request, session, who, *, done: str = "", error: str | None = None, status: int = 200,
           older_than_days: int = changes.DEFAULT_RECERTIFY_DAYS) -> Response:
     names = {d.id: d.name for d in session.query(District)}
     conflicts = feeds.list_conflicts(session, district_scope=who.scope, limit=LIST)
     requests = [{"id": c.id, "entity": c.entity, "entity_id": c.entity_id, "household_id": c.household_id,
-                 "district": names.get(c.district_id, "—"), "changes": _shown(c.changes), "source": c.source,
+                 "district": names.get(c.district_id, "—"), "changes": changes.shown(c.changes), "source": c.source,
                  "evidence": c.evidence, "requested_by": c.requested_by, "mine": c.requested_by == who.username}
                 for c in changes.list_change_requests(session, "pending", who.scope, limit=LIST)]
     due_counts = changes.count_recertification_due(session, older_than_days, who.scope)

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Date, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
+from isps.registry import cnic as cnic_rules
 from isps.registry import service
 from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_value
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
@@ -174,6 +175,11 @@ def reject_change(session: Session, request_id: int, checker: str, note: str,
     row.status, row.decided_by, row.decided_at, row.decision_note = "rejected", checker, datetime.now(), note[:400]
     session.flush()
     return row
+
+
+def shown(changes: dict) -> dict:
+    """A change request's values as a user may see them in a list: CNICs masked."""
+    return {k: (cnic_rules.mask(v) if k == "cnic" and v else v) for k, v in changes.items()}
 
 
 def list_change_requests(session: Session, status: str | None = "pending", district_scope: int | None = None,

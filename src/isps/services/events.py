@@ -1,0 +1,36 @@
+"""The registry's events, acted on by every module above it, in dependency order.
+
+A lower module never calls a higher one: a NADRA death is written to the registry with a
+``member.deceased`` event in the outbox, in the same transaction. Each consumer keeps its own
+cursor and acts on the events past it. :func:`drain` is the one place that runs them all, bottom
+up, so that each sees what the one below it did:
+
+1. targeting re-scores the households named (``household.changed``, ``member.deceased`` ...) and
+   records ``household.crossed_cutoff`` where the active score moved across the cut-off;
+2. programs end the enrolments of the dead, pass a household benefit to another adult member, and
+   fill the freed places from the waiting list;
+3. payments stop every instruction not yet sent for a person who has died (money back to the fund)
+   and count those already sent for recall.
+
+It runs after every feed delivery (in the background of the API call, at the end of ``isps feeds
+apply``) and may be run at any time (``isps events``); running it again does nothing new.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Engine
+
+from isps.db import transaction
+
+
+def drain(engine: Engine, on: date | None = None) -> dict:
+    """Run every consumer of registry events once, each in its own transaction, bottom up."""
+    from isps.interop.feeds import after_delivery
+    from isps.payments.payroll import stop_for_deaths
+
+    rescored = after_delivery(engine, on=on)
+    with transaction(engine) as s:
+        payments = stop_for_deaths(s, on=on)
+    return {"rescored": rescored, **payments}
