@@ -116,3 +116,91 @@ def test_payroll_page_shows_status_and_ledger(client, province):
     assert client.get("/payments/payrolls/99999").status_code == 404
     client.get("/lang/ur")
     assert "کھاتہ متوازن ہے۔" in client.get(f"/payments/payrolls/{p['id']}").text
+
+
+def _nashonuma(client, province, manager) -> tuple[dict, dict]:
+    with transaction(province) as s:
+        rules.install_shipped_rules(s)
+        row, _ = rules.active_rule(s, "bisp_nashonuma")
+        run_id = rules.run(s, row, "test", on=date(2026, 6, 1)).id
+    assert client.post(f"/api/v1/programs/bisp_nashonuma/enrolment/runs/{run_id}", headers=manager).status_code == 201
+    q3 = client.post("/api/v1/programs/bisp_nashonuma/cycles", json={"starts_on": "2026-07-01"}, headers=manager).json()
+    q4 = client.post("/api/v1/programs/bisp_nashonuma/cycles", json={"starts_on": "2026-10-01"}, headers=manager).json()
+    return q3, q4
+
+
+def _scalar(engine, sql: str, **p):
+    from sqlalchemy import text
+    with transaction(engine) as s:
+        return s.execute(text(sql), p).scalar()
+
+
+def test_compliance_by_api_is_scoped_checked_and_all_or_nothing(client, province):
+    manager, officer, admin = (token_for(client, u) for u in ("manager", "lahore_officer", "admin"))
+    q3, q4 = _nashonuma(client, province, manager)
+    kasur = _scalar(province, "SELECT MIN(id) FROM enrolment WHERE program_code = 'bisp_nashonuma' "
+                              "AND status = 'enrolled' AND district_id <> 1")
+    lahore = _scalar(province, "SELECT MIN(id) FROM enrolment WHERE program_code = 'bisp_nashonuma' "
+                               "AND status = 'enrolled' AND district_id = 1")
+    assert kasur and lahore
+    unmet = {"enrolment_id": kasur, "condition": "health_visit", "met": False}
+    # a Lahore officer cannot record (and so cannot suspend) a beneficiary of another district
+    for cycle in (q3, q4):
+        r = client.post(f"/api/v1/cycles/{cycle['id']}/compliance", json={"records": [unmet]}, headers=officer)
+        assert r.status_code == 403 and "record 1" in r.json()["detail"] and "outside your district" in r.json()["detail"]
+    assert client.get(f"/api/v1/enrolments/{kasur}", headers=manager).json()["status"] == "enrolled"
+    assert _scalar(province, "SELECT COUNT(*) FROM compliance_record") == 0
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'compliance' AND outcome = 'denied' "
+                             "AND actor = 'lahore_officer'") == 2
+    # within their district they can
+    r = client.post(f"/api/v1/cycles/{q3['id']}/compliance",
+                    json={"records": [{"enrolment_id": lahore, "condition": "health_visit", "met": True}]},
+                    headers=officer)
+    assert r.status_code == 200 and r.json()["recorded"] == 1
+    # each bad record is named by number and field, and nothing of the request is recorded
+    bad = [unmet, {"enrolment_id": kasur}, {"enrolment_id": kasur, "condition": "school_attendance", "met": False},
+           {"condition": "health_visit", "met": False}, {"enrolment_id": kasur, "condition": "health_visit"},
+           {"enrolment_id": kasur, "condition": "health_visit", "met": "no"}]
+    r = client.post(f"/api/v1/cycles/{q4['id']}/compliance", json={"records": bad}, headers=admin)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "record 1" not in detail
+    parts = detail.split(": ", 1)[1].split("; ")
+    for n, field in ((2, "'condition' is missing"), (3, "'condition' 'school_attendance' is not a condition"),
+                     (4, "'enrolment_id' is missing"), (5, "'met' or 'value'"), (6, "'met' must be true or false")):
+        assert any(p.startswith(f"record {n}: ") and field in p for p in parts), (n, field, detail)
+    assert _scalar(province, "SELECT COUNT(*) FROM compliance_record WHERE cycle_id = :c", c=q4["id"]) == 0
+    # an enrolment of another program, one that does not exist
+    r = client.post(f"/api/v1/cycles/{q4['id']}/compliance",
+                    json={"records": [unmet, {"enrolment_id": 99_999_999, "condition": "health_visit", "met": True}]},
+                    headers=admin)
+    assert r.status_code == 422 and "record 2: 'enrolment_id' 99999999 does not exist" in r.json()["detail"]
+    assert _scalar(province, "SELECT COUNT(*) FROM compliance_record WHERE cycle_id = :c", c=q4["id"]) == 0
+    # an unknown cycle
+    r = client.post("/api/v1/cycles/99999/compliance", json={"records": [unmet]}, headers=admin)
+    assert r.status_code == 404 and "99999" in r.json()["detail"]
+    # the good request goes through
+    r = client.post(f"/api/v1/cycles/{q4['id']}/compliance", json={"records": [unmet]}, headers=admin)
+    assert r.status_code == 200 and r.json()["recorded"] == 1 and r.json()["warnings"] == 1
+
+
+def test_reads_of_enrolments_are_audited(client, province):
+    manager, officer = token_for(client, "manager"), token_for(client, "lahore_officer")
+    _nashonuma(client, province, manager)
+    kasur = _scalar(province, "SELECT MIN(id) FROM enrolment WHERE district_id <> 1")
+    count = "SELECT COUNT(*) FROM audit_log WHERE entity = 'enrolment' AND channel = 'api' AND actor = :a"
+    before = _scalar(province, count, a="manager")
+    assert client.get(f"/api/v1/enrolments/{kasur}", headers=manager).status_code == 200
+    assert client.get("/api/v1/programs/bisp_nashonuma/enrolments", headers=manager).status_code == 200
+    assert client.get("/api/v1/programs/bisp_nashonuma/waiting-list", headers=manager).status_code == 200
+    assert _scalar(province, count, a="manager") == before + 3
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE entity = 'enrolment' AND entity_id = :e "
+                             "AND action = 'read' AND actor = 'manager'", e=kasur) == 1
+    # a refused read is audited too
+    assert client.get(f"/api/v1/enrolments/{kasur}", headers=officer).status_code == 403
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE entity = 'enrolment' AND entity_id = :e "
+                             "AND actor = 'lahore_officer' AND outcome = 'denied'", e=kasur) == 1
+    assert client.get("/api/v1/enrolments/99999999", headers=manager).status_code == 404
+    # pickup occupancy of another district is not a Lahore officer's to read
+    assert client.get("/api/v1/districts/2/pickup", headers=officer).status_code == 403
+    assert client.get("/api/v1/districts/1/pickup", headers=officer).status_code == 200

@@ -132,6 +132,41 @@ def test_pickup_schedule_never_exceeds_outlet_capacity(approved_cycle):
         assert "Rs 8,500" in sms and "CNIC" in sms and "between" in sms
 
 
+@pytest.mark.parametrize("second_first_day", [date(2026, 7, 6), date(2026, 7, 7), date(2026, 7, 8)])
+def test_a_second_payroll_gets_the_free_seats_of_the_district(approved_cycle, second_first_day):
+    """Another payroll in the same district (the next quarter's, scheduled on an earlier, the same or a
+    later first day) fills only what the first left free: no slot over capacity, no clash of seats."""
+    engine, cycle_id = approved_cycle
+    with transaction(engine) as s:
+        first = pr.generate(s, cycle_id, "maker")
+        q4 = cycles.open_cycle(s, "bisp_kafaalat", date(2026, 10, 1), "maker")
+        cycles.generate_entitlements(s, q4.id)
+        cycles.approve_cycle(s, q4.id, "checker")
+        second = pr.generate(s, q4.id, "maker")
+        district = s.execute(text("""SELECT district_id FROM payment_instruction WHERE channel IN ('agent', 'cash_outlet')
+            GROUP BY district_id ORDER BY COUNT(*) DESC LIMIT 1""")).scalar_one()
+        per_payroll = s.execute(text("""SELECT COUNT(*) FROM payment_instruction WHERE district_id = :d
+            AND payroll_id = :p AND channel IN ('agent', 'cash_outlet')"""), {"d": district, "p": first.id}).scalar_one()
+        assert per_payroll > 4
+        pickup.seed_outlets(s, district, per_tehsil=1, capacity=2)
+        a = pickup.schedule(s, first.id, district, date(2026, 7, 7), slots_per_day=2, days=3)
+        b = pickup.schedule(s, second.id, district, second_first_day, slots_per_day=2, days=3)
+        assert a["scheduled"] == b["scheduled"] == per_payroll
+        occ = pickup.occupancy(s, district)
+        assert all(o["people"] <= o["capacity"] for o in occ), occ
+        assert sum(o["people"] for o in occ) == 2 * per_payroll
+        over = s.execute(text("""SELECT COUNT(*) FROM pickup_slot s JOIN cash_outlet o ON o.id = s.outlet_id
+            WHERE s.seat < 1 OR s.seat > o.capacity_per_slot""")).scalar_one()
+        assert over == 0
+        # the second payroll's people take the free seats first: a slot it uses before the first
+        # payroll's last one is one the first payroll left room in
+        span = s.execute(text("""SELECT MIN(s.slot_start), MAX(s.slot_start) FROM pickup_slot s
+            JOIN payment_instruction i ON i.id = s.instruction_id WHERE i.payroll_id = :p"""), {"p": second.id}).one()
+        assert str(span[0]) >= str(second_first_day)
+        if second_first_day < date(2026, 7, 7):
+            assert str(span[0]).startswith(str(second_first_day))  # the empty day is used
+
+
 def test_two_approvers_at_once_one_wins(approved_cycle):
     engine, cycle_id = approved_cycle
     with transaction(engine) as s:

@@ -29,6 +29,8 @@ def _guard(fn, *args, **kw):
         return fn(*args, **kw)
     except en.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from None
+    except (en.NotFound, cycles.CycleNotFound) as exc:
+        raise HTTPException(404, str(exc)) from None
     except (en.EnrolmentError, cycles.CycleError, pr.PaymentError, ValueError) as exc:
         raise HTTPException(409 if "approved" in str(exc) or "second person" in str(exc) else 422, str(exc)) from None
 
@@ -65,18 +67,35 @@ def enrol_run(code: str, run_id: int, session: DB, who: Manager, on: date | None
 @router.get("/programs/{code}/enrolments")
 def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", after: int | None = None,
                limit: int = Query(100, le=1000)) -> list[dict]:
-    return _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
+    """Enrolments of a program in one status (within the user's district). Audited."""
+    rows = _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
+    audit(session, who, "api", "list", "enrolment", district_id=who.scope,
+          detail=f"{code} status={status} after={after} results={len(rows)}")
+    return rows
 
 
 @router.get("/programs/{code}/waiting-list")
 def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le=1000)) -> list[dict]:
-    """The waiting list in rank order (PMT ascending unless the policy says otherwise)."""
-    return _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
+    """The waiting list in rank order (PMT ascending unless the policy says otherwise). Audited."""
+    rows = _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
+    audit(session, who, "api", "waiting_list", "enrolment", district_id=who.scope,
+          detail=f"{code} results={len(rows)}")
+    return rows
 
 
 @router.get("/enrolments/{enrolment_id}")
 def enrolment(enrolment_id: int, session: DB, who: Reader) -> dict:
-    return _guard(en.get, session, enrolment_id, who.scope)
+    """One enrolment with its history. Audited, a refusal too."""
+    try:
+        out = en.get(session, enrolment_id, who.scope)
+    except en.EnrolmentError as exc:
+        refused = isinstance(exc, en.OutOfScope)
+        audit(session, who, "api", "read", "enrolment", enrolment_id, district_id=who.scope,
+              outcome="denied" if refused else "not_found", detail=str(exc))
+        session.commit()  # keep the audit record of the refusal
+        raise HTTPException(403 if refused else 404, str(exc)) from None
+    audit(session, who, "api", "read", "enrolment", enrolment_id, district_id=out["district_id"])
+    return out
 
 
 class StatusChange(BaseModel):
@@ -141,7 +160,23 @@ class Compliance(BaseModel):
 
 @router.post("/cycles/{cycle_id}/compliance")
 def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> dict:
-    return _guard(cycles.record_compliance, session, cycle_id, body.records, who.username)
+    """Conditions met or not for enrolments of the cycle's program, all or nothing: a bad record (named by its
+    number and field) refuses the request with 422, one outside the user's district with 403."""
+    try:
+        out = cycles.record_compliance(session, cycle_id, body.records, who.username, district_scope=who.scope)
+    except cycles.OutOfScope as exc:
+        session.rollback()
+        audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
+              outcome="denied", detail=str(exc))
+        session.commit()  # keep the audit record of the refusal, nothing else
+        raise HTTPException(403, str(exc)) from None
+    except cycles.CycleNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except cycles.CycleError as exc:
+        raise HTTPException(422, str(exc)) from None
+    audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
+          detail=f"{len(body.records)} records: {out}")
+    return out
 
 
 # ---------------------------------------------------------------- payments
@@ -213,4 +248,6 @@ def schedule(payroll_id: int, body: Pickup, session: DB, who: Manager) -> dict:
 
 @router.get("/districts/{district_id}/pickup")
 def occupancy(district_id: int, session: DB, who: Reader) -> list[dict]:
+    if who.scope is not None and who.scope != district_id:
+        raise HTTPException(403, f"district {district_id} is outside your district")
     return pickup.occupancy(session, district_id)

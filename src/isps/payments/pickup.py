@@ -7,7 +7,9 @@ receive. Outlets of the beneficiary's own tehsil come first (distance 0); only w
 for the whole horizon does a beneficiary go to the nearest outlet of another tehsil of the district
 (tehsil distance) — and if the district is full too, to the next day after the horizon at home.
 A seat number never exceeds the outlet's capacity (``(outlet, slot, seat)`` is unique), so no
-slot of any outlet holds more people than it can serve.
+slot of any outlet holds more people than it can serve. Seats already given (an earlier run, another
+payroll of the district, however its days fall) count against a slot's capacity: a new schedule
+fills only the free seats.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import heapq
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from isps.payments.models import CashOutlet, PickupSlot
@@ -58,11 +60,45 @@ def schedule(session: Session, payroll_id: int, district_id: int, first_day: dat
         AND i.channel IN ({", ".join(f"'{c}'" for c in PULL_CHANNELS)})
         AND NOT EXISTS (SELECT 1 FROM pickup_slot s WHERE s.instruction_id = i.id)
         ORDER BY e.tehsil_id, i.id"""), {"p": payroll_id, "d": district_id}).all()
-    # people already placed at each outlet: the next free seat continues from there
-    load = {o.id: 0 for o in outlets}
-    for oid, n in session.execute(text("SELECT outlet_id, COUNT(*) FROM pickup_slot WHERE outlet_id IN "
-                                       f"({', '.join(str(o.id) for o in outlets)}) GROUP BY outlet_id")):
-        load[oid] = int(n)
+    ids = [o.id for o in outlets]
+    cap = {o.id: o.capacity_per_slot for o in outlets}
+    info = {o.id: o for o in outlets}
+
+    def slot_start(idx: int) -> datetime:
+        day = first_day + timedelta(days=idx // slots_per_day)
+        return datetime.combine(day, opens) + timedelta(minutes=slot_minutes * (idx % slots_per_day))
+
+    # seats already given from the first day on (this payroll's earlier runs, other payrolls of the district),
+    # per outlet and slot in one GROUP BY: they count against the capacity of the slots measured from this first day
+    taken: dict[tuple[int, datetime], tuple[int, int]] = {}
+    for oid, start, n, top in session.execute(
+            select(PickupSlot.outlet_id, PickupSlot.slot_start, func.count(), func.max(PickupSlot.seat))
+            .where(PickupSlot.outlet_id.in_(ids), PickupSlot.slot_start >= datetime.combine(first_day, time(0)))
+            .group_by(PickupSlot.outlet_id, PickupSlot.slot_start)):
+        taken[(oid, start)] = (int(n), int(top))
+    grid = {slot_start(k) for k in range(horizon)}
+    load = {oid: 0 for oid in ids}  # people in the horizon's slots at each outlet
+    for (oid, start), (n, _) in taken.items():
+        if start in grid:
+            load[oid] += min(n, cap[oid])
+
+    def free_seats(oid: int):
+        """The outlet's free (slot, seat) in time order: the horizon first, then the days after it."""
+        idx = 0
+        while True:
+            start = slot_start(idx)
+            n, top = taken.get((oid, start), (0, 0))
+            if n == top:  # seats 1..n are given (the usual case): the next ones are free
+                free = range(n + 1, cap[oid] + 1)
+            else:  # gaps left by an older schedule: read that one slot's seats
+                used = set(session.scalars(select(PickupSlot.seat).where(PickupSlot.outlet_id == oid,
+                                                                         PickupSlot.slot_start == start)))
+                free = [k for k in range(1, cap[oid] + 1) if k not in used]
+            for seat in free:
+                yield idx, start, seat
+            idx += 1
+
+    seats = {oid: free_seats(oid) for oid in ids}
     by_tehsil: dict[int, list[CashOutlet]] = {}
     for o in outlets:
         by_tehsil.setdefault(o.tehsil_id, []).append(o)
@@ -71,8 +107,6 @@ def schedule(session: Session, payroll_id: int, district_id: int, first_day: dat
     heaps = {t: [(load[o.id] / o.capacity_per_slot, o.id) for o in os_] for t, os_ in by_tehsil.items()}
     for h in heaps.values():
         heapq.heapify(h)
-    cap = {o.id: o.capacity_per_slot for o in outlets}
-    info = {o.id: o for o in outlets}
 
     def take(tehsil: int, within_horizon: bool) -> int | None:
         h = heaps[tehsil]
@@ -87,6 +121,8 @@ def schedule(session: Session, payroll_id: int, district_id: int, first_day: dat
     def nearest(tehsil: int) -> list[int]:
         return sorted(tehsil_ids, key=lambda t: (abs(t - tehsil), t))
 
+    # one pass over the beneficiaries in Python: the greedy choice of outlet (home tehsil first, the least
+    # crowded outlet there, then the nearest tehsil) depends on every earlier choice
     rows, moved = [], 0
     for iid, amount, program, tehsil in pending:
         order = nearest(tehsil if tehsil is not None else tehsil_ids[0])
@@ -94,18 +130,16 @@ def schedule(session: Session, payroll_id: int, district_id: int, first_day: dat
         if oid is None:  # the whole district is full for the horizon: later days, at home if possible
             oid = take(order[0], False)
         o = info[oid]
-        n = load[oid]
-        load[oid] = n + 1
-        slot, seat = divmod(n, cap[oid])
-        day = first_day + timedelta(days=slot // slots_per_day)
-        start = datetime.combine(day, opens) + timedelta(minutes=slot_minutes * (slot % slots_per_day))
+        load[oid] += 1
+        idx, start, seat = next(seats[oid])
+        day = start.date()
         end = start + timedelta(minutes=slot_minutes)
         same = o.tehsil_id == tehsil
         moved += not same
-        rows.append({"instruction_id": iid, "outlet_id": oid, "slot_start": start, "seat": seat + 1,
+        rows.append({"instruction_id": iid, "outlet_id": oid, "slot_start": start, "seat": seat,
                      "same_tehsil": same,
                      "sms": SMS.format(program=program, amount=amount, outlet=o.name, day=day.strftime("%d %b %Y"),
-                                       start=start.strftime("%H:%M"), end=end.strftime("%H:%M"), seat=seat + 1)})
+                                       start=start.strftime("%H:%M"), end=end.strftime("%H:%M"), seat=seat)})
     if rows:
         session.execute(PickupSlot.__table__.insert(), rows)
     return {"payroll_id": payroll_id, "district_id": district_id, "scheduled": len(rows),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from isps.programs import enrolment
@@ -27,6 +27,14 @@ ATTENDANCE_MIN = 0.7  # Taleemi Wazaif: 70% attendance in the quarter
 
 class CycleError(ValueError):
     """A request the cycle rules refuse; the message is safe to show."""
+
+
+class CycleNotFound(CycleError):
+    """The cycle asked for does not exist."""
+
+
+class OutOfScope(enrolment.OutOfScope, CycleError):
+    """A record names an enrolment outside the officer's district."""
 
 
 def _add_months(d: date, n: int) -> date:
@@ -97,7 +105,7 @@ def generate_entitlements(session: Session, cycle_id: int) -> dict:
     """(Re)compute a draft cycle's entitlements, set-based: one per enrolment active (not suspended)."""
     cycle = session.get(BenefitCycle, cycle_id, with_for_update=True)
     if cycle is None:
-        raise CycleError(f"no cycle {cycle_id}")
+        raise CycleNotFound(f"there is no cycle {cycle_id}")
     if cycle.status != "draft":
         raise CycleError(f"cycle {cycle.program_code} {cycle.period} is {cycle.status}: its entitlements are frozen")
     pol = enrolment.policy(session, cycle.program_code)
@@ -138,7 +146,7 @@ def approve_cycle(session: Session, cycle_id: int, approver: str) -> BenefitCycl
     An atomic compare-and-set, so two approvers at once cannot both approve."""
     cycle = session.get(BenefitCycle, cycle_id)
     if cycle is None:
-        raise CycleError(f"no cycle {cycle_id}")
+        raise CycleNotFound(f"there is no cycle {cycle_id}")
     if cycle.created_by == approver:
         raise CycleError(f"a second person must approve: {approver} opened this cycle")
     digest = checksum(session, cycle_id)
@@ -161,23 +169,89 @@ def verify_cycle(session: Session, cycle_id: int) -> bool:
 
 # ---------------------------------------------------------------- conditions
 
+def _check_records(records: list, allowed: list[str]) -> tuple[list[dict], list[str]]:
+    """The request's records as rows, and a message per bad field (``record <n>: ...``, from 1)."""
+    rows, problems = [], []
+    for n, r in enumerate(records, 1):
+        if not isinstance(r, dict):
+            problems.append(f"record {n}: expected an object with enrolment_id, condition and met or value")
+            continue
+        bad = len(problems)
+        eid = r.get("enrolment_id")
+        if eid is None:
+            problems.append(f"record {n}: 'enrolment_id' is missing")
+        elif isinstance(eid, bool) or not isinstance(eid, int) and not (isinstance(eid, str) and eid.isdigit()):
+            problems.append(f"record {n}: 'enrolment_id' must be a whole number, not {eid!r}")
+        cond = r.get("condition")
+        if cond is None:
+            problems.append(f"record {n}: 'condition' is missing")
+        elif cond not in CONDITIONS:
+            problems.append(f"record {n}: 'condition' '{cond}' is unknown; known: {', '.join(CONDITIONS)}")
+        elif cond not in allowed:
+            problems.append(f"record {n}: 'condition' '{cond}' is not a condition of this program"
+                            + (f" (it has: {', '.join(allowed)})" if allowed else " (it has none)"))
+        value, met = r.get("value"), r.get("met")
+        if "met" in r and met is not None:
+            if not isinstance(met, bool):
+                problems.append(f"record {n}: 'met' must be true or false, not {met!r}")
+        elif value is None:
+            problems.append(f"record {n}: 'met' or 'value' is required")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) <= 1:
+            problems.append(f"record {n}: 'value' must be a share of attendance between 0 and 1, not {value!r}")
+        if len(problems) == bad:
+            rows.append({"n": n, "enrolment_id": int(eid), "condition": cond,
+                         "met": bool(met) if isinstance(met, bool) else float(value) >= ATTENDANCE_MIN,
+                         "value": None if value is None else float(value)})
+    return rows, problems
+
+
+def _refuse(problems: list[str], error: type[CycleError]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        raise error(f"{len(problems)} problem(s) in the records, nothing was recorded: " + "; ".join(problems[:20]) + more)
+
+
 def record_compliance(session: Session, cycle_id: int, records: list[dict], actor: str,
-                      on: date | None = None) -> dict:
+                      on: date | None = None, district_scope: int | None = None) -> dict:
     """Record whether conditions were met (``enrolment_id``, ``condition``, ``met`` or ``value``) and
     apply the consequences: a first unmet condition is a warning, a second a suspension. Recording
-    the same condition for the same cycle twice changes nothing."""
+    the same condition for the same cycle twice changes nothing.
+
+    All or nothing: every record is checked first (the field, the condition being one of the
+    program's, the enrolment being on the cycle's program and, for a district officer, in their
+    district) and one bad record refuses the whole request, naming each bad record and field."""
     on = on or date.today()
-    rows = []
-    for r in records:
-        cond = r["condition"]
-        if cond not in CONDITIONS:
-            raise CycleError(f"unknown condition '{cond}'; known: {', '.join(CONDITIONS)}")
-        value = r.get("value")
-        met = bool(r["met"]) if "met" in r else (value is not None and float(value) >= ATTENDANCE_MIN)
-        rows.append({"enrolment_id": int(r["enrolment_id"]), "cycle_id": cycle_id, "condition": cond, "met": met,
-                     "value": value, "recorded_by": actor})
+    cycle = session.get(BenefitCycle, cycle_id)
+    if cycle is None:
+        raise CycleNotFound(f"there is no cycle {cycle_id}")
+    if not isinstance(records, list):
+        raise CycleError("'records' must be a list")
+    pol = enrolment.policy(session, cycle.program_code)
+    rows, problems = _check_records(records, list(pol.spec.get("conditions", [])))
+    _refuse(problems, CycleError)
     if not rows:
         return {"recorded": 0, "warnings": 0, "suspensions": 0}
+    # the enrolments named, read in a few set-based lookups (not one per record)
+    ids = sorted({r["enrolment_id"] for r in rows})
+    found: dict[int, tuple[str, int]] = {}
+    lookup = text("SELECT id, program_code, district_id FROM enrolment WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    for k in range(0, len(ids), 500):
+        found.update({i: (c, d) for i, c, d in session.execute(lookup, {"ids": ids[k:k + 500]})})
+    outside = [f"record {r['n']}: enrolment {r['enrolment_id']} is outside your district" for r in rows
+               if r["enrolment_id"] in found and district_scope is not None
+               and found[r["enrolment_id"]][1] != district_scope]
+    _refuse(outside, OutOfScope)
+    for r in rows:
+        e = found.get(r["enrolment_id"])
+        if e is None:
+            problems.append(f"record {r['n']}: 'enrolment_id' {r['enrolment_id']} does not exist")
+        elif e[0] != cycle.program_code:
+            problems.append(f"record {r['n']}: 'enrolment_id' {r['enrolment_id']} is on program '{e[0]}', "
+                            f"not on this cycle's program '{cycle.program_code}'")
+    _refuse(problems, CycleError)
+    rows = [{"enrolment_id": r["enrolment_id"], "cycle_id": cycle.id, "condition": r["condition"], "met": r["met"],
+             "value": r["value"], "recorded_by": actor} for r in rows]
     mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM compliance_record")).scalar_one()
     session.execute(text("""INSERT INTO compliance_record (enrolment_id, cycle_id, condition, met, value, recorded_by)
         VALUES (:enrolment_id, :cycle_id, :condition, :met, :value, :recorded_by) ON CONFLICT DO NOTHING"""), rows)
@@ -214,5 +288,5 @@ def entitlements_of(session: Session, cycle_id: int, limit: int = 100) -> list[d
              "top_up": r.top_up, "amount": r.amount} for r in rows]
 
 
-__all__ = ["CycleError", "open_cycle", "generate_entitlements", "approve_cycle", "verify_cycle", "checksum",
+__all__ = ["CycleError", "CycleNotFound", "OutOfScope", "open_cycle", "generate_entitlements", "approve_cycle", "verify_cycle", "checksum",
            "record_compliance", "cycles", "entitlements_of", "period_of", "ComplianceRecord"]

@@ -1,8 +1,10 @@
 """Enrolment on one platform: one path from an eligibility run into a program, and an automatic waiting list.
 
-:func:`enrol_from_run` lists every eligible household (or member) of a run that passes the
-duplication filter (not already on the program, the same CNIC not already on it under another
-record, not in an incompatible program) on the program's waiting list, ranked by the policy's rule
+:func:`enrol_from_run` takes a run of the program's own rule (a run of another program is refused)
+and lists every eligible household (or member) of it that passes the duplication filter (not
+already on the program, the same CNIC not already on it under another record nor twice in the run:
+of a CNIC's lines only the best-ranked goes on, the rest count as duplicates; not in an
+incompatible program, incompatibility read both ways) on the program's waiting list, ranked by the policy's rule
 (PMT ascending by default), and then :func:`fill` enrols from the top of the list while the
 program has slots and funds, meeting its quotas (e.g. 50% women, 2% persons with disabilities)
 first. Whenever a place frees up (an exit, a death read from the registry's ``member.deceased``
@@ -131,13 +133,41 @@ def _counts(session: Session, code: str) -> dict[str, int]:
     return {s: int(n) for s, n in rows}
 
 
+def incompatible_with(session: Session, code: str) -> list[str]:
+    """The programs ``code`` cannot be combined with, both ways: those its policy lists and those
+    whose policy lists it (A incompatible with B means B is incompatible with A)."""
+    own = set(policy(session, code).spec.get("incompatible", []))
+    specs = {c: d["spec"] for c, d in DEFAULT_POLICIES.items()}
+    specs.update({p.program_code: p.spec for p in session.scalars(select(EnrolmentPolicy))})
+    listed_by = {c for c, spec in specs.items() if code in (spec or {}).get("incompatible", [])}
+    return sorted((own | listed_by) - {code})
+
+
+class NotFound(EnrolmentError):
+    """The enrolment or run asked for does not exist."""
+
+
 def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: date | None = None) -> dict:
     """List a run's eligible decisions on the program's waiting list through the duplication
-    filter, then enrol from the list as capacity allows. Returns what happened to each."""
+    filter, then enrol from the list as capacity allows. Returns what happened to each.
+    The run must be a run of the program's own rule."""
+    from isps.targeting.eligibility.models import EligibilityRule, EligibilityRun
+    run = session.get(EligibilityRun, run_id)
+    if run is None:
+        raise NotFound(f"there is no eligibility run {run_id}")
+    rule = session.get(EligibilityRule, run.rule_id)
+    run_program = rule.program_code if rule is not None else None
+    if run_program != code:
+        raise EnrolmentError(f"eligibility run {run_id} is a run of program '{run_program}', not of '{code}': "
+                             f"it cannot enrol anyone into '{code}'")
+    return _list_and_fill(session, code, run_id, actor, on)
+
+
+def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: date | None = None) -> dict:
     on = on or date.today()
     pol = policy(session, code)
     unit = pol.unit
-    incompatible = [c for c in pol.spec.get("incompatible", []) if c != code]
+    incompatible = incompatible_with(session, code)
     params = {"run": run_id, "code": code, "on": on, "actor": actor}
     adult = date(on.year - 18, on.month, min(on.day, 28))
     params["adult"] = adult
@@ -156,29 +186,40 @@ def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: dat
                      f"THEN r.individual_id ELSE COALESCE({woman}, {head}) END")
         female = "(SELECT m.sex FROM individual m WHERE m.id = c.individual_id) = 'female'"
         disabled = "(SELECT m.disability FROM individual m WHERE m.id = c.individual_id) <> 'none'"
-    same = ("EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code = :code AND e.household_id = r.household_id "
-            "AND e.individual_id = r.individual_id)")
-    # the same person under another record (a duplicate registration): the same CNIC already on the program
-    cnic_dup = ("EXISTS (SELECT 1 FROM enrolment e JOIN individual ei ON ei.id = "
-                + ("e.recipient_id" if unit == "household" else "e.individual_id")
-                + " JOIN individual ci ON ci.cnic = ei.cnic WHERE e.program_code = :code AND e.status IN "
-                "('waiting','enrolled','suspended') AND ci.id = "
-                + (f"{woman}" if unit == "household" else "r.individual_id") + ")")
+    # whose CNIC identifies the person: the recipient of a household benefit, else the member
+    person = "c.recipient_id" if unit == "household" else "c.individual_id"
+    person_of_enrolment = "e.recipient_id" if unit == "household" else "e.individual_id"
+    same = ("EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code = :code AND e.household_id = k.household_id "
+            "AND e.individual_id = k.individual_id)")
+    # the same person under another record (a duplicate registration): the same CNIC already on the program ...
+    cnic_dup = (f"(k.cnic IS NOT NULL AND EXISTS (SELECT 1 FROM enrolment e JOIN individual ei "
+                f"ON ei.id = {person_of_enrolment} WHERE e.program_code = :code "
+                "AND e.status IN ('waiting','enrolled','suspended') AND ei.cnic = k.cnic))")
+    # ... or twice in this run: only the best-ranked line of a CNIC goes on (ties by household, member)
+    rank = ("c.household_id, c.individual_id" if pol.spec.get("rank_by") == "listed_on"
+            else "CASE WHEN c.pmt IS NULL THEN 1 ELSE 0 END, c.pmt, c.household_id, c.individual_id")
     if incompatible:
         names = ", ".join(f":inc{k}" for k in range(len(incompatible)))
         params.update({f"inc{k}": c for k, c in enumerate(incompatible)})
-        match = ("e.household_id = r.household_id" if unit == "household" else
-                 "(e.individual_id = r.individual_id OR (e.individual_id = 0 AND e.household_id = r.household_id))")
+        match = ("e.household_id = k.household_id" if unit == "household" else
+                 "(e.individual_id = k.individual_id OR (e.individual_id = 0 AND e.household_id = k.household_id))")
         clash = (f"EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code IN ({names}) "
                  f"AND e.status IN ('enrolled','suspended') AND {match})")
     else:
         clash = "1 = 0"
-    base = "FROM eligibility_result r WHERE r.run_id = :run AND r.eligible = :yes"
     params["yes"] = True
-    eligible = session.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
-    duplicates = session.execute(text(f"SELECT COUNT(*) {base} AND ({same} OR {cnic_dup})"), params).scalar_one()
-    incompatible_n = session.execute(text(f"SELECT COUNT(*) {base} AND NOT ({same} OR {cnic_dup}) AND {clash}"),
-                                     params).scalar_one()
+    candidates = f"""SELECT r.household_id, r.individual_id, r.district_id, r.pmt, {recipient} AS recipient_id
+        FROM eligibility_result r WHERE r.run_id = :run AND r.eligible = :yes"""
+    keyed = f"""SELECT c.household_id, c.individual_id, c.district_id, c.pmt, c.recipient_id, n.cnic,
+            ROW_NUMBER() OVER (PARTITION BY n.cnic ORDER BY {rank}) AS nth
+        FROM ({candidates}) c LEFT JOIN individual n ON n.id = {person}"""
+    judged = f"""SELECT k.household_id, k.individual_id, k.district_id, k.pmt, k.recipient_id,
+            CASE WHEN (k.cnic IS NOT NULL AND k.nth > 1) OR {same} OR {cnic_dup} THEN 'duplicate'
+                 WHEN {clash} THEN 'incompatible' ELSE 'listed' END AS verdict
+        FROM ({keyed}) k"""
+    verdicts = {v: int(n) for v, n in session.execute(
+        text(f"SELECT j.verdict, COUNT(*) FROM ({judged}) j GROUP BY j.verdict"), params)}
+    eligible = sum(verdicts.values())
     m = "(c.household_id % 10)"
     channel = (f"CASE WHEN h.urban = :yes AND {m} < 4 THEN 'bank' "
                f"WHEN p.phone IS NOT NULL AND {m} < 6 THEN 'mobile_wallet' "
@@ -193,10 +234,10 @@ def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: dat
         SELECT :code, c.household_id, c.individual_id, c.recipient_id, c.district_id, h.tehsil_id, 'waiting',
                c.pmt, COALESCE({female}, :no), COALESCE({disabled}, :no), {channel}, {account}, p.phone, :run, 0,
                :on, 'eligible in run ' || CAST(:run AS VARCHAR(20))
-        FROM (SELECT r.household_id, r.individual_id, r.district_id, r.pmt, {recipient} AS recipient_id
-              {base} AND NOT ({same} OR {cnic_dup}) AND NOT {clash}) c
+        FROM ({judged}) c
         JOIN household h ON h.id = c.household_id
         LEFT JOIN individual p ON p.id = c.recipient_id
+        WHERE c.verdict = 'listed'
         ORDER BY c.household_id, c.individual_id"""), {**params, "no": False})
     session.execute(text("""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
         SELECT id, program_code, 'waiting', reason, :actor, :on FROM enrolment WHERE id > :before
@@ -204,8 +245,8 @@ def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: dat
     listed = session.execute(text("SELECT COUNT(*) FROM enrolment WHERE id > :before AND program_code = :code"),
                              {"before": before, "code": code}).scalar_one()
     enrolled = fill(session, code, f"enrolled from run {run_id}", actor, on)
-    return {"program": code, "run_id": run_id, "eligible": int(eligible), "duplicates": int(duplicates),
-            "incompatible": int(incompatible_n), "listed": int(listed), "enrolled": enrolled,
+    return {"program": code, "run_id": run_id, "eligible": int(eligible), "duplicates": verdicts.get("duplicate", 0),
+            "incompatible": verdicts.get("incompatible", 0), "listed": int(listed), "enrolled": enrolled,
             "waiting": _counts(session, code).get("waiting", 0)}
 
 
@@ -229,7 +270,7 @@ def enrol_one(session: Session, code: str, household_id: int, individual_id: int
     session.add(EligibilityResult(run_id=row.id, household_id=household_id, individual_id=individual_id,
                                   district_id=district, eligible=True, failed=0, pmt=rank_value))
     session.flush()
-    result = enrol_from_run(session, code, row.id, actor, on)
+    result = _list_and_fill(session, code, row.id, actor, on)
     session.execute(text("DELETE FROM eligibility_result WHERE run_id = :r"), {"r": row.id})
     if result["listed"] == 0:
         return ("duplicate" if result["duplicates"] else "incompatible"), None
@@ -296,7 +337,7 @@ def end(session: Session, enrolment_id: int, status: str, reason: str, actor: st
     on = on or date.today()
     e = session.get(Enrolment, enrolment_id, with_for_update=True)
     if e is None:
-        raise EnrolmentError(f"no enrolment {enrolment_id}")
+        raise NotFound(f"there is no enrolment {enrolment_id}")
     if district_scope is not None and e.district_id != district_scope:
         raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
     if not reason.strip():
@@ -377,7 +418,7 @@ def summary(session: Session, code: str) -> dict:
     pol = policy(session, code)
     return {"program": code, "unit": pol.unit, "frequency": pol.frequency, "slots": pol.slots,
             "budget_per_cycle": pol.budget_per_cycle, "capacity": capacity(session, code), "counts": counts,
-            "quotas": pol.spec.get("quotas", []), "incompatible": pol.spec.get("incompatible", [])}
+            "quotas": pol.spec.get("quotas", []), "incompatible": incompatible_with(session, code)}
 
 
 def overview(session: Session, district_id: int | None = None) -> dict[str, dict[str, int]]:
@@ -418,7 +459,7 @@ def listing(session: Session, code: str, status: str, *, district_id: int | None
 def get(session: Session, enrolment_id: int, district_scope: int | None = None) -> dict:
     e = session.get(Enrolment, enrolment_id)
     if e is None:
-        raise EnrolmentError(f"no enrolment {enrolment_id}")
+        raise NotFound(f"there is no enrolment {enrolment_id}")
     if district_scope is not None and e.district_id != district_scope:
         raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
     return {**_row(e), "history": history(session, enrolment_id)}
@@ -430,5 +471,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
     return [{"status": r.status, "reason": r.reason, "actor": r.actor, "on": r.on_date.isoformat()} for r in rows]
 
 
-__all__ = ["EnrolmentError", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
+__all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
            "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL"]
