@@ -43,10 +43,10 @@ class Indicator:
 
 INDICATORS: dict[str, Indicator] = {
     "members": Indicator("numeric", "COALESCE(m.members, 0)", "Household members"),
-    "dependency_ratio": Indicator("numeric", "COALESCE(m.dependents * 1.0 / NULLIF(m.members, 0), 0)",
+    "dependency_ratio": Indicator("numeric", "COALESCE(CAST(m.dependents AS DOUBLE PRECISION) / NULLIF(m.members, 0), 0)",
                                   "Share of children under 15 and elders 65+"),
     "head_education": Indicator("category", "m.head_education", "Education of the head", vocab.EDUCATION),
-    "rooms_per_member": Indicator("numeric", "h.rooms * 1.0 / COALESCE(NULLIF(m.members, 0), 1)", "Rooms per member"),
+    "rooms_per_member": Indicator("numeric", "CAST(h.rooms AS DOUBLE PRECISION) / COALESCE(NULLIF(m.members, 0), 1)", "Rooms per member"),
     "land_acres": Indicator("numeric", "CASE WHEN h.land_acres > 25 THEN 25 ELSE h.land_acres END",
                             "Agricultural land (acres, up to 25)"),
     "cattle": Indicator("numeric", "CASE WHEN h.cattle > 10 THEN 10 ELSE h.cattle END", "Cattle and buffaloes (up to 10)"),
@@ -78,28 +78,48 @@ def _bind_dates(stmt):
     return stmt.bindparams(bindparam("child_cutoff", type_=Date), bindparam("elder_cutoff", type_=Date))
 
 
-def _term(c: PmtCoefficient) -> str:
-    w = repr(float(c.weight))
-    if c.indicator == "intercept":
-        return w
-    ind = INDICATORS[c.indicator]
-    if ind.kind == "numeric":
-        return f"{w} * ({ind.sql})"
-    if ind.kind == "flag":
-        return f"CASE WHEN {ind.sql} THEN {w} ELSE 0 END"
-    return f"CASE WHEN {ind.sql} = '{c.level}' THEN {w} ELSE 0 END"
+def _literal(weight: float, dialect: str) -> str:
+    """A weight as an SQL literal. PostgreSQL reads ``0.056`` as NUMERIC, and fifty NUMERIC
+    additions per household cost more than the rest of the scoring statement together, so there
+    the weights are DOUBLE PRECISION (the type the score is stored in, and what SQLite uses)."""
+    w = repr(float(weight))
+    return f"CAST({w} AS DOUBLE PRECISION)" if dialect == "postgresql" else w
 
 
-def _prediction_sql(coefs: list[PmtCoefficient]) -> str:
+def _terms(coefs: list[PmtCoefficient], dialect: str) -> list[str]:
+    """One term per coefficient; the levels of a categorical indicator share one CASE over the
+    column (one comparison per level, the first match wins, as only one level can match)."""
+    terms: list[str] = []
+    levels: dict[str, list[str]] = {}
+    for c in coefs:
+        w = _literal(c.weight, dialect)
+        if c.indicator == "intercept":
+            terms.append(w)
+            continue
+        ind = INDICATORS[c.indicator]
+        if ind.kind == "numeric":
+            terms.append(f"{w} * ({ind.sql})")
+        elif ind.kind == "flag":
+            terms.append(f"CASE WHEN {ind.sql} THEN {w} ELSE 0 END")
+        else:
+            if c.indicator not in levels:
+                levels[c.indicator] = []
+                terms.append(c.indicator)  # placeholder, filled in below in the coefficients' order
+            levels[c.indicator].append(f"WHEN '{c.level}' THEN {w}")
+    return [f"CASE {INDICATORS[t].sql} {' '.join(levels[t])} ELSE 0 END" if t in levels else t for t in terms]
+
+
+def _prediction_sql(coefs: list[PmtCoefficient], dialect: str = "sqlite") -> str:
     parts = {}
     for region in REGIONS:
-        terms = [_term(c) for c in coefs if c.region == region]
+        terms = _terms([c for c in coefs if c.region == region], dialect)
         parts[region] = " + ".join(terms) or "0"
     return f"(CASE WHEN h.urban THEN {parts['urban']} ELSE {parts['rural']} END)"
 
 
 def _score_sql(model: PmtModel, coefs: list[PmtCoefficient], dialect: str) -> str:
-    raw = f"100.0 * ({_prediction_sql(coefs)} - {model.score_floor!r}) / ({model.score_ceiling!r} - {model.score_floor!r})"
+    hundred, floor, ceiling = (_literal(v, dialect) for v in (100.0, model.score_floor, model.score_ceiling))
+    raw = f"{hundred} * ({_prediction_sql(coefs, dialect)} - {floor}) / ({ceiling} - {floor})"
     if dialect == "postgresql":
         return f"GREATEST(0.0, LEAST(100.0, {raw}))"
     return f"MAX(0.0, MIN(100.0, {raw}))"
@@ -156,30 +176,81 @@ def active_model(session: Session) -> PmtModel | None:
 def _insert_scores(session: Session, model: PmtModel, where: str, on: date) -> int:
     score = _score_sql(model, coefficients(session, model.id), session.bind.dialect.name)
     params = {"model_id": model.id, "scored_at": datetime.combine(on, datetime.min.time()), **_age_params(on)}
-    if where == "1=1" and session.bind.dialect.name == "postgresql":
-        # Every household: aggregate the members first, in parallel (PostgreSQL runs CREATE TABLE AS
-        # with parallel workers but never an INSERT's SELECT), then score from the small result.
-        session.execute(text("SET LOCAL work_mem = '256MB'"))
-        session.execute(text("DROP TABLE IF EXISTS pmt_member_aggregates"))
-        session.execute(_bind_dates(text(f"CREATE TEMP TABLE pmt_member_aggregates ON COMMIT DROP AS "
-                                          f"{_member_aggregates('')}")), _age_params(on))
-        members = "pmt_member_aggregates"
-    else:
-        member_where = f"AND household_id IN (SELECT h.id FROM household h WHERE {where})" if where != "1=1" else ""
-        members = f"({_member_aggregates(member_where)})"
+    member_where = f"AND household_id IN (SELECT h.id FROM household h WHERE {where})" if where != "1=1" else ""
     sql = f"""
         INSERT INTO pmt_score (model_id, household_id, district_id, score, scored_at)
         SELECT :model_id, h.id, h.district_id, {score}, :scored_at
-        FROM household h LEFT JOIN {members} m ON m.household_id = h.id
+        FROM household h LEFT JOIN ({_member_aggregates(member_where)}) m ON m.household_id = h.id
         WHERE {where}"""
-    stmt = text(sql) if members == "pmt_member_aggregates" else _bind_dates(text(sql))
-    return session.execute(stmt, params).rowcount
+    return session.execute(_bind_dates(text(sql)), params).rowcount
+
+
+def partition_name(model_id: int) -> str:
+    """On PostgreSQL each fully scored model's scores are a partition of ``pmt_score`` (migration 0010)."""
+    return f"pmt_score_m{int(model_id)}"
+
+
+def _partitioned(session: Session) -> bool:
+    return session.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass('pmt_score')")) == "p"
+
+
+def _rescore_all_postgresql(session: Session, model: PmtModel, on: date) -> int:
+    """Every household's score as a fresh partition, swapped in for the model's old one.
+
+    Inserting a million rows into ``pmt_score`` costs a foreign-key trigger call and two
+    index insertions per row, and PostgreSQL never runs an INSERT's SELECT in parallel. So:
+    aggregate the members (parallel), score every household into a new table with
+    ``CREATE TABLE AS`` (parallel where the planner sees fit), build its indexes in bulk, check
+    the foreign key in one statement, and only then drop the old partition and attach the new
+    one. Readers keep reading the old scores while the new ones are built; only the swap at the
+    end (catalogue changes) locks ``pmt_score``, until the commit. SQLite keeps DELETE + INSERT.
+    """
+    mid = int(model.id)
+    part, new = partition_name(mid), partition_name(mid) + "_new"
+    score = _score_sql(model, coefficients(session, mid), "postgresql")
+    x = session.execute
+    x(text("SELECT pg_advisory_xact_lock(hashtext('isps.pmt_score'), :m)"), {"m": mid})  # one re-score per model at a time
+    # the aggregate of 6M members needs ~200 MB to hash without spilling; JIT would spend
+    # seconds compiling and optimising the wide scoring expression (its cost passes the
+    # thresholds at 1M households) to save less than it costs
+    x(text("SET LOCAL work_mem = '256MB'"))
+    x(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    x(text("SET LOCAL jit = off"))
+    x(text("DROP TABLE IF EXISTS pmt_member_aggregates"))
+    x(_bind_dates(text(f"CREATE TEMP TABLE pmt_member_aggregates ON COMMIT DROP AS {_member_aggregates('')}")),
+      _age_params(on))
+    x(text(f"DROP TABLE IF EXISTS {new}"))
+    n = x(text(f"""CREATE TABLE {new} AS
+        SELECT CAST(:model_id AS BIGINT) AS model_id, h.id AS household_id,
+               CAST(h.district_id AS SMALLINT) AS district_id, CAST({score} AS DOUBLE PRECISION) AS score,
+               CAST(:scored_at AS TIMESTAMP) AS scored_at
+        FROM household h LEFT JOIN pmt_member_aggregates m ON m.household_id = h.id"""),
+          {"model_id": mid, "scored_at": datetime.combine(on, datetime.min.time())}).rowcount
+    # one scan checks the NOT NULLs and the partition bound (so ATTACH need not scan again)
+    x(text(f"""ALTER TABLE {new} ALTER model_id SET NOT NULL, ALTER household_id SET NOT NULL,
+        ALTER district_id SET NOT NULL, ALTER score SET NOT NULL, ALTER scored_at SET NOT NULL,
+        ALTER scored_at SET DEFAULT CURRENT_TIMESTAMP, ADD CONSTRAINT ck_{part}_model CHECK (model_id = {mid})"""))
+    x(text(f"ALTER TABLE {new} ADD CONSTRAINT {new}_pkey PRIMARY KEY (model_id, household_id)"))
+    x(text(f"CREATE INDEX {new}_district_score ON {new} (model_id, district_id, score)"))
+    x(text(f"ALTER TABLE {new} ADD CONSTRAINT fk_{part}_model_id FOREIGN KEY (model_id) REFERENCES pmt_model (id)"))
+    x(text(f"ANALYZE {new}"))  # the planner must know the new scores' spread
+    # the swap: from here to the commit, pmt_score is locked (catalogue changes only)
+    x(text(f"DROP TABLE IF EXISTS {part}"))
+    x(text("DELETE FROM pmt_score_default WHERE model_id = :m"), {"m": mid})
+    x(text(f"ALTER TABLE {new} RENAME TO {part}"))
+    x(text(f"ALTER INDEX {new}_pkey RENAME TO {part}_pkey"))
+    x(text(f"ALTER INDEX {new}_district_score RENAME TO {part}_district_score"))
+    x(text(f"ALTER TABLE pmt_score ATTACH PARTITION {part} FOR VALUES IN ({mid})"))
+    return n
 
 
 def rescore_all(session: Session, model: PmtModel, on: date | None = None) -> int:
     """Score every household with ``model`` in one statement; earlier scores of other models stay."""
+    on = on or date.today()
+    if session.bind.dialect.name == "postgresql" and _partitioned(session):
+        return _rescore_all_postgresql(session, model, on)
     session.execute(delete(PmtScore).where(PmtScore.model_id == model.id))
-    n = _insert_scores(session, model, "1=1", on or date.today())
+    n = _insert_scores(session, model, "1=1", on)
     if session.bind.dialect.name == "postgresql":
         session.execute(text("ANALYZE pmt_score"))  # the planner must know the new scores' spread
     return n
