@@ -155,3 +155,79 @@ def test_a_mangled_status_file_is_refused_with_a_reason(client, province):
         assert r.status_code == 422 and words in r.json()["detail"], r.text
     with transaction(province) as s:
         assert s.execute(text("SELECT COUNT(*) FROM payment_status_import")).scalar_one() == 0
+
+
+def _guardian_collected(s, k: int) -> list[tuple[int, int, int, int]]:
+    """(enrolment id, beneficiary, recipient, household) of member benefits a guardian collects for
+    a child, the guardian holding a CNIC of their own."""
+    return [tuple(r) for r in s.execute(text(
+        """SELECT e.id, e.individual_id, e.recipient_id, e.household_id FROM enrolment e
+        JOIN individual b ON b.id = e.individual_id JOIN individual g ON g.id = e.recipient_id
+        WHERE e.program_code = :c AND e.status = 'enrolled' AND e.individual_id <> e.recipient_id
+        AND b.date_of_birth > :minor AND g.id_document = 'cnic'
+        AND (SELECT COUNT(*) FROM individual j WHERE j.cnic = g.cnic) = 1 ORDER BY e.id LIMIT :k"""),
+        {"c": PROGRAM, "k": k, "minor": date(2008, 7, 1)})]
+
+
+def _adults(s, household_id: int, but: set[int]) -> list[Individual]:
+    return [p for p in s.scalars(select(Individual).where(Individual.household_id == household_id)
+                                 .order_by(Individual.id))
+            if p.id not in but and p.date_of_death is None and p.date_of_birth <= date(ON.year - 18, ON.month, ON.day)]
+
+
+def test_a_member_benefit_passes_to_another_adult_when_the_guardian_who_collects_it_dies(province, tmp_path):
+    _, payroll_id = _payroll(province, PROGRAM, date(2026, 7, 1))
+    with transaction(province) as s:
+        def heir(r):  # another adult of the household, a woman first
+            others = _adults(s, r[3], {r[1], r[2]})
+            return ([p for p in others if p.sex == "female"] or others or [None])[0]
+
+        (eid, child, guardian, hid), expected = next((r, heir(r)) for r in _guardian_collected(s, 100)
+                                                     if heir(r) is not None and heir(r).cnic)
+        dead = s.get(Individual, guardian)
+    from isps.interop import feeds
+    from isps.services.events import drain
+
+    feeds.apply_delivery(province, "nadra", [{"record_ref": "G1", "event": "death", "event_date": "2026-06-20",
+                                              "cnic": formatted(dead.cnic)}], reference="NADRA-g", actor="nadra")
+    assert drain(province, on=ON)["stopped"] == 0
+    with transaction(province) as s:
+        after = en.get(s, eid)
+        assert after["status"] == "enrolled" and after["recipient_id"] == expected.id
+        last = after["history"][-1]
+        assert last["status"] == "recipient"
+        assert f"recipient {guardian} died" in last["reason"] and f"now collected by {expected.id}" in last["reason"]
+        assert ("an adult woman of the household" if expected.sex == "female" else "an adult of the household") \
+            in last["reason"]
+        out = pr.export(s, payroll_id, tmp_path)
+        assert s.execute(text("SELECT status FROM payment_instruction WHERE enrolment_id = :e"),
+                         {"e": eid}).scalar_one() == "pending"  # not stopped: the heir collects it
+    csv_text = open(out["files"]["csv"]).read()
+    assert expected.cnic in csv_text and dead.cnic not in csv_text
+
+
+def test_a_child_left_with_no_adult_to_collect_is_flagged_and_not_paid(province, tmp_path):
+    from isps.programs import reassessment
+    from isps.registry import service as registry
+    from isps.services.events import drain
+
+    _, payroll_id = _payroll(province, PROGRAM, date(2026, 7, 1))
+    with transaction(province) as s:
+        eid, child, guardian, hid = _guardian_collected(s, 1)[0]
+        adults = [p.id for p in _adults(s, hid, {child})]
+    assert guardian in adults
+    with transaction(province) as s:
+        for pid in adults:  # the household's adults all die (a flood): nobody is left to collect
+            registry.change_individual(s, pid, {"date_of_death": "2026-06-20"},
+                                       registry.Provenance(source="nadra", source_ref=f"death-{pid}",
+                                                           effective_date=date(2026, 6, 20), actor="nadra-feed"))
+    drain(province, on=ON)
+    with transaction(province) as s:
+        after = en.get(s, eid)
+        assert after["status"] == "enrolled" and after["recipient_id"] == guardian  # nobody else to hand it to
+        flagged = {r["enrolment_id"]: r for r in reassessment.reviews(s, PROGRAM)}
+        assert eid in flagged and "name a guardian" in flagged[eid]["reason"]
+        pr.export(s, payroll_id, tmp_path)
+        assert s.execute(text("SELECT status FROM payment_instruction WHERE enrolment_id = :e"),
+                         {"e": eid}).scalar_one() == "stopped"  # no money goes to the dead guardian
+        assert pr.ledger_check(s, PROGRAM)["balanced"]

@@ -15,7 +15,7 @@ from isps.api.deps import db_session, require
 from isps.config import var_dir
 from isps.payments import payroll as pr
 from isps.payments import pickup
-from isps.programs import cycles, enrolment as en, graduation
+from isps.programs import cycles, enrolment as en, graduation, reassessment
 
 router = APIRouter(prefix="/api/v1", tags=["enrolment and payments"])
 DB = Annotated[Session, Depends(db_session)]
@@ -109,6 +109,32 @@ def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Offic
     """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
     out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
     audit(session, who, "api", body.status, "enrolment", enrolment_id, detail=body.reason)
+    return out
+
+
+@router.get("/programs/{code}/reassessment")
+def reassessment_list(code: str, session: DB, who: Reader, after: int | None = None,
+                      limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+    """Enrolments flagged for review after a registry update (no longer eligible: the failed criteria
+    and the PMT score are in ``reason``; or nobody left to collect), within the user's district.
+    Nobody is exited by a feed: an officer exits (``/enrolments/{id}/status``) or keeps
+    (``/enrolments/{id}/review``). Audited."""
+    rows = _guard(reassessment.reviews, session, code, district_id=who.scope, after=after, limit=limit)
+    audit(session, who, "api", "reassessment", "enrolment", district_id=who.scope,
+          detail=f"{code} after={after} results={len(rows)}")
+    return rows
+
+
+class Review(BaseModel):
+    reason: str = Field(min_length=3, max_length=200, description="why the enrolment is kept")
+
+
+@router.post("/enrolments/{enrolment_id}/review")
+def keep_after_review(enrolment_id: int, body: Review, session: DB, who: Officer) -> dict:
+    """An officer checked an enrolment flagged for review and keeps it: the flag is cleared."""
+    out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
+                 district_scope=who.scope)
+    audit(session, who, "api", "review", "enrolment", enrolment_id, detail=body.reason)
     return out
 
 

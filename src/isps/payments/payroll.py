@@ -43,10 +43,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from isps.payments.models import Payroll, StatusImport
-from isps.programs.enrolment import PULL
+from isps.programs.enrolment import PULL, account_of, refresh_channels
 from isps.registry.bulk import insert_arrow
 
-# a failed or reversed payment is retried on the next channel
+# a failed or reversed payment is retried on the next channel (a bank payment goes to the mobile
+# wallet only if the recipient has one: see retry_failed)
 ALTERNATE = {"bank": "mobile_wallet", "mobile_wallet": "agent", "agent": "post", "cash_outlet": "post",
              "post": "agent"}
 STATUSES = ("paid", "failed", "unclaimed", "reversed")
@@ -104,6 +105,10 @@ def generate(session: Session, cycle_id: int, maker: str) -> Payroll:
                     {"c": cycle_id, "p": cycle.program_code, "m": maker})
     payroll = session.scalar(select(Payroll).where(Payroll.cycle_id == cycle_id))
     p = {"payroll": payroll.id, "cycle": cycle_id, "yes": True, "no": False}
+    # the channel the money goes by is read now, from the recipients' current accounts (the accounts
+    # feed writes no registry events; a new or closed account counts from the next payroll on)
+    refresh_channels(session, """e.id IN (SELECT t.enrolment_id FROM entitlement t WHERE t.cycle_id = :cycle
+        AND NOT EXISTS (SELECT 1 FROM payment_instruction i WHERE i.entitlement_id = t.id))""", {"cycle": cycle_id})
     pull = ", ".join(f"'{c}'" for c in PULL)
     mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment_instruction")).scalar_one()
     session.execute(text(f"""INSERT INTO payment_instruction (payroll_id, entitlement_id, attempt,
@@ -181,6 +186,11 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
         AND status = 'pending'"""), p).one()
     n, total = int(n), float(total)
     stem = f"payroll-{payroll_id}-{payroll.program_code}-a{batch}-{payroll.exported_upto}"
+    # the account of the instruction's own channel: the enrolment's when it is the enrolment's channel,
+    # else (a retry on another channel) the recipient's own account of that kind; none for pull channels
+    account = (f"CASE WHEN i.channel = e.channel THEN e.account "
+               f"WHEN i.channel = 'bank' THEN {account_of('r.id', 'bank')} "
+               f"WHEN i.channel = 'mobile_wallet' THEN {account_of('r.id', 'wallet')} END")
     base = f"""FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual r ON r.id = e.recipient_id
         WHERE i.payroll_id = :p AND i.id > :upto AND i.status = 'pending' ORDER BY i.id"""
@@ -191,10 +201,10 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
               f"<Amt><InstdAmt Ccy=\"PKR\">' || {amount} || '</InstdAmt></Amt><Cdtr><Nm>' || {_sql_xml('r.full_name')}"
               f" || '</Nm><Id><PrvtId><Othr><Id>' || COALESCE(r.cnic, '') || '</Id><SchmeNm><Prtry>CNIC</Prtry>"
               f"</SchmeNm></Othr></PrvtId></Id></Cdtr><CdtrAcct><Id><Othr><Id>' || "
-              f"{_sql_xml('COALESCE(e.account, e.phone, r.cnic)')} || '</Id></Othr></Id><Tp><Prtry>' || i.channel || "
+              f"{_sql_xml(f'COALESCE({account}, e.phone, r.cnic)')} || '</Id></Othr></Id><Tp><Prtry>' || i.channel || "
               f"'</Prtry></Tp></CdtrAcct><RmtInf><Ustrd>' || i.program_code || {bio} || '</Ustrd></RmtInf>"
               f"</CdtTrfTxInf>' {base}")
-    csv_sql = (f"SELECT {E2E.format(t='i')} || ',' || i.channel || ',' || COALESCE(e.account, '') || ',' || "
+    csv_sql = (f"SELECT {E2E.format(t='i')} || ',' || i.channel || ',' || COALESCE({account}, '') || ',' || "
                f"COALESCE(e.phone, '') || ',\"' || REPLACE(COALESCE(r.full_name, ''), '\"', '') || '\",' || "
                f"COALESCE(r.cnic, '') || ',' || {amount} || ',' || CASE WHEN i.biometric THEN '1' ELSE '0' END "
                f"|| ',' || CAST(i.district_id AS VARCHAR(6)) {base}")
@@ -456,7 +466,9 @@ def payments_to_recall(session: Session, payroll_id: int | None = None) -> list[
 
 def retry_failed(session: Session, payroll_id: int) -> int:
     """A new instruction on the next channel for every entitlement whose last attempt failed or was
-    reversed. A retry of the same attempt is the same (entitlement, attempt) row, so a second retry
+    reversed: the next channel of :data:`ALTERNATE` the recipient actually has (a failed bank payment
+    goes to their mobile wallet only if the accounts feed reported one, else to a branchless agent).
+    A retry of the same attempt is the same (entitlement, attempt) row, so a second retry
     is a no-op; the partial unique index on live instructions forbids two live ones."""
     p = {"p": payroll_id, "yes": True, "no": False}
     _lock(session, ":p", p)
@@ -468,8 +480,10 @@ def retry_failed(session: Session, payroll_id: int) -> int:
         SELECT x.payroll_id, x.entitlement_id, x.attempt + 1, x.enrolment_id, x.program_code, x.district_id,
                x.channel, CASE WHEN x.channel IN ({pull}) THEN :yes ELSE :no END, x.amount, 'pending'
         FROM (SELECT i.payroll_id, i.entitlement_id, i.attempt, i.enrolment_id, i.program_code, i.district_id,
-                     CASE i.channel {alt} ELSE 'post' END AS channel, i.amount
-              FROM payment_instruction i
+                     CASE WHEN i.channel = 'bank' AND {account_of('e.recipient_id', 'wallet')} IS NULL
+                          THEN '{ALTERNATE["mobile_wallet"]}' ELSE CASE i.channel {alt} ELSE 'post' END END AS channel,
+                     i.amount
+              FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
               WHERE i.status IN ('failed', 'reversed') AND i.payroll_id = :p
               AND NOT EXISTS (SELECT 1 FROM payment_instruction j WHERE j.entitlement_id = i.entitlement_id
                               AND j.attempt > i.attempt)

@@ -10,6 +10,13 @@ program has slots and funds, meeting its quotas (e.g. 50% women, 2% persons with
 first. Whenever a place frees up (an exit, a death read from the registry's ``member.deceased``
 events, a graduation, a larger budget) :func:`fill` runs again and the next on the list is
 enrolled, with the reason recorded in ``enrolment_event``. All of it is set-based SQL.
+
+The payment channel comes from the recipient's own accounts as the accounts feed reported them
+(``financial_account``, active): a bank account → ``bank`` with its IBAN, else a mobile wallet →
+``mobile_wallet`` with the wallet number, else a pull channel (a branchless agent in towns; in
+villages a cash outlet, or Pakistan Post where the recipient has no phone for the pickup SMS).
+:func:`refresh_channels` applies the same choice again (a new or closed account, a new recipient);
+the payroll calls it for a cycle's enrolments before making the instructions.
 """
 
 from __future__ import annotations
@@ -125,6 +132,40 @@ def set_capacity(session: Session, code: str, actor: str, *, slots: int | None =
     return fill(session, code, reason, actor, on)
 
 
+# ---------------------------------------------------------------- payment channels
+
+def account_of(person: str, kind: str) -> str:
+    """SQL: the newest active account of ``kind`` (bank | wallet) held by the person ``person``
+    (an SQL expression), as the accounts feed reported it; NULL when there is none."""
+    return (f"(SELECT fa.account_number FROM financial_account fa WHERE fa.individual_id = {person} "
+            f"AND fa.kind = '{kind}' AND fa.status = 'active' ORDER BY fa.opened_on DESC, fa.id DESC LIMIT 1)")
+
+
+def channel_sql(recipient: str, urban: str, phone: str) -> tuple[str, str]:
+    """SQL for (channel, account) of a recipient: their bank account, else their wallet, else a pull
+    channel (agent in towns; cash outlet in villages, Pakistan Post without a phone). Uses ``:yes``."""
+    bank, wallet = account_of(recipient, "bank"), account_of(recipient, "wallet")
+    channel = (f"CASE WHEN {bank} IS NOT NULL THEN 'bank' WHEN {wallet} IS NOT NULL THEN 'mobile_wallet' "
+               f"WHEN {urban} = :yes THEN 'agent' WHEN {phone} IS NOT NULL THEN 'cash_outlet' ELSE 'post' END")
+    return channel, f"COALESCE({bank}, {wallet})"
+
+
+def refresh_channels(session: Session, where: str = "1 = 1", params: dict | None = None) -> int:
+    """Set the channel, account and phone of the open enrolments matching ``where`` (SQL over the
+    enrolment ``e``, written by the caller) from the recipient's current accounts, set-based.
+    Returns how many changed."""
+    channel, account = channel_sql("e.recipient_id", "h.urban", "p.phone")
+    res = session.execute(text(f"""UPDATE enrolment SET channel = x.channel, account = x.account, phone = x.phone
+        FROM (SELECT e.id, {channel} AS channel, {account} AS account, p.phone AS phone
+              FROM enrolment e JOIN household h ON h.id = e.household_id
+              LEFT JOIN individual p ON p.id = e.recipient_id
+              WHERE e.status IN ('waiting','enrolled','suspended') AND ({where})) x
+        WHERE enrolment.id = x.id AND (enrolment.channel <> x.channel
+            OR COALESCE(enrolment.account, '') <> COALESCE(x.account, '')
+            OR COALESCE(enrolment.phone, '') <> COALESCE(x.phone, ''))"""), {**(params or {}), "yes": True})
+    return int(res.rowcount or 0)
+
+
 # ---------------------------------------------------------------- the one path in
 
 def _counts(session: Session, code: str) -> dict[str, int]:
@@ -163,7 +204,10 @@ def enrol_from_run(session: Session, code: str, run_id: int, actor: str, on: dat
     return _list_and_fill(session, code, run_id, actor, on)
 
 
-def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: date | None = None) -> dict:
+def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: date | None = None,
+                   reason: str | None = None) -> dict:
+    """The one path in, for a run already checked to be the program's own. ``reason`` (default
+    "eligible in run N") is recorded for the listing and the enrolment."""
     on = on or date.today()
     pol = policy(session, code)
     unit = pol.unit
@@ -220,12 +264,8 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     verdicts = {v: int(n) for v, n in session.execute(
         text(f"SELECT j.verdict, COUNT(*) FROM ({judged}) j GROUP BY j.verdict"), params)}
     eligible = sum(verdicts.values())
-    m = "(c.household_id % 10)"
-    channel = (f"CASE WHEN h.urban = :yes AND {m} < 4 THEN 'bank' "
-               f"WHEN p.phone IS NOT NULL AND {m} < 6 THEN 'mobile_wallet' "
-               f"WHEN {m} < 8 THEN 'cash_outlet' WHEN {m} < 9 THEN 'agent' ELSE 'post' END")
-    account = (f"CASE WHEN h.urban = :yes AND {m} < 4 THEN 'PK36ISPS' || CAST(c.household_id AS VARCHAR(20)) "
-               f"WHEN p.phone IS NOT NULL AND {m} < 6 THEN p.phone ELSE NULL END")
+    channel, account = channel_sql("c.recipient_id", "h.urban", "p.phone")
+    listed_why = (reason or f"eligible in run {run_id}")[:200]
     before = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM enrolment")).scalar_one()
     session.execute(text(f"""
         INSERT INTO enrolment (program_code, household_id, individual_id, recipient_id, district_id, tehsil_id,
@@ -233,18 +273,18 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
                                listed_on, reason)
         SELECT :code, c.household_id, c.individual_id, c.recipient_id, c.district_id, h.tehsil_id, 'waiting',
                c.pmt, COALESCE({female}, :no), COALESCE({disabled}, :no), {channel}, {account}, p.phone, :run, 0,
-               :on, 'eligible in run ' || CAST(:run AS VARCHAR(20))
+               :on, :why
         FROM ({judged}) c
         JOIN household h ON h.id = c.household_id
         LEFT JOIN individual p ON p.id = c.recipient_id
         WHERE c.verdict = 'listed'
-        ORDER BY c.household_id, c.individual_id"""), {**params, "no": False})
+        ORDER BY c.household_id, c.individual_id"""), {**params, "no": False, "why": listed_why})
     session.execute(text("""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
         SELECT id, program_code, 'waiting', reason, :actor, :on FROM enrolment WHERE id > :before
         AND program_code = :code"""), {**params, "before": before})
     listed = session.execute(text("SELECT COUNT(*) FROM enrolment WHERE id > :before AND program_code = :code"),
                              {"before": before, "code": code}).scalar_one()
-    enrolled = fill(session, code, f"enrolled from run {run_id}", actor, on)
+    enrolled = fill(session, code, f"enrolled: {reason}" if reason else f"enrolled from run {run_id}", actor, on)
     return {"program": code, "run_id": run_id, "eligible": int(eligible), "duplicates": verdicts.get("duplicate", 0),
             "incompatible": verdicts.get("incompatible", 0), "listed": int(listed), "enrolled": enrolled,
             "waiting": _counts(session, code).get("waiting", 0)}
@@ -366,13 +406,16 @@ def end(session: Session, enrolment_id: int, status: str, reason: str, actor: st
 
 def process_events(session: Session, on: date | None = None, actor: str = "system") -> dict:
     """Read the registry's ``member.deceased`` events past this consumer's cursor: the deceased's own
-    enrolments end, a household whose recipient died is handed to another adult woman (or the head),
-    and freed places are filled. The cursor moves in the same transaction."""
+    enrolments end; a benefit whose recipient died passes to another recipient (:func:`_hand_over`:
+    a household's to another adult woman, else another member; a member's, collected by a guardian,
+    to another living adult of the household, a woman first, else the beneficiary if adult), with its
+    channel and account taken from the new recipient's own accounts; freed places are filled. The
+    cursor moves in the same transaction."""
     on = on or date.today()
     start = events.cursor(session, CONSUMER)
     upto = events.latest_event_id(session)
     if upto <= start:
-        return {"events": 0, "ended": 0, "promoted": 0}
+        return {"events": 0, "ended": 0, "promoted": 0, "handed_over": 0, "no_one_to_collect": 0}
     named = ("SELECT aggregate_id FROM outbox_event WHERE id > :start AND id <= :upto "
              f"AND topic = '{events.MEMBER_DECEASED}'")
     p = {"start": start, "upto": upto, "on": on, "actor": actor}
@@ -387,15 +430,12 @@ def process_events(session: Session, on: date | None = None, actor: str = "syste
         WHERE id IN ({dead})"""), p)
     ended = session.execute(text(f"""UPDATE enrolment SET status = 'deceased', ended_on = :on,
         reason = 'death recorded in the registry' WHERE id IN ({dead})"""), p).rowcount
-    # a household benefit continues through another adult woman, else the eldest living member
-    adult = date(on.year - 18, on.month, min(on.day, 28))
-    session.execute(text(f"""UPDATE enrolment SET recipient_id = COALESCE(
-            (SELECT MIN(w.id) FROM individual w WHERE w.household_id = enrolment.household_id AND w.sex = 'female'
-             AND w.date_of_death IS NULL AND w.date_of_birth <= :adult),
-            (SELECT MIN(w.id) FROM individual w WHERE w.household_id = enrolment.household_id
-             AND w.date_of_death IS NULL))
-        WHERE household_id IN ({named}) AND individual_id = 0 AND status IN ('waiting','enrolled','suspended')
-        AND recipient_id IN (SELECT id FROM individual WHERE date_of_death IS NOT NULL)"""), {**p, "adult": adult})
+    # the benefit of a living beneficiary whose recipient died continues through another recipient
+    p["adult"] = date(on.year - 18, on.month, min(on.day, 28))
+    mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM enrolment_event")).scalar_one()
+    handed = _hand_over(session, named, p)
+    refresh_channels(session, "e.id IN (SELECT enrolment_id FROM enrolment_event WHERE id > :mark "
+                              "AND status = 'recipient')", {"mark": mark})
     # nobody left alive: the household's enrolment ends
     gone = f"""SELECT id FROM enrolment WHERE household_id IN ({named}) AND individual_id = 0
                AND status IN ('waiting','enrolled','suspended') AND recipient_id IS NULL"""
@@ -408,7 +448,59 @@ def process_events(session: Session, on: date | None = None, actor: str = "syste
     promoted = sum(fill(session, code, "place freed by a death recorded in the registry", actor, on)
                    for code in sorted(set(programs)))
     events.advance(session, CONSUMER, upto)
-    return {"events": int(n_events), "ended": int(ended or 0), "promoted": promoted}
+    return {"events": int(n_events), "ended": int(ended or 0), "promoted": promoted, **handed}
+
+
+def _heir(e: str) -> str:
+    """SQL: who collects the benefit of enrolment ``e`` (an alias) now that its recipient died. A
+    household benefit: another adult woman, else another living member. A member's benefit
+    (a guardian collected it): another living adult of the household, a woman first, else the
+    beneficiary themself if adult; NULL if there is nobody."""
+    other = (f"FROM individual w WHERE w.household_id = {e}.household_id AND w.id <> {e}.individual_id "
+             f"AND w.date_of_death IS NULL")
+    return f"""CASE WHEN {e}.individual_id = 0 THEN COALESCE(
+            (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
+            (SELECT MIN(w.id) {other}))
+        ELSE COALESCE(
+            (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
+            (SELECT MIN(w.id) {other} AND w.date_of_birth <= :adult),
+            (SELECT m.id FROM individual m WHERE m.id = {e}.individual_id AND m.date_of_death IS NULL
+             AND m.date_of_birth <= :adult)) END"""
+
+
+def _hand_over(session: Session, named: str, p: dict) -> dict:
+    """Open enrolments of the named households whose recipient has died (and whose beneficiary, for
+    a member benefit, lives): the benefit passes to :func:`_heir`, with an ``enrolment_event``
+    (``recipient``) saying who died and who collects now. Where nobody can collect (a child with no
+    living adult in the household) the recipient is left as it is, so no payment goes out, and a
+    ``review`` event asks an officer to name a guardian. Set-based."""
+    orphaned = f"""SELECT e.id, e.program_code, e.individual_id, e.recipient_id AS was, {_heir('e')} AS heir
+        FROM enrolment e JOIN individual r ON r.id = e.recipient_id
+        WHERE e.household_id IN ({named}) AND e.status IN ('waiting','enrolled','suspended')
+        AND r.date_of_death IS NOT NULL AND e.recipient_id <> e.individual_id"""
+    who = ("CASE WHEN o.heir = o.individual_id THEN 'the beneficiary, now an adult' "
+           "WHEN hs.sex = 'female' AND hs.date_of_birth <= :adult THEN 'an adult woman of the household' "
+           "WHEN hs.date_of_birth <= :adult THEN 'an adult of the household' "
+           "ELSE 'another member of the household' END")
+    mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM enrolment_event")).scalar_one()
+    session.execute(text(f"""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
+        SELECT o.id, o.program_code, CASE WHEN o.heir IS NULL THEN 'review' ELSE 'recipient' END,
+               SUBSTR(CASE WHEN o.heir IS NULL THEN 'recipient ' || CAST(o.was AS VARCHAR(20))
+                    || ' died and no living adult of the household can collect: name a guardian'
+               ELSE 'recipient ' || CAST(o.was AS VARCHAR(20)) || ' died; now collected by '
+                    || CAST(o.heir AS VARCHAR(20)) || ' (' || {who} || ')' END, 1, 200), :actor, :on
+        FROM ({orphaned}) o LEFT JOIN individual hs ON hs.id = o.heir
+        WHERE o.heir IS NOT NULL OR o.individual_id <> 0"""), p)
+    session.execute(text(f"""UPDATE enrolment SET recipient_id = {_heir('enrolment')}
+        WHERE id IN (SELECT enrolment_id FROM enrolment_event WHERE id > :mark AND status = 'recipient')"""),
+                    {**p, "mark": mark})
+    # a household with nobody left alive: no recipient (the caller ends the enrolment)
+    session.execute(text(f"""UPDATE enrolment SET recipient_id = NULL WHERE household_id IN ({named})
+        AND individual_id = 0 AND status IN ('waiting','enrolled','suspended')
+        AND recipient_id IN (SELECT id FROM individual WHERE date_of_death IS NOT NULL)"""), p)
+    n = dict(session.execute(text("""SELECT status, COUNT(*) FROM enrolment_event WHERE id > :mark
+        GROUP BY status"""), {"mark": mark}).all())
+    return {"handed_over": int(n.get("recipient", 0)), "no_one_to_collect": int(n.get("review", 0))}
 
 
 # ---------------------------------------------------------------- reading
@@ -472,4 +564,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
-           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL"]
+           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
+           "account_of", "channel_sql", "refresh_channels"]

@@ -7,9 +7,12 @@ up, so that each sees what the one below it did:
 
 1. targeting re-scores the households named (``household.changed``, ``member.deceased`` ...) and
    records ``household.crossed_cutoff`` where the active score moved across the cut-off;
-2. programs end the enrolments of the dead, pass a household benefit to another adult member, and
-   fill the freed places from the waiting list;
-3. payments stop every instruction not yet sent for a person who has died (money back to the fund)
+2. programs re-assess eligibility for the households named (``programs.reassessment``): the newly
+   eligible go through the one enrolment path ("eligible after registry update"), enrolments no
+   longer eligible are flagged for an officer's review, never ended by a feed;
+3. programs end the enrolments of the dead, pass a benefit whose recipient died to another adult
+   member, and fill the freed places from the waiting list;
+4. payments stop every instruction not yet sent for a person who has died (money back to the fund)
    and count those already sent for recall.
 
 It runs after every feed delivery (in the background of the API call, at the end of ``isps feeds
@@ -26,11 +29,19 @@ from isps.db import transaction
 
 
 def drain(engine: Engine, on: date | None = None) -> dict:
-    """Run every consumer of registry events once, each in its own transaction, bottom up."""
+    """Run every consumer of registry events once, each in its own transaction, bottom up. Returns
+    the households re-scored (``rescored``) and re-assessed (``reassessed``), those listed and enrolled
+    after the update, the enrolments flagged for review (and cleared), and the payments' counts
+    (``stopped``, ``to_recall``, ``enrolments_ended``, ``promoted``)."""
     from isps.interop.feeds import after_delivery
     from isps.payments.payroll import stop_for_deaths
+    from isps.programs import reassessment
 
     rescored = after_delivery(engine, on=on)
     with transaction(engine) as s:
+        re = reassessment.process_events(s, on=on)
+    with transaction(engine) as s:
         payments = stop_for_deaths(s, on=on)
-    return {"rescored": rescored, **payments}
+    return {"rescored": rescored, "reassessed": re["households"], "listed_after_update": re["listed"],
+            "enrolled_after_update": re["enrolled"], "flagged_for_review": re["flagged"],
+            "reviews_cleared": re["cleared"], **payments}

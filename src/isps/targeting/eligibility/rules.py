@@ -161,9 +161,12 @@ def _geo(session: Session) -> tuple[dict[str, int], dict[str, int]]:
 
 def compile_rule(session: Session, rule: Rule, *, household_id: int | None = None,
                  district_id: int | None = None, overrides: dict[str, str] | None = None,
-                 parameters: dict[str, float] | None = None, on: date | None = None) -> CompiledRule:
+                 parameters: dict[str, float] | None = None, on: date | None = None,
+                 households_sql: str | None = None) -> CompiledRule:
     """SQL for a rule. ``parameters`` replaces the rule's named numbers and ``overrides`` whole
-    criteria by id (the simulator's "what if"); ``household_id``/``district_id`` narrow it."""
+    criteria by id (the simulator's "what if"); ``household_id``/``district_id`` narrow it, and so
+    does ``households_sql``: a SELECT of household ids written by the calling module (never user
+    input; its bind parameters go with the statement), e.g. the households named by events."""
     districts, tehsils = _geo(session)
     unknown = set(parameters or {}) - set(rule.parameters)
     if unknown:
@@ -197,6 +200,9 @@ def compile_rule(session: Session, rule: Rule, *, household_id: int | None = Non
         where.append("h.district_id = :did")
         narrow_members += " AND i.district_id = :did"
         params["did"] = district_id
+    if households_sql is not None:
+        where.append(f"h.id IN ({households_sql})")
+        narrow_members += f" AND i.household_id IN ({households_sql})"
     # one pass over the members for count_members(...) and the household size, only when asked for
     wants_size = "members" in comp.variables or any("{members}" in c.fail + c.pass_ for c in rule.criteria)
     member_join = members_out = ""
@@ -240,6 +246,18 @@ def _params(session: Session, compiled: CompiledRule, on: date, model_id: int | 
 
 # ---------------------------------------------------------------- evaluation
 
+def _memory_for_whole_registry(session: Session) -> None:
+    """Before a statement over every household (PostgreSQL): ``any_member(...)`` is a hashed
+    set of households probed per household, which the planner builds only when it fits in
+    work_mem; with the default 4 MB, a set of a million households (an adult woman, at 1M
+    households) is instead rescanned for every household, quadratic. Room for the sets and the
+    member aggregate, for this transaction only; and no JIT, whose compile time at this size
+    exceeds what it saves on these expressions."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def count_by_district(session: Session, rule: Rule, on: date | None = None, *, district_id: int | None = None,
                       overrides: dict[str, str] | None = None, parameters: dict[str, float] | None = None,
                       model_id: int | None = None) -> dict[int, int]:
@@ -247,6 +265,7 @@ def count_by_district(session: Session, rule: Rule, on: date | None = None, *, d
     compiled = compile_rule(session, rule, district_id=district_id, overrides=overrides, parameters=parameters,
                             on=on)
     sql = f"SELECT district_id, COUNT(*) FROM ({compiled.select_sql}) x WHERE failed = 0 GROUP BY district_id"
+    _memory_for_whole_registry(session)
     rows = session.execute(text(sql), _params(session, compiled, on or date.today(), model_id))
     return {int(d): int(n) for d, n in rows}
 
@@ -256,8 +275,11 @@ def count_eligible(session: Session, rule: Rule, on: date | None = None, **kw) -
 
 
 def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None = None,
-        district_id: int | None = None) -> EligibilityRun:
-    """Evaluate a rule over the registry and materialise every decision with its failed criteria."""
+        district_id: int | None = None, *, households_sql: str | None = None,
+        households_params: dict | None = None) -> EligibilityRun:
+    """Evaluate a rule over the registry and materialise every decision with its failed criteria.
+    ``households_sql`` (a SELECT of household ids, with ``households_params``) evaluates only those
+    households, in the same one statement (a re-assessment after a registry update)."""
     on = on or date.today()
     rule = Rule.from_spec(rule_row.spec)
     model = active_model(session)
@@ -266,12 +288,15 @@ def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None
                              actor=actor, evaluated=0, eligible=0)
     session.add(run_row)
     session.flush()
-    compiled = compile_rule(session, rule, district_id=district_id, on=on)
+    compiled = compile_rule(session, rule, district_id=district_id, on=on, households_sql=households_sql)
     eligible = "(failed = 0)"
+    if households_sql is None:
+        _memory_for_whole_registry(session)
     session.execute(text(f"""INSERT INTO eligibility_result
             (run_id, household_id, individual_id, district_id, eligible, failed, pmt, age, monthly_income)
         SELECT :run_id, household_id, individual_id, district_id, {eligible}, failed, pmt, age, monthly_income
-        FROM ({compiled.select_sql}) x"""), {**_params(session, compiled, on, run_row.pmt_model_id),
+        FROM ({compiled.select_sql}) x"""), {**(households_params or {}),
+                                                 **_params(session, compiled, on, run_row.pmt_model_id),
                                                  "run_id": run_row.id})
     evaluated, n_eligible = session.execute(
         select(func.count(), func.coalesce(func.sum(func.cast(EligibilityResult.eligible, Integer)), 0))
