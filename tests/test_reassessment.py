@@ -142,3 +142,29 @@ def test_a_rule_runs_for_some_households_only_as_it_would_for_all(province):
                                       "ORDER BY 1, 2"), {"r": full.id, **{f"h{k}": h for k, h in enumerate(some)}}).all()
             got = s.execute(text(decided + " ORDER BY 1, 2"), {"r": part.id}).all()
             assert got == expected and part.evaluated == len(expected) < full.evaluated
+
+
+def test_an_officer_keeps_a_flagged_enrolment_in_the_browser(client, province):
+    from tests.test_web import sign_in
+
+    _start(province)
+    with transaction(province) as s:
+        eid, ref = s.execute(text("""SELECT e.id, h.ref FROM enrolment e JOIN household h ON h.id = e.household_id
+            WHERE e.program_code = :c AND e.status = 'enrolled' AND e.district_id = 1 ORDER BY e.id LIMIT 1"""),
+                             {"c": CODE}).one()
+    _ngo(client, "NRSP-web", [(ref, RICH)])
+    sign_in(client, "lahore_officer")
+    page = client.get(f"/programs/{CODE}/enrolment").text
+    row = page[page.index(f'<tr data-review="{eid}">'):]
+    row = row[:row.index("</tr>")]
+    assert "no longer eligible after registry update" in row and "PMT score" in row
+    sign_in(client, "kasur_counter")  # another district's officer cannot clear it
+    assert client.post(f"/programs/{CODE}/enrolment/{eid}/keep", data={"reason": "not mine"}).status_code == 403
+    sign_in(client, "lahore_officer")
+    r = client.post(f"/programs/{CODE}/enrolment/{eid}/keep", data={"reason": "visited: the car is a relative's"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert 'id="kept-notice"' in page and f'data-review="{eid}"' not in page
+    with transaction(province) as s:
+        assert en.get(s, eid)["status"] == "enrolled"

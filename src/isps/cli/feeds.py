@@ -45,9 +45,11 @@ def _drain(engine, console) -> None:
 
     with console.status("acting on the delivery's events: re-scoring, enrolments, payments"):
         out = drain(engine)
-    console.print(f"re-scored {out['rescored']:,} households; {out['enrolments_ended']:,} enrolments ended by a "
-                  f"death, {out['promoted']:,} enrolled from waiting lists; {out['stopped']:,} unsent payments "
-                  f"stopped, {out['to_recall']:,} sent ones to recall")
+    console.print(f"re-scored {out['rescored']:,} households; re-assessed {out['reassessed']:,} for the running "
+                  f"programs: {out['listed_after_update']:,} newly eligible listed ({out['enrolled_after_update']:,} "
+                  f"enrolled), {out['flagged_for_review']:,} enrolments flagged for review")
+    console.print(f"{out['enrolments_ended']:,} enrolments ended by a death, {out['promoted']:,} enrolled from "
+                  f"waiting lists; {out['stopped']:,} unsent payments stopped, {out['to_recall']:,} sent ones to recall")
 
 
 @feeds_app.command("events")

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
 from isps.programs import enrolment as en
+from isps.programs import reassessment
 from isps.web import routes as r
 from isps.web.routes import DB, User
 
@@ -17,7 +18,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _page(request: Request, session, who, code: str, promoted: str = "", exited: int | None = None,
-          error: str | None = None, status: int = 200) -> Response:
+          error: str | None = None, status: int = 200, kept: int | None = None) -> Response:
     tr = r._tr(request)
     try:
         summary = en.summary(session, code)
@@ -25,18 +26,37 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         return r.error_page(request, session, who, 404, tr("programs.no_program"))
     enrolled = en.listing(session, code, "enrolled", district_id=who.scope, limit=50)
     waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
+    flagged = reassessment.reviews(session, code, district_id=who.scope, limit=50)
     promoted_ids = [int(x) for x in promoted.split(",") if x.strip().isdigit()]
     audit(session, who, "web", "read", "enrolment", None, who.scope, detail=code)
     return r.render(request, "programs_enrolment.html", {
         "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
-        "exited": exited, "error": error, "can_exit": who.can("registry.write")}, who=who, session=session,
-        status=status)
+        "exited": exited, "error": error, "can_exit": who.can("registry.write"), "flagged": flagged,
+        "kept": kept}, who=who, session=session, status=status)
 
 
 @router.get("/programs/{code}/enrolment")
 def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
-         exited: int | None = None) -> Response:
-    return _page(request, session, who, code, promoted, exited)
+         exited: int | None = None, kept: int | None = None) -> Response:
+    return _page(request, session, who, code, promoted, exited, kept=kept)
+
+
+@router.post("/programs/{code}/enrolment/{enrolment_id}/keep")
+def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
+         reason: Annotated[str, Form()] = "") -> Response:
+    """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
+    tr = r._tr(request)
+    if not who.can("registry.write"):
+        return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
+    try:
+        reassessment.clear_review(session, enrolment_id, reason.strip(), who.username, district_scope=who.scope)
+    except en.OutOfScope:
+        return r.error_page(request, session, who, 403, tr("error.outside_district"))
+    except en.EnrolmentError as exc:
+        session.rollback()
+        return _page(request, session, who, code, error=str(exc), status=422)
+    audit(session, who, "web", "kept", "enrolment", enrolment_id, detail=reason[:200])
+    return RedirectResponse(f"/programs/{code}/enrolment?kept={enrolment_id}", status_code=303)
 
 
 @router.post("/programs/{code}/enrolment/{enrolment_id}/exit")
