@@ -170,41 +170,47 @@ class _Problems:
         self.items: list[tuple[np.ndarray, str, str, str]] = []
         self.rejected = np.zeros(n, dtype=bool)
 
-    def add(self, mask: np.ndarray, column: str, reason: str | np.ndarray, severity: str) -> None:
+    def add(self, mask: np.ndarray, column: str, reason: str | pa.Array, severity: str) -> None:
+        """Rows in ``mask`` have a problem in ``column``: one reason, or a reason per row."""
         if mask.any():
             self.items.append((mask, column, reason, severity))
             if severity == "rejected":
                 self.rejected |= mask
 
-    def report(self, rows: np.ndarray, refs: np.ndarray) -> list[RowProblem]:
+    def report(self, rows: np.ndarray, refs: pa.Array) -> list[RowProblem]:
         out = []
         for mask, column, reason, severity in self.items:
-            for i in np.flatnonzero(mask):
-                why = reason[i] if isinstance(reason, np.ndarray) else reason
-                out.append(RowProblem(int(rows[i]), refs[i] or "", column, str(why), severity))
+            at = np.flatnonzero(mask)
+            if not len(at):
+                continue
+            where = pa.array(at)
+            whys = pc.take(reason, where).to_pylist() if isinstance(reason, pa.Array) else [reason] * len(at)
+            for i, ref, why in zip(at.tolist(), pc.take(refs, where).to_pylist(), whys):
+                out.append(RowProblem(int(rows[i]), ref or "", column, str(why), severity))
         return sorted(out, key=lambda p: (p.row, COLUMNS.index(p.field) if p.field in COLUMNS else 99))
 
 
-def _text(table: pa.Table, name: str) -> np.ndarray:
+def _text(table: pa.Table, name: str) -> pa.Array:
+    """A column as trimmed text, blank as null."""
     if name not in table.column_names:
-        return np.full(table.num_rows, None, dtype=object)
+        return pa.nulls(table.num_rows, pa.string())
     col = pc.utf8_trim_whitespace(table[name].cast(pa.string()))
-    arr = col.to_numpy(zero_copy_only=False).astype(object)
-    arr[arr == ""] = None
-    return arr
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
 
 
-def _per_unique(values: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
-    """Apply fn (value -> (parsed, error)) once per distinct value."""
-    present = np.array([v is not None for v in values])
-    parsed = np.full(len(values), None, dtype=object)
-    errors = np.full(len(values), None, dtype=object)
-    if present.any():
-        uniq, inv = np.unique(values[present].astype(str), return_inverse=True)
-        res = [fn(u) for u in uniq]
-        parsed[present] = np.array([r[0] for r in res], dtype=object)[inv]
-        errors[present] = np.array([r[1] for r in res], dtype=object)[inv]
-    return parsed, errors
+def _mask(a) -> np.ndarray:
+    """A boolean Arrow array as numpy, null as False."""
+    return np.asarray(pc.fill_null(a, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _per_unique(values: pa.Array, fn, type_: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """Apply fn (value -> (parsed, error)) once per distinct value; (parsed, error) per row."""
+    uniq = pc.unique(values.drop_null())
+    res = [fn(u) for u in uniq.to_pylist()]
+    at = pc.index_in(values, value_set=uniq)  # null where the value is null
+    return (pc.take(pa.array([r[0] for r in res], type_), at),
+            pc.take(pa.array([r[1] for r in res], pa.string()), at))
 
 
 def _parse_cnic(v: str):
@@ -214,20 +220,15 @@ def _parse_cnic(v: str):
         return None, f"{exc}; kept without CNIC"
 
 
-def _cnics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cnics(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     """CNICs checked with Arrow kernels; only the values that fail get a message, from
     :func:`isps.registry.cnic.validate` (the one definition of a valid CNIC)."""
-    arr = pa.array(values, pa.string())
-    ok = pc.and_(pc.or_(pc.match_substring_regex(arr, r"^\d{5}-\d{7}-\d$"),
-                        pc.match_substring_regex(arr, r"^\d{13}$")),
-                 pc.invert(pc.starts_with(arr, "0")))
-    ok = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-    parsed = np.full(len(values), None, dtype=object)
-    parsed[ok] = pc.replace_substring(arr.filter(pa.array(ok)), "-", "").to_numpy(zero_copy_only=False)
-    errors = np.full(len(values), None, dtype=object)
-    bad = np.flatnonzero(~ok & np.array([v is not None for v in values]))
-    if len(bad):
-        _, errors[bad] = _per_unique(values[bad], _parse_cnic)
+    ok = pc.and_(pc.or_(pc.match_substring_regex(values, r"^\d{5}-\d{7}-\d$"),
+                        pc.match_substring_regex(values, r"^\d{13}$")),
+                 pc.invert(pc.starts_with(values, "0")))
+    ok = pc.fill_null(ok, False)
+    parsed = pc.if_else(ok, pc.replace_substring(values, "-", ""), pa.scalar(None, pa.string()))
+    _, errors = _per_unique(pc.if_else(ok, pa.scalar(None, pa.string()), values), _parse_cnic, pa.string())
     return parsed, errors
 
 
@@ -245,15 +246,21 @@ def _parse_date(v: str):
     return d, None
 
 
-def _parse_phone(v: str):
-    digits = re.sub(r"\D", "", v)
-    if digits.startswith("92") and len(digits) == 12:
-        digits = "0" + digits[2:]
-    if len(digits) == 10 and digits.startswith("3"):
-        digits = "0" + digits
-    if len(digits) == 11 and digits.startswith("03"):
-        return digits, None
-    return None, f"phone '{v}' is not a mobile number 03XXXXXXXXX; kept without it"
+def _phones(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Mobile numbers as 03XXXXXXXXX: the digits, with +92 or 92 read as 0 and a leading 0 added to
+    ten digits starting 3 (Arrow kernels); anything else is a warning and kept without the phone."""
+    d = pc.replace_substring_regex(values, r"\D", "")
+    zero = pa.scalar("0")
+    d = pc.if_else(pc.and_(pc.starts_with(d, "92"), pc.equal(pc.utf8_length(d), 12)),
+                   pc.binary_join_element_wise(zero, pc.utf8_slice_codeunits(d, 2), ""), d)
+    d = pc.if_else(pc.and_(pc.starts_with(d, "3"), pc.equal(pc.utf8_length(d), 10)),
+                   pc.binary_join_element_wise(zero, d, ""), d)
+    ok = pc.fill_null(pc.and_(pc.equal(pc.utf8_length(d), 11), pc.starts_with(d, "03")), False)
+    null = pa.scalar(None, pa.string())
+    _, errors = _per_unique(pc.if_else(ok, null, values),
+                            lambda v: (None, f"phone '{v}' is not a mobile number 03XXXXXXXXX; kept without it"),
+                            pa.string())
+    return pc.if_else(ok, d, null), errors
 
 
 def _district_parser():
@@ -270,57 +277,65 @@ def _district_parser():
     return parse
 
 
-def check(table: pa.Table, rows: np.ndarray, default_value: float | None) -> tuple[pa.Table, _Problems, np.ndarray]:
-    """Parse and check a list column by column; returns the clean columns, the problems and the refs."""
+def _money(v: str):
+    try:
+        x = float(v.replace(",", ""))
+        return (x, None) if x >= 0 else (None, "yearly value is negative")
+    except ValueError:
+        return None, f"yearly value '{v}' is not a number"
+
+
+def check(table: pa.Table, rows: np.ndarray, default_value: float | None) -> tuple[pa.Table, _Problems, pa.Array]:
+    """Parse and check a list column by column (Arrow kernels; Python only once per distinct value
+    that needs parsing); returns the clean columns, the problems and the refs."""
     n = table.num_rows
     problems = _Problems(n)
     ref = _text(table, "partner_ref")
     name = _text(table, "full_name")
-    problems.add(np.array([r is None for r in ref]), "partner_ref", "the partner's reference is missing", "rejected")
-    too_long = np.array([r is not None and len(r) > 60 for r in ref])
-    problems.add(too_long, "partner_ref", "the partner's reference is longer than 60 characters", "rejected")
-    problems.add(np.array([v is None for v in name]), "full_name", "the name is missing", "rejected")
-    keyed = np.array([r is not None for r in ref])
+    problems.add(_mask(pc.is_null(ref)), "partner_ref", "the partner's reference is missing", "rejected")
+    problems.add(_mask(pc.greater(pc.utf8_length(ref), 60)), "partner_ref",
+                 "the partner's reference is longer than 60 characters", "rejected")
+    problems.add(_mask(pc.is_null(name)), "full_name", "the name is missing", "rejected")
+    keyed = _mask(pc.is_valid(ref))
     if keyed.any():
-        _, first, counts = np.unique(ref[keyed].astype(str), return_index=True, return_counts=True)
+        codes = pc.fill_null(pc.dictionary_encode(ref).indices, -1).to_numpy(zero_copy_only=False)
+        _, first = np.unique(codes[keyed], return_index=True)
         seen = np.zeros(keyed.sum(), dtype=bool)
         seen[first] = True
         repeat = np.zeros(n, dtype=bool)
         repeat[np.flatnonzero(keyed)[~seen]] = True
         problems.add(repeat, "partner_ref", "this reference appears earlier in the same list", "rejected")
+
+    def warn(column: str, err: pa.Array) -> None:
+        problems.add(_mask(pc.is_valid(err)), column, err, "warning")
+
     cnic, err = _cnics(_text(table, "cnic"))
-    problems.add(err != None, "cnic", err, "warning")  # noqa: E711
-    dob, err = _per_unique(_text(table, "date_of_birth"), _parse_date)
-    problems.add(err != None, "date_of_birth", err, "warning")  # noqa: E711
+    warn("cnic", err)
+    dob, err = _per_unique(_text(table, "date_of_birth"), _parse_date, pa.date32())
+    warn("date_of_birth", err)
     district_raw = _text(table, "district") if "district" in table.column_names else _text(table, "district_id")
-    district, err = _per_unique(district_raw, _district_parser())
-    problems.add(err != None, "district", err, "warning")  # noqa: E711
-    phone, err = _per_unique(_text(table, "phone"), _parse_phone)
-    problems.add(err != None, "phone", err, "warning")  # noqa: E711
+    district, err = _per_unique(district_raw, _district_parser(), pa.int16())
+    warn("district", err)
+    phone, err = _phones(_text(table, "phone"))
+    warn("phone", err)
     sex, err = _per_unique(_text(table, "sex"),
                            lambda v: (_SEX.get(v.lower()), None if v.lower() in _SEX else
-                                      f"sex '{v}' is not male, female or transgender; kept without it"))
-    problems.add(err != None, "sex", err, "warning")  # noqa: E711
-
-    def money(v: str):
-        try:
-            x = float(v.replace(",", ""))
-            return (x, None) if x >= 0 else (None, "yearly value is negative")
-        except ValueError:
-            return None, f"yearly value '{v}' is not a number"
-    value, err = _per_unique(_text(table, "yearly_value"), money)
-    problems.add(err != None, "yearly_value", err, "rejected")  # noqa: E711
-    value = np.where(np.array([v is None for v in value]), default_value, value)
+                                      f"sex '{v}' is not male, female or transgender; kept without it"), pa.string())
+    warn("sex", err)
+    value, err = _per_unique(_text(table, "yearly_value"), _money, pa.float64())
+    problems.add(_mask(pc.is_valid(err)), "yearly_value", err, "rejected")
+    if default_value is not None:
+        value = pc.fill_null(value, pa.scalar(float(default_value)))
     clean = pa.table({
-        "partner_ref": pa.array(ref, pa.string()),
-        "cnic": pa.array(cnic, pa.string()),
-        "full_name": pa.array([v[:80] if v else v for v in name], pa.string()),
-        "father_husband_name": pa.array([v[:80] if v else v for v in _text(table, "father_husband_name")], pa.string()),
-        "sex": pa.array(sex, pa.string()),
-        "date_of_birth": pa.array(dob, pa.date32()),
-        "district_id": pa.array(district, pa.int16()),
-        "phone": pa.array(phone, pa.string()),
-        "yearly_value": pa.array(value, pa.float64()),
+        "partner_ref": ref,
+        "cnic": cnic,
+        "full_name": pc.utf8_slice_codeunits(name, 0, 80),
+        "father_husband_name": pc.utf8_slice_codeunits(_text(table, "father_husband_name"), 0, 80),
+        "sex": sex,
+        "date_of_birth": dob,
+        "district_id": district,
+        "phone": phone,
+        "yearly_value": value,
     })
     return clean, problems, ref
 
@@ -429,7 +444,9 @@ def ingest_table(engine: Engine, program_code: str, table: pa.Table, *, partner:
             clean = clean.append_column("run_id", pa.array(np.full(n, run.run_id, dtype=np.int64)))
             report.resolution = run
             report.timings["resolve"] = round(time.perf_counter() - t0, 2)
-        insert_arrow(conn, "beneficiary", clean)
+        from isps.linkage.resolve import store  # a large list: indexes rebuilt after the COPY
+
+        store(conn, "beneficiary", clean)
         report.timings["stored"] = round(time.perf_counter() - t0, 2)
         report.inserted = n
         conn.execute(BeneficiaryBatch.__table__.update().where(BeneficiaryBatch.id == batch_id).values(
