@@ -520,3 +520,57 @@ def test_a_birth_reported_by_the_feed_notifies_new_household_member(client, prov
     data = notify["message"]["notify_event"][0]["data"]
     assert data["reg_event_type"] == "NewHouseHoldMember"
     assert data["reg_records"]["@id"] == f"urn:isps:household:{person.household_id}"
+
+
+def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, province, partner):
+    """The server checks envelopes with the spec's schemas compiled once per process: every
+    variation of a valid envelope (each value dropped or replaced by another type) gets the
+    verdict the spec itself (jsonschema over the shared YAML) gives it."""
+    from isps.interop.dci import envelope as env_mod
+
+    person = _people(province, 1)[0]
+    paths = {"/registry/sync/search": partner.envelope("search", search_message({"type": "CNIC", "value": person.cnic})),
+             "/registry/subscribe": partner.envelope("subscribe", {"transaction_id": "t1", "subscribe_request": [{
+                 "reference_id": "r1", "timestamp": now_ts(), "subscribe_criteria": {
+                     "version": "1.0.0", "reg_type": "ns:isps:RegistryType:Social",
+                     "reg_event_type": "ns:isps:RegistryEventType:death", "filter_type": "idtype-value",
+                     "filter": {"type": "CNIC", "value": person.cnic}, "notify_record_type": "Member"}}]}),
+             "/registry/sync/txn/status": partner.envelope("txn-status", {"transaction_id": "t1", "txnstatus_request": {
+                 "reference_id": "r1", "txn_type": "search", "attribute_type": "transaction_id",
+                 "attribute_value": "t1"}})}
+
+    def variants(node, at=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield at, k, None
+                yield from variants(v, at + (k,))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from variants(v, at + (i,))
+        if at:
+            for other in (None, 7, 1.5, True, "x", [], {}):
+                yield at, None, other
+
+    for path, good in paths.items():
+        check = env_mod.request_check(path)
+        verdicts = set()
+        for at, drop, value in variants(good):
+            body = json.loads(json.dumps(good))
+            parent = body
+            for k in at[:-1] if drop is None else at:
+                parent = parent[k]
+            if drop is not None:
+                del parent[drop]
+            else:
+                parent[at[-1]] = value
+            errors = list(Draft4Validator({"$ref": _ptr("paths", path, "post", "requestBody", "content",
+                                                        "application/json", "schema")}, registry=REGISTRY).iter_errors(body))
+            assert check(body) is (not errors), (path, at, drop, value)
+            verdicts.add(not errors)
+        assert verdicts == {True, False}
+    # and through HTTP: a refused variant is the spec's 400 err.request.bad, saying where it fails
+    bad = json.loads(json.dumps(paths["/registry/sync/search"]))
+    bad["message"]["search_request"][0]["search_criteria"]["pagination"] = "all"
+    r = partner.post("/registry/sync/search", bad, check=False)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "err.request.bad"
+    assert "message: fails" in r.json()["error"]["message"]

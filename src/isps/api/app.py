@@ -27,11 +27,13 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.state.engine = engine or default_engine()
     app.state.session_factory = session_factory(app.state.engine)
     app.state.tokens = Tokens(secret or settings.secret_key)
+    # /dci (DCI Social Registry API) first: routes are matched in order, and partner systems' sync
+    # searches are the hottest path; no other router serves a path under /dci
+    app.include_router(__import__("isps.api.dci", fromlist=["router"]).router)
     app.include_router(api_router)
     app.include_router(targeting_router)
     app.include_router(vulnerability_router)
     app.include_router(feeds_router)
-    app.include_router(__import__("isps.api.dci", fromlist=["router"]).router)  # /dci: DCI Social Registry API
     app.include_router(__import__("isps.api.linkage", fromlist=["router"]).router)  # /api/v1/sbr
     app.include_router(__import__("isps.api.programs", fromlist=["router"]).router)  # enrolment and payments
     mount_web(app)

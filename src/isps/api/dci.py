@@ -10,13 +10,18 @@ pass for an administrator. The domain work is in :mod:`isps.interop.dci.service`
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import os
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from isps.access.service import Principal, audit
@@ -75,15 +80,31 @@ def _process(request: Request, raw: bytes, authorization: str | None, path: str,
 
 SYNC_ACTIONS = {"/registry/sync/search": "on-search", "/registry/sync/txn/status": "txn-on-status"}
 
+# Threads that may work on DCI requests at once, per process. Each holds a database connection for
+# its request, so this stays under the pool's size (db.py: 10 per process): more threads only queue
+# on the pool (or open and close overflow connections) and fight over the GIL, which stretches
+# every request. Requests beyond it wait their turn in the event loop.
+DCI_THREADS = int(os.environ.get("ISPS_DCI_THREADS", "8"))
+
+
+def _limiter(request: Request) -> CapacityLimiter:
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    held = getattr(state, "dci_limiter", None)
+    if held is None or held[0] is not loop:
+        held = (loop, CapacityLimiter(DCI_THREADS))
+        state.dci_limiter = held
+    return held[1]
+
 
 def _endpoint(path: str, action: str, handler: Callable):
-    async def endpoint(request: Request, background: BackgroundTasks) -> JSONResponse:
+    async def endpoint(request: Request) -> JSONResponse:
         raw = await request.body()
-        reply = await run_in_threadpool(_process, request, raw, request.headers.get("authorization"), path, action,
-                                        handler)
-        if reply.followup is not None:
-            background.add_task(_safe, reply.followup)
-        return JSONResponse(reply.body, status_code=reply.status)
+        reply = await anyio.to_thread.run_sync(_process, request, raw, request.headers.get("authorization"), path,
+                                               action, handler, limiter=_limiter(request))
+        # a callback (async endpoints) goes out after the acknowledgement has been sent
+        background = BackgroundTask(_safe, reply.followup) if reply.followup is not None else None
+        return JSONResponse(reply.body, status_code=reply.status, background=background)
     endpoint.__name__ = action.replace(".", "_")
     return endpoint
 

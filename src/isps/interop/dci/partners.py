@@ -31,6 +31,7 @@ GROUP_FIELDS = ("group_identifier", "place", "poverty_score", "group_size", "gro
                 "housing", "assets", "registration_date", "last_updated", "address")
 FIELDS = tuple(dict.fromkeys(MEMBER_FIELDS + GROUP_FIELDS))
 TOKEN_AUDIENCE = "dci"
+VERIFIED_TOKENS_MAX = 10_000  # verified bearer tokens remembered per process
 
 
 class PartnerError(ValueError):
@@ -182,6 +183,10 @@ class TokenIssuer:
         self.key = private_key
         self.public = private_key.public_key()
         self.ttl_s = ttl_s
+        # tokens already verified: token -> (sender_id, not before, expiry). A partner sends the
+        # same bearer token with every request for its lifetime; its signature need not be checked
+        # again, only its time window (the partner's being active is checked per request).
+        self._verified: dict[str, tuple[str, float, float]] = {}
 
     def authenticate(self, session: Session, client_id: str, client_secret: str) -> DciPartner:
         row = session.scalar(select(DciPartner).where(DciPartner.client_id == client_id))
@@ -198,6 +203,13 @@ class TokenIssuer:
 
     def check(self, token: str) -> str:
         """The partner's sender_id named by a valid token."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            sender_id, not_before, expires = hit
+            now = time.time()
+            if now < expires and now >= not_before:
+                return sender_id
+            self._verified.pop(token, None)
         try:
             claims = jwt.decode(token, self.public, algorithms=["EdDSA"], audience=TOKEN_AUDIENCE, issuer=self.issuer,
                                 options={"require": ["exp", "sub", "iat"]})
@@ -205,4 +217,9 @@ class TokenIssuer:
             raise TokenError("the access token has expired") from None
         except jwt.InvalidTokenError:
             raise TokenError("the access token is invalid") from None
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        # PyJWT's rules: expired once exp <= now; not valid before nbf and iat
+        not_before = max(float(claims.get("nbf", 0) or 0), float(claims.get("iat", 0) or 0))
+        self._verified[token] = (claims["sub"], not_before, float(claims["exp"]))
         return claims["sub"]

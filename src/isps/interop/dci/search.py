@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
-from sqlalchemy import Select, and_, func, not_, or_, select
+from sqlalchemy import Select, and_, bindparam, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from isps.interop.dci.models import DciConsent
@@ -192,15 +193,26 @@ def normalise_identifier(query) -> tuple[str, str]:
                                                          "NNNNN-NNNNNNN-N") from None
 
 
-def people_by_identifier(session: Session, partner: Partner, numbers: list[str]) -> list[Individual]:
-    """Everyone holding any of ``numbers`` (one query), filtered by consent when the agreement needs it."""
-    stmt = select(Individual).where(Individual.cnic.in_(sorted(set(numbers))))
+PERSON_COLUMNS = tuple(Individual.__table__.c)
+_PEOPLE_BY_NUMBER = select(*PERSON_COLUMNS).where(Individual.cnic.in_(bindparam("numbers", expanding=True)))
+
+
+def people_by_identifier(session: Session, partner: Partner, numbers: list[str]) -> list:
+    """Everyone holding any of ``numbers`` (one query), filtered by consent when the agreement needs it.
+    Rows, not ORM objects, read on the session's connection without the ORM layer: they carry the
+    same attribute names as :class:`Individual` and are only read (no identity map, no change tracking)."""
+    stmt = _PEOPLE_BY_NUMBER
     if partner.agreement.consent_required:
         stmt = stmt.where(member_consent(partner, date.today()))
-    return list(session.scalars(stmt))
+    return session.connection().execute(stmt, {"numbers": sorted(set(numbers))}).all()
 
 
 # ---------------------------------------------------------------- record building
+
+@lru_cache(maxsize=1)
+def _place_names() -> tuple[dict[int, str], dict[int, str]]:
+    return ({t: n for d in geography.districts() for t, n in d.tehsils}, {d.id: d.name for d in geography.districts()})
+
 
 class RecordBuilder:
     """Builds Member and Group records for many people/households with a handful of queries."""
@@ -208,8 +220,7 @@ class RecordBuilder:
     def __init__(self, session: Session, partner: Partner) -> None:
         self.session = session
         self.fields = partner.agreement.fields
-        self._tehsils = {t: n for d in geography.districts() for t, n in d.tehsils}
-        self._districts = {d.id: d.name for d in geography.districts()}
+        self._tehsils, self._districts = _place_names()
 
     def households(self, ids) -> dict[int, Household]:
         ids = sorted(set(ids))
