@@ -52,7 +52,12 @@ def fresh_database(backend: str, workdir: Path, name: str = "isps_bench_payroll"
 
 
 def _enrol_everyone(engine, n: int) -> None:
-    """n enrolments of a benchmark program (fixed Rs 8,500), set-based over the registry's people."""
+    """n enrolments of a benchmark program (fixed Rs 8,500), set-based over the registry's people.
+    Four in ten hold a bank account and two in ten a mobile wallet, as the accounts feed would have
+    reported them; every enrolment's channel is chosen by the production rule
+    (:func:`isps.programs.enrolment.channel_sql`), so the payroll's channel refresh finds the
+    steady state (nothing to change) rather than rewriting every enrolment."""
+    from isps.programs.enrolment import best_accounts, channel_sql
     from isps.programs.models import EnrolmentPolicy
 
     with transaction(engine) as s:
@@ -61,18 +66,23 @@ def _enrol_everyone(engine, n: int) -> None:
                                     "incompatible": [], "rank_by": "pmt"}))
         s.flush()
         m = "(i.id % 10)"
+        people = "SELECT id FROM individual ORDER BY id LIMIT :n"
+        s.execute(text(f"""INSERT INTO financial_account (kind, provider, account_number, individual_id, household_id,
+                district_id, opened_on, status, source_ref)
+            SELECT CASE WHEN {m} < 4 THEN 'bank' ELSE 'wallet' END, CASE WHEN {m} < 4 THEN 'BOP' ELSE 'JazzCash' END,
+                   CASE WHEN {m} < 4 THEN 'PK36BPUN' || CAST(i.id AS VARCHAR(20)) ELSE 'W' || CAST(i.id AS VARCHAR(20)) END,
+                   i.id, i.household_id, i.district_id, :on, 'active', 'bench'
+            FROM individual i WHERE {m} < 6 AND i.id IN ({people})"""), {"on": date(2025, 1, 1), "n": n})
+        channel, account = channel_sql("h.urban", "i.phone")
         s.execute(text(f"""INSERT INTO enrolment (program_code, household_id, individual_id, recipient_id, district_id,
                 tehsil_id, status, rank_value, female, disabled, channel, account, phone, run_id, warnings, listed_on,
                 enrolled_on, reason)
             SELECT :code, i.household_id, i.id, i.id, i.district_id, h.tehsil_id, 'enrolled', NULL,
-                   i.sex = 'female', i.disability <> 'none',
-                   CASE WHEN {m} < 4 THEN 'bank' WHEN {m} < 6 THEN 'mobile_wallet' WHEN {m} < 8 THEN 'cash_outlet'
-                        WHEN {m} < 9 THEN 'agent' ELSE 'post' END,
-                   CASE WHEN {m} < 4 THEN 'PK36ISPS' || CAST(i.id AS VARCHAR(20)) ELSE i.phone END,
+                   i.sex = 'female', i.disability <> 'none', {channel}, {account},
                    i.phone, NULL, 0, :on, :on, 'benchmark'
             FROM individual i JOIN household h ON h.id = i.household_id
-            WHERE i.id IN (SELECT id FROM individual ORDER BY id LIMIT :n)"""),
-                  {"code": CODE, "on": date(2026, 1, 1), "n": n})
+            LEFT JOIN ({best_accounts(people)}) a ON a.individual_id = i.id
+            WHERE i.id IN ({people})"""), {"code": CODE, "on": date(2026, 1, 1), "n": n, "yes": True})
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))

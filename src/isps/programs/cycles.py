@@ -123,6 +123,10 @@ def generate_entitlements(session: Session, cycle_id: int) -> dict:
         FROM (SELECT e.id AS id, {base} AS base, {top} AS top FROM enrolment e {member_join}
               WHERE e.program_code = :code AND e.status = 'enrolled' AND e.enrolled_on <= :ends) b
         JOIN enrolment e ON e.id = b.id"""), {**params, "ends": cycle.ends_on})
+    if session.bind.dialect.name == "postgresql":
+        # a cycle adds up to millions of rows at once: without fresh statistics the planner takes the
+        # new cycle for a few thousand rows and the payroll's joins become nested loops over a million
+        session.execute(text("ANALYZE entitlement"))
     n, total = session.execute(text("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM entitlement WHERE cycle_id = :c"),
                                {"c": cycle.id}).one()
     cycle.entitlements, cycle.total = int(n), float(total)

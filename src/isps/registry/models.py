@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index,
-                        Integer, SmallInteger, String, Text, func)
+                        Integer, SmallInteger, String, Text, func, text)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isps.db import Base, BigId
@@ -138,6 +138,10 @@ class Individual(Base):
     member_since: Mapped[date] = mapped_column(Date)
     batch_id: Mapped[int] = mapped_column(ForeignKey("ingest_batch.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    # the dead, found without reading everyone (migration 0012): payments check them before every export
+    __table_args__ = (Index("ix_individual_deceased", "id", sqlite_where=text("date_of_death IS NOT NULL"),
+                            postgresql_where=text("date_of_death IS NOT NULL")),)
 
 
 class ValueChange(Base):
