@@ -135,3 +135,31 @@ def test_api_docs_are_served_without_the_internet(client):
     page = client.get("/api/docs").text
     assert "/static/swagger/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
     assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+
+
+def test_a_deactivated_account_is_refused_once_its_cached_row_expires(client, province):
+    from sqlalchemy import update
+
+    from isps.access.models import User
+    client.app.state.tokens.user_ttl = 0  # the user row is read again on every request
+    headers = token_for(client, "kasur_counter")
+    hh = _household_in(province, 2)
+    assert client.get(f"/api/v1/households/{hh.id}", headers=headers).status_code == 200
+    with transaction(province) as s:
+        s.execute(update(User).where(User.username == "kasur_counter").values(active=False))
+    r = client.get(f"/api/v1/households/{hh.id}", headers=headers)
+    assert r.status_code == 401 and "not active" in r.json()["detail"]
+
+
+def test_every_cnic_lookup_is_audited_whatever_its_outcome(client, province):
+    with transaction(province) as s:
+        person = s.scalars(select(Individual).where(Individual.district_id == 2, Individual.cnic.is_not(None))).first()
+    missing = "9" * 13 if person.cnic != "9" * 13 else "8" * 13
+    assert client.get(f"/api/v1/individuals/by-cnic/{person.cnic}", headers=token_for(client, "kasur_counter")).status_code == 200
+    assert client.get(f"/api/v1/individuals/by-cnic/{person.cnic}", headers=token_for(client, "lahore_officer")).status_code == 403
+    assert client.get(f"/api/v1/individuals/by-cnic/{missing}", headers=token_for(client, "admin")).status_code == 404
+    with transaction(province) as s:
+        rows = s.scalars(select(AuditRecord).where(AuditRecord.action == "lookup_cnic").order_by(AuditRecord.id)).all()
+    assert [(a.actor, a.outcome, a.entity_id, a.district_id) for a in rows] == [
+        ("kasur_counter", "ok", person.id, 2), ("lahore_officer", "denied", None, None), ("admin", "not_found", None, None)]
+    assert all(a.at is not None and a.channel == "api" for a in rows)

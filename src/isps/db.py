@@ -50,7 +50,10 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # no ping before each checkout (a round trip per request): connections are replaced after
+        # half an hour, and when a statement finds its connection dropped (the server restarted)
+        # SQLAlchemy discards every pooled connection opened before, so only that one request fails
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
     return engine
 
 

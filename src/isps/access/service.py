@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from isps.access.models import AuditRecord, User
@@ -100,11 +101,18 @@ def authenticate(session: Session, username: str, password: str) -> Principal:
 
 
 class Tokens:
-    """Signed, expiring bearer tokens (and web session cookies) naming a user."""
+    """Signed, expiring bearer tokens (and web session cookies) naming a user.
+
+    The named user's role, district and whether they are active are read from the database at
+    most once every :attr:`user_ttl` seconds per process (an API client sends a token with every
+    request): a deactivation or a change of role or district reaches requests within that time."""
+
+    user_ttl = 5.0
 
     def __init__(self, secret: str, max_age_hours: int = 12) -> None:
         self._s = URLSafeTimedSerializer(secret, salt="isps-auth")
         self.max_age = max_age_hours * 3600
+        self._users: dict[str, tuple[float, Principal | None]] = {}
 
     def issue(self, principal: Principal) -> str:
         return self._s.dumps({"u": principal.username})
@@ -116,17 +124,43 @@ class Tokens:
             raise AuthError("your session has expired; sign in again") from None
         except BadSignature:
             raise AuthError("invalid token") from None
-        user = session.scalar(select(User).where(User.username == data.get("u")))
-        if user is None or not user.active:
+        username = data.get("u")
+        now = time.monotonic()
+        cached = self._users.get(username)
+        if cached is None or cached[0] <= now:
+            row = session.execute(_USER_BY_NAME, {"u": username}).first()
+            who = Principal(row.username, row.role, row.district_id) if row is not None and row.active else None
+            if len(self._users) > 10_000:
+                self._users.clear()
+            self._users[username] = cached = (now + self.user_ttl, who)
+        if cached[1] is None:
             raise AuthError("this account is not active")
-        return Principal(user.username, user.role, user.district_id)
+        return cached[1]
+
+
+_USER_BY_NAME = select(User.username, User.role, User.district_id, User.active).where(User.username == bindparam("u"))
+_AUDIT_INSERT = AuditRecord.__table__.insert()
+
+
+def _audit_row(who: Principal, channel: str, action: str, entity: str, entity_id: int | None,
+               district_id: int | None, outcome: str, detail: str | None) -> dict:
+    return {"actor": who.username, "role": who.role, "channel": channel, "action": action, "entity": entity,
+            "entity_id": entity_id, "district_id": district_id, "outcome": outcome,
+            "detail": (detail or "")[:300] or None}
 
 
 def audit(session: Session, who: Principal, channel: str, action: str, entity: str, entity_id: int | None = None,
           district_id: int | None = None, outcome: str = "ok", detail: str | None = None) -> None:
-    session.add(AuditRecord(actor=who.username, role=who.role, channel=channel, action=action, entity=entity,
-                            entity_id=entity_id, district_id=district_id, outcome=outcome,
-                            detail=(detail or "")[:300] or None))
+    """Write one audit record now, in the caller's transaction (it is durable when that commits)."""
+    audit_many(session, who, channel, action, entity, [(entity_id, district_id)], outcome, detail)
+
+
+def audit_many(session: Session, who: Principal, channel: str, action: str, entity: str,
+               targets: list[tuple[int | None, int | None]], outcome: str = "ok", detail: str | None = None) -> None:
+    """One audit record per (entity id, district id), in one statement; no ids are read back."""
+    # a list of parameter sets, so that the database is not asked to return the new ids
+    session.execute(_AUDIT_INSERT, [_audit_row(who, channel, action, entity, e, d, outcome, detail)
+                                    for e, d in targets])
 
 
 def audit_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,

@@ -44,7 +44,7 @@ def api_principal(request: Request, creds: HTTPAuthorizationCredentials | None =
 
 
 def require(permission: str):
-    def check(principal: Principal = Depends(api_principal)) -> Principal:
+    async def check(principal: Principal = Depends(api_principal)) -> Principal:  # no I/O: no worker thread
         if not principal.can(permission):
             raise HTTPException(403, f"your role ({principal.role}) may not do this")
         return principal

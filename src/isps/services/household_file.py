@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from isps.access.service import Principal, audit
+from isps.access.service import Principal, audit, audit_many
+from isps.registry import cnic as cnic_rules
 from isps.registry import service as registry
 from isps.registry.models import District, Household, Individual, Tehsil
 from isps.registry.service import OutOfScope, Provenance
@@ -60,17 +62,26 @@ def open_household(session: Session, who: Principal, household_id: int, channel:
                          registry.members(session, household_id), score, name, version)
 
 
-def lookup_cnic(session: Session, who: Principal, raw_cnic: str, channel: str) -> list[Individual]:
-    try:
-        people = registry.find_by_cnic(session, raw_cnic, who.scope)
-    except OutOfScope:
+# what a CNIC look-up returns of each person (the API's Person; the web and CLI read a few of these)
+PERSON_COLUMNS = ("id", "household_id", "district_id", "roster_line", "cnic", "id_document", "full_name",
+                  "father_husband_name", "sex", "date_of_birth", "relation_to_head", "marital_status", "disability",
+                  "education", "enrolled_in_school", "occupation", "labour_status", "phone", "date_of_death")
+_BY_CNIC = select(*(getattr(Individual, c) for c in PERSON_COLUMNS)).where(Individual.cnic == bindparam("cnic"))
+
+
+def lookup_cnic(session: Session, who: Principal, raw_cnic: str, channel: str) -> list[Row]:
+    """Everyone registered under a CNIC within the user's scope (rows with :data:`PERSON_COLUMNS`),
+    each read audited; refused (:class:`OutOfScope`) when all of them are outside the district."""
+    people = session.execute(_BY_CNIC, {"cnic": cnic_rules.normalise(raw_cnic)}).all()
+    scope = who.scope
+    if scope is not None and people and all(p.district_id != scope for p in people):
         audit(session, who, channel, "lookup_cnic", "individual", outcome="denied", detail="outside the user's district")
-        raise
+        raise OutOfScope("this CNIC is registered outside your district")
+    people = [p for p in people if scope is None or p.district_id == scope]
     if not people:
         audit(session, who, channel, "lookup_cnic", "individual", outcome="not_found")
         raise NotFound("no one is registered under this CNIC")
-    for p in people:
-        audit(session, who, channel, "lookup_cnic", "individual", p.id, p.district_id)
+    audit_many(session, who, channel, "lookup_cnic", "individual", [(p.id, p.district_id) for p in people])
     return people
 
 

@@ -226,7 +226,7 @@ class Compiled:
 
     sql: str
     params: dict
-    aggregates: dict[str, str]  # alias -> SUM(CASE WHEN <member condition> THEN 1 ELSE 0 END)
+    aggregates: dict[str, tuple[str, str]]  # alias -> ("count" | "any", member condition)
     needs_head: bool = False
     variables: set[str] = field(default_factory=set)
 
@@ -243,8 +243,11 @@ class Compiler:
         self.districts = {k.lower(): v for k, v in districts.items()}
         self.tehsils = {k.lower(): v for k, v in tehsils.items()}
         self.params: dict = {}
-        self.aggregates: dict[str, str] = {}
-        self.needs_head = False
+        # alias -> ("count", condition): SUM(CASE WHEN condition THEN 1 ELSE 0 END), for count_members;
+        # alias -> ("any", condition): MAX(...), for any_member; all computed by one pass over the members
+        self.aggregates: dict[str, tuple[str, str]] = {}
+        self.needs_head = False  # a member-scope criterion (or the candidates) reads the head
+        self.aggregates_need_head = False  # a member aggregate does
         self.variables: set[str] = set()
 
     def age_sql(self) -> str:
@@ -389,26 +392,28 @@ class Compiler:
         raise RuleError("this is a value, not a condition")
 
     def _any_member(self, node: Node) -> str:
-        """``any_member(c)`` as ``h.id IN (SELECT household_id ... WHERE c)``: the database builds the
-        set of households once (one filtered scan of the members) and probes it per household, and
-        evaluates it only where the other side of an AND has not already decided."""
+        """``any_member(c)`` as a column of the rule's one member aggregate (a GROUP BY household
+        over the members that :func:`rules.compile_rule` joins to the households once): every
+        ``any_member`` and ``count_members`` of a rule shares that one pass, instead of a separate
+        scan of the members and a hashed set of households for each."""
+        return f"({self._aggregate('any', node.args[0])} > 0)"
+
+    def _aggregate(self, kind: str, inner_node: Node) -> str:
         before = self.needs_head
         self.needs_head = False
-        inner = self._node(node.args[0], member=True)
-        head = HEAD_JOIN if self.needs_head else ""
-        self.needs_head = before  # the subquery carries its own join to the head
-        return (f"(h.id IN (SELECT i.household_id FROM individual i {head} "
-                f"WHERE i.date_of_death IS NULL {NARROW} AND {inner}))")
+        inner = self._node(inner_node, member=True)
+        self.aggregates_need_head = self.aggregates_need_head or self.needs_head
+        self.needs_head = before  # the aggregate carries its own join to the head
+        for alias, (k, sql) in self.aggregates.items():
+            if (k, sql) == (kind, inner):
+                return f"COALESCE(ma.{alias}, 0)"
+        alias = f"a{len(self.aggregates)}"
+        self.aggregates[alias] = (kind, inner)
+        return f"COALESCE(ma.{alias}, 0)"
 
     def _call(self, node: Node, member: bool) -> str:
         if node.value not in MEMBER_FUNCTIONS:
             raise RuleError(f"unknown function '{node.value}'; known: {', '.join(MEMBER_FUNCTIONS)}")
         if member:
             raise RuleError(f"{node.value}(...) cannot be nested inside another member condition")
-        inner = self._node(node.args[0], member=True)
-        for alias, sql in self.aggregates.items():
-            if sql == inner:
-                return f"COALESCE(ma.{alias}, 0)"
-        alias = f"a{len(self.aggregates)}"
-        self.aggregates[alias] = inner
-        return f"COALESCE(ma.{alias}, 0)"
+        return self._aggregate("count", node.args[0])

@@ -38,7 +38,9 @@ class EligibilityRun(Base):
 
 class EligibilityResult(Base):
     """One decision: a household (``individual_id`` 0) or a member. ``failed`` is a bit mask of the
-    rule's criteria that were not met, so the reason can be told in any language later."""
+    rule's criteria that were not met, so the reason can be told in any language later. On
+    PostgreSQL the table is partitioned by run (migration 0011): a run over the whole registry or a
+    district is built in bulk as a partition of its own, smaller runs share the default one."""
 
     __tablename__ = "eligibility_result"
     run_id: Mapped[int] = mapped_column(ForeignKey("eligibility_run.id"), primary_key=True)

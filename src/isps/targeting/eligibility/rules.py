@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 
-from sqlalchemy import Integer, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from isps.registry.models import District, Tehsil
@@ -151,12 +151,33 @@ class CompiledRule:
     select_sql: str      # one row per decision: ids, district, pmt, values for the sentences, failed mask
     conditions: list[str]
     params: dict
+    count_sql: str = ""  # eligible decisions per district (district_id, n): the criteria as one conjunction
 
 
 def _geo(session: Session) -> tuple[dict[str, int], dict[str, int]]:
     districts = {d.name: d.id for d in session.scalars(select(District))}
     tehsils = {t.name: t.id for t in session.scalars(select(Tehsil))}
     return districts, tehsils
+
+
+def _member_aggregate(comp: Compiler, narrow_members: str, wants_size: bool) -> str:
+    """The one pass over the members that serves every ``any_member(...)``, ``count_members(...)``
+    and the household size of a rule: one GROUP BY household, a column per condition. When only
+    ``any_member`` conditions are asked for, only the members meeting one of them are read into
+    the aggregate (a household without any has no row, and its columns read as 0)."""
+    cols = [f"{'MAX' if kind == 'any' else 'SUM'}(CASE WHEN {sql} THEN 1 ELSE 0 END) AS {alias}"
+            for alias, (kind, sql) in comp.aggregates.items()]
+    whole = wants_size or any(kind == "count" for kind, _ in comp.aggregates.values())
+    if whole:
+        cols.insert(0, "COUNT(*) AS n_members")
+        only = ""
+    else:
+        only = " AND (" + " OR ".join(sql for _, sql in comp.aggregates.values()) + ")"
+    head_join = HEAD_JOIN if comp.aggregates_need_head else ""
+    return f"""LEFT JOIN (SELECT i.household_id, {', '.join(cols)}
+            FROM individual i {head_join}
+            WHERE i.date_of_death IS NULL {narrow_members}{only}
+            GROUP BY i.household_id) ma ON ma.household_id = h.id"""
 
 
 def compile_rule(session: Session, rule: Rule, *, household_id: int | None = None,
@@ -188,7 +209,6 @@ def compile_rule(session: Session, rule: Rule, *, household_id: int | None = Non
         except RuleError as exc:
             raise RuleError(f"{rule.code}, candidates: {exc}") from None
     head_join = HEAD_JOIN if comp.needs_head else ""
-    aggs = "".join(f", SUM(CASE WHEN {sql} THEN 1 ELSE 0 END) AS {alias}" for alias, sql in comp.aggregates.items())
     narrow_members = ""
     where = []
     params = dict(comp.params)
@@ -203,38 +223,43 @@ def compile_rule(session: Session, rule: Rule, *, household_id: int | None = Non
     if households_sql is not None:
         where.append(f"h.id IN ({households_sql})")
         narrow_members += f" AND i.household_id IN ({households_sql})"
-    # one pass over the members for count_members(...) and the household size, only when asked for
+    # one pass over the members for any_member(...), count_members(...) and the household size,
+    # only when asked for
     wants_size = "members" in comp.variables or any("{members}" in c.fail + c.pass_ for c in rule.criteria)
-    member_join = members_out = ""
+    member_join = ""
+    members_out = "CAST(NULL AS INTEGER)"
     if comp.aggregates or wants_size:
-        member_join = f"""LEFT JOIN (SELECT i.household_id, COUNT(*) AS n_members{aggs}
-            FROM individual i {head_join}
-            WHERE i.date_of_death IS NULL {narrow_members}
-            GROUP BY i.household_id) ma ON ma.household_id = h.id"""
-        members_out = "COALESCE(ma.n_members, 0)"
-    members_out = members_out or "CAST(NULL AS INTEGER)"
+        member_join = _member_aggregate(comp, narrow_members, wants_size)
+        if wants_size or any(kind == "count" for kind, _ in comp.aggregates.values()):
+            members_out = "COALESCE(ma.n_members, 0)"
     mask = " + ".join(f"CASE WHEN {cond} THEN 0 ELSE {1 << k} END" for k, cond in enumerate(conditions))
     age = comp.age_sql()
     if rule.unit == "household":
-        body = f"""SELECT h.id AS household_id, 0 AS individual_id, h.district_id AS district_id, s.score AS pmt,
+        columns = f"""h.id AS household_id, 0 AS individual_id, h.district_id AS district_id, s.score AS pmt,
                    {members_out} AS members, h.monthly_income AS monthly_income,
-                   CAST(NULL AS INTEGER) AS age, CAST(NULL AS VARCHAR(80)) AS full_name, {mask} AS failed
-            FROM household h
+                   CAST(NULL AS INTEGER) AS age, CAST(NULL AS VARCHAR(80)) AS full_name"""
+        source = f"""household h
             LEFT JOIN pmt_score s ON s.household_id = h.id AND s.model_id = :model_id
             {member_join}"""
     else:
         where.append("i.date_of_death IS NULL")
         where.append(candidates)
-        body = f"""SELECT h.id AS household_id, i.id AS individual_id, h.district_id AS district_id, s.score AS pmt,
+        columns = f"""h.id AS household_id, i.id AS individual_id, h.district_id AS district_id, s.score AS pmt,
                    {members_out} AS members, h.monthly_income AS monthly_income,
-                   {age} AS age, i.full_name AS full_name, {mask} AS failed
-            FROM individual i JOIN household h ON h.id = i.household_id {head_join}
+                   {age} AS age, i.full_name AS full_name"""
+        source = f"""individual i JOIN household h ON h.id = i.household_id {head_join}
             LEFT JOIN pmt_score s ON s.household_id = h.id AND s.model_id = :model_id
             {member_join}"""
+    body = f"SELECT {columns}, {mask} AS failed\n            FROM {source}"
     if where:
         body += " WHERE " + " AND ".join(where)
-    body = body.replace(NARROW, narrow_members)
-    return CompiledRule(rule, body, conditions, params)
+    # the count needs no mask: "every criterion holds" as a conjunction lets the database test each
+    # criterion where its columns are read (a member's criteria in the scan of the members) and
+    # stop at the first that fails (a criterion that is NULL fails in both forms)
+    count = (f"SELECT h.district_id AS district_id, COUNT(*) AS n FROM {source} WHERE "
+             + " AND ".join([*where, *conditions]) + " GROUP BY h.district_id")
+    body, count = body.replace(NARROW, narrow_members), count.replace(NARROW, narrow_members)
+    return CompiledRule(rule, body, conditions, params, count)
 
 
 def _params(session: Session, compiled: CompiledRule, on: date, model_id: int | None) -> dict:
@@ -247,12 +272,11 @@ def _params(session: Session, compiled: CompiledRule, on: date, model_id: int | 
 # ---------------------------------------------------------------- evaluation
 
 def _memory_for_whole_registry(session: Session) -> None:
-    """Before a statement over every household (PostgreSQL): ``any_member(...)`` is a hashed
-    set of households probed per household, which the planner builds only when it fits in
-    work_mem; with the default 4 MB, a set of a million households (an adult woman, at 1M
-    households) is instead rescanned for every household, quadratic. Room for the sets and the
-    member aggregate, for this transaction only; and no JIT, whose compile time at this size
-    exceeds what it saves on these expressions."""
+    """Before a statement over every household (PostgreSQL): the member aggregate (one GROUP BY
+    household over the members, a million groups when the household size or a count_members(...)
+    is asked for) is hashed in memory only when it fits in work_mem, and spills to disk in batches
+    with the default 4 MB. Room for it and for the hash joins, for this transaction only; and no
+    JIT, whose compile time at this size exceeds what it saves on these expressions."""
     if session.bind.dialect.name == "postgresql":
         session.execute(text("SET LOCAL work_mem = '256MB'"))
         session.execute(text("SET LOCAL jit = off"))
@@ -264,14 +288,54 @@ def count_by_district(session: Session, rule: Rule, on: date | None = None, *, d
     """Eligible households (or members) per district: the quick preview, nothing stored."""
     compiled = compile_rule(session, rule, district_id=district_id, overrides=overrides, parameters=parameters,
                             on=on)
-    sql = f"SELECT district_id, COUNT(*) FROM ({compiled.select_sql}) x WHERE failed = 0 GROUP BY district_id"
     _memory_for_whole_registry(session)
-    rows = session.execute(text(sql), _params(session, compiled, on or date.today(), model_id))
+    rows = session.execute(text(compiled.count_sql), _params(session, compiled, on or date.today(), model_id))
     return {int(d): int(n) for d, n in rows}
 
 
 def count_eligible(session: Session, rule: Rule, on: date | None = None, **kw) -> int:
     return sum(count_by_district(session, rule, on, **kw).values())
+
+
+def partition_name(run_id: int) -> str:
+    """On PostgreSQL each run over the whole registry (or a district) is a partition of
+    ``eligibility_result`` of its own (migration 0011); smaller runs share the default partition."""
+    return f"eligibility_result_r{int(run_id)}"
+
+
+def _partitioned(session: Session) -> bool:
+    return session.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass('eligibility_result')")) == "p"
+
+
+RESULT_COLUMNS = "run_id, household_id, individual_id, district_id, eligible, failed, pmt, age, monthly_income"
+
+
+def _materialise_postgresql(session: Session, run_id: int, select_sql: str, params: dict) -> None:
+    """A run's decisions as a partition of their own. PostgreSQL never runs an INSERT's SELECT in
+    parallel, and inserting millions of rows costs a foreign-key trigger call and two index
+    insertions per row; so the decisions are computed into a fresh table by one ``CREATE TABLE AS``
+    (parallel where the planner sees fit), its keys are built in bulk, the foreign key is checked in
+    one statement, and the table is attached as the run's partition (a CHECK constraint spares the
+    attach a scan of its own). Only the attach locks anything shared: the default partition (which
+    the database scans to prove it holds no row of this run, a new one) until the commit."""
+    part = partition_name(run_id)
+    x = session.execute
+    x(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    x(text(f"""CREATE TABLE {part} AS
+        SELECT CAST(:run_id AS BIGINT) AS run_id, CAST(household_id AS BIGINT) AS household_id,
+               CAST(individual_id AS BIGINT) AS individual_id, CAST(district_id AS SMALLINT) AS district_id,
+               (failed = 0) AS eligible, CAST(failed AS INTEGER) AS failed, CAST(pmt AS DOUBLE PRECISION) AS pmt,
+               CAST(age AS SMALLINT) AS age, CAST(monthly_income AS DOUBLE PRECISION) AS monthly_income
+        FROM ({select_sql}) x"""), {**params, "run_id": run_id})
+    # one scan checks the NOT NULLs and the partition bound (so ATTACH need not scan again)
+    x(text(f"""ALTER TABLE {part} ALTER run_id SET NOT NULL, ALTER household_id SET NOT NULL,
+        ALTER individual_id SET NOT NULL, ALTER district_id SET NOT NULL, ALTER eligible SET NOT NULL,
+        ALTER failed SET NOT NULL, ADD CONSTRAINT ck_{part}_run CHECK (run_id = {int(run_id)})"""))
+    x(text(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY (run_id, household_id, individual_id)"))
+    x(text(f"CREATE INDEX {part}_run_district ON {part} (run_id, district_id, eligible)"))
+    x(text(f"ALTER TABLE {part} ADD CONSTRAINT fk_{part}_run_id FOREIGN KEY (run_id) REFERENCES eligibility_run (id)"))
+    x(text(f"ALTER TABLE eligibility_result ATTACH PARTITION {part} FOR VALUES IN ({int(run_id)})"))
+    x(text(f"ANALYZE {part}"))  # the planner must know the run's spread (enrolment reads it next)
 
 
 def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None = None,
@@ -289,18 +353,20 @@ def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None
     session.add(run_row)
     session.flush()
     compiled = compile_rule(session, rule, district_id=district_id, on=on, households_sql=households_sql)
-    eligible = "(failed = 0)"
+    params = {**(households_params or {}), **_params(session, compiled, on, run_row.pmt_model_id)}
     if households_sql is None:
         _memory_for_whole_registry(session)
-    session.execute(text(f"""INSERT INTO eligibility_result
-            (run_id, household_id, individual_id, district_id, eligible, failed, pmt, age, monthly_income)
-        SELECT :run_id, household_id, individual_id, district_id, {eligible}, failed, pmt, age, monthly_income
-        FROM ({compiled.select_sql}) x"""), {**(households_params or {}),
-                                                 **_params(session, compiled, on, run_row.pmt_model_id),
-                                                 "run_id": run_row.id})
-    evaluated, n_eligible = session.execute(
-        select(func.count(), func.coalesce(func.sum(func.cast(EligibilityResult.eligible, Integer)), 0))
-        .where(EligibilityResult.run_id == run_row.id)).one()
+    if households_sql is None and session.bind.dialect.name == "postgresql" and _partitioned(session):
+        _materialise_postgresql(session, run_row.id, compiled.select_sql, params)
+        source = partition_name(run_row.id)
+    else:
+        session.execute(text(f"""INSERT INTO eligibility_result ({RESULT_COLUMNS})
+            SELECT :run_id, household_id, individual_id, district_id, (failed = 0), failed, pmt, age, monthly_income
+            FROM ({compiled.select_sql}) x"""), {**params, "run_id": run_row.id})
+        source = "eligibility_result"
+    evaluated, n_eligible = session.execute(text(
+        f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN eligible THEN 1 ELSE 0 END), 0) FROM {source} "
+        "WHERE run_id = :run_id"), {"run_id": run_row.id}).one()
     run_row.evaluated, run_row.eligible = int(evaluated), int(n_eligible)
     run_row.seconds = round(time.perf_counter() - started, 3)
     return run_row
