@@ -190,10 +190,10 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     stem = f"payroll-{payroll_id}-{payroll.program_code}-a{batch}-{payroll.exported_upto}"
     # the account of the instruction's own channel: the enrolment's when it is the enrolment's channel,
     # else (a retry on another channel) the recipient's own account of that kind; none for pull channels
-    account = (f"CASE WHEN i.channel = e.channel THEN e.account "
+    account = ("CASE WHEN i.channel = e.channel THEN e.account "
                f"WHEN i.channel = 'bank' THEN {account_of('r.id', 'bank')} "
                f"WHEN i.channel = 'mobile_wallet' THEN {account_of('r.id', 'wallet')} END")
-    base = f"""FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+    base = """FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual r ON r.id = e.recipient_id
         WHERE i.payroll_id = :p AND i.id > :upto AND i.status = 'pending' ORDER BY i.id"""
     pg = session.bind.dialect.name == "postgresql"

@@ -393,17 +393,25 @@ class OutOfScope(EnrolmentError):
     """The enrolment is in another district than the officer's."""
 
 
-def end(session: Session, enrolment_id: int, status: str, reason: str, actor: str,
-        on: date | None = None, district_scope: int | None = None) -> dict:
-    """Exit, graduate, suspend or reinstate one enrolment; a freed place goes to the next on the list."""
-    on = on or date.today()
-    e = session.get(Enrolment, enrolment_id, with_for_update=True)
+def open_for_decision(session: Session, enrolment_id: int, reason: str, district_scope: int | None = None,
+                      lock: bool = False) -> Enrolment:
+    """The enrolment an officer decides on (exit, suspension, keeping it after a review): it must
+    exist, be in the officer's district, and the decision must say why."""
+    e = session.get(Enrolment, enrolment_id, with_for_update=lock)
     if e is None:
         raise NotFound(f"there is no enrolment {enrolment_id}")
     if district_scope is not None and e.district_id != district_scope:
         raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
     if not reason.strip():
         raise EnrolmentError("a reason is required")
+    return e
+
+
+def end(session: Session, enrolment_id: int, status: str, reason: str, actor: str,
+        on: date | None = None, district_scope: int | None = None) -> dict:
+    """Exit, graduate, suspend or reinstate one enrolment; a freed place goes to the next on the list."""
+    on = on or date.today()
+    e = open_for_decision(session, enrolment_id, reason, district_scope, lock=True)
     allowed = {"exited": OPEN, "graduated": ACTIVE, "suspended": ("enrolled",), "enrolled": ("suspended",),
                "deceased": OPEN}
     if status not in allowed:

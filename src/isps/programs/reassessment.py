@@ -29,7 +29,8 @@ from datetime import date
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from isps.programs.enrolment import DEFAULT_POLICIES, EnrolmentError, NotFound, OutOfScope, _list_and_fill
+from isps.programs.enrolment import (DEFAULT_POLICIES, EnrolmentError, NotFound, _list_and_fill,
+                                     open_for_decision)
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
 
@@ -184,13 +185,7 @@ def clear_review(session: Session, enrolment_id: int, reason: str, actor: str, o
                  district_scope: int | None = None) -> dict:
     """An officer checked a flagged enrolment and keeps it: the flag is cleared with their reason.
     (To end it instead, ``enrolment.end(..., 'exited', ...)``.)"""
-    e = session.get(Enrolment, enrolment_id)
-    if e is None:
-        raise NotFound(f"there is no enrolment {enrolment_id}")
-    if district_scope is not None and e.district_id != district_scope:
-        raise OutOfScope(f"enrolment {enrolment_id} is outside your district")
-    if not reason.strip():
-        raise EnrolmentError("a reason is required")
+    e = open_for_decision(session, enrolment_id, reason, district_scope)
     flagged = session.execute(text(f"SELECT {UNDER_REVIEW.format(e='enrolment')} FROM enrolment WHERE id = :i"),
                               {"i": enrolment_id}).scalar()
     if not flagged:
