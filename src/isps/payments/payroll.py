@@ -43,7 +43,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from isps.payments.models import Payroll, StatusImport
-from isps.programs.enrolment import PULL, account_of, refresh_channels
+from isps.programs.enrolment import PULL, best_accounts, refresh_channels
 from isps.registry.bulk import insert_arrow
 
 # a failed or reversed payment is retried on the next channel (a bank payment goes to the mobile
@@ -191,11 +191,14 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     # the account of the instruction's own channel: the enrolment's when it is the enrolment's channel,
     # else (a retry on another channel) the recipient's own account of that kind; none for pull channels
     account = ("CASE WHEN i.channel = e.channel THEN e.account "
-               f"WHEN i.channel = 'bank' THEN {account_of('r.id', 'bank')} "
-               f"WHEN i.channel = 'mobile_wallet' THEN {account_of('r.id', 'wallet')} END")
-    base = """FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+               "WHEN i.channel = 'bank' THEN a.bank WHEN i.channel = 'mobile_wallet' THEN a.wallet END")
+    unsent = "i.payroll_id = :p AND i.id > :upto AND i.status = 'pending'"
+    retried_to = best_accounts(f"""SELECT e.recipient_id FROM payment_instruction i JOIN enrolment e
+        ON e.id = i.enrolment_id WHERE {unsent} AND i.channel <> e.channel""")
+    base = f"""FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual r ON r.id = e.recipient_id
-        WHERE i.payroll_id = :p AND i.id > :upto AND i.status = 'pending' ORDER BY i.id"""
+        LEFT JOIN ({retried_to}) a ON a.individual_id = e.recipient_id
+        WHERE {unsent} ORDER BY i.id"""
     pg = session.bind.dialect.name == "postgresql"
     amount = "CAST(CAST(i.amount AS DECIMAL(14, 2)) AS VARCHAR(20))" if pg else "PRINTF('%.2f', i.amount)"
     bio = "CASE WHEN i.biometric THEN ' BIOMETRIC' ELSE '' END"
@@ -479,16 +482,19 @@ def retry_failed(session: Session, payroll_id: int) -> int:
     mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM payment_instruction")).scalar_one()
     alt = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in ALTERNATE.items())
     pull = ", ".join(f"'{c}'" for c in PULL)
+    failed = "i.status IN ('failed', 'reversed') AND i.payroll_id = :p"
     session.execute(text(f"""INSERT INTO payment_instruction (payroll_id, entitlement_id, attempt,
             enrolment_id, program_code, district_id, channel, biometric, amount, status)
         SELECT x.payroll_id, x.entitlement_id, x.attempt + 1, x.enrolment_id, x.program_code, x.district_id,
                x.channel, CASE WHEN x.channel IN ({pull}) THEN :yes ELSE :no END, x.amount, 'pending'
         FROM (SELECT i.payroll_id, i.entitlement_id, i.attempt, i.enrolment_id, i.program_code, i.district_id,
-                     CASE WHEN i.channel = 'bank' AND {account_of('e.recipient_id', 'wallet')} IS NULL
+                     CASE WHEN i.channel = 'bank' AND a.wallet IS NULL
                           THEN '{ALTERNATE["mobile_wallet"]}' ELSE CASE i.channel {alt} ELSE 'post' END END AS channel,
                      i.amount
               FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
-              WHERE i.status IN ('failed', 'reversed') AND i.payroll_id = :p
+              LEFT JOIN ({best_accounts(f"SELECT e.recipient_id FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id WHERE {failed}")}) a
+                ON a.individual_id = e.recipient_id
+              WHERE {failed}
               AND NOT EXISTS (SELECT 1 FROM payment_instruction j WHERE j.entitlement_id = i.entitlement_id
                               AND j.attempt > i.attempt)
              ) x WHERE 1 = 1 ON CONFLICT DO NOTHING"""), p)

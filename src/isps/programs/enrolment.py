@@ -134,13 +134,6 @@ def set_capacity(session: Session, code: str, actor: str, *, slots: int | None =
 
 # ---------------------------------------------------------------- payment channels
 
-def account_of(person: str, kind: str) -> str:
-    """SQL: the newest active account of ``kind`` (bank | wallet) held by the person ``person``
-    (an SQL expression), as the accounts feed reported it; NULL when there is none."""
-    return (f"(SELECT fa.account_number FROM financial_account fa WHERE fa.individual_id = {person} "
-            f"AND fa.kind = '{kind}' AND fa.status = 'active' ORDER BY fa.opened_on DESC, fa.id DESC LIMIT 1)")
-
-
 def channel_sql(urban: str, phone: str, accounts: str = "a") -> tuple[str, str]:
     """SQL for (channel, account) of a recipient: their bank account, else their wallet, else a pull
     channel (agent in towns; cash outlet in villages, Pakistan Post without a phone). ``accounts`` is
@@ -595,4 +588,4 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
            "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
-           "account_of", "best_accounts", "channel_sql", "refresh_channels"]
+           "best_accounts", "channel_sql", "refresh_channels"]
