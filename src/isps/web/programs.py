@@ -41,41 +41,41 @@ def page(request: Request, code: str, session: DB, who: User, promoted: str = ""
     return _page(request, session, who, code, promoted, exited, kept=kept)
 
 
-@router.post("/programs/{code}/enrolment/{enrolment_id}/keep")
-def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
-         reason: Annotated[str, Form()] = "") -> Response:
-    """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
+def _decide(request: Request, session, who, code: str, enrolment_id: int, decide, action: str, reason: str,
+            then) -> Response:
+    """An officer's decision on one enrolment from the program page: refused without the right or
+    outside the district, a refusal of the rule shown on the page (422), else audited and sent back
+    to the page (``then``: the page's query string, from the decision's result)."""
     tr = r._tr(request)
     if not who.can("registry.write"):
         return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
     try:
-        reassessment.clear_review(session, enrolment_id, reason.strip(), who.username, district_scope=who.scope)
+        out = decide(reason.strip())
     except en.OutOfScope:
         return r.error_page(request, session, who, 403, tr("error.outside_district"))
     except en.EnrolmentError as exc:
         session.rollback()
         return _page(request, session, who, code, error=str(exc), status=422)
-    audit(session, who, "web", "kept", "enrolment", enrolment_id, detail=reason[:200])
-    return RedirectResponse(f"/programs/{code}/enrolment?kept={enrolment_id}", status_code=303)
+    audit(session, who, "web", action, "enrolment", enrolment_id, detail=reason[:200])
+    return RedirectResponse(f"/programs/{code}/enrolment?{then(out)}", status_code=303)
+
+
+@router.post("/programs/{code}/enrolment/{enrolment_id}/keep")
+def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
+         reason: Annotated[str, Form()] = "") -> Response:
+    """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
+    return _decide(request, session, who, code, enrolment_id, lambda why: reassessment.clear_review(
+        session, enrolment_id, why, who.username, district_scope=who.scope), "kept", reason,
+        lambda _: f"kept={enrolment_id}")
 
 
 @router.post("/programs/{code}/enrolment/{enrolment_id}/exit")
 def exit_(request: Request, code: str, enrolment_id: int, session: DB, who: User,
           reason: Annotated[str, Form()] = "") -> Response:
-    tr = r._tr(request)
-    if not who.can("registry.write"):
-        return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
-    try:
-        out = en.end(session, enrolment_id, "exited", reason.strip(), who.username, district_scope=who.scope)
-    except en.OutOfScope:
-        return r.error_page(request, session, who, 403, tr("error.outside_district"))
-    except en.EnrolmentError as exc:
-        session.rollback()
-        return _page(request, session, who, code, error=str(exc), status=422)
-    audit(session, who, "web", "exited", "enrolment", enrolment_id, detail=reason[:200])
-    ids = ",".join(str(i) for i in out["promoted_ids"])
-    return RedirectResponse(f"/programs/{code}/enrolment?exited={enrolment_id}&promoted={ids}", status_code=303)
-
+    """An officer exits an enrolment; the next on the waiting list takes the place (the page says who)."""
+    return _decide(request, session, who, code, enrolment_id, lambda why: en.end(
+        session, enrolment_id, "exited", why, who.username, district_scope=who.scope), "exited", reason,
+        lambda out: f"exited={enrolment_id}&promoted=" + ",".join(str(i) for i in out["promoted_ids"]))
 
 
 @router.get("/payments/payrolls/{payroll_id}")
