@@ -326,14 +326,14 @@ def test_an_import_cannot_move_a_household_to_another_district(engine, tmp_path)
 def test_a_crash_in_the_middle_leaves_nothing_half_written(engine, monkeypatch):
     import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
     counts, before = _counts(engine), _snapshot(engine)
-    real = transfer.insert_arrow
+    real = transfer.write.insert_arrow
 
     def failing(conn, table, data):
         if table == "individual":
             raise RuntimeError("disk full")
         return real(conn, table, data)
 
-    monkeypatch.setattr(transfer, "insert_arrow", failing)
+    monkeypatch.setattr(transfer.write, "insert_arrow", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         import_households(engine, BAD_HH, BAD_MEM, actor="t")
     assert _counts(engine) == counts and _snapshot(engine) == before
