@@ -436,3 +436,107 @@ def test_a_csv_row_with_the_wrong_number_of_values_is_reported(engine, tmp_path)
     assert [(e.sheet, e.row, e.field) for e in report.errors] == [("members", 4, "row")]
     assert "has 19 values but the header has 17 columns" in report.errors[0].reason
     assert report.members.rejected == 1 and report.members.inserted == 9
+
+
+# ---------------------------------------------------------------- hostile and broken values (issue 9)
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_text_fields_refuse_control_characters_and_formula_starts(engine, tmp_path):
+    """A NUL or other control character, or a name that begins like a spreadsheet formula, is refused
+    at import with the row and field named; the rest of the file lands."""
+    hh_rows, mem_rows = _read_csv(GOOD_HH), _read_csv(GOOD_MEM)
+    mem_rows[2]["full_name"] = "Ali\x00Raza"                                     # members row 4
+    mem_rows[4]["father_husband_name"] = '=HYPERLINK("http://evil.example","x")'  # members row 6
+    mem_rows[7]["occupation"] = "@SUM(1+1)"                                      # members row 9
+    mem_rows[8]["full_name"] = "Bilal\x1bTariq"                                  # members row 10
+    hh_rows[3]["address"] = "+cmd|' /C calc'!A0"                                 # households row 5
+    hh = _write_csv(tmp_path / "x_households.csv", hh_rows)
+    mem = _write_csv(tmp_path / "x_members.csv", mem_rows)
+    report = import_households(engine, hh, mem, actor="t")
+    found = {(e.sheet, e.row, e.field): e.reason for e in report.errors}
+    assert "contains a control character (U+0000)" in found[("members", 4, "full_name")]
+    assert "contains a control character (U+001B)" in found[("members", 10, "full_name")]
+    assert "may not begin with '='" in found[("members", 6, "father_husband_name")]
+    assert "may not begin with '@'" in found[("members", 9, "occupation")]
+    assert "may not begin with '+'" in found[("households", 5, "address")]
+    assert report.households.inserted == 3 and report.members.inserted == 5, report.lines()
+    with transaction(engine) as s:
+        names = s.scalars(select(Individual.full_name)).all()
+    assert not any("\x00" in n or n.startswith(_FORMULA_STARTS) for n in names)
+
+
+def test_edits_share_the_text_rules():
+    from isps.registry.fields import INDIVIDUAL_FIELDS, check_value
+
+    with pytest.raises(ValueError, match="full_name may not begin with '='"):
+        check_value(INDIVIDUAL_FIELDS["full_name"], "=1+1")
+    with pytest.raises(ValueError, match=r"full_name contains a control character \(U\+0000\)"):
+        check_value(INDIVIDUAL_FIELDS["full_name"], "Ali\x00")
+    assert check_value(INDIVIDUAL_FIELDS["phone"], "+923001234567") == "+923001234567"  # not a name
+
+
+def _plant(engine, ref: str, line: int, **values) -> None:
+    """Store a value as older data or another door might have, past today's import rules."""
+    with transaction(engine) as s:
+        hh = s.scalars(select(Household).where(Household.ref == ref)).one()
+        person = s.scalars(select(Individual).where(Individual.household_id == hh.id,
+                                                    Individual.roster_line == line)).one()
+        for k, v in values.items():
+            setattr(person, k, v)
+
+
+_PLANTED = {("HH-0001", 1): {"full_name": '=HYPERLINK("http://evil.example","x")'},
+            ("HH-0001", 2): {"father_husband_name": "+cmd|' /C calc'!A0"},
+            ("HH-0001", 3): {"occupation": "@SUM(1+1)"},
+            ("HH-0002", 1): {"full_name": "-2+3"},
+            ("HH-0002", 2): {"occupation": "\tTab"},
+            ("HH-0003", 1): {"full_name": "Tariq\x01Mehmood\x1f"},
+            ("HH-0003", 2): {"full_name": "\r=1+1"},
+            ("HH-0004", 1): {"phone": "+923001234567"}}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_neutralises_formulas_and_control_characters(engine, tmp_path, fmt):
+    import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    for (ref, line), values in _PLANTED.items():
+        _plant(engine, ref, line, **values)
+    report = export_households(engine, tmp_path / f"out.{fmt}")
+    if fmt == "csv":
+        rows = [list(r.values()) for p in report.paths for r in _read_csv(p)]
+        members = {(r["household_ref"], r["roster_line"]): r for r in _read_csv(report.paths[1])}
+        raw = report.paths[1].read_text(encoding="utf-8")
+        assert '"\'=HYPERLINK(""http://evil.example"",""x"")"' in raw  # quoted, quotes doubled
+    else:
+        book = openpyxl.load_workbook(report.paths[0])  # formulas kept as formulas if any were written
+        cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
+        assert not [c.coordinate for c in cells if c.data_type == "f"]
+        rows = [[c.value for c in row] for ws in book.worksheets for row in ws.iter_rows()]
+        ws = book["members"]
+        header = [c.value for c in ws[1]]
+        members = {(r[0], str(r[1])): dict(zip(header, r)) for r in ws.iter_rows(min_row=2, values_only=True)}
+    texts = [v for r in rows for v in r if isinstance(v, str)]
+    assert not [v for v in texts if v.startswith(_FORMULA_STARTS)]
+    assert not [v for v in texts if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in v)]
+    assert members[("HH-0001", "1")]["full_name"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert members[("HH-0001", "2")]["father_husband_name"] == "'+cmd|' /C calc'!A0"
+    assert members[("HH-0001", "3")]["occupation"] == "'@SUM(1+1)"
+    assert members[("HH-0002", "1")]["full_name"] == "'-2+3"
+    assert members[("HH-0002", "2")]["occupation"] == "'\tTab"
+    assert members[("HH-0003", "1")]["full_name"] == "Tariq\ufffdMehmood\ufffd"
+    assert members[("HH-0003", "2")]["full_name"] in ("'\r=1+1", "'\n=1+1")  # XML reads CR back as LF
+    assert members[("HH-0004", "1")]["phone"] == "'+923001234567"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_escaped_export_imports_back_unchanged(engine, tmp_path, fmt):
+    """The quote the export puts before a leading + (a phone in international form) is taken off
+    again at import, so the round trip changes nothing."""
+    import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    _plant(engine, "HH-0004", 1, phone="+923001234567")
+    before = _snapshot(engine)
+    report = export_households(engine, tmp_path / f"out.{fmt}")
+    again = import_households(engine, report.paths[0], report.paths[1] if fmt == "csv" else None, actor="t")
+    assert again.ok and again.batch_id is None, again.lines()
+    assert _snapshot(engine) == before

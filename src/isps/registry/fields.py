@@ -26,6 +26,7 @@ class Field:
     low: float | None = None
     high: float | None = None
     max_len: int = 200
+    words: bool = False  # written words (names, addresses): may not begin like a spreadsheet formula
 
     def describe(self) -> str:
         if self.kind == "choice":
@@ -44,7 +45,7 @@ def _choice(name: str, choices: tuple[str, ...], required: bool = True) -> Field
 
 
 HOUSEHOLD_FIELDS: dict[str, Field] = {f.name: f for f in [
-    Field("address", "text", max_len=200),
+    Field("address", "text", max_len=200, words=True),
     Field("urban", "bool"),
     *[_choice(k, v) for k, v in vocab.HOUSEHOLD_CATEGORICAL.items()],
     Field("rooms", "int", low=1, high=40),
@@ -58,8 +59,8 @@ HOUSEHOLD_FIELDS: dict[str, Field] = {f.name: f for f in [
 ]}
 
 INDIVIDUAL_FIELDS: dict[str, Field] = {f.name: f for f in [
-    Field("full_name", "text", max_len=80),
-    Field("father_husband_name", "text", required=False, max_len=80),
+    Field("full_name", "text", max_len=80, words=True),
+    Field("father_husband_name", "text", required=False, max_len=80, words=True),
     _choice("sex", vocab.SEX),
     Field("date_of_birth", "date"),
     _choice("relation_to_head", vocab.RELATION),
@@ -67,7 +68,7 @@ INDIVIDUAL_FIELDS: dict[str, Field] = {f.name: f for f in [
     _choice("disability", vocab.DISABILITY),
     _choice("education", vocab.EDUCATION),
     Field("enrolled_in_school", "bool"),
-    Field("occupation", "text", required=False, max_len=60),
+    Field("occupation", "text", required=False, max_len=60, words=True),
     _choice("labour_status", vocab.LABOUR),
     _choice("maternal_status", vocab.MATERNAL, required=False),
     Field("phone", "text", required=False, max_len=13),
@@ -78,6 +79,13 @@ FALSE_WORDS = {"0", "false", "no", "n", "f"}
 
 
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+# Control characters (C0, DEL, C1): a NUL cannot be stored by PostgreSQL and breaks an Excel sheet,
+# and none belongs in a name, an address or a phone number.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+# What a spreadsheet reads as the start of a formula (OWASP CSV injection); tab and CR are control
+# characters, refused above.
+FORMULA_START = r"^[=+\-@]"
 
 
 def as_text(raw) -> pa.Array:
@@ -108,6 +116,17 @@ def parse_column(field: Field, raw) -> tuple[np.ndarray, np.ndarray]:
     if field.kind == "text":
         too_long = ok & (pc.utf8_length(text).to_numpy() > field.max_len)
         reason[too_long] = f"is longer than {field.max_len} characters"
+        if field.words:
+            formula = ok & pc.match_substring_regex(text, FORMULA_START).to_numpy(zero_copy_only=False)
+            if formula.any():  # the error path: only refused rows are formatted
+                first = pc.utf8_slice_codeunits(text, 0, 1).to_numpy(zero_copy_only=False)[formula]
+                reason[formula] = ("may not begin with '" + first.astype(str).astype(object)
+                                   + "': a spreadsheet would read it as a formula")
+        control = ok & pc.match_substring_regex(text, CONTROL_CHARACTERS).to_numpy(zero_copy_only=False)
+        if control.any():
+            found = pc.extract_regex(text, f"(?P<c>{CONTROL_CHARACTERS})").field("c")
+            reason[control] = [f"contains a control character (U+{ord(c):04X}), which a name, address or "
+                               "number may not hold" for c in found.to_numpy(zero_copy_only=False)[control]]
         values[ok] = text.to_numpy(zero_copy_only=False)[ok]
     elif field.kind == "choice":
         low = pc.utf8_lower(text)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from isps.registry import geography
 from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS
 from isps.registry.transfer.arrays import _ARROW_TYPES, _join
+from isps.registry.transfer.cells import spreadsheet_safe, string_cells
 from isps.registry.transfer.layout import _EXCEL_MAX_ROWS, _FORMATS, _HH_REST, HOUSEHOLDS, MEMBERS, _format_of
 from isps.registry.transfer.report import ExportReport, TransferError
 
@@ -79,7 +80,9 @@ def _sql_batches(conn, sql: str, schema: pa.Schema, rows_per_batch: int = 100_00
 
 
 def _present(batch: pa.RecordBatch, fmt: str) -> pa.RecordBatch:
-    """The written form: CNICs as NNNNN-NNNNNNN-N; yes/no for flags outside Parquet."""
+    """The written form: CNICs as NNNNN-NNNNNNN-N; yes/no for flags outside Parquet; text a
+    spreadsheet opens safely in CSV and Excel (:mod:`.cells`). Parquet keeps the stored values:
+    no spreadsheet runs it, and it is the lossless copy."""
     cols, names = [], batch.schema.names
     for name, col in zip(names, batch.columns):
         if name == "cnic":
@@ -87,6 +90,8 @@ def _present(batch: pa.RecordBatch, fmt: str) -> pa.RecordBatch:
                         pc.utf8_slice_codeunits(col, 12, 13), sep="-")
         elif fmt != "parquet" and pa.types.is_boolean(col.type):
             col = pc.if_else(col, "yes", "no")
+        elif fmt != "parquet":
+            col = spreadsheet_safe(col)
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, names=names)
 
@@ -99,8 +104,9 @@ def _written_schema(schema: pa.Schema, fmt: str) -> pa.Schema:
 
 def _write_table_file(path: Path, fmt: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
     out_schema = _written_schema(schema, fmt)
-    writer = (pacsv.CSVWriter(path, out_schema) if fmt == "csv"
-              else pq.ParquetWriter(path, out_schema, compression="zstd"))
+    # every value quoted, quotes doubled (OWASP): a cell's text can never spill into the next one
+    writer = (pacsv.CSVWriter(path, out_schema, write_options=pacsv.WriteOptions(quoting_style="all_valid"))
+              if fmt == "csv" else pq.ParquetWriter(path, out_schema, compression="zstd"))
     try:
         for batch in batches:
             writer.write_batch(pa.RecordBatch.from_arrays(_present(batch, fmt).columns, schema=out_schema))
@@ -110,14 +116,23 @@ def _write_table_file(path: Path, fmt: str, schema: pa.Schema, batches: Iterator
 
 def _write_xlsx(path: Path, sheets: list[tuple[str, pa.Schema, Iterator[pa.RecordBatch]]]) -> None:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ERROR_CODES
 
+    errors = pa.array(list(ERROR_CODES), pa.string())
     wb = Workbook(write_only=True)
     for name, schema, batches in sheets:
         ws = wb.create_sheet(name)
         ws.append(schema.names)
         for batch in batches:
             batch = _present(batch, "xlsx")
-            for row in zip(*(c.to_pylist() for c in batch.columns)):  # the file writer walks rows
+            columns = []
+            for col in batch.columns:
+                mistyped = None  # text openpyxl would store as a formula or an error value
+                if pa.types.is_string(col.type):
+                    mistyped = pc.fill_null(pc.or_(pc.starts_with(col, "="), pc.is_in(col, value_set=errors)),
+                                            False).to_pylist()
+                columns.append(string_cells(ws, col.to_pylist(), mistyped))
+            for row in zip(*columns):  # the file writer walks rows
                 ws.append(row)
     wb.save(path)
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from isps.registry.fields import as_text
 from isps.registry.transfer.arrays import _np
+from isps.registry.transfer.cells import unescape
 from isps.registry.transfer.layout import (HOUSEHOLD_COLUMNS, HOUSEHOLD_OPTIONAL, HOUSEHOLDS, MEMBER_COLUMNS,
                                            MEMBER_OPTIONAL, MEMBERS, _format_of)
 from isps.registry.transfer.report import TransferError
@@ -201,6 +202,9 @@ def _read_input(households_path: Path, members_path: Path | None) -> tuple[_Shee
         hh = _read(households_path, fmt, HOUSEHOLDS)
         members_path = members_path or _companion(households_path)
         mem = _read(members_path, _format_of(members_path), MEMBERS) if members_path is not None else None
+    for sheet in (hh, mem):  # the quote an export put before formula-like text comes off again
+        if sheet is not None and _format_of(Path(sheet.file)) != "parquet":
+            sheet.table = pa.table({n: unescape(sheet.table[n].combine_chunks()) for n in sheet.table.column_names})
     hh = _prepare(hh, HOUSEHOLD_COLUMNS, HOUSEHOLD_OPTIONAL)
     if hh.table.num_rows == 0 and not hh.broken:
         raise TransferError(f"{hh.file} ({HOUSEHOLDS}): there are no household rows below the header")

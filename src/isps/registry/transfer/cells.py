@@ -1,0 +1,58 @@
+"""Text cells a spreadsheet can open safely: no live formulas, no characters that break a workbook.
+
+A name such as ``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)`` or ``-2+3`` is run as a formula by
+Excel or LibreOffice when it opens a CSV or an Excel file (CSV injection). Imports refuse such
+names today (:mod:`isps.registry.fields`), but older data, other doors or other kinds of text
+(a phone in international form, ``+92...``) may still hold them, so every export to a spreadsheet
+format neutralises them as OWASP recommends: a single quote before any text that begins with
+``= + - @``, tab or carriage return. An import takes that quote off again, so an export imports
+back unchanged. Control characters, which openpyxl refuses with a traceback (so one bad value
+could break a whole district's workbook), are replaced by U+FFFD, visibly.
+
+Everything here is one Arrow compute call over a whole column, never a loop over rows.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FORMULA_START = r"^[=+\-@\t\r]"
+_ESCAPED = r"^'([=+\-@\t\r])"
+# what an Excel sheet cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE) plus DEL: tab, LF and CR stay
+_UNWRITABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+REPLACEMENT = "\ufffd"
+
+
+def spreadsheet_safe(column: pa.Array) -> pa.Array:
+    """A text column as a spreadsheet should receive it: control characters replaced, and a quote
+    before text that would otherwise start a formula. Other columns are returned unchanged."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    clean = pc.replace_substring_regex(column, _UNWRITABLE, REPLACEMENT)
+    return pc.if_else(pc.match_substring_regex(clean, FORMULA_START), pc.binary_join_element_wise("'", clean, ""),
+                      clean)
+
+
+def unescape(column: pa.Array) -> pa.Array:
+    """Undo :func:`spreadsheet_safe`'s quote on a text column read from a CSV or Excel file."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    return pc.replace_substring_regex(column, _ESCAPED, r"\1")
+
+
+def string_cells(ws, column: list, mask: list[bool] | None) -> list:
+    """openpyxl types a str beginning with '=' as a formula and '#N/A' and the like as errors;
+    the values at ``mask`` become cells explicitly typed as text (the others stay plain values)."""
+    if not mask or not any(mask):
+        return column
+    from openpyxl.cell import WriteOnlyCell
+
+    out = list(column)
+    for i, hit in enumerate(mask):
+        if hit:  # only the rare values openpyxl would mistype
+            cell = WriteOnlyCell(ws, value=None)
+            cell.value = out[i]
+            cell.data_type = "s"
+            out[i] = cell
+    return out
