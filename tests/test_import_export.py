@@ -540,3 +540,133 @@ def test_an_escaped_export_imports_back_unchanged(engine, tmp_path, fmt):
     again = import_households(engine, report.paths[0], report.paths[1] if fmt == "csv" else None, actor="t")
     assert again.ok and again.batch_id is None, again.lines()
     assert _snapshot(engine) == before
+
+
+# ---------------------------------------------------------------- one CNIC, one living person (issue 9)
+
+def test_a_cnic_held_by_another_living_person_is_refused(engine, tmp_path):
+    first = import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    holder = _household(engine, "HH-0001")
+    mem_rows = _read_csv(GOOD_MEM)
+    mem_rows[4]["cnic"] = "35102-1234567-1"     # row 5: HH-0002 line 2 takes HH-0001's head's CNIC
+    mem_rows[6]["cnic"] = "35202-9999999-6"     # rows 7 and 8: two people of one file, one new CNIC
+    mem_rows[7]["cnic"] = "35202-9999999-6"
+    mem_rows[1]["cnic"] = "35102-2345678-4"     # row 2 takes HH-0002's head's CNIC, who (row 4) ...
+    mem_rows[3]["cnic"] = "35102-2345678-6"     # ... gets another one in the same file: allowed
+    mem = _write_csv(tmp_path / "m_members.csv", mem_rows[1:])  # HH-0001's head is not in this file
+    report = import_households(engine, GOOD_HH, mem, actor="t", effective_date=date(2026, 5, 1))
+    found = {(e.row, e.field): e.reason for e in report.errors if e.sheet == "members"}
+    assert set(found) == {(5, "cnic"), (7, "cnic"), (8, "cnic")}, report.lines()
+    assert found[(5, "cnic")] == (f"CNIC 35102-*****67-1 is already held by a living member of household "
+                                  f"HH-0001 ({holder.id}), roster line 1: a CNIC identifies one person")
+    assert found[(7, "cnic")] == "CNIC 35202-*****99-6 is given to more than one person in this file (rows 7, 8)"
+    assert found[(8, "cnic")] == found[(7, "cnic")]
+    assert [p.cnic for p in _members(engine, "HH-0002")] == ["3510223456786", "3510234567893"]
+    assert _members(engine, "HH-0001")[1].cnic == "3510223456784"
+    with transaction(engine) as s:
+        from isps.registry.service import find_by_cnic
+
+        for number in ("35102-1234567-1", "35102-2345678-4"):
+            assert len(find_by_cnic(s, number)) == 1
+    assert first.ok
+
+
+def test_the_cnic_of_a_dead_person_does_not_block(engine, tmp_path):
+    import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    _plant(engine, "HH-0001", 1, date_of_death=date(2025, 1, 1))
+    mem_rows = _read_csv(GOOD_MEM)
+    mem_rows[4]["cnic"] = "35102-1234567-1"
+    report = import_households(engine, GOOD_HH, _write_csv(tmp_path / "m_members.csv", mem_rows[1:]), actor="t")
+    assert report.ok, report.lines()
+    assert _members(engine, "HH-0002")[1].cnic == "3510212345671"
+
+
+def test_an_edit_cannot_give_a_cnic_held_by_another_living_person(engine):
+    from isps.registry.service import Provenance, RegistryError, change_individual
+
+    import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    holder = _household(engine, "HH-0001")
+    imran = _members(engine, "HH-0002")[1]
+    with transaction(engine) as s, pytest.raises(RegistryError) as err:
+        change_individual(s, imran.id, {"cnic": "35102-1234567-1"}, Provenance("operator", "clerk", date(2026, 5, 1)))
+    assert str(err.value) == (f"individual {imran.id}: CNIC 35102-*****67-1 is already held by a living member of "
+                              f"household HH-0001 ({holder.id}), roster line 1: a CNIC identifies one person")
+    with transaction(engine) as s:  # giving a person the CNIC they already hold is no conflict
+        assert change_individual(s, imran.id, {"cnic": "35102-3456789-3"}, Provenance("operator", "clerk", date(2026, 5, 1))) == []
+
+
+# ---------------------------------------------------------------- the same content twice (issue 9)
+
+def test_the_same_content_under_another_name_changes_nothing(engine, tmp_path):
+    import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    counts = _counts(engine)
+    hh = Path(shutil.copy(GOOD_HH, tmp_path / "renamed_households.csv"))
+    mem = Path(shutil.copy(GOOD_MEM, tmp_path / "renamed_members.csv"))
+    again = import_households(engine, hh, mem, actor="t")
+    assert again.ok and again.batch_id is None
+    assert (again.households.unchanged, again.members.unchanged) == (4, 10)
+    assert _counts(engine) == counts
+
+
+def test_losing_a_race_to_the_same_content_gives_a_clear_error(engine, tmp_path, monkeypatch):
+    """Two imports of one content both find its households missing; the one that commits second
+    meets the unique key and says which batch already holds them (simulated here by hiding the
+    registry's households from the second import's look-up, as a concurrent import would)."""
+    first = import_households(engine, GOOD_HH, GOOD_MEM, actor="t")
+    counts = _counts(engine)
+    real = transfer.write._fetch
+
+    def blind(conn, columns, key_column, keys):
+        if key_column is Household.__table__.c.ref:
+            keys = keys[:0]
+        return real(conn, columns, key_column, keys)
+
+    monkeypatch.setattr(transfer.write, "_fetch", blind)
+    monkeypatch.setattr(transfer.write, "_one_person_per_cnic", lambda *args: None)  # nor their people
+    hh = Path(shutil.copy(GOOD_HH, tmp_path / "renamed_households.csv"))
+    mem = Path(shutil.copy(GOOD_MEM, tmp_path / "renamed_members.csv"))
+    with pytest.raises(TransferError) as err:
+        import_households(engine, hh, mem, actor="t")
+    assert str(err.value) == (f"renamed_households.csv + renamed_members.csv: this file's content was already "
+                              f"imported as batch {first.batch_id} (households HH-0001, HH-0002, HH-0003, HH-0004 are "
+                              f"in the registry); nothing from this file was stored. Import it again to apply any "
+                              f"differences.")
+    assert _counts(engine) == counts
+
+
+def test_two_concurrent_imports_of_one_content_store_it_once(engine, tmp_path, monkeypatch):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: two imports cannot race")
+    import threading
+
+    barrier = threading.Barrier(2, timeout=30)
+    real = transfer.write.insert_arrow
+
+    def meet(conn, table, data):
+        if table == "household":
+            barrier.wait()  # both have read the registry and found nothing
+        return real(conn, table, data)
+
+    monkeypatch.setattr(transfer.write, "insert_arrow", meet)
+    outcomes: list = []
+
+    def run(name: str) -> None:
+        hh = Path(shutil.copy(GOOD_HH, tmp_path / f"{name}_households.csv"))
+        mem = Path(shutil.copy(GOOD_MEM, tmp_path / f"{name}_members.csv"))
+        try:
+            outcomes.append(import_households(engine, hh, mem, actor=name))
+        except Exception as exc:  # noqa: BLE001 - the test looks at what came out
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    reports = [o for o in outcomes if not isinstance(o, Exception)]
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(reports) == 1 and len(errors) == 1, outcomes
+    assert isinstance(errors[0], TransferError), repr(errors[0])
+    assert f"already imported as batch {reports[0].batch_id}" in str(errors[0])
+    counts = _counts(engine)
+    assert (counts["household"], counts["individual"], counts["ingest_batch"]) == (4, 10, 1)

@@ -126,6 +126,20 @@ def change_household(session: Session, household_id: int, raw_changes: dict, pro
     return changed
 
 
+def _one_living_holder(session: Session, person: Individual, number: str) -> None:
+    """A CNIC identifies one living person: refuse to give ``number`` to ``person`` while another
+    living person holds it (the rule imports apply too, in registry.transfer)."""
+    holder = session.execute(
+        select(Individual.household_id, Individual.roster_line, Household.ref)
+        .join(Household, Household.id == Individual.household_id)
+        .where(Individual.cnic == number, Individual.date_of_death.is_(None), Individual.id != person.id)
+        .order_by(Individual.household_id, Individual.roster_line).limit(1)).first()
+    if holder is not None:
+        raise RegistryError(f"individual {person.id}: CNIC {cnic_rules.mask(number)} is already held by a living "
+                            f"member of household {holder.ref} ({holder.household_id}), roster line "
+                            f"{holder.roster_line}: a CNIC identifies one person")
+
+
 def change_individual(session: Session, individual_id: int, raw_changes: dict, prov: Provenance,
                       district_scope: int | None = None) -> list[str]:
     person = session.get(Individual, individual_id)
@@ -140,6 +154,8 @@ def change_individual(session: Session, individual_id: int, raw_changes: dict, p
                 changes[name] = cnic_rules.validate(raw, raw_changes.get("sex", person.sex)) if raw else None
             except cnic_rules.CnicError as exc:
                 raise RegistryError(f"individual {individual_id}: {exc}") from None
+            if changes[name] is not None and changes[name] != person.cnic:
+                _one_living_holder(session, person, changes[name])
             continue
         if name == "date_of_death":
             changes[name] = check_value(INDIVIDUAL_FIELDS["date_of_birth"], raw) if raw else None

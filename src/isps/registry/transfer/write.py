@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, bindparam, func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from isps.registry import events, vocab
 from isps.registry.bulk import insert_arrow
@@ -22,7 +22,8 @@ from isps.registry.transfer.layout import (HOUSEHOLD_COLUMNS, HOUSEHOLDS, MEMBER
                                            _KEY)
 from isps.registry.transfer.readers import _read_input
 from isps.registry.transfer.report import ImportReport, RowError, SheetCounts, TransferError
-from isps.registry.transfer.validate import _adult_on, _geo, _Parsed, _parse_households, _parse_members
+from isps.registry.transfer.validate import (_adult_on, _duplicates, _geo, _mask_cnics, _Parsed,
+                                             _parse_households, _parse_members)
 
 
 # ---------------------------------------------------------------- reading the registry
@@ -160,6 +161,7 @@ class _Import:
         self.report = report
         self.eff = report.effective_date
         self.now = datetime.now()
+        self.inserting = np.zeros(0, dtype=object)
 
     # -- cross-sheet and registry checks
     def run(self) -> None:
@@ -192,6 +194,7 @@ class _Import:
             m_reg = _index(m_refs, reg_refs)
             mem.errors.add((mem.ref != "") & (m_file < 0) & (m_reg < 0), "household_ref",
                            "is neither in the households sheet nor in the registry")
+            _one_person_per_cnic(conn, mem, m_reg, reg)
             mem_own_bad = mem.errors.bad()
             line = mem.values["roster_line"]
             line_one = np.equal(line, 1)
@@ -301,6 +304,7 @@ class _Import:
             actor=self.report.actor).returning(IngestBatch.__table__.c.id)).scalar_one()
         self.report.batch_id = int(batch_id)
 
+        self.inserting = hh.ref[new_rows]  # named if another import stores them first (a race)
         new_hh_ids = self._insert_households(new_rows, batch_id)
         topics, aggregates, payloads = [], [], []
         if len(new_rows):
@@ -338,8 +342,9 @@ class _Import:
                 hh_ids_added = reg["id"][m_reg[added]].astype(np.int64)
                 applied_fields.append((hh_ids_added, np.full(len(added), "member.added", dtype=object)))
 
+        vc_parts = [p for p in vc_parts if p.num_rows]  # pyarrow's CSV writer garbles an empty first chunk
         if vc_parts:
-            data = pa.concat_tables(vc_parts)
+            data = pa.concat_tables(vc_parts).combine_chunks()
             insert_arrow(conn, "value_change", data)
         # one household.changed event per household whose current state moved, naming the fields
         if applied_fields:
@@ -509,6 +514,101 @@ class _Import:
         self.conn.execute(stmt, [dict(zip(keys, row)) for row in zip(*columns)])
 
 
+def _one_person_per_cnic(conn, mem: _Parsed, m_reg: np.ndarray, reg: dict) -> None:
+    """A CNIC identifies one living person: refuse a row that gives a CNIC to a second person, in
+    this file (two living people, one number) or against the registry (a living holder who is not
+    the row's own person). A holder whom the same file gives another number or a date of death
+    releases it, so a correction that swaps or frees a number goes through. All set-based: one
+    query per chunk of distinct numbers, Arrow joins."""
+    if "cnic" not in mem.values:
+        return
+    cnic = mem.values["cnic"]
+    line = mem.values["roster_line"]
+    dead = np.not_equal(mem.values["date_of_death"], None) if "date_of_death" in mem.values \
+        else np.zeros(mem.n, dtype=bool)
+    ok = ~mem.errors.bad()
+    living = ok & np.not_equal(cnic, None) & ~dead
+    if not living.any():
+        return
+    number = np.where(living, cnic, "").astype(object)
+    masked = np.full(mem.n, "", dtype=object)
+    masked[living] = _np(_mask_cnics(pa.array(number[living].tolist(), pa.string()))).astype(object)
+
+    twice, rows = _duplicates(number, living, mem.sheet.rows)
+    mem.errors.add(twice, "cnic", _say(twice, "CNIC ", masked, " is given to more than one person in this file (rows ",
+                                       rows, ")"))
+
+    # the row's own person, where its household is in the registry: household id * _KEY + roster line
+    reg_ids = reg["id"].astype(np.int64) if len(reg["id"]) else np.zeros(1, dtype=np.int64)
+    own_hh = np.where(m_reg >= 0, reg_ids[np.maximum(m_reg, 0)], -1)
+    line_known = np.not_equal(line, None)
+    own = np.where((own_hh >= 0) & line_known, own_hh * _KEY + np.where(line_known, line, 0).astype(np.int64), -1)
+    I, H = Individual.__table__, Household.__table__
+    found: list[list] = [[], [], [], []]
+    uniq = sorted(set(number[living].tolist()))
+    for lo in range(0, len(uniq), _IN_CHUNK):
+        for row in conn.execute(select(I.c.cnic, I.c.household_id, I.c.roster_line, H.c.ref)
+                                .join(H, H.c.id == I.c.household_id)
+                                .where(I.c.cnic.in_(uniq[lo:lo + _IN_CHUNK]), I.c.date_of_death.is_(None))):
+            for part, value in zip(found, row):
+                part.append(value)
+    if not found[0]:
+        return
+    holders = pa.table({"cnic": pa.array(found[0], pa.string()),
+                        "holder": pa.array(np.asarray(found[1], dtype=np.int64) * _KEY
+                                           + np.asarray(found[2], dtype=np.int64), pa.int64()),
+                        "holder_hh": pa.array(found[1], pa.int64()), "holder_line": pa.array(found[2], pa.int64()),
+                        "holder_ref": pa.array(found[3], pa.string())})
+    # a holder released by this file: its own row (valid) gives it another number or a death
+    in_file = ok & (own >= 0)
+    releases = pa.table({"holder": pa.array(own[in_file], pa.int64()),
+                         "now": pa.array(np.where(dead[in_file], "", number[in_file]).tolist(), pa.string())})
+    holders = holders.join(releases, "holder", join_type="left outer")
+    kept = pc.or_(pc.is_null(holders["now"]), pc.equal(holders["now"], holders["cnic"]))
+    holders = holders.filter(pc.fill_null(kept, True))
+    idx = np.flatnonzero(living)
+    claims = pa.table({"i": pa.array(idx, pa.int64()), "cnic": pa.array(number[idx].tolist(), pa.string()),
+                       "own": pa.array(own[idx], pa.int64())})
+    pairs = claims.join(holders, "cnic", join_type="inner")
+    # a row whose own person already holds the number is no new claim, even if the registry has others
+    mine = pairs.filter(pc.equal(pairs["own"], pairs["holder"]))
+    pairs = pairs.filter(pc.and_(pc.not_equal(pairs["own"], pairs["holder"]),
+                                 pc.invert(pc.is_in(pairs["i"], value_set=mine["i"]))))
+    if pairs.num_rows == 0:
+        return
+    pairs = pairs.sort_by([("i", "ascending"), ("holder", "ascending")])
+    i = _np(pairs["i"]).astype(np.int64)
+    first = np.unique(i, return_index=True)[1]
+    taken = np.zeros(mem.n, dtype=bool)
+    taken[i[first]] = True
+    where = {name: np.full(mem.n, "", dtype=object) for name in ("holder_ref", "holder_hh", "holder_line")}
+    for name, arr in where.items():
+        arr[i[first]] = _np(pairs[name]).astype(object)[first]
+    mem.errors.add(taken, "cnic", _say(taken, "CNIC ", masked, " is already held by a living member of household ",
+                                       where["holder_ref"], " (", where["holder_hh"], "), roster line ",
+                                       where["holder_line"], ": a CNIC identifies one person"))
+
+
+def _already_imported(engine: Engine, reference: str, refs: np.ndarray, exc: Exception) -> None:
+    """After a unique-key refusal: if another import stored this file's new households first (two
+    imports of one content at once), say which batch holds them; nothing of this one was stored."""
+    if len(refs) == 0:
+        return
+    H = Household.__table__
+    with engine.connect() as conn:
+        held = conn.execute(select(H.c.batch_id, H.c.ref).where(H.c.ref.in_(list(refs[:_IN_CHUNK])))
+                            .order_by(H.c.batch_id, H.c.ref)).all()
+    if not held:
+        return
+    batches = sorted({int(b) for b, _ in held})
+    which = f"batch {batches[0]}" if len(batches) == 1 else "batches " + ", ".join(map(str, batches))
+    names = [r for _, r in held]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise TransferError(f"{reference}: this file's content was already imported as {which} (households {shown} "
+                        f"are in the registry); nothing from this file was stored. Import it again to apply any "
+                        f"differences.") from exc
+
+
 def import_households(engine: Engine, households_path: Path, members_path: Path | None = None, *, actor: str,
                       source: str = "import", effective_date: date | None = None) -> ImportReport:
     """Import a households file and its members file (CSV or Parquet), or one Excel workbook with
@@ -527,12 +627,17 @@ def import_households(engine: Engine, households_path: Path, members_path: Path 
 
     hh = _parse_households(hh_sheet, _geo())
     mem = _parse_members(mem_sheet) if mem_sheet is not None else None
+    driver = engine.dialect.dbapi  # COPY and executemany raise the driver's own errors, unwrapped
+    job = None
     try:
         with engine.begin() as conn:
             job = _Import(conn, hh, mem, report)
             job.run()
-    except DBAPIError as exc:
-        first = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+    except (DBAPIError, driver.Error) as exc:
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        if isinstance(exc, IntegrityError) or isinstance(orig, driver.IntegrityError):
+            _already_imported(engine, reference, job.inserting if job is not None else np.zeros(0), exc)
+        first = str(orig).splitlines()[0] if orig is not None else type(exc).__name__
         raise TransferError(f"{reference}: the database refused the import, and nothing was stored: {first}") from exc
 
     errors = hh.errors.report(HOUSEHOLDS, hh_sheet.rows, hh.ref)
