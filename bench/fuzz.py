@@ -217,6 +217,10 @@ def fuzz_schema(schema_url: str, token: str, max_examples: int, summary: Summary
                 summary.statuses[response.status_code] += 1
                 example = case.as_curl_command(headers={"Authorization": "Bearer <token>"})[:400]
                 if response.status_code >= 500:
+                    for _ in range(20):  # the server logs the exception just after it has answered
+                        if captured.records:
+                            break
+                        time.sleep(0.025)
                     cause = captured.take() or _shape(response.text[:160])
                     summary.add(label, "server_error", response.status_code, cause, example)
                     return
