@@ -9,7 +9,7 @@ SCALE ?= 100000
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test bench serve clean
+.PHONY: install demo test bench serve clean fuzz
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,7 @@ serve: install
 
 clean:
 	rm -rf var $(VENV)
+
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	$(BIN)/python -m bench.fuzz --max-examples $(FUZZ_EXAMPLES)

@@ -133,6 +133,12 @@ for _path, _action, _handler, _summary in ROUTES:
                          response_class=JSONResponse)
 
 
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> dict:
+    """The DCI spec (v1.0.0) of the operations served here, with this server's /dci as its base URL."""
+    return envelope.served_spec([path for path, *_ in ROUTES], str(request.base_url).rstrip("/") + "/dci")
+
+
 @router.post("/oauth2/client/token", summary="OAuth2 client credentials: a bearer JWT signed by ISPS")
 async def token(request: Request) -> JSONResponse:
     form = await request.form()

@@ -67,6 +67,16 @@ def spec() -> dict:
     return json.loads(_spec_data.SPEC_JSON)
 
 
+def served_spec(paths: list[str], base_url: str) -> dict:
+    """The spec as ISPS serves it at ``/dci/openapi.json``: only the operations ISPS implements (the
+    ``on-*`` callbacks and ``notify`` are the partner's side), with ISPS's own server URL, so that a
+    partner's tooling (or a fuzzer) can call it as written."""
+    doc = json.loads(_spec_data.SPEC_JSON)
+    doc["paths"] = {path: doc["paths"][path] for path in paths if path in doc["paths"]}
+    doc["servers"] = [{"url": base_url, "description": "this ISPS"}]
+    return doc
+
+
 @lru_cache(maxsize=1)
 def _registry() -> Registry:
     return Registry().with_resource(SPEC_URI, Resource(contents=spec(), specification=DRAFT4))
