@@ -18,28 +18,18 @@ from sqlalchemy import text
 
 from isps.db import transaction
 from isps.payments import payroll as pr
-from isps.programs import cycles, enrolment as en
-from isps.targeting.eligibility import rules
 from tests.conftest import PASSWORD
+from tests.test_payments import approved_kafaalat_cycle, exported_payroll
 
-ON = date(2026, 6, 1)
 UPLOADS = 8
 
 
 def _exported_payroll(engine, folder) -> tuple[int, int]:
     """An exported payroll of bisp_kafaalat: (payroll id, instructions)."""
+    cycle_id = approved_kafaalat_cycle(engine)
     with transaction(engine) as s:
-        rules.install_shipped_rules(s)
-        row, _ = rules.active_rule(s, "bisp_kafaalat")
-        run = rules.run(s, row, "test", on=ON)
-        en.enrol_from_run(s, "bisp_kafaalat", run.id, "test", ON)
-        cycle = cycles.open_cycle(s, "bisp_kafaalat", date(2026, 7, 1), "maker")
-        cycles.generate_entitlements(s, cycle.id)
-        cycles.approve_cycle(s, cycle.id, "checker")
-        p = pr.generate(s, cycle.id, "maker")
-        pr.release_funds(s, "bisp_kafaalat", p.total, "RO-1", "treasury")
-        pr.approve(s, p.id, "checker")
-        pr.export(s, p.id, folder)
+        pr.release_funds(s, "bisp_kafaalat", 100_000_000, "RO-1", "treasury")
+        p = exported_payroll(s, cycle_id, folder)
         return p.id, p.instructions
 
 

@@ -22,10 +22,10 @@ def balanced(s) -> None:
     assert check["balanced"], check
 
 
-@pytest.fixture
-def unfunded_cycle(province):
-    """An approved cycle of bisp_kafaalat; nothing released into the program's fund yet."""
-    with transaction(province) as s:
+def approved_kafaalat_cycle(engine) -> int:
+    """Enrol bisp_kafaalat's eligible households and approve their first cycle (nothing released
+    into the program's fund yet); the cycle's id."""
+    with transaction(engine) as s:
         rules.install_shipped_rules(s)
         row, _ = rules.active_rule(s, "bisp_kafaalat")
         run = rules.run(s, row, "test", on=ON)
@@ -33,7 +33,21 @@ def unfunded_cycle(province):
         cycle = cycles.open_cycle(s, "bisp_kafaalat", date(2026, 7, 1), "maker")
         cycles.generate_entitlements(s, cycle.id)
         cycles.approve_cycle(s, cycle.id, "checker")
-        return province, cycle.id
+        return cycle.id
+
+
+def exported_payroll(s, cycle_id: int, folder):
+    """The cycle's payroll, made by 'maker', approved by 'checker' and exported to ``folder``."""
+    p = pr.generate(s, cycle_id, "maker")
+    pr.approve(s, p.id, "checker")
+    pr.export(s, p.id, folder)
+    return p
+
+
+@pytest.fixture
+def unfunded_cycle(province):
+    """An approved cycle of bisp_kafaalat; nothing released into the program's fund yet."""
+    return province, approved_kafaalat_cycle(province)
 
 
 @pytest.fixture
@@ -209,9 +223,7 @@ def test_two_approvers_at_once_one_wins(approved_cycle):
 def test_pull_payment_needs_a_fingerprint(approved_cycle, tmp_path):
     engine, cycle_id = approved_cycle
     with transaction(engine) as s:
-        p = pr.generate(s, cycle_id, "maker")
-        pr.approve(s, p.id, "checker")
-        pr.export(s, p.id, tmp_path)
+        p = exported_payroll(s, cycle_id, tmp_path)
         ent, att, amount = s.execute(text("SELECT entitlement_id, attempt, amount FROM payment_instruction "
                                           "WHERE biometric = :y LIMIT 1"), {"y": True}).one()
         e2e = pr.e2e(ent, att)
@@ -332,9 +344,7 @@ def test_a_status_file_cannot_pay_a_payroll_that_was_never_sent(approved_cycle, 
 def test_status_lines_are_refused_row_by_row_with_a_reason(approved_cycle, tmp_path):
     engine, cycle_id = approved_cycle
     with transaction(engine) as s:
-        p = pr.generate(s, cycle_id, "maker")
-        pr.approve(s, p.id, "checker")
-        pr.export(s, p.id, tmp_path)
+        p = exported_payroll(s, cycle_id, tmp_path)
         (e1, m1), (e2, m2), (e3, m3), (e4, m4) = pr.sent_instructions(s, p.id, limit=4)
         pull = pr.e2e(*s.execute(text("SELECT entitlement_id, attempt FROM payment_instruction "
                                       "WHERE biometric = :y LIMIT 1"), {"y": True}).one())
@@ -385,9 +395,7 @@ def test_a_program_pays_only_what_was_released_into_its_fund(unfunded_cycle):
 def test_a_payroll_adds_up_by_entitlement_after_a_failure_and_its_retry(approved_cycle, tmp_path):
     engine, cycle_id = approved_cycle
     with transaction(engine) as s:
-        p = pr.generate(s, cycle_id, "maker")
-        pr.approve(s, p.id, "checker")
-        pr.export(s, p.id, tmp_path)
+        p = exported_payroll(s, cycle_id, tmp_path)
         pr.reconcile(s, pr.bank_status_csv(s, p.id, paid=0.8, failed=0.2, unclaimed=0), "s.csv", "recon")
         retried = pr.retry_failed(s, p.id)
         assert retried > 0
