@@ -365,6 +365,11 @@ def test_status_lines_are_refused_row_by_row_with_a_reason(approved_cycle, tmp_p
             (8, e3, "status 'sleeping' is not one of paid, failed, unclaimed, reversed")]
         kept = dict(s.execute(text("SELECT idem_key, reason FROM payment_status_line WHERE status_on IS NULL")).all())
         assert kept == {f"{e3}:paid:R4": "status_on 'notadate!' is not a date (YYYY-MM-DD)"}
+        # days that look like dates but are none never reach a DATE column either (PostgreSQL would refuse)
+        bad = HEAD + "".join(f"{e3},paid,{m3:.2f},{d},Q{k},1\n" for k, d in enumerate(
+            ("2026-02-30", "0000-01-01", "2026-13-01", "99999-01-01", "2026-07-10junk")))
+        out = pr.reconcile(s, bad.encode(), "days.csv", "recon")
+        assert out["rejected"] == 5 and all("is not a date" in x["reason"] for x in out["rejected_lines"])
         assert s.execute(text("SELECT COUNT(*) FROM payment_instruction WHERE status = 'paid'")).scalar_one() == 1
         balanced(s)
 

@@ -449,6 +449,14 @@ def _earlier_import(session: Session, sha: str):
                            {"h": sha}).one_or_none()
 
 
+def _calendar_day(value: str, on: date) -> bool:
+    """Is ``value`` a real day (YYYY-MM-DD) a bank could report: from 1900 to the end of next year?"""
+    try:
+        return 1900 <= date.fromisoformat(value).year <= on.year + 1 and len(value) == 10
+    except ValueError:
+        return False
+
+
 def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: date | None = None) -> dict:
     """Import a status file and apply it, set-based, in one transaction.
 
@@ -486,10 +494,12 @@ def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: dat
     idem = pc.utf8_slice_codeunits(pc.binary_join_element_wise(e2e_col, status, bank_ref, ":"), 0, 80)
     parts = pc.extract_regex(e2e_col, r"^E(?P<ent>[0-9]{1,18})-(?P<att>[0-9]{1,4})$")
     bio = pc.is_in(pc.utf8_lower(pc.fill_null(table["biometric_ok"], "")), pa.array(["1", "true", "y", "yes"]))
-    # a date is YYYY-MM-DD (a time may follow); anything else rejects the line, it never reaches a DATE
+    # a date is a real calendar day YYYY-MM-DD (a time may follow), from 1900 to next year; anything
+    # else rejects the line and never reaches a DATE column (checked once per distinct value)
     raw_on = pc.fill_null(table["status_on"], on.isoformat())
     day = pc.utf8_slice_codeunits(raw_on, 0, 10)
-    valid_day = pc.and_(pc.is_valid(pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)),
+    valid_days = [d for d in pc.unique(day).to_pylist() if _calendar_day(d, on)]
+    valid_day = pc.and_(pc.is_in(day, pa.array(valid_days, pa.string())),
                         pc.match_substring_regex(raw_on, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.+Z-]{0,30})?$"))
     amount = table["amount"]
     amount = pc.if_else(pc.fill_null(pc.is_finite(amount), False), amount, pa.nulls(n, pa.float64()))
