@@ -64,8 +64,9 @@ STATUSES = ("paid", "failed", "unclaimed", "reversed")
 FROM = {"unclaimed": ("pending",), "paid": ("pending", "unclaimed"),
         "failed": ("pending", "unclaimed"), "reversed": ("paid",)}
 # the posting of each movement: (kind, debit, credit)
-POSTING = {"released": ("rel", "fund", "treasury"), "issued": ("snd", "clearing", "fund"), "paid": ("pd", "disbursed", "clearing"),
-           "failed": ("fl", "payable", "clearing"), "reversed": ("rv", "payable", "disbursed"),
+POSTING = {"released": ("rel", "fund", "treasury"), "issued": ("snd", "clearing", "fund"),
+           "paid": ("pd", "disbursed", "clearing"), "failed": ("fl", "payable", "clearing"),
+           "reversed": ("rv", "payable", "disbursed"),
            "retried": ("rty", "clearing", "payable"), "returned": ("rt", "fund", "clearing")}
 DEBTOR = {"name": "Benazir Income Support Programme", "iban": "PK36SBPP0000001234567890", "bic": "SBPPPKKA"}
 E2E = "'E' || CAST({t}.entitlement_id AS VARCHAR(20)) || '-' || CAST({t}.attempt AS VARCHAR(5))"
@@ -205,15 +206,14 @@ def approve(session: Session, payroll_id: int, approver: str) -> Payroll:
 
 def _require_funds(session: Session, payroll: Payroll) -> None:
     """A payroll is approved only when its program's fund holds its total: what was released, less
-    what other payrolls issued, plus what came back (this payroll's own issue is what it needs)."""
+    what the other payrolls issued, plus what came back. A draft's instructions are issued already
+    (at generation, for its total), so this is: no shortfall in the fund."""
     f = fund(session, payroll.program_code)
-    own = session.execute(text("""SELECT COALESCE(SUM(l.amount), 0) FROM ledger_entry l
-        JOIN payment_instruction i ON i.id = l.ref_id WHERE l.kind = 'snd' AND i.payroll_id = :p"""),
-                          {"p": payroll.id}).scalar_one()
-    available = round(f["released"] - (f["issued"] - float(own)) + f["returned"], 2)
-    if available + 0.005 < payroll.total:
+    others = round(f["issued"] - payroll.total, 2)
+    available = round(f["released"] - others + f["returned"], 2)
+    if f["shortfall"] > 0.005:
         raise PaymentError(f"program {payroll.program_code} has Rs {max(available, 0):,.2f} available in its fund "
-                           f"(released {f['released']:,.2f}, issued to other payrolls {f['issued'] - float(own):,.2f}, "
+                           f"(released {f['released']:,.2f}, issued to other payrolls {others:,.2f}, "
                            f"returned {f['returned']:,.2f}); payroll {payroll.id} needs Rs {payroll.total:,.2f}: "
                            "release funds to the program first")
 
@@ -241,8 +241,8 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     """Write the instructions not yet sent as ISO 20022 pain.001.001.09 (XML) and CSV; they are sent
     from then on (the payroll's ``exported_upto`` moves past them). Files are written whole then
     renamed, so a crash leaves no half file; they are readable by their owner only (mode 0600, in a
-    folder made 0700), as they hold CNICs and phone numbers; exporting again after a crash writes the same
-    instructions with the same EndToEndIds, which banks de-duplicate."""
+    folder made 0700), as they hold CNICs and phone numbers; exporting again after a crash writes the
+    same instructions with the same EndToEndIds, which banks de-duplicate."""
     payroll = session.get(Payroll, payroll_id)
     if payroll is None:
         raise PaymentError(f"no payroll {payroll_id}")
@@ -553,7 +553,8 @@ def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: dat
     conn.execute(text("""UPDATE payment_status_stage SET reason = 'unknown EndToEndId' WHERE outcome IS NULL
         AND reason IS NULL AND NOT EXISTS (SELECT 1 FROM payment_instruction i
         WHERE i.entitlement_id = payment_status_stage.entitlement_id AND i.attempt = payment_status_stage.attempt)"""))
-    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected' WHERE outcome IS NULL AND reason IS NOT NULL"))
+    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected' "
+                      "WHERE outcome IS NULL AND reason IS NOT NULL"))
     applied = 0
     match = "i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt"
     sent = "JOIN payroll y ON y.id = i.payroll_id AND y.status = 'exported' AND i.id <= y.exported_upto"
@@ -876,6 +877,7 @@ def status_camt054(rows: list[tuple[str, str, float]], on: date | None = None) -
             f"<Id>N1</Id>{entries}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>").encode()
 
 
-__all__ = ["PaymentError", "PaymentConflict", "release_funds", "fund", "generate", "approve", "export", "parse_status", "reconcile", "retry_failed",
+__all__ = ["PaymentError", "PaymentConflict", "release_funds", "fund", "generate", "approve",
+           "export", "parse_status", "reconcile", "retry_failed",
            "return_unclaimed", "ledger_check", "balances", "exactly_once", "e2e", "sent_instructions", "payroll_summary", "bank_status_csv",
            "status_pain002", "status_camt054", "ALTERNATE"]
