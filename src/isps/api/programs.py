@@ -257,7 +257,9 @@ def status_file(session: DB, who: Manager, data: Annotated[bytes, Depends(_raw_b
     1000 with their reasons. A plain ``def``: the reconciliation (blocking database work, row locks)
     runs in the thread pool, never on the event loop."""
     out = _guard(pr.reconcile, session, data, name, who.username)
-    audit(session, who, "api", "reconcile", "status_import", out["import_id"], detail=str(out))
+    audit(session, who, "api", "reconcile", "status_import", out["import_id"],
+          detail=f"{out['lines']} lines of {name[:80]} ({out['format']}): {out['applied']} applied, "
+                 f"{out['duplicates']} duplicates, {out['rejected']} rejected")
     return out
 
 
