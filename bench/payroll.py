@@ -105,6 +105,7 @@ def payroll_once(engine, backend: str, n: int, workdir: Path) -> dict:
         p = pr.generate(s, c.id, "maker")
     gen_s = time.perf_counter() - t
     with transaction(engine) as s:
+        pr.release_funds(s, CODE, p.total, f"bench-{c.id}", "treasury")
         pr.approve(s, p.id, "checker")
     t = time.perf_counter()
     with transaction(engine) as s:
@@ -123,8 +124,8 @@ def payroll_once(engine, backend: str, n: int, workdir: Path) -> dict:
         res = pr.reconcile(s, status, "bench-status.csv", "bench", on=date(2026, 7, 10))
     rec_s = time.perf_counter() - t
     t = time.perf_counter()
-    with transaction(engine) as s:
-        again = pr.reconcile(s, status, "bench-status.csv", "bench", on=date(2026, 7, 10))
+    with transaction(engine) as s:  # the same lines in another file (the same file is refused outright)
+        again = pr.reconcile(s, status + b"\n", "bench-status-again.csv", "bench", on=date(2026, 7, 10))
     again_s = time.perf_counter() - t
     with transaction(engine) as s:
         state = pr.exactly_once(s, c.id)

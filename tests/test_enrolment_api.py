@@ -56,14 +56,25 @@ def test_exit_by_api_promotes_the_next_household(client, province):
     p = client.post(f"/api/v1/cycles/{c['id']}/payroll", headers=manager).json()
     assert client.post(f"/api/v1/cycles/{c['id']}/payroll", headers=manager).json()["id"] == p["id"]
     assert client.post(f"/api/v1/payrolls/{p['id']}/approve", headers=manager).status_code == 409
+    r = client.post(f"/api/v1/payrolls/{p['id']}/approve", headers=token_for(client, "admin"))
+    assert r.status_code == 422 and "needs Rs 85,000.00" in r.json()["detail"]  # nothing released yet
+    release = {"amount": 85_000, "reference": "RO-2026-Q3"}
+    assert client.post("/api/v1/programs/bisp_kafaalat/fund-releases", json=release,
+                       headers=token_for(client, "auditor")).status_code == 403
+    r = client.post("/api/v1/programs/bisp_kafaalat/fund-releases", json=release, headers=manager)
+    assert r.status_code == 201 and r.json()["fund"]["released"] == 85_000
+    assert client.post("/api/v1/programs/nope/fund-releases", json=release, headers=manager).status_code == 422
     assert client.post(f"/api/v1/payrolls/{p['id']}/approve", headers=token_for(client, "admin")).status_code == 200
     out = client.post(f"/api/v1/payrolls/{p['id']}/export", headers=manager).json()
     lines = open(out["files"]["csv"]).read().splitlines()[1:]
     status = "end_to_end_id,status,amount,status_on,bank_ref,biometric_ok\n" + "".join(
         f"{ln.split(',')[0]},paid,8500.00,2026-07-10,R{k},1\n" for k, ln in enumerate(lines))
     r1 = client.post("/api/v1/payments/status-files?name=s.csv", content=status, headers=manager).json()
-    r2 = client.post("/api/v1/payments/status-files?name=s.csv", content=status, headers=manager).json()
-    assert r1["applied"] == 10 and r2["applied"] == 0 and r2["duplicates"] == 10
+    r2 = client.post("/api/v1/payments/status-files?name=s.csv", content=status, headers=manager)
+    assert r1["applied"] == 10 and r2.status_code == 409
+    assert f"already imported as import {r1['import_id']}" in r2.json()["detail"]
+    r3 = client.post("/api/v1/payments/status-files?name=s2.csv", content=status + "\n", headers=manager).json()
+    assert r3["applied"] == 0 and r3["duplicates"] == 10
     ledger = client.get("/api/v1/payments/ledger", headers=manager).json()
     assert ledger["balanced"] and ledger["accounts"]["disbursed"] == 85_000
 
@@ -113,6 +124,11 @@ def test_payroll_page_shows_status_and_ledger(client, province):
     client.post("/login", data={"username": "auditor", "password": PASSWORD, "next": "/"})
     page = client.get(f"/payments/payrolls/{p['id']}")
     assert page.status_code == 200 and 'id="ledger-state"' in page.text and "The ledger balances." in page.text
+    # nothing released yet: the fund shows what is missing, never a negative balance
+    assert "Rs -" not in page.text and 'id="fund-available" dir="ltr">Rs 0<' not in page.text
+    assert 'id="fund-available">Rs 0</td>' in page.text.replace(' dir="ltr"', "")
+    assert f'id="fund-shortfall">Rs {p["total"]:,.0f}</td>' in page.text.replace(' dir="ltr"', "")
+    assert f'<th scope="row">All</th><td class="num">{p["instructions"]:,}</td>' in page.text.replace(' dir="ltr"', "")
     assert client.get("/payments/payrolls/99999").status_code == 404
     client.get("/lang/ur")
     assert "کھاتہ متوازن ہے۔" in client.get(f"/payments/payrolls/{p['id']}").text

@@ -51,6 +51,10 @@ def test_benefits_commands(tmp_path, monkeypatch):
     assert runner.invoke(app, ["benefits", "approve-cycle", str(cyc["cycle_id"]), "--as", "maker"]).exit_code == 1
     _json(runner.invoke(app, ["benefits", "approve-cycle", str(cyc["cycle_id"]), "--as", "checker"]))
     p = _json(runner.invoke(app, ["benefits", "payroll", str(cyc["cycle_id"]), "--as", "maker"]))
+    refused = runner.invoke(app, ["benefits", "approve-payroll", str(p["id"]), "--as", "checker"])
+    assert refused.exit_code == 1 and "needs Rs 51,000.00" in refused.output
+    fund = _json(runner.invoke(app, ["benefits", "fund", "bisp_kafaalat", "51000", "--reference", "RO-7"]))
+    assert fund["fund"] == {"released": 51_000, "issued": 51_000, "returned": 0, "available": 0, "shortfall": 0}
     _json(runner.invoke(app, ["benefits", "approve-payroll", str(p["id"]), "--as", "checker"]))
     files = _json(runner.invoke(app, ["benefits", "export", str(p["id"]), "--folder", str(tmp_path / "out")]))["files"]
     lines = open(files["csv"]).read().splitlines()[1:]
@@ -58,6 +62,7 @@ def test_benefits_commands(tmp_path, monkeypatch):
     status.write_text("end_to_end_id,status,amount,status_on,bank_ref,biometric_ok\n" + "".join(
         f"{ln.split(',')[0]},paid,8500,2026-07-10,R{k},1\n" for k, ln in enumerate(lines)))
     assert _json(runner.invoke(app, ["benefits", "reconcile", str(status)]))["applied"] == 6
-    assert _json(runner.invoke(app, ["benefits", "reconcile", str(status)]))["duplicates"] == 6
+    again = runner.invoke(app, ["benefits", "reconcile", str(status)])
+    assert again.exit_code == 1 and "already imported as import" in again.output
     ledger = _json(runner.invoke(app, ["benefits", "ledger"]))
     assert ledger["balanced"] and ledger["accounts"]["disbursed"] == 51_000

@@ -96,6 +96,7 @@ def test_a_new_account_counts_from_the_next_payroll_and_a_retry_goes_where_the_p
         cycles.generate_entitlements(s, cycle.id)
         cycles.approve_cycle(s, cycle.id, "checker")
         payroll = pr.generate(s, cycle.id, "maker")
+        pr.release_funds(s, CODE, payroll.total, "RO-1", "treasury")
         pr.approve(s, payroll.id, "checker")
         assert tuple(_enrolment(s, c[0]))[2:] == ("mobile_wallet", WALLET_C)  # the enrolment follows
         first = _lines(pr.export(s, payroll.id, tmp_path / "1")["files"]["csv"])

@@ -30,6 +30,7 @@ def _payroll(engine, code: str, starts_on: date) -> tuple[int, int]:
         cycles.generate_entitlements(s, cycle.id)
         cycles.approve_cycle(s, cycle.id, "checker")
         payroll = pr.generate(s, cycle.id, "maker")
+        pr.release_funds(s, code, payroll.total, f"RO-{cycle.id}", "treasury")
         pr.approve(s, payroll.id, "checker")
         return cycle.id, payroll.id
 

@@ -22,9 +22,10 @@ def balanced(s) -> None:
     assert check["balanced"], check
 
 
-@pytest.fixture
-def approved_cycle(province):
-    with transaction(province) as s:
+def approved_kafaalat_cycle(engine) -> int:
+    """Enrol bisp_kafaalat's eligible households and approve their first cycle (nothing released
+    into the program's fund yet); the cycle's id."""
+    with transaction(engine) as s:
         rules.install_shipped_rules(s)
         row, _ = rules.active_rule(s, "bisp_kafaalat")
         run = rules.run(s, row, "test", on=ON)
@@ -32,7 +33,29 @@ def approved_cycle(province):
         cycle = cycles.open_cycle(s, "bisp_kafaalat", date(2026, 7, 1), "maker")
         cycles.generate_entitlements(s, cycle.id)
         cycles.approve_cycle(s, cycle.id, "checker")
-        return province, cycle.id
+        return cycle.id
+
+
+def exported_payroll(s, cycle_id: int, folder):
+    """The cycle's payroll, made by 'maker', approved by 'checker' and exported to ``folder``."""
+    p = pr.generate(s, cycle_id, "maker")
+    pr.approve(s, p.id, "checker")
+    pr.export(s, p.id, folder)
+    return p
+
+
+@pytest.fixture
+def unfunded_cycle(province):
+    """An approved cycle of bisp_kafaalat; nothing released into the program's fund yet."""
+    return province, approved_kafaalat_cycle(province)
+
+
+@pytest.fixture
+def approved_cycle(unfunded_cycle):
+    """An approved cycle whose program has Rs 100 million released into its fund."""
+    with transaction(unfunded_cycle[0]) as s:
+        pr.release_funds(s, "bisp_kafaalat", 100_000_000, "RO-2026-07", "treasury")
+    return unfunded_cycle
 
 
 def test_payroll_exactly_once_end_to_end(approved_cycle, tmp_path):
@@ -47,7 +70,7 @@ def test_payroll_exactly_once_end_to_end(approved_cycle, tmp_path):
     with transaction(engine) as s:  # generating twice: the same payroll, nothing added
         p2 = pr.generate(s, cycle_id, "maker")
         assert p2.id == p.id and s.execute(text("SELECT COUNT(*) FROM payment_instruction")).scalar_one() == n
-        assert s.execute(text("SELECT COUNT(*) FROM ledger_entry")).scalar_one() == n  # one posting each
+        assert s.execute(text("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'snd'")).scalar_one() == n  # one each
         with pytest.raises(pr.PaymentError):
             pr.export(s, p.id, tmp_path)  # not approved yet
         with pytest.raises(pr.PaymentError):
@@ -70,8 +93,11 @@ def test_payroll_exactly_once_end_to_end(approved_cycle, tmp_path):
         first = pr.reconcile(s, status, "status-1.csv", "recon", on=date(2026, 7, 10))
         assert first["applied"] == n and first["rejected"] == 0
         balanced(s)
-    with transaction(engine) as s:  # the same file again: every line a duplicate, nothing moves
-        again = pr.reconcile(s, status, "status-1-again.csv", "recon")
+    with transaction(engine) as s:  # the same file again is refused, naming the import that applied it
+        with pytest.raises(pr.PaymentConflict, match=f"already imported as import {first['import_id']} .* by recon"):
+            pr.reconcile(s, status, "status-1-again.csv", "recon")
+    with transaction(engine) as s:  # the same lines in another file: every line a duplicate, nothing moves
+        again = pr.reconcile(s, status.replace(b"\n", b"\r\n"), "status-1-again.csv", "recon")
         assert again["applied"] == 0 and again["duplicates"] == n
         balanced(s)
         state = pr.exactly_once(s, cycle_id)
@@ -107,8 +133,9 @@ def test_payroll_exactly_once_end_to_end(approved_cycle, tmp_path):
         acc = pr.ledger_check(s)["accounts"]
         paid = s.execute(text("SELECT COALESCE(SUM(amount), 0) FROM payment_instruction WHERE status = 'paid'")).scalar_one()
         assert acc["disbursed"] == paid
-        # what is owed, in flight, paid and returned adds up to the payroll
-        assert acc["payable"] + acc["clearing"] + acc["disbursed"] + acc["fund"] == pytest.approx(0)
+        # what is owed, in flight, paid and returned adds up to what was released
+        assert acc["payable"] + acc["clearing"] + acc["disbursed"] + acc["fund"] == pytest.approx(100_000_000)
+        assert acc["treasury"] == -100_000_000
 
 
 def test_pickup_schedule_never_exceeds_outlet_capacity(approved_cycle):
@@ -196,9 +223,7 @@ def test_two_approvers_at_once_one_wins(approved_cycle):
 def test_pull_payment_needs_a_fingerprint(approved_cycle, tmp_path):
     engine, cycle_id = approved_cycle
     with transaction(engine) as s:
-        p = pr.generate(s, cycle_id, "maker")
-        pr.approve(s, p.id, "checker")
-        pr.export(s, p.id, tmp_path)
+        p = exported_payroll(s, cycle_id, tmp_path)
         ent, att, amount = s.execute(text("SELECT entitlement_id, attempt, amount FROM payment_instruction "
                                           "WHERE biometric = :y LIMIT 1"), {"y": True}).one()
         e2e = pr.e2e(ent, att)
@@ -233,7 +258,7 @@ def test_payroll_generated_twice_at_once_and_reconciled_twice_at_once(approved_c
         n = s.execute(text("SELECT COUNT(*) FROM entitlement WHERE cycle_id = :c"), {"c": cycle_id}).scalar_one()
         assert s.execute(text("SELECT COUNT(*) FROM payroll")).scalar_one() == 1
         assert s.execute(text("SELECT COUNT(*) FROM payment_instruction")).scalar_one() == n
-        assert s.execute(text("SELECT COUNT(*) FROM ledger_entry")).scalar_one() == n
+        assert s.execute(text("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'snd'")).scalar_one() == n
         pid = s.execute(text("SELECT id, made_by FROM payroll")).one()
         pr.approve(s, pid[0], "checker")
         pr.export(s, pid[0], tmp_path)
@@ -254,10 +279,155 @@ def test_payroll_generated_twice_at_once_and_reconciled_twice_at_once(approved_c
     for t in threads:
         t.join()
     with transaction(engine) as s:
-        if errors:  # whoever was refused imports again: harmless
-            pr.reconcile(s, status, "again.csv", "recon")
+        if s.execute(text("SELECT COUNT(*) FROM payment_status_import")).scalar_one() == 0:
+            pr.reconcile(s, status, "again.csv", "recon")  # both refused (SQLite's one writer): import it now
+        else:  # importing the same file again is refused and changes nothing
+            with pytest.raises(pr.PaymentConflict, match="already imported"):
+                pr.reconcile(s, status, "again.csv", "recon")
+    with transaction(engine) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM payment_status_import")).scalar_one() == 1
         state = pr.exactly_once(s, cycle_id)
         assert state == {"double_paid": 0, "lost": 0, "awaiting_retry": 0}
         assert s.execute(text("SELECT COUNT(*) FROM payment_instruction WHERE status = 'paid'")).scalar_one() == n
         assert s.execute(text("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'pd'")).scalar_one() == n
         balanced(s)
+
+
+HEAD = "end_to_end_id,status,amount,status_on,bank_ref,biometric_ok\n"
+
+
+def _all_paid(s, ref: str) -> bytes:
+    """A status file marking every instruction of every payroll paid, sent or not."""
+    rows = s.execute(text("SELECT entitlement_id, attempt, amount FROM payment_instruction ORDER BY id")).all()
+    return (HEAD + "".join(f"E{e}-{a},paid,{m:.2f},2026-07-10,{ref}{k},1\n"
+                           for k, (e, a, m) in enumerate(rows))).encode()
+
+
+def _untouched(s) -> None:
+    assert s.execute(text("SELECT COUNT(*) FROM payment_instruction WHERE status <> 'pending'")).scalar_one() == 0
+    assert s.execute(text("SELECT COUNT(*) FROM ledger_entry WHERE kind NOT IN ('rel', 'snd')")).scalar_one() == 0
+    balanced(s)
+
+
+def test_a_status_file_cannot_pay_a_payroll_that_was_never_sent(approved_cycle, tmp_path):
+    """The review's finding: a status file marked a draft payroll's instructions paid, and an
+    approved one's never exported; the export then left those people out of the bank file."""
+    engine, cycle_id = approved_cycle
+    with transaction(engine) as s:
+        p = pr.generate(s, cycle_id, "maker")
+        n = p.instructions
+        out = pr.reconcile(s, _all_paid(s, "D"), "draft.csv", "maker")  # the payroll's own maker
+        assert out["applied"] == 0 and out["rejected"] == n
+        first = out["rejected_lines"][0]
+        assert first["line"] == 1 and first["end_to_end_id"].startswith("E")
+        assert first["reason"] == f"instruction {first['end_to_end_id']} was never sent: payroll {p.id} is still draft"
+        _untouched(s)
+        assert pr.payroll_summary(s, p.id)["status"] == "draft"
+    with transaction(engine) as s:
+        pr.approve(s, p.id, "checker")
+        out = pr.reconcile(s, _all_paid(s, "A"), "approved.csv", "maker")
+        assert out["applied"] == 0 and out["rejected"] == n
+        assert {x["reason"].split(": ", 1)[1] for x in out["rejected_lines"]} == {
+            f"payroll {p.id} is approved but not exported"}
+        _untouched(s)
+        reasons = s.execute(text("SELECT COUNT(*) FROM payment_status_line WHERE outcome = 'rejected' "
+                                 "AND reason LIKE '%was never sent%'")).scalar_one()
+        assert reasons == 2 * n  # both files kept, with the reason, for review
+    with transaction(engine) as s:
+        assert pr.export(s, p.id, tmp_path)["instructions"] == n  # everyone is in the bank file
+        again = pr.reconcile(s, _all_paid(s, "D") + b"\n", "draft-again.csv", "bank")  # now sent: it applies
+        assert again["applied"] == n and again["rejected"] == 0
+        assert s.execute(text("SELECT COUNT(*) FROM payment_status_line WHERE outcome = 'rejected'")).scalar_one() == n
+        balanced(s)
+
+
+def test_status_lines_are_refused_row_by_row_with_a_reason(approved_cycle, tmp_path):
+    engine, cycle_id = approved_cycle
+    with transaction(engine) as s:
+        p = exported_payroll(s, cycle_id, tmp_path)
+        (e1, m1), (e2, m2), (e3, m3), (e4, m4) = pr.sent_instructions(s, p.id, limit=4)
+        pull = pr.e2e(*s.execute(text("SELECT entitlement_id, attempt FROM payment_instruction "
+                                      "WHERE biometric = :y LIMIT 1"), {"y": True}).one())
+        body = (HEAD + f"{e1},paid,,2026-07-10,R1,1\n"               # no amount: never skips the check
+                f"{e2},paid,8000.00,2026-07-10,R2,1\n"                # another amount
+                "E999999-1,paid,8500.00,2026-07-10,R3,1\n"           # no such instruction
+                f"{e3},paid,{m3:.2f},notadate!,R4,1\n"               # not a date
+                f"{e4},paid,{m4:.2f},2026-07-10,R5,1\n"              # applies
+                f"{e4},paid,{m4:.2f},2026-07-10,R6,1\n"              # the same payment again
+                f"{pull},paid,8500.00,2026-07-10,R7,0\n"             # a pull channel without a fingerprint
+                f"{e3},sleeping,{m3:.2f},2026-07-10,R8,1\n").encode()
+        out = pr.reconcile(s, body, "mixed.csv", "recon")
+        assert out["applied"] == 1 and out["rejected"] == 7
+        assert [(x["line"], x["end_to_end_id"], x["reason"]) for x in out["rejected_lines"]] == [
+            (1, e1, "amount missing"), (2, e2, f"amount 8000.00 differs from the {m2:.2f} sent"),
+            (3, "E999999-1", "unknown EndToEndId"), (4, e3, "status_on 'notadate!' is not a date (YYYY-MM-DD)"),
+            (6, e4, "paid twice"), (7, pull, "pull channel paid without fingerprint match"),
+            (8, e3, "status 'sleeping' is not one of paid, failed, unclaimed, reversed")]
+        kept = dict(s.execute(text("SELECT idem_key, reason FROM payment_status_line WHERE status_on IS NULL")).all())
+        assert kept == {f"{e3}:paid:R4": "status_on 'notadate!' is not a date (YYYY-MM-DD)"}
+        # days that look like dates but are none never reach a DATE column either (PostgreSQL would refuse)
+        bad = HEAD + "".join(f"{e3},paid,{m3:.2f},{d},Q{k},1\n" for k, d in enumerate(
+            ("2026-02-30", "0000-01-01", "2026-13-01", "99999-01-01", "2026-07-10junk")))
+        out = pr.reconcile(s, bad.encode(), "days.csv", "recon")
+        assert out["rejected"] == 5 and all("is not a date" in x["reason"] for x in out["rejected_lines"])
+        assert s.execute(text("SELECT COUNT(*) FROM payment_instruction WHERE status = 'paid'")).scalar_one() == 1
+        balanced(s)
+
+
+def test_a_program_pays_only_what_was_released_into_its_fund(unfunded_cycle):
+    engine, cycle_id = unfunded_cycle
+    with transaction(engine) as s:
+        p = pr.generate(s, cycle_id, "maker")
+        with pytest.raises(pr.PaymentError, match=rf"has Rs 0.00 available .* payroll {p.id} needs Rs {p.total:,.2f}"):
+            pr.approve(s, p.id, "checker")
+        with pytest.raises(pr.PaymentError, match="no program"):
+            pr.release_funds(s, "no_such_program", 10, "R", "treasury")
+        with pytest.raises(pr.PaymentError, match="positive amount"):
+            pr.release_funds(s, "bisp_kafaalat", -5, "R", "treasury")
+        pr.release_funds(s, "bisp_kafaalat", p.total - 8500, "RO-1", "treasury")
+        with pytest.raises(pr.PaymentError, match=rf"has Rs {p.total - 8500:,.2f} available"):
+            pr.approve(s, p.id, "checker")
+        again = pr.release_funds(s, "bisp_kafaalat", p.total - 8500, "RO-1", "treasury")  # the same order: once
+        assert again["fund"]["released"] == p.total - 8500
+        assert pr.release_funds(s, "bisp_kafaalat", 8500, "RO-2", "treasury")["fund"] == {
+            "released": p.total, "issued": p.total, "returned": 0.0, "available": 0.0, "shortfall": 0.0}
+        assert pr.approve(s, p.id, "checker").status == "approved"
+        check = pr.ledger_check(s, "bisp_kafaalat")
+        assert check["balanced"] and check["accounts"]["fund"] == 0 and check["accounts"]["treasury"] == -p.total
+        assert check["released"] == p.total
+
+
+def test_a_payroll_adds_up_by_entitlement_after_a_failure_and_its_retry(approved_cycle, tmp_path):
+    engine, cycle_id = approved_cycle
+    with transaction(engine) as s:
+        p = exported_payroll(s, cycle_id, tmp_path)
+        pr.reconcile(s, pr.bank_status_csv(s, p.id, paid=0.8, failed=0.2, unclaimed=0), "s.csv", "recon")
+        retried = pr.retry_failed(s, p.id)
+        assert retried > 0
+        summary = pr.payroll_summary(s, p.id)
+        by = summary["by_status"]
+        assert sum(v["n"] for v in by.values()) == summary["instructions"] == p.instructions
+        assert sum(v["amount"] for v in by.values()) == pytest.approx(summary["total"])
+        assert by["paid"]["n"] + by["pending"]["n"] == p.instructions and "failed" not in by
+        assert summary["attempts"]["n"] == p.instructions + retried and summary["attempts"]["retries"] == retried
+        assert summary["attempts"]["by_status"]["failed"]["n"] == retried
+        assert summary["fund"] == {"released": 100_000_000, "issued": p.total, "returned": 0.0,
+                                   "available": 100_000_000 - p.total, "shortfall": 0.0}
+
+
+def test_payment_files_are_readable_by_their_owner_only(approved_cycle, tmp_path):
+    import os
+    import stat
+
+    engine, cycle_id = approved_cycle
+    old = os.umask(0o022)  # the usual umask: files would be world-readable
+    try:
+        with transaction(engine) as s:
+            p = pr.generate(s, cycle_id, "maker")
+            pr.approve(s, p.id, "checker")
+            out = pr.export(s, p.id, tmp_path / "payments")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "payments").st_mode) == 0o700
+    for path in out["files"].values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path

@@ -27,6 +27,8 @@ Manager = Annotated[Principal, Depends(require("pmt.manage"))]
 def _guard(fn, *args, **kw):
     try:
         return fn(*args, **kw)
+    except pr.PaymentConflict as exc:
+        raise HTTPException(409, str(exc)) from None
     except en.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from None
     except (en.NotFound, cycles.CycleNotFound) as exc:
@@ -234,12 +236,45 @@ def export(payroll_id: int, session: DB, who: Manager) -> dict:
     return out
 
 
-@router.post("/payments/status-files")
-async def status_file(request: Request, session: DB, who: Manager, name: str = "status") -> dict:
-    """A bank's status file as the request body: CSV, pain.002 or camt.054. Importing it again is harmless."""
-    data = await request.body()
+async def _raw_body(request: Request) -> bytes:
+    """The request body as sent, whatever its content type (reading it does not block the loop)."""
+    return await request.body()
+
+
+STATUS_FILE_BODY = {"requestBody": {"required": True, "description": "the status file: CSV, pain.002 or camt.054",
+                                    "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in (
+                                        "text/csv", "application/xml", "application/octet-stream")}}}
+
+
+@router.post("/payments/status-files", openapi_extra=STATUS_FILE_BODY,
+             responses={409: {"description": "this file was imported already, or is being imported by another upload"}})
+def status_file(session: DB, who: Manager, data: Annotated[bytes, Depends(_raw_body)], name: str = "status") -> dict:
+    """A bank's status file as the request body: CSV, pain.002 or camt.054, applied once.
+
+    Sending the same file again (or at the same time as another upload) is answered 409 naming the
+    import that applied it, and changes nothing. Lines that cannot apply (never sent, another
+    amount, no amount, unknown, paid twice, ...) are rejected: ``rejected_lines`` lists the first
+    1000 with their reasons. A plain ``def``: the reconciliation (blocking database work, row locks)
+    runs in the thread pool, never on the event loop."""
     out = _guard(pr.reconcile, session, data, name, who.username)
-    audit(session, who, "api", "reconcile", "status_import", out["import_id"], detail=str(out))
+    audit(session, who, "api", "reconcile", "status_import", out["import_id"],
+          detail=f"{out['lines']} lines of {name[:80]} ({out['format']}): {out['applied']} applied, "
+                 f"{out['duplicates']} duplicates, {out['rejected']} rejected")
+    return out
+
+
+class FundRelease(BaseModel):
+    amount: float = Field(gt=0, lt=1e13, description="PKR released into the program's fund")
+    reference: str = Field(min_length=1, max_length=80, description="the treasury's release order")
+
+
+@router.post("/programs/{code}/fund-releases", status_code=201)
+def release_funds(code: str, body: FundRelease, session: DB, who: Manager) -> dict:
+    """Money released into a program's fund (a ledger entry) before it can pay: a payroll is approved
+    only when the fund holds its total. The same reference again records nothing more."""
+    out = _guard(pr.release_funds, session, code, body.amount, body.reference, who.username)
+    audit(session, who, "api", "release", "fund_release", out["release_id"],
+          detail=f"Rs {out['amount']:,.2f} released to {code} (reference {body.reference})")
     return out
 
 

@@ -108,7 +108,10 @@ def benefits_flow(engine: Engine, console: Console) -> None:
             cycles.approve_cycle(s, cycle.id, CHECKER)
             cycle_id, period = cycle.id, cycle.period
         with transaction(engine) as s:
-            payroll_id = pr.generate(s, cycle_id, MAKER).id
+            payroll = pr.generate(s, cycle_id, MAKER)
+            payroll_id = payroll.id
+            # the treasury releases the cycle's money into the program's fund before it is paid
+            pr.release_funds(s, PROGRAM, payroll.total, f"RO-{period}", CHECKER)
             pr.approve(s, payroll_id, CHECKER)
             files = pr.export(s, payroll_id, files_dir)["files"]
             status = pr.bank_status_csv(s, payroll_id, seed=1)

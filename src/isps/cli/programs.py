@@ -112,8 +112,18 @@ def payroll(cycle_id: int, actor: Actor = "cli") -> None:
     _run(lambda s: pr.payroll_summary(s, pr.generate(s, cycle_id, actor).id))
 
 
+@benefits_app.command("fund")
+def fund(program: str, amount: Annotated[float, typer.Argument(help="PKR released into the program's fund")],
+         reference: Annotated[str, typer.Option("--reference", help="the treasury's release order")],
+         actor: Actor = "cli") -> None:
+    """Record money released into a program's fund (a ledger entry); the same reference again records nothing."""
+    from isps.payments import payroll as pr
+    _run(lambda s: pr.release_funds(s, program, amount, reference, actor))
+
+
 @benefits_app.command("approve-payroll")
 def approve_payroll(payroll_id: int, actor: Actor = "cli") -> None:
+    """A second person approves a draft payroll; the program's fund must hold its total."""
     from isps.payments import payroll as pr
     _run(lambda s: pr.payroll_summary(s, pr.approve(s, payroll_id, actor).id))
 
@@ -127,7 +137,9 @@ def export(payroll_id: int, folder: Path = Path("var/payments")) -> None:
 
 @benefits_app.command("reconcile")
 def reconcile(file: Path, actor: Actor = "cli") -> None:
-    """Import a bank status file (CSV, pain.002, camt.054); importing it twice is harmless."""
+    """Import a bank status file (CSV, pain.002, camt.054). A file is imported once: the same file
+    again is refused (exit 1) naming the import that applied it, and changes nothing. Lines that
+    cannot apply are listed with their reasons (``rejected_lines``)."""
     from isps.payments import payroll as pr
     _run(lambda s: pr.reconcile(s, file.read_bytes(), file.name, actor))
 

@@ -8,7 +8,10 @@ Exactly once is held by the database, not by the code's care:
   entitlement can never be paid twice, even by a retry;
 * ``payment_status_line.idem_key`` is unique: a status line (instruction, status, bank reference)
   is applied once, whichever file or import brings it again;
-* ``ledger_entry`` has a unique (``kind``, ``ref_id``): every movement is posted once.
+* ``payment_status_import.file_sha256`` is unique: a status file is imported once, however many
+  people upload it at the same time;
+* ``ledger_entry`` has a unique (``kind``, ``ref_id``): every movement is posted once;
+* ``fund_release`` has a unique (``program_code``, ``reference``): a release is posted once.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class StatusImport(Base):
     actor: Mapped[str] = mapped_column(String(60))
     imported_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
 
+    __table_args__ = (Index("uq_payment_status_import_sha", "file_sha256", unique=True),)
+
 
 class StatusLine(Base):
     __tablename__ = "payment_status_line"
@@ -87,9 +92,10 @@ class StatusLine(Base):
     end_to_end_id: Mapped[str] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(10))
     amount: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status_on: Mapped[date] = mapped_column(Date)
+    status_on: Mapped[date | None] = mapped_column(Date, nullable=True)  # none when the file's date was not a date
     biometric_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(12), nullable=True)  # applied | rejected
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # why a line was rejected
 
 
 class LedgerEntry(Base):
@@ -97,14 +103,15 @@ class LedgerEntry(Base):
     beneficiary (enrolment) of one program. ``(kind, ref_id)`` is unique: each movement of each
     entitlement or instruction is posted once, whatever is retried or imported again.
 
-    Accounts: ``fund`` (the program's budget), ``clearing`` (sent to a channel, not confirmed),
+    Accounts: ``treasury`` (the budget money comes from), ``fund`` (released to the program, not yet
+    issued), ``clearing`` (sent to a channel, not confirmed),
     ``disbursed`` (in the beneficiary's hand), ``payable`` (owed again after a failure or reversal).
     """
 
     __tablename__ = "ledger_entry"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(3))  # snd | pd | fl | rv | rt (see payments.payroll.POSTING)
-    ref_id: Mapped[int] = mapped_column(BigInteger)  # the payment instruction
+    kind: Mapped[str] = mapped_column(String(3))  # rel | snd | pd | fl | rv | rty | rt (payments.payroll.POSTING)
+    ref_id: Mapped[int] = mapped_column(BigInteger)  # the payment instruction (the fund release for 'rel')
     debit: Mapped[str] = mapped_column(String(10))
     credit: Mapped[str] = mapped_column(String(10))
     program_code: Mapped[str] = mapped_column(String(40))
@@ -114,6 +121,22 @@ class LedgerEntry(Base):
 
     __table_args__ = (UniqueConstraint("kind", "ref_id", name="uq_ledger_entry_movement"),
                       Index("ix_ledger_entry_enrolment", "enrolment_id"))
+
+
+class FundRelease(Base):
+    """Money released from the treasury into a program's fund, before the program may pay it out:
+    posted once to the ledger (kind ``rel``, keyed by this row's id). ``(program_code, reference)`` is
+    unique, so recording the same release again (a retried command) posts nothing twice."""
+
+    __tablename__ = "fund_release"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    program_code: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[float] = mapped_column(Float)
+    reference: Mapped[str] = mapped_column(String(80))  # the treasury's release order
+    released_by: Mapped[str] = mapped_column(String(60))
+    released_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("program_code", "reference", name="uq_fund_release_reference"),)
 
 
 class CashOutlet(Base):

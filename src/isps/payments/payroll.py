@@ -18,6 +18,7 @@ by the instruction, so it balances after every commit:
 =========  ==========  ==========
 movement   debit       credit
 =========  ==========  ==========
+released   fund        treasury
 issued     clearing    fund
 paid       disbursed   clearing
 failed     payable     clearing
@@ -25,6 +26,13 @@ reversed   payable     disbursed
 retried    clearing    payable
 returned   fund        clearing
 =========  ==========  ==========
+
+A program pays only what was released into its fund (:func:`release_funds`): a payroll is approved
+only when the fund holds its total (:func:`fund`).
+
+A status line applies only to an instruction that was sent (its payroll exported and the instruction
+in a file: id at or below ``exported_upto``) and only for the amount sent; every other line is
+rejected with a reason, row by row (:func:`reconcile`).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isps.payments.models import Payroll, StatusImport
@@ -55,8 +64,9 @@ STATUSES = ("paid", "failed", "unclaimed", "reversed")
 FROM = {"unclaimed": ("pending",), "paid": ("pending", "unclaimed"),
         "failed": ("pending", "unclaimed"), "reversed": ("paid",)}
 # the posting of each movement: (kind, debit, credit)
-POSTING = {"issued": ("snd", "clearing", "fund"), "paid": ("pd", "disbursed", "clearing"),
-           "failed": ("fl", "payable", "clearing"), "reversed": ("rv", "payable", "disbursed"),
+POSTING = {"released": ("rel", "fund", "treasury"), "issued": ("snd", "clearing", "fund"),
+           "paid": ("pd", "disbursed", "clearing"), "failed": ("fl", "payable", "clearing"),
+           "reversed": ("rv", "payable", "disbursed"),
            "retried": ("rty", "clearing", "payable"), "returned": ("rt", "fund", "clearing")}
 DEBTOR = {"name": "Benazir Income Support Programme", "iban": "PK36SBPP0000001234567890", "bic": "SBPPPKKA"}
 E2E = "'E' || CAST({t}.entitlement_id AS VARCHAR(20)) || '-' || CAST({t}.attempt AS VARCHAR(5))"
@@ -64,6 +74,10 @@ E2E = "'E' || CAST({t}.entitlement_id AS VARCHAR(20)) || '-' || CAST({t}.attempt
 
 class PaymentError(ValueError):
     """A request the payment rules refuse; the message is safe to show."""
+
+
+class PaymentConflict(PaymentError):
+    """A request that collides with one already done or under way (the API answers 409)."""
 
 
 def e2e(entitlement_id: int, attempt: int) -> str:
@@ -86,6 +100,47 @@ def _lock(session: Session, payroll_ids: str, params: dict) -> None:
     one writer at a time anyway."""
     if session.bind.dialect.name == "postgresql":
         session.execute(text(f"SELECT id FROM payroll WHERE id IN ({payroll_ids}) ORDER BY id FOR UPDATE"), params)
+
+
+# ---------------------------------------------------------------- the program's fund
+
+def release_funds(session: Session, program_code: str, amount: float, reference: str, released_by: str) -> dict:
+    """Record money released from the treasury into a program's fund (the treasury's release order
+    ``reference``) and post it to the ledger (``released``: fund ← treasury). Recording the same
+    reference again for the program changes nothing and returns the first release."""
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 80:
+        raise PaymentError("a fund release needs the treasury's reference (1 to 80 characters)")
+    if not isinstance(amount, (int, float)) or not (0 < float(amount) < 1e13):
+        raise PaymentError(f"a fund release is a positive amount below 10 trillion, not {amount!r}")
+    known = session.execute(text("""SELECT 1 FROM program WHERE code = :c
+        UNION SELECT 1 FROM enrolment_policy WHERE program_code = :c"""), {"c": program_code}).first()
+    if known is None:
+        raise PaymentError(f"no program {program_code!r}")
+    p = {"c": program_code, "a": round(float(amount), 2), "r": reference, "by": released_by}
+    session.execute(text("""INSERT INTO fund_release (program_code, amount, reference, released_by, released_at)
+        VALUES (:c, :a, :r, :by, CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING"""), p)
+    row = session.execute(text("""SELECT id, amount, released_by, released_at FROM fund_release
+        WHERE program_code = :c AND reference = :r"""), p).one()
+    _post(session, "released", """SELECT f.id AS ref_id, f.program_code, 0 AS enrolment_id, f.amount
+                                  FROM fund_release f WHERE f.id = :id""", {"id": row.id})
+    return {"release_id": int(row.id), "program": program_code, "amount": float(row.amount), "reference": reference,
+            "released_by": row.released_by, "released_at": row.released_at, "fund": fund(session, program_code)}
+
+
+def fund(session: Session, program_code: str) -> dict:
+    """A program's fund from the ledger: ``released`` into it, ``issued`` from it to payrolls,
+    ``returned`` to it (unclaimed or stopped payments); ``available`` = released − issued + returned.
+    A payroll's instructions are issued when it is generated, so a draft payroll holds its money
+    already; ``shortfall`` is how much was issued beyond what was released (0 when funded)."""
+    rel, snd, rt = session.execute(text("""SELECT
+            COALESCE(SUM(CASE WHEN kind = 'rel' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'snd' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'rt' THEN amount END), 0)
+        FROM ledger_entry WHERE program_code = :c AND kind IN ('rel', 'snd', 'rt')"""), {"c": program_code}).one()
+    available = round(float(rel) - float(snd) + float(rt), 2)
+    return {"released": round(float(rel), 2), "issued": round(float(snd), 2), "returned": round(float(rt), 2),
+            "available": max(available, 0.0), "shortfall": max(-available, 0.0)}
 
 
 # ---------------------------------------------------------------- payroll
@@ -138,6 +193,8 @@ def approve(session: Session, payroll_id: int, approver: str) -> Payroll:
         raise PaymentError(f"no payroll {payroll_id}")
     if payroll.made_by == approver:
         raise PaymentError(f"a second person must approve: {approver} made this payroll")
+    if payroll.status == "draft":
+        _require_funds(session, payroll)
     res = session.execute(text("""UPDATE payroll SET status = 'approved', approved_by = :a, approved_at = :t
         WHERE id = :p AND status = 'draft' AND made_by <> :a"""), {"a": approver, "t": datetime.now(), "p": payroll_id})
     session.refresh(payroll)
@@ -145,6 +202,20 @@ def approve(session: Session, payroll_id: int, approver: str) -> Payroll:
         raise PaymentError(f"payroll {payroll_id} is {payroll.status} (approved by {payroll.approved_by}); "
                            "only a draft can be approved")
     return payroll
+
+
+def _require_funds(session: Session, payroll: Payroll) -> None:
+    """A payroll is approved only when its program's fund holds its total: what was released, less
+    what the other payrolls issued, plus what came back. A draft's instructions are issued already
+    (at generation, for its total), so this is: no shortfall in the fund."""
+    f = fund(session, payroll.program_code)
+    others = round(f["issued"] - payroll.total, 2)
+    available = round(f["released"] - others + f["returned"], 2)
+    if f["shortfall"] > 0.005:
+        raise PaymentError(f"program {payroll.program_code} has Rs {max(available, 0):,.2f} available in its fund "
+                           f"(released {f['released']:,.2f}, issued to other payrolls {others:,.2f}, "
+                           f"returned {f['returned']:,.2f}); payroll {payroll.id} needs Rs {payroll.total:,.2f}: "
+                           "release funds to the program first")
 
 
 def _xml(s: object) -> str:
@@ -169,8 +240,9 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
            on: date | None = None) -> dict:
     """Write the instructions not yet sent as ISO 20022 pain.001.001.09 (XML) and CSV; they are sent
     from then on (the payroll's ``exported_upto`` moves past them). Files are written whole then
-    renamed, so a crash leaves no half file; exporting again after a crash writes the same
-    instructions with the same EndToEndIds, which banks de-duplicate."""
+    renamed, so a crash leaves no half file; they are readable by their owner only (mode 0600, in a
+    folder made 0700), as they hold CNICs and phone numbers; exporting again after a crash writes the
+    same instructions with the same EndToEndIds, which banks de-duplicate."""
     payroll = session.get(Payroll, payroll_id)
     if payroll is None:
         raise PaymentError(f"no payroll {payroll_id}")
@@ -181,7 +253,8 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     session.refresh(payroll)
     on = on or date.today()
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():  # files hold CNICs and phone numbers: the folder is the owner's alone
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     p = {"p": payroll_id, "upto": payroll.exported_upto}
     n, total, upto, batch = session.execute(text("""SELECT COUNT(*), COALESCE(SUM(amount), 0), MAX(id),
         COALESCE(MAX(attempt), 1) FROM payment_instruction WHERE payroll_id = :p AND id > :upto
@@ -200,7 +273,7 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
         LEFT JOIN ({retried_to}) a ON a.individual_id = e.recipient_id
         WHERE {unsent} ORDER BY i.id"""
     pg = session.bind.dialect.name == "postgresql"
-    amount = "CAST(CAST(i.amount AS DECIMAL(14, 2)) AS VARCHAR(20))" if pg else "PRINTF('%.2f', i.amount)"
+    amount = _money_text(pg, "i.amount")
     bio = "CASE WHEN i.biometric THEN ' BIOMETRIC' ELSE '' END"
     tx_sql = (f"SELECT '<CdtTrfTxInf><PmtId><EndToEndId>' || {E2E.format(t='i')} || '</EndToEndId></PmtId>"
               f"<Amt><InstdAmt Ccy=\"PKR\">' || {amount} || '</InstdAmt></Amt><Cdtr><Nm>' || {_sql_xml('r.full_name')}"
@@ -217,7 +290,10 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
 
     def write(path: Path, head: str, sql: str, tail: str) -> None:
         tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as f:
+        # readable by the owner only (CNICs, phones): created 0600, whatever the process umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a .part left by a crash keeps its old mode: set it again
+        with open(fd, "wb") as f:
             f.write(head.encode())
             if pg:
                 _pg_lines(session, sql, p, f)
@@ -343,83 +419,197 @@ def _parse_xml(data: bytes, default_on: date) -> tuple[str, pa.Table]:
                           "biometric_ok": pa.array(out["biometric_ok"], pa.string())})
 
 
+REJECTED_SHOWN = 1000  # rejected lines returned with an import's result (all are kept in payment_status_line)
+
+
+def _money_text(pg: bool, expr: str) -> str:
+    """SQL for an amount as text with two decimals (the same on both backends)."""
+    return f"CAST(CAST({expr} AS DECIMAL(14, 2)) AS VARCHAR(20))" if pg else f"PRINTF('%.2f', {expr})"
+
+
+def _claim_file(session: Session, sha: str) -> None:
+    """One import per status file: refuse (409) a file that another upload is applying right now
+    (PostgreSQL: a transaction lock on the file's hash, tried without waiting) or that was imported
+    already. The unique index on ``file_sha256`` holds it on both backends whatever happens."""
+    if session.bind.dialect.name == "postgresql":
+        got = session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('isps.status_file'), hashtext(:h))"),
+                              {"h": sha}).scalar_one()
+        if not got:
+            earlier = _earlier_import(session, sha)
+            raise PaymentConflict("this status file is being applied by another upload"
+                                  + (f" (import {earlier.id})" if earlier else "") + ": nothing was changed")
+    earlier = _earlier_import(session, sha)
+    if earlier is not None:
+        raise PaymentConflict(f"this status file was already imported as import {earlier.id} on "
+                              f"{str(earlier.imported_at)[:16]} by {earlier.actor}: nothing was changed")
+
+
+def _earlier_import(session: Session, sha: str):
+    return session.execute(text("SELECT id, imported_at, actor FROM payment_status_import WHERE file_sha256 = :h"),
+                           {"h": sha}).one_or_none()
+
+
+def _calendar_day(value: str, on: date) -> bool:
+    """Is ``value`` a real day (YYYY-MM-DD) a bank could report: from 1900 to the end of next year?"""
+    try:
+        return 1900 <= date.fromisoformat(value).year <= on.year + 1 and len(value) == 10
+    except ValueError:
+        return False
+
+
 def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: date | None = None) -> dict:
-    """Import a status file and apply it, set-based, in one transaction. Each line's idempotency key
-    is (EndToEndId, status, bank reference): a line seen before, in this file or another, is counted
-    as a duplicate and changes nothing. A line whose transition is not allowed (paid twice, paid
-    without the fingerprint match a pull channel requires, an amount that differs, an unknown
-    EndToEndId) is rejected and kept for review."""
+    """Import a status file and apply it, set-based, in one transaction.
+
+    A file is imported once: the same bytes again, or at the same time by another upload, raise
+    :class:`PaymentConflict` naming the earlier import (the API answers 409, the CLI says so) and
+    change nothing. Each line's idempotency key is (EndToEndId, status, bank reference): a line
+    applied before, from another file, is counted as a duplicate and changes nothing.
+
+    A line applies only to an instruction that was sent (its payroll exported and the instruction in
+    a file: id at or below ``exported_upto``), for the amount sent. Every other line is rejected with
+    a reason and kept in ``payment_status_line``: a date that is not a date, an unknown status, no
+    amount, an unknown EndToEndId, an instruction never sent (draft or approved payroll, or not yet
+    in a file), a different amount, paid twice, a pull channel paid without the fingerprint match, a
+    transition the instruction's status does not allow. The result lists the first
+    :data:`REJECTED_SHOWN` rejected lines (``line``: the n-th status line of the file, 1-based, a
+    CSV's header not counted) and their reasons."""
     import pyarrow.compute as pc
 
     on = on or date.today()
     fmt, table = parse_status(data, on)
-    imp = StatusImport(file_name=file_name[:200], file_sha256=hashlib.sha256(data).hexdigest(), format=fmt,
-                       lines=table.num_rows, actor=actor)
-    session.add(imp)
-    session.flush()
+    sha = hashlib.sha256(data).hexdigest()
+    _claim_file(session, sha)
+    imp = StatusImport(file_name=file_name[:200], file_sha256=sha, format=fmt, lines=table.num_rows, actor=actor)
+    try:
+        with session.begin_nested():
+            session.add(imp)
+            session.flush()
+    except IntegrityError:
+        _claim_file(session, sha)  # names the import that won
+        raise PaymentConflict("this status file is being applied by another upload: nothing was changed") from None
+    n = table.num_rows
     status = pc.utf8_lower(pc.fill_null(table["status"], ""))
     bank_ref = pc.fill_null(table["bank_ref"], "")
     e2e_col = pc.utf8_slice_codeunits(pc.fill_null(table["end_to_end_id"], ""), 0, 35)
     idem = pc.utf8_slice_codeunits(pc.binary_join_element_wise(e2e_col, status, bank_ref, ":"), 0, 80)
     parts = pc.extract_regex(e2e_col, r"^E(?P<ent>[0-9]{1,18})-(?P<att>[0-9]{1,4})$")
     bio = pc.is_in(pc.utf8_lower(pc.fill_null(table["biometric_ok"], "")), pa.array(["1", "true", "y", "yes"]))
-    stage = pa.table({"line_no": pa.array(range(table.num_rows), pa.int64()), "idem_key": idem,
+    # a date is a real calendar day YYYY-MM-DD (a time may follow), from 1900 to next year; anything
+    # else rejects the line and never reaches a DATE column (checked once per distinct value)
+    raw_on = pc.fill_null(table["status_on"], on.isoformat())
+    day = pc.utf8_slice_codeunits(raw_on, 0, 10)
+    valid_days = [d for d in pc.unique(day).to_pylist() if _calendar_day(d, on)]
+    valid_day = pc.and_(pc.is_in(day, pa.array(valid_days, pa.string())),
+                        pc.match_substring_regex(raw_on, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.+Z-]{0,30})?$"))
+    amount = table["amount"]
+    amount = pc.if_else(pc.fill_null(pc.is_finite(amount), False), amount, pa.nulls(n, pa.float64()))
+    stage = pa.table({"line_no": pa.array(range(n), pa.int64()), "idem_key": idem,
                       "end_to_end_id": e2e_col,
                       "entitlement_id": pc.cast(pc.struct_field(parts, "ent"), pa.int64()),
                       "attempt": pc.cast(pc.struct_field(parts, "att"), pa.int64()),
-                      "status": pc.utf8_slice_codeunits(status, 0, 10), "amount": table["amount"],
-                      "status_on": pc.utf8_slice_codeunits(pc.fill_null(table["status_on"], on.isoformat()), 0, 10),
+                      "status": pc.utf8_slice_codeunits(status, 0, 10), "amount": amount,
+                      "raw_on": pc.utf8_slice_codeunits(raw_on, 0, 40),
+                      "status_on": pc.if_else(valid_day, day, pa.nulls(n, pa.string())),
                       "biometric_ok": bio})
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     conn.execute(text("DROP TABLE IF EXISTS payment_status_stage"))
     conn.execute(text(f"""CREATE TEMPORARY TABLE payment_status_stage (line_no BIGINT, idem_key VARCHAR(80),
         end_to_end_id VARCHAR(35), entitlement_id BIGINT, attempt BIGINT, status VARCHAR(10), amount FLOAT,
-        status_on {'DATE' if pg else 'VARCHAR(10)'}, biometric_ok BOOLEAN, outcome VARCHAR(12))
+        raw_on VARCHAR(40), status_on VARCHAR(10), biometric_ok BOOLEAN, outcome VARCHAR(12), reason VARCHAR(200))
         {'ON COMMIT DROP' if pg else ''}"""))
     insert_arrow(conn, "payment_status_stage", stage)
-    # the same line twice in this file counts once; a line seen in an earlier import is a duplicate
+    # the same line twice in this file counts once; a line applied by an earlier import is a duplicate
     conn.execute(text("""DELETE FROM payment_status_stage WHERE line_no NOT IN
         (SELECT MIN(line_no) FROM payment_status_stage GROUP BY idem_key)"""))
     if pg:
         conn.execute(text("ANALYZE payment_status_stage"))
     conn.execute(text("""UPDATE payment_status_stage SET outcome = 'duplicate' WHERE EXISTS
-        (SELECT 1 FROM payment_status_line p WHERE p.idem_key = payment_status_stage.idem_key)"""))
+        (SELECT 1 FROM payment_status_line p WHERE p.idem_key = payment_status_stage.idem_key
+         AND p.outcome = 'applied')"""))
     p = {"imp": imp.id, "yes": True, "no": False}
     _lock(session, """SELECT DISTINCT i.payroll_id FROM payment_status_stage a JOIN payment_instruction i
         ON i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt""", p)
+    # lines that cannot apply whatever else the file holds, each with its reason
+    statuses = ", ".join(f"'{x}'" for x in STATUSES)
+    conn.execute(text(f"""UPDATE payment_status_stage SET reason = CASE
+            WHEN status_on IS NULL THEN 'status_on ''' || raw_on || ''' is not a date (YYYY-MM-DD)'
+            WHEN status NOT IN ({statuses}) THEN 'status ''' || status || ''' is not one of {", ".join(STATUSES)}'
+            WHEN entitlement_id IS NULL THEN 'unknown EndToEndId'
+            WHEN amount IS NULL THEN 'amount missing' END
+        WHERE outcome IS NULL"""))
+    never_sent = ("'instruction ' || payment_status_stage.end_to_end_id || ' was never sent: payroll ' || "
+                  "CAST(y.id AS VARCHAR(20)) || ")
+    conn.execute(text(f"""UPDATE payment_status_stage SET reason = CASE
+            WHEN y.status = 'draft' THEN {never_sent} ' is still draft'
+            WHEN y.status <> 'exported' THEN {never_sent} ' is ' || y.status || ' but not exported'
+            WHEN i.id > y.exported_upto THEN {never_sent} ' has not exported it yet'
+            WHEN ABS(payment_status_stage.amount - i.amount) >= 0.005 THEN 'amount '
+                 || {_money_text(pg, 'payment_status_stage.amount')} || ' differs from the '
+                 || {_money_text(pg, 'i.amount')} || ' sent' END
+        FROM payment_instruction i JOIN payroll y ON y.id = i.payroll_id
+        WHERE i.entitlement_id = payment_status_stage.entitlement_id AND i.attempt = payment_status_stage.attempt
+        AND payment_status_stage.outcome IS NULL AND payment_status_stage.reason IS NULL"""))
+    conn.execute(text("""UPDATE payment_status_stage SET reason = 'unknown EndToEndId' WHERE outcome IS NULL
+        AND reason IS NULL AND NOT EXISTS (SELECT 1 FROM payment_instruction i
+        WHERE i.entitlement_id = payment_status_stage.entitlement_id AND i.attempt = payment_status_stage.attempt)"""))
+    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected' "
+                      "WHERE outcome IS NULL AND reason IS NOT NULL"))
     applied = 0
-    match = ("i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt")
+    match = "i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt"
+    sent = "JOIN payroll y ON y.id = i.payroll_id AND y.status = 'exported' AND i.id <= y.exported_upto"
+    day_sql = "CAST(a.status_on AS DATE)" if pg else "a.status_on"
     for st in ("unclaimed", "paid", "failed", "reversed"):
         allowed = ", ".join(f"'{x}'" for x in FROM[st])
         bio_rule = "AND (i.biometric = :no OR a.biometric_ok = :yes)" if st == "paid" else ""
         # one line per instruction per status: the first in the file
         conn.execute(text(f"""UPDATE payment_status_stage SET outcome = 'applied' WHERE line_no IN (
-            SELECT MIN(a.line_no) FROM payment_status_stage a JOIN payment_instruction i ON {match}
+            SELECT MIN(a.line_no) FROM payment_status_stage a JOIN payment_instruction i ON {match} {sent}
             WHERE a.status = '{st}' AND a.outcome IS NULL AND i.status IN ({allowed}) {bio_rule}
-            AND (a.amount IS NULL OR ABS(a.amount - i.amount) < 0.005)
+            AND ABS(a.amount - i.amount) < 0.005
             GROUP BY a.entitlement_id, a.attempt)"""), p)
         applied_sql = f"""FROM payment_instruction i JOIN payment_status_stage a ON {match}
             WHERE a.status = '{st}' AND a.outcome = 'applied' AND i.status IN ({allowed})"""
         if st != "unclaimed":
             _post(session, st, f"SELECT i.id AS ref_id, i.program_code, i.enrolment_id, i.amount {applied_sql}", p)
-        applied += conn.execute(text(f"""UPDATE payment_instruction SET status = '{st}', status_on = a.status_on
+        applied += conn.execute(text(f"""UPDATE payment_instruction SET status = '{st}', status_on = {day_sql}
             FROM payment_status_stage a WHERE a.entitlement_id = payment_instruction.entitlement_id
             AND a.attempt = payment_instruction.attempt AND a.status = '{st}' AND a.outcome = 'applied'
             AND payment_instruction.status IN ({allowed})"""), p).rowcount
-    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected' WHERE outcome IS NULL"))
-    conn.execute(text("""INSERT INTO payment_status_line (import_id, idem_key, end_to_end_id, status, amount,
-                                                         status_on, biometric_ok, outcome)
-        SELECT :imp, idem_key, end_to_end_id, status, amount, status_on, biometric_ok, outcome
-        FROM payment_status_stage WHERE outcome <> 'duplicate' ON CONFLICT DO NOTHING"""), p)
+    # what stopped the rest: the instruction's status (after this file's own changes)
+    now = "CASE i.status WHEN 'pending' THEN 'sent' ELSE i.status END"
+    conn.execute(text(f"""UPDATE payment_status_stage SET outcome = 'rejected', reason = CASE
+            WHEN i.status = 'paid' AND payment_status_stage.status = 'paid' THEN 'paid twice'
+            WHEN i.status = payment_status_stage.status THEN 'already ' || i.status
+            WHEN payment_status_stage.status = 'paid' AND i.status IN ('pending', 'unclaimed') AND i.biometric = :yes
+                 AND payment_status_stage.biometric_ok = :no THEN 'pull channel paid without fingerprint match'
+            ELSE 'instruction ' || payment_status_stage.end_to_end_id || ' is ' || {now} || ': it cannot become '
+                 || payment_status_stage.status END
+        FROM payment_instruction i WHERE i.entitlement_id = payment_status_stage.entitlement_id
+        AND i.attempt = payment_status_stage.attempt AND payment_status_stage.outcome IS NULL"""), p)
+    conn.execute(text("UPDATE payment_status_stage SET outcome = 'rejected', reason = 'not applied' "
+                      "WHERE outcome IS NULL"))
+    # a line rejected before (say, while its payroll was a draft) is recorded again with what happened now
+    conn.execute(text(f"""INSERT INTO payment_status_line (import_id, idem_key, end_to_end_id, status, amount,
+                                                         status_on, biometric_ok, outcome, reason)
+        SELECT :imp, a.idem_key, a.end_to_end_id, a.status, a.amount, {day_sql}, a.biometric_ok, a.outcome, a.reason
+        FROM payment_status_stage a WHERE a.outcome <> 'duplicate'
+        ON CONFLICT (idem_key) DO UPDATE SET import_id = excluded.import_id, amount = excluded.amount,
+            status_on = excluded.status_on, biometric_ok = excluded.biometric_ok, outcome = excluded.outcome,
+            reason = excluded.reason
+        WHERE payment_status_line.outcome <> 'applied'"""), p)
     counts = dict(conn.execute(text("SELECT outcome, COUNT(*) FROM payment_status_stage GROUP BY outcome")).all())
+    rejected_lines = [{"line": int(k) + 1, "end_to_end_id": e, "status": st, "reason": why}
+                      for k, e, st, why in conn.execute(text(f"""SELECT line_no, end_to_end_id, status, reason
+                          FROM payment_status_stage WHERE outcome = 'rejected' ORDER BY line_no
+                          LIMIT {REJECTED_SHOWN}"""))]
     conn.execute(text("DROP TABLE IF EXISTS payment_status_stage") if not pg else text("SELECT 1"))
     imp.applied = int(applied)
-    imp.duplicates = table.num_rows - int(counts.get("applied", 0)) - int(counts.get("rejected", 0))
+    imp.duplicates = n - int(counts.get("applied", 0)) - int(counts.get("rejected", 0))
     imp.rejected = int(counts.get("rejected", 0))
     session.flush()
-    return {"import_id": imp.id, "format": fmt, "lines": table.num_rows, "applied": imp.applied,
-            "duplicates": imp.duplicates, "rejected": imp.rejected}
+    return {"import_id": imp.id, "format": fmt, "lines": n, "applied": imp.applied,
+            "duplicates": imp.duplicates, "rejected": imp.rejected, "rejected_lines": rejected_lines}
 
 
 def _dead_sql(payroll_filter: str) -> str:
@@ -536,22 +726,25 @@ def balances(session: Session, program_code: str | None = None, enrolment_id: in
 
 def ledger_check(session: Session, program_code: str | None = None) -> dict:
     """Does the ledger balance? Every posting moves a positive amount between two different accounts,
-    every beneficiary's accounts and the program's sum to zero, and what was issued is accounted for:
-    clearing + disbursed + payable = issued − returned."""
+    every beneficiary's accounts and the program's sum to zero, what was issued is accounted for
+    (clearing + disbursed + payable = issued − returned), and the fund holds what was released and not
+    issued (fund = released − issued + returned, the treasury = − released)."""
     where = "WHERE program_code = :c" if program_code else ""
     p = {"c": program_code}
     bad = session.execute(text(f"""SELECT COUNT(*) FROM ledger_entry {where}
         {'AND' if where else 'WHERE'} (amount <= 0 OR debit = credit)"""), p).scalar_one()
     accounts = balances(session, program_code)
-    issued = session.execute(text(f"SELECT COALESCE(SUM(amount), 0) FROM ledger_entry {where} "
-                                  f"{'AND' if where else 'WHERE'} kind = 'snd'"), p).scalar_one()
-    returned = session.execute(text(f"SELECT COALESCE(SUM(amount), 0) FROM ledger_entry {where} "
-                                    f"{'AND' if where else 'WHERE'} kind = 'rt'"), p).scalar_one()
+    released, issued, returned = (float(x) for x in session.execute(text(f"""SELECT
+            COALESCE(SUM(CASE WHEN kind = 'rel' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'snd' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'rt' THEN amount END), 0) FROM ledger_entry {where}"""), p).one())
     held = sum(accounts.get(a, 0.0) for a in ("clearing", "disbursed", "payable"))
     total = sum(accounts.values())
-    ok = bad == 0 and abs(total) < 0.005 and abs(held - (float(issued) - float(returned))) < 0.005
-    return {"balanced": ok, "bad_postings": int(bad), "accounts": accounts, "issued": float(issued),
-            "returned": float(returned)}
+    ok = (bad == 0 and abs(total) < 0.005 and abs(held - (issued - returned)) < 0.005
+          and abs(accounts.get("fund", 0.0) - (released - issued + returned)) < 0.005
+          and abs(accounts.get("treasury", 0.0) + released) < 0.005)
+    return {"balanced": ok, "bad_postings": int(bad), "accounts": accounts, "released": released, "issued": issued,
+            "returned": returned}
 
 
 def exactly_once(session: Session, cycle_id: int) -> dict:
@@ -579,18 +772,37 @@ def exactly_once(session: Session, cycle_id: int) -> dict:
 
 
 def payroll_summary(session: Session, payroll_id: int) -> dict:
+    """A payroll whose lines add up: ``by_status`` counts each entitlement once, by the status of its
+    latest attempt (``sent``: exported, not yet settled), so its counts and amounts sum to the
+    payroll's instructions and total; ``attempts`` counts every instruction (a failed payment and its
+    retry are two), by status and how many are retries; ``fund`` is the program's fund (:func:`fund`)."""
     payroll = session.get(Payroll, payroll_id)
     if payroll is None:
         raise PaymentError(f"no payroll {payroll_id}")
-    by = {f"{s}": {"n": int(n), "amount": float(a)} for s, n, a in session.execute(text(
-        """SELECT CASE WHEN status = 'pending' AND id <= :upto THEN 'sent' ELSE status END AS st, COUNT(*), SUM(amount)
-        FROM payment_instruction WHERE payroll_id = :p GROUP BY CASE WHEN status = 'pending' AND id <= :upto
-        THEN 'sent' ELSE status END"""), {"p": payroll_id, "upto": payroll.exported_upto})}
+    p = {"p": payroll_id, "upto": payroll.exported_upto}
+    st = "CASE WHEN i.status = 'pending' AND i.id <= :upto THEN 'sent' ELSE i.status END"
+    latest = """NOT EXISTS (SELECT 1 FROM payment_instruction j WHERE j.entitlement_id = i.entitlement_id
+                AND j.attempt > i.attempt)"""
+    by, attempts, retries = {}, {}, 0
+    for s_, last, retry, n, a in session.execute(text(f"""SELECT {st}, CASE WHEN {latest} THEN 1 ELSE 0 END,
+            CASE WHEN i.attempt > 1 THEN 1 ELSE 0 END, COUNT(*), SUM(i.amount)
+            FROM payment_instruction i WHERE i.payroll_id = :p GROUP BY 1, 2, 3"""), p):
+        if last:
+            cur = by.setdefault(s_, {"n": 0, "amount": 0.0})
+            cur["n"] += int(n)
+            cur["amount"] += float(a)
+        cur = attempts.setdefault(s_, {"n": 0, "amount": 0.0})
+        cur["n"] += int(n)
+        cur["amount"] += float(a)
+        retries += int(n) if retry else 0
     channels = {c: int(n) for c, n in session.execute(text(
-        "SELECT channel, COUNT(*) FROM payment_instruction WHERE payroll_id = :p GROUP BY channel"), {"p": payroll_id})}
+        "SELECT channel, COUNT(*) FROM payment_instruction WHERE payroll_id = :p GROUP BY channel"), p)}
     return {"id": payroll.id, "cycle_id": payroll.cycle_id, "program": payroll.program_code, "status": payroll.status,
             "instructions": payroll.instructions, "total": payroll.total, "made_by": payroll.made_by,
-            "approved_by": payroll.approved_by, "by_status": by, "by_channel": channels}
+            "approved_by": payroll.approved_by, "by_status": dict(sorted(by.items())),
+            "attempts": {"n": sum(v["n"] for v in attempts.values()), "retries": retries,
+                         "by_status": dict(sorted(attempts.items()))},
+            "by_channel": channels, "fund": fund(session, payroll.program_code)}
 
 
 def payrolls(session: Session, program_code: str | None = None, limit: int = 20) -> list[dict]:
@@ -665,6 +877,7 @@ def status_camt054(rows: list[tuple[str, str, float]], on: date | None = None) -
             f"<Id>N1</Id>{entries}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>").encode()
 
 
-__all__ = ["PaymentError", "generate", "approve", "export", "parse_status", "reconcile", "retry_failed",
+__all__ = ["PaymentError", "PaymentConflict", "release_funds", "fund", "generate", "approve",
+           "export", "parse_status", "reconcile", "retry_failed",
            "return_unclaimed", "ledger_check", "balances", "exactly_once", "e2e", "sent_instructions", "payroll_summary", "bank_status_csv",
            "status_pain002", "status_camt054", "ALTERNATE"]
