@@ -431,3 +431,25 @@ def test_payment_files_are_readable_by_their_owner_only(approved_cycle, tmp_path
     assert stat.S_IMODE(os.stat(tmp_path / "payments").st_mode) == 0o700
     for path in out["files"].values():
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_the_bank_csv_never_carries_a_live_formula(approved_cycle, tmp_path):
+    """A recipient's name that a spreadsheet would run as a formula (held from before imports refused
+    such names) reaches the bank's CSV quoted, and the XML file as the plain text it is."""
+    import csv
+
+    engine, cycle_id = approved_cycle
+    with transaction(engine) as s:
+        p = pr.generate(s, cycle_id, "maker")
+        recipient = s.execute(text("""SELECT e.recipient_id FROM payment_instruction i JOIN enrolment e
+            ON e.id = i.enrolment_id WHERE i.payroll_id = :p ORDER BY i.id LIMIT 1"""), {"p": p.id}).scalar_one()
+        s.execute(text("UPDATE individual SET full_name = :n WHERE id = :i"),
+                  {"n": '=HYPERLINK("http://evil.example","x")', "i": recipient})
+        pr.approve(s, p.id, "checker")
+        out = pr.export(s, p.id, tmp_path)
+    with open(out["files"]["csv"], newline="") as f:
+        names = [row["name"] for row in csv.DictReader(f)]
+    assert "'=HYPERLINK(http://evil.example,x)" in names
+    assert not any(n[:1] in "=+-@" for n in names if n)
+    with open(out["files"]["pain.001"]) as f:
+        assert '<Nm>=HYPERLINK("http://evil.example","x")</Nm>' in f.read()

@@ -226,6 +226,15 @@ def _sql_xml(expr: str) -> str:
     return f"REPLACE(REPLACE(REPLACE(COALESCE({expr}, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
 
 
+def _sql_csv_text(expr: str) -> str:
+    """A name as a CSV cell that a spreadsheet opens safely, the rule of
+    :func:`isps.registry.transfer.cells.spreadsheet_safe` written in SQL: no double quote, and a
+    single quote before text that would start a formula (``=``, ``+``, ``-``, ``@``). Imports refuse
+    such names, but older data may hold them, and a bank clerk opens these files in Excel."""
+    clean = f"REPLACE(COALESCE({expr}, ''), '\"', '')"
+    return f"CASE WHEN SUBSTR({clean}, 1, 1) IN ('=', '+', '-', '@') THEN '''' || {clean} ELSE {clean} END"
+
+
 def _pg_lines(session: Session, select_sql: str, params: dict, out) -> None:
     """Stream one text column of a query to a file with COPY: PostgreSQL formats, Python only copies."""
     raw = session.connection().connection.driver_connection
@@ -283,7 +292,7 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
               f"'</Prtry></Tp></CdtrAcct><RmtInf><Ustrd>' || i.program_code || {bio} || '</Ustrd></RmtInf>"
               f"</CdtTrfTxInf>' {base}")
     csv_sql = (f"SELECT {E2E.format(t='i')} || ',' || i.channel || ',' || COALESCE({account}, '') || ',' || "
-               f"COALESCE(e.phone, '') || ',\"' || REPLACE(COALESCE(r.full_name, ''), '\"', '') || '\",' || "
+               f"COALESCE(e.phone, '') || ',\"' || {_sql_csv_text('r.full_name')} || '\",' || "
                f"COALESCE(r.cnic, '') || ',' || {amount} || ',' || CASE WHEN i.biometric THEN '1' ELSE '0' END "
                f"|| ',' || CAST(i.district_id AS VARCHAR(6)) {base}")
     paths = {}
