@@ -112,13 +112,14 @@ def test_bad_rows_are_reported_and_good_rows_land(province, tmp_path):
             ["B3", "marital_status", "2026-03-01", other.cnic, "", "", "", "", ""],
             ["B4", "death", "2026-03-01", "3520299999991", "", "", "", "", ""],
             ["B5", "funeral", "2026-03-01", other.cnic, "", "", "", "", ""],
-            ["G1", "death", "2026-03-02", other.cnic, "", "", "", "", ""]]
+            ["G1", "death", "2026-03-02", other.cnic, "", "", "", "", ""],
+            ["=HYPERLINK(1)", "funeral", "2026-03-01", other.cnic, "", "", "", "", ""]]
     path = _write_csv(tmp_path / "mixed.csv", NADRA_HEADER, rows)
     report = feeds.apply_delivery(province, "nadra", path, reference="mixed.csv", actor="ops")
-    assert report.accepted == 1 and report.rejected == 6
+    assert report.accepted == 1 and report.rejected == 7
     got = {(e.row, e.record_ref, e.field) for e in report.errors}
     assert got == {(3, "B1", "event_date"), (4, "B2", "cnic"), (5, "B3", "marital_status"), (6, "B4", "cnic"),
-                   (7, "B5", "event"), (8, "G1", "record_ref")}
+                   (7, "B5", "event"), (8, "G1", "record_ref"), (9, "=HYPERLINK(1)", "event")}
     reasons = {e.record_ref + e.field: e.reason for e in report.errors}
     assert "YYYY-MM-DD" in reasons["B1event_date"]
     assert "is in the registry" in reasons["B4cnic"] and reasons["B4cnic"].startswith("no person") and "35202-*****99-1" in reasons["B4cnic"]
@@ -129,6 +130,7 @@ def test_bad_rows_are_reported_and_good_rows_land(province, tmp_path):
         assert s.get(Individual, other.id).date_of_death is None
     out = report.write_csv(tmp_path / "report.csv")
     assert out.read_text().splitlines()[0] == "row,record_ref,field,reason"
+    assert out.read_text().splitlines()[-1].startswith("9,'=HYPERLINK(1),event,")  # never a live formula
     with pytest.raises(feeds.FeedError, match="not 'nadra'"):
         feeds.apply_delivery(province, "nadra", {"feed": "land", "records": [{"record_ref": "x"}]}, reference="r2",
                              actor="ops")

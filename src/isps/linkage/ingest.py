@@ -32,6 +32,7 @@ from isps.programs.catalogue import Program
 from isps.registry import cnic as cnic_rules
 from isps.registry import geography
 from isps.registry.bulk import insert_arrow
+from isps.registry.transfer.cells import write_report_csv
 from isps.linkage.models import Beneficiary, BeneficiaryBatch
 
 COLUMNS = ("partner_ref", "cnic", "full_name", "father_husband_name", "sex", "date_of_birth", "district",
@@ -91,12 +92,8 @@ class IngestReport:
         return d
 
     def write_csv(self, path: Path | str) -> Path:
-        path = Path(path)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["row", "partner_ref", "field", "reason", "severity"])
-            out.writerows((p.row, p.partner_ref, p.field, p.reason, p.severity) for p in self.problems)
-        return path
+        return write_report_csv(path, ["row", "partner_ref", "field", "reason", "severity"],
+                                ((p.row, p.partner_ref, p.field, p.reason, p.severity) for p in self.problems))
 
 
 # ---------------------------------------------------------------- reading

@@ -21,7 +21,6 @@ Re-scoring is a separate step: :func:`after_delivery` runs ``targeting.pmt.proce
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from isps.registry.bulk import insert_arrow
 from isps.registry.fields import Field, as_text, parse_column
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.registry.transfer import TransferError, _mask_cnics, _parse_cnic, _read_csv, _read_parquet
+from isps.registry.transfer.cells import write_report_csv
 from isps.interop.models import FeedDelivery, SourceConflict
 
 RECORD_REF = Field("record_ref", "text", max_len=80)
@@ -114,12 +114,8 @@ class FeedReport:
         return "\n".join(out)
 
     def write_csv(self, path: Path | str) -> Path:
-        path = Path(path)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["row", "record_ref", "field", "reason"])
-            w.writerows((e.row, e.record_ref, e.field, e.reason) for e in self.errors)
-        return path
+        return write_report_csv(path, ["row", "record_ref", "field", "reason"],
+                                ((e.row, e.record_ref, e.field, e.reason) for e in self.errors))
 
 
 # ---------------------------------------------------------------- feed definitions

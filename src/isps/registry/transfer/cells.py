@@ -56,3 +56,28 @@ def string_cells(ws, column: list, mask: list[bool] | None) -> list:
             cell.data_type = "s"
             out[i] = cell
     return out
+
+
+def safe_text(value: object) -> object:
+    """One cell of a small report as :func:`spreadsheet_safe` would write it (numbers unchanged)."""
+    if not isinstance(value, str):
+        return value
+    import re
+
+    clean = re.sub(_UNWRITABLE, REPLACEMENT, value)
+    return "'" + clean if re.match(FORMULA_START, clean) else clean
+
+
+def write_report_csv(path, header: list[str], rows) -> "Path":
+    """A rejected-rows report (imports, feeds, partner lists) as CSV. Its cells echo what partners
+    sent (references, values quoted in reasons), so each is made :func:`safe_text` before a clerk
+    opens the file in a spreadsheet. Reports hold only the refused rows: small, written row by row."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        out.writerows([safe_text(v) for v in row] for row in rows)
+    return path

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+
+from isps.registry.transfer.cells import write_report_csv
 
 
 class TransferError(ValueError):
@@ -81,12 +82,8 @@ class ImportReport:
 
     def write_csv(self, path: Path | str) -> Path:
         """The rejected-rows report: one line per problem (CNICs masked, as in the messages)."""
-        path = Path(path)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["sheet", "row", "household_ref", "field", "reason"])
-            out.writerows((e.sheet, e.row, e.household_ref, e.field, e.reason) for e in self.errors)
-        return path
+        return write_report_csv(path, ["sheet", "row", "household_ref", "field", "reason"],
+                                ((e.sheet, e.row, e.household_ref, e.field, e.reason) for e in self.errors))
 
 
 @dataclass
