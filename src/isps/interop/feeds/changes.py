@@ -31,10 +31,19 @@ from isps.interop.models import ChangeRequest, RecertificationFlag, SourceConfli
 
 REQUEST_SOURCES = ("operator", "self_report")
 DEFAULT_RECERTIFY_DAYS = 3 * 365
+MAX_RECERTIFY_DAYS = 36_500
 
 
 class ChangeRequestError(ValueError):
     """A request that cannot be made or decided; the message is fit to show to the user."""
+
+
+def _cutoff(on: date | None, older_than_days: int) -> date:
+    """The verification date before which a household is due; the period must be a sane number of days."""
+    if not 1 <= older_than_days <= MAX_RECERTIFY_DAYS:
+        raise ChangeRequestError(f"older_than_days must be a number of days from 1 to {MAX_RECERTIFY_DAYS:,}, "
+                                 f"not {older_than_days}")
+    return (on or date.today()) - timedelta(days=older_than_days)
 
 
 class SamePersonError(ChangeRequestError):
@@ -211,7 +220,7 @@ def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTI
     """Households not verified for more than ``older_than_days`` (default three years) on ``on``
     (default today), oldest verification first within id order; paged by keyset (``after``)."""
     on = on or date.today()
-    cutoff = on - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     q = select(Household.id, Household.ref, Household.district_id, Household.verified_on).where(
         Household.verified_on < cutoff, Household.id > after)
     if district_scope is not None:
@@ -225,7 +234,7 @@ def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTI
 def count_recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
                               district_scope: int | None = None, on: date | None = None) -> dict[int, int]:
     """Households due per district."""
-    cutoff = (on or date.today()) - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     q = select(Household.district_id, func.count()).where(Household.verified_on < cutoff)
     if district_scope is not None:
         q = q.where(Household.district_id == district_scope)
@@ -237,7 +246,7 @@ def flag_recertification(session: Session, older_than_days: int = DEFAULT_RECERT
     """Flag every household due (one INSERT ... SELECT), and close the flags of households verified
     since they were flagged. Returns the number of households newly flagged."""
     on = on or date.today()
-    cutoff = on - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     session.execute(update(RecertificationFlag).where(
         RecertificationFlag.status == "due",
         RecertificationFlag.household_id.in_(select(Household.id).where(Household.verified_on >= cutoff)))
