@@ -144,8 +144,7 @@ def test_day_counts_and_coverage_are_checked_in_the_domain(province):
 
 WEB_BAD = [f"/?after={BIG}", f"/search/results?after={BIG}", f"/payments/payrolls/{BIG}", f"/audit?entity_id={BIG}",
            f"/audit?before_id={BIG}", f"/sbr/review?after={BIG}", "/updates?older_than_days=99999999",
-           f"/programs/bisp_kafaalat/enrolment?exited={BIG}", "/payments/payrolls/abc", f"/households/{BIG}",
-           "/?name=" + "%" * 5000]
+           f"/programs/bisp_kafaalat/enrolment?exited={BIG}", "/payments/payrolls/abc", f"/households/{BIG}"]
 
 
 def test_web_pages_answer_bad_numbers_with_a_page_not_a_500(client):
@@ -155,6 +154,10 @@ def test_web_pages_answer_bad_numbers_with_a_page_not_a_500(client):
         assert r.status_code in (400, 404, 422) or (r.status_code == 200 and "error" in r.text.lower()), \
             (path, r.status_code)
         assert r.headers["content-type"].startswith("text/html"), (path, r.headers["content-type"])
+    from tests.test_web import result_rows
+
+    literal = client.get("/", params={"name": "%" * 5000})  # cut to the box's length, and taken literally
+    assert literal.status_code == 200 and result_rows(literal.text) == []
 
 
 # ---------------------------------------------------------------- the simulator: one check, three doors
@@ -308,6 +311,7 @@ def test_concurrent_deliveries_of_the_same_content_get_a_clear_conflict(province
     assert all(isinstance(e, feeds.DeliveryConflict) for e in errors), errors
     assert all("already received as delivery" in str(e) for e in errors), errors
     reports = [o for o in outcomes if not isinstance(o, Exception)]
+    print(f"{len(errors)} conflicts, {len(reports)} applied")
     assert sum(r.accepted for r in reports) == 40
     with transaction(province) as s:
         assert len(s.scalars(select(FeedRecord).where(FeedRecord.feed == "nadra")).all()) == 40

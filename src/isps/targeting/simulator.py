@@ -11,6 +11,7 @@ the rule's compiled decisions; nothing is stored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -204,10 +205,13 @@ def parse_cutoffs(raw: str) -> list[float]:
         if not part:
             continue
         try:
-            values.append(float(part))
+            value = float(part)
         except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
             raise ScenarioError(f"cutoff '{part[:20]}' is not a number: a cut-off must be from {CUTOFF_LOW:g} to "
-                                f"{CUTOFF_HIGH:g}") from None
+                                f"{CUTOFF_HIGH:g}")
+        values.append(value)
     return check_cutoffs(values)
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, column, func, insert, select, table, text
+from sqlalchemy import Engine, bindparam, column, func, insert, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isps.db import transaction
@@ -49,6 +50,34 @@ RECORD_REF = Field("record_ref", "text", max_len=80)
 
 class FeedError(ValueError):
     """A delivery that cannot be applied at all (unknown feed, missing columns, unreadable file)."""
+
+
+class DeliveryConflict(FeedError):
+    """The delivery's records (or its reference) were committed by another delivery while this one was
+    being applied: nothing of this one was applied, nothing is doubled. Sending it again applies what
+    the other did not carry and reports the rest as repeated."""
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    """A unique key refused the write: SQLAlchemy's IntegrityError, or the driver's own error from a
+    COPY (PostgreSQL SQLSTATE 23505) that SQLAlchemy does not wrap."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc, "sqlstate", None) == "23505" or type(exc).__name__ in ("UniqueViolation", "IntegrityError")
+
+
+def _records_table(records: list) -> pa.Table:
+    """API records as a table whose columns are the union of every record's keys, in first-seen order:
+    a key the first record lacks is a column all the same (null where a record has no value)."""
+    bad = next((i for i, r in enumerate(records, 1) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise FeedError(f"record {bad} is not an object of field names and values")
+    names = list(dict.fromkeys(str(k) for r in records for k in r))
+    try:
+        return pa.table({k: pa.array([r.get(k) for r in records]) for k in names})
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed types in a column: text, parsed later
+        return pa.table({k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in records], pa.string())
+                         for k in names})
 
 
 # ---------------------------------------------------------------- the report
@@ -248,12 +277,7 @@ def _read(path_or_records) -> _Input:
     if isinstance(path_or_records, list):
         if not path_or_records:
             raise FeedError("the delivery has no records")
-        try:
-            t = pa.Table.from_pylist(path_or_records)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            names = list(dict.fromkeys(k for r in path_or_records for k in r))
-            t = pa.table({k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in path_or_records],
-                                      pa.string()) for k in names})
+        t = _records_table(path_or_records)
         return _Input(t, np.arange(1, t.num_rows + 1, dtype=np.int64), [])
     path = Path(path_or_records)
     try:
@@ -743,6 +767,31 @@ def _parse(feed: Feed, t: pa.Table) -> tuple[dict[str, np.ndarray], list[tuple[n
     return values, problems
 
 
+def _concurrent(engine: Engine, spec: Feed, reference: str, refs: np.ndarray, live: np.ndarray,
+                report: FeedReport, exc: BaseException) -> FeedReport:
+    """Another delivery committed the same reference or records while this one was applied (its
+    transaction is rolled back): the same reference is answered as applied before; the same records
+    under another name raise a :class:`DeliveryConflict` naming the delivery that holds them."""
+    with transaction(engine) as s:
+        prior = s.scalar(select(FeedDelivery).where(FeedDelivery.feed == spec.name,
+                                                    FeedDelivery.reference == reference))
+        if prior is not None:
+            report.already_applied = True
+            report.delivery_id, report.batch_id, report.records = prior.id, prior.batch_id, prior.records
+            return report
+        sample = [str(r) for r in refs[live][:500].tolist() if r]
+        holder = s.execute(text("SELECT delivery_id, source_ref FROM feed_record WHERE feed = :f "
+                                "AND source_ref IN :refs ORDER BY delivery_id LIMIT 1")
+                           .bindparams(bindparam("refs", expanding=True)),
+                           {"f": spec.name, "refs": sample or [""]}).first()
+    if holder is None:  # not a clash of this delivery's keys: not ours to explain
+        raise exc
+    raise DeliveryConflict(
+        f"{spec.name} {reference}: this delivery's content was already received as delivery {holder[0]} "
+        f"(record {holder[1]} and others) while this one was being applied; nothing of this one was applied "
+        f"and nothing is doubled. Send it again to apply any records delivery {holder[0]} did not carry.") from None
+
+
 def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str, actor: str) -> FeedReport:
     """Apply one delivery of ``feed`` (a CSV or Parquet path, an API batch dict, a list of record dicts
     or an Arrow table) in one transaction and return its row-by-row report. A delivery applied before
@@ -793,51 +842,56 @@ def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str
     effective_date = max([d for d in eff[live].tolist() if d is not None], default=date.today()) \
         if eff is not None and live.any() else date.today()
 
-    with transaction(engine) as s:
-        conn = s.connection()
-        if conn.dialect.name == "postgresql":
-            # the delivery's keys are probed by index (CNIC, ids): tell the planner that random reads
-            # cost what they do on SSD-class storage, or it scans million-row tables to hash-join them
-            conn.execute(text("SET LOCAL random_page_cost = 1.1"))
-        batch_id = conn.execute(insert(IngestBatch.__table__).values(
-            source=spec.source, reference=f"feed {spec.name}: {reference}"[:200], effective_date=effective_date,
-            actor=actor).returning(IngestBatch.__table__.c.id)).scalar_one()
-        delivery_id = conn.execute(insert(FeedDelivery.__table__).values(
-            feed=spec.name, reference=reference, actor=actor, batch_id=batch_id, records=report.records)
-            .returning(FeedDelivery.__table__.c.id)).scalar_one()
-        report.delivery_id, report.batch_id = delivery_id, batch_id
-        job = Job(spec, conn, values, refs, inp.rows, live, report, batch_id, delivery_id, actor, reference)
-        # records applied before, by their own reference
-        pos = np.flatnonzero(job.live)
-        if len(pos):
-            tmp = job.temp({"pos": "BIGINT", "k": "TEXT"},
-                           pa.table({"pos": pa.array(pos, pa.int64()), "k": pa.array(refs[pos].tolist(), pa.string())}))
-            done = [r[0] for r in conn.execute(text(
-                f"SELECT t.pos FROM {tmp} t JOIN feed_record r ON r.feed = :feed AND r.source_ref = t.k"),
-                {"feed": spec.name})]
-            job.drop(tmp)
-            if done:
-                job.live[np.asarray(done, dtype=np.int64)] = False
-                report.repeated = len(done)
-        spec.apply(job)
-        _apply_changes(job)
-        _write_events(job)
-        accepted = np.flatnonzero(job.live)
-        insert_arrow(conn, "feed_record", pa.table({
-            "feed": pa.array([spec.name] * len(accepted), pa.string()),
-            "source_ref": pa.array(refs[accepted].tolist(), pa.string()),
-            "delivery_id": pa.array(np.full(len(accepted), delivery_id), pa.int64())}))
-        report.accepted = len(accepted)
-        problems.extend(job.problems)
-        rejected = np.zeros(n, dtype=bool)
-        for mask, _, _ in problems:
-            rejected |= mask
-        report.rejected = int(rejected.sum()) + len(inp.broken)
-        summary = report.counts()
-        conn.execute(FeedDelivery.__table__.update().where(FeedDelivery.__table__.c.id == delivery_id).values(
-            accepted=report.accepted, rejected=report.rejected, summary=summary))
-        conn.execute(IngestBatch.__table__.update().where(IngestBatch.__table__.c.id == batch_id).values(
-            summary=summary))
+    try:
+        with transaction(engine) as s:
+            conn = s.connection()
+            if conn.dialect.name == "postgresql":
+                # the delivery's keys are probed by index (CNIC, ids): tell the planner that random reads
+                # cost what they do on SSD-class storage, or it scans million-row tables to hash-join them
+                conn.execute(text("SET LOCAL random_page_cost = 1.1"))
+            batch_id = conn.execute(insert(IngestBatch.__table__).values(
+                source=spec.source, reference=f"feed {spec.name}: {reference}"[:200], effective_date=effective_date,
+                actor=actor).returning(IngestBatch.__table__.c.id)).scalar_one()
+            delivery_id = conn.execute(insert(FeedDelivery.__table__).values(
+                feed=spec.name, reference=reference, actor=actor, batch_id=batch_id, records=report.records)
+                .returning(FeedDelivery.__table__.c.id)).scalar_one()
+            report.delivery_id, report.batch_id = delivery_id, batch_id
+            job = Job(spec, conn, values, refs, inp.rows, live, report, batch_id, delivery_id, actor, reference)
+            # records applied before, by their own reference
+            pos = np.flatnonzero(job.live)
+            if len(pos):
+                tmp = job.temp({"pos": "BIGINT", "k": "TEXT"},
+                               pa.table({"pos": pa.array(pos, pa.int64()), "k": pa.array(refs[pos].tolist(), pa.string())}))
+                done = [r[0] for r in conn.execute(text(
+                    f"SELECT t.pos FROM {tmp} t JOIN feed_record r ON r.feed = :feed AND r.source_ref = t.k"),
+                    {"feed": spec.name})]
+                job.drop(tmp)
+                if done:
+                    job.live[np.asarray(done, dtype=np.int64)] = False
+                    report.repeated = len(done)
+            spec.apply(job)
+            _apply_changes(job)
+            _write_events(job)
+            accepted = np.flatnonzero(job.live)
+            insert_arrow(conn, "feed_record", pa.table({
+                "feed": pa.array([spec.name] * len(accepted), pa.string()),
+                "source_ref": pa.array(refs[accepted].tolist(), pa.string()),
+                "delivery_id": pa.array(np.full(len(accepted), delivery_id), pa.int64())}))
+            report.accepted = len(accepted)
+            problems.extend(job.problems)
+            rejected = np.zeros(n, dtype=bool)
+            for mask, _, _ in problems:
+                rejected |= mask
+            report.rejected = int(rejected.sum()) + len(inp.broken)
+            summary = report.counts()
+            conn.execute(FeedDelivery.__table__.update().where(FeedDelivery.__table__.c.id == delivery_id).values(
+                accepted=report.accepted, rejected=report.rejected, summary=summary))
+            conn.execute(IngestBatch.__table__.update().where(IngestBatch.__table__.c.id == batch_id).values(
+                summary=summary))
+    except Exception as exc:
+        if not _unique_violation(exc):
+            raise
+        return _concurrent(engine, spec, reference, refs, live, report, exc)
     errors = []
     for mask, fname, reason in problems:  # the error path: only rejected rows are visited
         idx = np.flatnonzero(mask)
