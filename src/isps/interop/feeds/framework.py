@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -767,29 +768,34 @@ def _parse(feed: Feed, t: pa.Table) -> tuple[dict[str, np.ndarray], list[tuple[n
     return values, problems
 
 
-def _concurrent(engine: Engine, spec: Feed, reference: str, refs: np.ndarray, live: np.ndarray,
-                report: FeedReport, exc: BaseException) -> FeedReport:
-    """Another delivery committed the same reference or records while this one was applied (its
-    transaction is rolled back): the same reference is answered as applied before; the same records
-    under another name raise a :class:`DeliveryConflict` naming the delivery that holds them."""
-    with transaction(engine) as s:
-        prior = s.scalar(select(FeedDelivery).where(FeedDelivery.feed == spec.name,
-                                                    FeedDelivery.reference == reference))
-        if prior is not None:
-            report.already_applied = True
-            report.delivery_id, report.batch_id, report.records = prior.id, prior.batch_id, prior.records
-            return report
-        sample = [str(r) for r in refs[live][:500].tolist() if r]
-        holder = s.execute(text("SELECT delivery_id, source_ref FROM feed_record WHERE feed = :f "
-                                "AND source_ref IN :refs ORDER BY delivery_id LIMIT 1")
-                           .bindparams(bindparam("refs", expanding=True)),
-                           {"f": spec.name, "refs": sample or [""]}).first()
-    if holder is None:  # not a clash of this delivery's keys: not ours to explain
-        raise exc
-    raise DeliveryConflict(
-        f"{spec.name} {reference}: this delivery's content was already received as delivery {holder[0]} "
-        f"(record {holder[1]} and others) while this one was being applied; nothing of this one was applied "
-        f"and nothing is doubled. Send it again to apply any records delivery {holder[0]} did not carry.") from None
+@contextmanager
+def _clash_explained(engine: Engine, spec: Feed, reference: str, refs: np.ndarray) -> Iterator[None]:
+    """Around a delivery's transaction: when a unique key refuses it because another delivery committed
+    the same reference or records meanwhile (the transaction is rolled back: nothing doubled, nothing of
+    this one applied), raise a :class:`DeliveryConflict` naming the delivery that holds them."""
+    with transaction(engine) as s:  # only a delivery committed after this one began can have clashed
+        since = s.scalar(select(func.max(FeedDelivery.id))) or 0
+    try:
+        yield
+    except Exception as exc:
+        if not _unique_violation(exc):
+            raise
+        sample = [str(r) for r in refs[:500].tolist() if r]
+        with transaction(engine) as s:
+            holder = s.execute(select(FeedDelivery.id, FeedDelivery.reference).where(
+                FeedDelivery.feed == spec.name, FeedDelivery.reference == reference)).first()
+            if holder is None and sample:
+                holder = s.execute(text("SELECT delivery_id, source_ref FROM feed_record WHERE feed = :f "
+                                        "AND delivery_id > :since AND source_ref IN :refs ORDER BY delivery_id LIMIT 1")
+                                   .bindparams(bindparam("refs", expanding=True)),
+                                   {"f": spec.name, "since": since, "refs": sample}).first()
+        if holder is None:  # not a clash of this delivery's keys: not ours to explain
+            raise
+        raise DeliveryConflict(
+            f"{spec.name} {reference}: this delivery's content was already received as delivery {holder[0]} "
+            f"({'the same reference' if holder[1] == reference else 'record ' + str(holder[1]) + ' and others'}) "
+            f"while this one was being applied; nothing of this one was applied and nothing is doubled. "
+            f"Send it again to apply any records delivery {holder[0]} did not carry.") from None
 
 
 def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str, actor: str) -> FeedReport:
@@ -842,56 +848,51 @@ def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str
     effective_date = max([d for d in eff[live].tolist() if d is not None], default=date.today()) \
         if eff is not None and live.any() else date.today()
 
-    try:
-        with transaction(engine) as s:
-            conn = s.connection()
-            if conn.dialect.name == "postgresql":
-                # the delivery's keys are probed by index (CNIC, ids): tell the planner that random reads
-                # cost what they do on SSD-class storage, or it scans million-row tables to hash-join them
-                conn.execute(text("SET LOCAL random_page_cost = 1.1"))
-            batch_id = conn.execute(insert(IngestBatch.__table__).values(
-                source=spec.source, reference=f"feed {spec.name}: {reference}"[:200], effective_date=effective_date,
-                actor=actor).returning(IngestBatch.__table__.c.id)).scalar_one()
-            delivery_id = conn.execute(insert(FeedDelivery.__table__).values(
-                feed=spec.name, reference=reference, actor=actor, batch_id=batch_id, records=report.records)
-                .returning(FeedDelivery.__table__.c.id)).scalar_one()
-            report.delivery_id, report.batch_id = delivery_id, batch_id
-            job = Job(spec, conn, values, refs, inp.rows, live, report, batch_id, delivery_id, actor, reference)
-            # records applied before, by their own reference
-            pos = np.flatnonzero(job.live)
-            if len(pos):
-                tmp = job.temp({"pos": "BIGINT", "k": "TEXT"},
-                               pa.table({"pos": pa.array(pos, pa.int64()), "k": pa.array(refs[pos].tolist(), pa.string())}))
-                done = [r[0] for r in conn.execute(text(
-                    f"SELECT t.pos FROM {tmp} t JOIN feed_record r ON r.feed = :feed AND r.source_ref = t.k"),
-                    {"feed": spec.name})]
-                job.drop(tmp)
-                if done:
-                    job.live[np.asarray(done, dtype=np.int64)] = False
-                    report.repeated = len(done)
-            spec.apply(job)
-            _apply_changes(job)
-            _write_events(job)
-            accepted = np.flatnonzero(job.live)
-            insert_arrow(conn, "feed_record", pa.table({
-                "feed": pa.array([spec.name] * len(accepted), pa.string()),
-                "source_ref": pa.array(refs[accepted].tolist(), pa.string()),
-                "delivery_id": pa.array(np.full(len(accepted), delivery_id), pa.int64())}))
-            report.accepted = len(accepted)
-            problems.extend(job.problems)
-            rejected = np.zeros(n, dtype=bool)
-            for mask, _, _ in problems:
-                rejected |= mask
-            report.rejected = int(rejected.sum()) + len(inp.broken)
-            summary = report.counts()
-            conn.execute(FeedDelivery.__table__.update().where(FeedDelivery.__table__.c.id == delivery_id).values(
-                accepted=report.accepted, rejected=report.rejected, summary=summary))
-            conn.execute(IngestBatch.__table__.update().where(IngestBatch.__table__.c.id == batch_id).values(
-                summary=summary))
-    except Exception as exc:
-        if not _unique_violation(exc):
-            raise
-        return _concurrent(engine, spec, reference, refs, live, report, exc)
+    with _clash_explained(engine, spec, reference, refs), transaction(engine) as s:
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            # the delivery's keys are probed by index (CNIC, ids): tell the planner that random reads
+            # cost what they do on SSD-class storage, or it scans million-row tables to hash-join them
+            conn.execute(text("SET LOCAL random_page_cost = 1.1"))
+        batch_id = conn.execute(insert(IngestBatch.__table__).values(
+            source=spec.source, reference=f"feed {spec.name}: {reference}"[:200], effective_date=effective_date,
+            actor=actor).returning(IngestBatch.__table__.c.id)).scalar_one()
+        delivery_id = conn.execute(insert(FeedDelivery.__table__).values(
+            feed=spec.name, reference=reference, actor=actor, batch_id=batch_id, records=report.records)
+            .returning(FeedDelivery.__table__.c.id)).scalar_one()
+        report.delivery_id, report.batch_id = delivery_id, batch_id
+        job = Job(spec, conn, values, refs, inp.rows, live, report, batch_id, delivery_id, actor, reference)
+        # records applied before, by their own reference
+        pos = np.flatnonzero(job.live)
+        if len(pos):
+            tmp = job.temp({"pos": "BIGINT", "k": "TEXT"},
+                           pa.table({"pos": pa.array(pos, pa.int64()), "k": pa.array(refs[pos].tolist(), pa.string())}))
+            done = [r[0] for r in conn.execute(text(
+                f"SELECT t.pos FROM {tmp} t JOIN feed_record r ON r.feed = :feed AND r.source_ref = t.k"),
+                {"feed": spec.name})]
+            job.drop(tmp)
+            if done:
+                job.live[np.asarray(done, dtype=np.int64)] = False
+                report.repeated = len(done)
+        spec.apply(job)
+        _apply_changes(job)
+        _write_events(job)
+        accepted = np.flatnonzero(job.live)
+        insert_arrow(conn, "feed_record", pa.table({
+            "feed": pa.array([spec.name] * len(accepted), pa.string()),
+            "source_ref": pa.array(refs[accepted].tolist(), pa.string()),
+            "delivery_id": pa.array(np.full(len(accepted), delivery_id), pa.int64())}))
+        report.accepted = len(accepted)
+        problems.extend(job.problems)
+        rejected = np.zeros(n, dtype=bool)
+        for mask, _, _ in problems:
+            rejected |= mask
+        report.rejected = int(rejected.sum()) + len(inp.broken)
+        summary = report.counts()
+        conn.execute(FeedDelivery.__table__.update().where(FeedDelivery.__table__.c.id == delivery_id).values(
+            accepted=report.accepted, rejected=report.rejected, summary=summary))
+        conn.execute(IngestBatch.__table__.update().where(IngestBatch.__table__.c.id == batch_id).values(
+            summary=summary))
     errors = []
     for mask, fname, reason in problems:  # the error path: only rejected rows are visited
         idx = np.flatnonzero(mask)
