@@ -57,15 +57,32 @@ def responses(*codes: int) -> dict[int | str, dict]:
 CONFLICT = responses(409)
 
 
+UNION_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
 def _field(loc: tuple) -> str | None:
+    """The field a problem is about, dotted; a union's member tags (``changes.rooms.float``) are dropped."""
     parts = [str(p) for p in (loc[1:] if loc and loc[0] in LOCATIONS else loc)]
+    while parts and (parts[-1] in UNION_TAGS or "[" in parts[-1]):
+        parts.pop()
     return ".".join(parts) or None
 
 
 def problems(exc: RequestValidationError) -> list[FieldProblem]:
-    """The validation's problems as (field, message), without echoing the offending input back."""
-    return [FieldProblem(field=_field(tuple(e.get("loc", ()))), message=str(e.get("msg", "is invalid")))
-            for e in exc.errors()]
+    """The validation's problems as (field, message), one per field, without echoing the input back.
+    A value refused by every member of a union (str | int | float ...) is told by its most telling
+    message ("Input should be a finite number" over "Input should be a valid string")."""
+    by_field: dict[str | None, list[str]] = {}
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":  # the loc is a character position, not a field
+            by_field.setdefault(None, []).append("the body is not valid JSON")
+            continue
+        by_field.setdefault(_field(tuple(e.get("loc", ()))), []).append(str(e.get("msg", "is invalid")))
+    out = []
+    for name, messages in by_field.items():
+        telling = [m for m in messages if not m.startswith("Input should be a valid")] or messages
+        out.append(FieldProblem(field=name, message="; ".join(dict.fromkeys(telling))))
+    return out
 
 
 def _validation_body(exc: RequestValidationError) -> ErrorBody:

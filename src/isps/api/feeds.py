@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
 from isps.api.errors import CONFLICT
-from isps.api.params import BODY_CONFIG, MAX_ID, After, Days, Id, Limit
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Days, Id, Limit, Record
 from isps.interop import feeds
 from isps.interop.feeds import changes
 from isps.services.events import drain
@@ -29,7 +29,7 @@ Importer = Annotated[Principal, Depends(require("registry.import"))]
 class Delivery(BaseModel):
     model_config = BODY_CONFIG
     reference: str = Field(min_length=1, max_length=200, description="the delivery's own reference; a delivery is applied once")
-    records: list[dict] = Field(description="records in the feed's format (docs/feeds.md)")
+    records: list[Record] = Field(description="records in the feed's format (docs/feeds.md)")
 
 
 @router.post("/feeds/{feed}/deliveries", responses=CONFLICT)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
 from isps.api.errors import CONFLICT
-from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId, Record
 from isps.linkage import ingest, persons, reports, resolve
 from isps.programs import catalogue
 
@@ -33,7 +33,7 @@ class Batch(BaseModel):
     program_code: str = Field(max_length=40)
     partner: str = Field(max_length=80)
     reference: str = Field(min_length=1, max_length=200, description="the partner's own reference for this list; sending it again changes nothing")
-    records: list[dict] = Field(description="lines with " + ", ".join(ingest.COLUMNS))
+    records: list[Record] = Field(description="lines with " + ", ".join(ingest.COLUMNS))
 
 
 class Decision(BaseModel):

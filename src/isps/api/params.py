@@ -39,5 +39,8 @@ def Limit(high: int):  # noqa: N802 - a type factory, named like the types it ma
     return Annotated[int, Query(ge=1, le=high, description=f"rows per page, 1 to {high}")]
 
 
+# one record of a batch (a feed delivery, a partner's list, compliance): field names to plain values
+Record = dict[str, str | int | float | bool | None]
+
 # request bodies: numbers must be finite (JSON's 1e999 parses to inf) and text bounded by the field rules
 BODY_CONFIG = ConfigDict(allow_inf_nan=False)

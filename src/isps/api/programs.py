@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
 from isps.api.errors import CONFLICT
-from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Days, Id, Limit
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Days, Id, Limit, Record
 from isps.config import var_dir
 from isps.payments import payroll as pr
 from isps.payments import pickup
@@ -183,7 +183,8 @@ def approve_cycle(cycle_id: Id, session: DB, who: Manager) -> dict:
 
 
 class Compliance(BaseModel):
-    records: list[dict] = Field(description="[{enrolment_id, condition, met | value}]")
+    model_config = BODY_CONFIG
+    records: list[Record] = Field(description="[{enrolment_id, condition, met | value}]")
 
 
 @router.post("/cycles/{cycle_id}/compliance")
