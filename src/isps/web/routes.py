@@ -570,7 +570,7 @@ def audit_page(request: Request, session: DB, who: User, actor: str = "", entity
         return _record_id(raw) if raw.strip() else None
     for name, raw in (("entity_id", entity_id), ("before_id", before_id)):
         if raw.strip() and as_int(raw) is None:
-            return bad_address_page(request, f"{name}: {tr('search.error.number', field=name)}", 400)
+            return bad_address_page(request, f"{name} must be a record id from 1 to {MAX_ID}", 400)
     entity = entity if entity in ("household", "individual") else ""
     rows = audit_trail(session, entity=entity or None, entity_id=as_int(entity_id), actor=actor.strip() or None,
                        limit=AUDIT_PAGE + 1, before_id=as_int(before_id))
