@@ -265,8 +265,8 @@ def _nadra(engine, n: int = 2) -> list[dict]:
 
 @pytest.mark.parametrize("order", ["narrow_first", "wide_first"])
 def test_a_delivery_takes_the_union_of_its_records_keys(client, province, order):
-    narrow, wide = _nadra(province)
-    wide = {**wide, "marital_status": "widowed"}
+    narrow, wide = _nadra(province)  # a death has no marital_status; a marital_status event needs one
+    wide = {**wide, "record_ref": f"M-{order}", "event": "marital_status", "marital_status": "widowed"}
     records = [narrow, wide] if order == "narrow_first" else [wide, narrow]
     r = client.post("/api/v1/feeds/nadra/deliveries", headers=token_for(client, "admin"),
                     json={"reference": f"KEYS-{order}", "records": records})
