@@ -18,6 +18,8 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     from isps.api.targeting import router as targeting_router
     from isps.api.vulnerability import router as vulnerability_router
     from isps.api.feeds import router as feeds_router
+    from isps.api.errors import install as install_errors
+    from isps.web.routes import bad_address_page
     from isps.web.routes import mount as mount_web
 
     settings = load_settings() if secret is None else None
@@ -37,6 +39,7 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.include_router(__import__("isps.api.linkage", fromlist=["router"]).router)  # /api/v1/sbr
     app.include_router(__import__("isps.api.programs", fromlist=["router"]).router)  # enrolment and payments
     mount_web(app)
+    install_errors(app, page=bad_address_page)  # one error shape for /api/v1, a page for the web
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs():

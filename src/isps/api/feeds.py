@@ -7,12 +7,14 @@ from dataclasses import asdict
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
+from isps.api.errors import CONFLICT
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Days, Id, Limit, Record
 from isps.interop import feeds
 from isps.interop.feeds import changes
 from isps.services.events import drain
@@ -25,11 +27,12 @@ Importer = Annotated[Principal, Depends(require("registry.import"))]
 
 
 class Delivery(BaseModel):
-    reference: str = Field(description="the delivery's own reference; a delivery is applied once")
-    records: list[dict] = Field(description="records in the feed's format (docs/feeds.md)")
+    model_config = BODY_CONFIG
+    reference: str = Field(min_length=1, max_length=200, description="the delivery's own reference; a delivery is applied once")
+    records: list[Record] = Field(description="records in the feed's format (docs/feeds.md)")
 
 
-@router.post("/feeds/{feed}/deliveries")
+@router.post("/feeds/{feed}/deliveries", responses=CONFLICT)
 def deliver(feed: str, body: Delivery, request: Request, background: BackgroundTasks, who: Importer) -> dict:
     """Apply a delivery in one transaction with a row-by-row report; re-scoring, the programs' and the
     payments' response to its events (a death ends enrolments and stops unsent payments) follow in the
@@ -39,6 +42,8 @@ def deliver(feed: str, body: Delivery, request: Request, background: BackgroundT
         report = feeds.apply_delivery(engine, feed, {"feed": feed, "reference": body.reference,
                                                      "records": body.records},
                                       reference=body.reference, actor=who.username)
+    except feeds.DeliveryConflict as exc:  # the same content is being or was applied under another name
+        raise HTTPException(409, str(exc)) from None
     except feeds.FeedError as exc:
         raise HTTPException(422, str(exc)) from None
     if not report.already_applied:  # re-scoring, enrolments and payments act on the events afterwards
@@ -47,7 +52,7 @@ def deliver(feed: str, body: Delivery, request: Request, background: BackgroundT
 
 
 @router.get("/feeds/conflicts")
-def conflicts(session: DB, who: Reader, after: int = 0, limit: int = 100) -> list[dict]:
+def conflicts(session: DB, who: Reader, after: After = 0, limit: Limit(1000) = 100) -> list[dict]:
     """Open conflicts between sources (a lower-ranked source offered a value over a higher one's). Audited."""
     rows = [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
     audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"{len(rows)} conflicts")
@@ -55,13 +60,14 @@ def conflicts(session: DB, who: Reader, after: int = 0, limit: int = 100) -> lis
 
 
 class ChangeRequestBody(BaseModel):
-    entity: str = Field(description="household or individual")
-    entity_id: int
-    changes: dict
-    source: str = "operator"
-    evidence: str
-    evidence_ref: str | None = None
-    effective_date: date | None = None
+    model_config = BODY_CONFIG
+    entity: str = Field(max_length=20, description="household or individual")
+    entity_id: int = Field(ge=1, le=MAX_ID)
+    changes: dict[str, str | int | float | bool | None]
+    source: str = Field("operator", max_length=40)
+    evidence: str = Field(max_length=400)
+    evidence_ref: str | None = Field(None, max_length=200)
+    effective_date: date | None = Field(None, description="when the change took effect: from 1900-01-01 to tomorrow")
 
 
 @router.post("/change-requests", status_code=201)
@@ -80,8 +86,8 @@ def request_change(body: ChangeRequestBody, session: DB, who: Writer) -> dict:
     return {"id": row.id, "status": row.status}
 
 
-@router.post("/change-requests/{request_id}/approve")
-def approve(request_id: int, session: DB, who: Writer) -> dict:
+@router.post("/change-requests/{request_id}/approve", responses=CONFLICT)
+def approve(request_id: Id, session: DB, who: Writer) -> dict:
     """The checker's approval: refused to the person who asked for the change."""
     try:
         row = changes.approve_change(session, request_id, who.username, district_scope=who.scope)
@@ -96,7 +102,7 @@ def approve(request_id: int, session: DB, who: Writer) -> dict:
 
 
 @router.get("/change-requests")
-def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
+def pending(session: DB, who: Reader, status: Annotated[str, Query(max_length=20)] = "pending") -> list[dict]:
     """Change requests in a status, within the user's district; CNICs in them masked. Audited."""
     rows = [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": changes.shown(r.changes),
              "source": r.source, "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
@@ -106,6 +112,7 @@ def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
 
 
 @router.get("/recertification")
-def recertification(session: DB, who: Reader, older_than_days: int = 1095, limit: int = 100) -> list[dict]:
+def recertification(session: DB, who: Reader, older_than_days: Days = changes.DEFAULT_RECERTIFY_DAYS,
+                    limit: Limit(1000) = 100) -> list[dict]:
     """Households not verified for the given period, oldest first, within the user's district."""
     return [asdict(d) for d in changes.recertification_due(session, older_than_days, who.scope, limit=limit)]

@@ -10,13 +10,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
+from isps.api.errors import CONFLICT
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId, Record
 from isps.linkage import ingest, persons, reports, resolve
 from isps.programs import catalogue
 
@@ -27,10 +29,11 @@ Importer = Annotated[Principal, Depends(require("registry.import"))]
 
 
 class Batch(BaseModel):
-    program_code: str
-    partner: str
-    reference: str = Field(description="the partner's own reference for this list; sending it again changes nothing")
-    records: list[dict] = Field(description="lines with " + ", ".join(ingest.COLUMNS))
+    model_config = BODY_CONFIG
+    program_code: str = Field(max_length=40)
+    partner: str = Field(max_length=80)
+    reference: str = Field(min_length=1, max_length=200, description="the partner's own reference for this list; sending it again changes nothing")
+    records: list[Record] = Field(description="lines with " + ", ".join(ingest.COLUMNS))
 
 
 class Decision(BaseModel):
@@ -38,9 +41,9 @@ class Decision(BaseModel):
 
 
 class MergeRequest(BaseModel):
-    person_a: int
-    person_b: int
-    reason: str = ""
+    person_a: int = Field(ge=1, le=MAX_ID)
+    person_b: int = Field(ge=1, le=MAX_ID)
+    reason: str = Field("", max_length=400)
 
 
 def _engine(session: Session):
@@ -48,7 +51,7 @@ def _engine(session: Session):
 
 
 @router.get("/catalogue")
-def programs(session: DB, who: Reader, pillar: str | None = None) -> list[dict]:
+def programs(session: DB, who: Reader, pillar: Annotated[str | None, Query(max_length=40)] = None) -> list[dict]:
     return [{c.name: getattr(p, c.name) for c in catalogue.Program.__table__.columns} | {"yearly_value": p.yearly_value}
             for p in catalogue.programs(session, pillar=pillar)]
 
@@ -89,8 +92,8 @@ def run_resolve(session: DB, who: Importer) -> dict:
 
 
 @router.get("/review")
-def review(session: DB, who: Reader, after: int | None = None, limit: int = 50) -> list[dict]:
-    items = persons.review_queue(session, district_id=who.scope, after=after, limit=min(limit, 200))
+def review(session: DB, who: Reader, after: After = None, limit: Limit(200) = 50) -> list[dict]:
+    items = persons.review_queue(session, district_id=who.scope, after=after, limit=limit)
     audit(session, who, "api", "sbr.review.read", "match_candidate", None, district_id=who.scope)
     return [{"candidate_id": i.candidate.id, "match_weight": i.candidate.match_weight,
              "match_probability": i.candidate.match_probability, "explanation": i.candidate.explanation,
@@ -106,8 +109,8 @@ def review(session: DB, who: Reader, after: int | None = None, limit: int = 50) 
             for i in items]
 
 
-@router.post("/review/{candidate_id}")
-def decide(candidate_id: int, decision: Decision, session: DB, who: Importer) -> dict:
+@router.post("/review/{candidate_id}", responses=CONFLICT)
+def decide(candidate_id: Id, decision: Decision, session: DB, who: Importer) -> dict:
     try:
         c = persons.decide(session, candidate_id, decision.accept, who.username)
     except persons.LinkageError as exc:
@@ -116,7 +119,7 @@ def decide(candidate_id: int, decision: Decision, session: DB, who: Importer) ->
     return {"candidate_id": c.id, "status": c.status}
 
 
-@router.post("/persons/merge")
+@router.post("/persons/merge", responses=CONFLICT)
 def merge(req: MergeRequest, session: DB, who: Importer) -> dict:
     try:
         h = persons.merge(session, req.person_a, req.person_b, who.username, req.reason)
@@ -126,8 +129,8 @@ def merge(req: MergeRequest, session: DB, who: Importer) -> dict:
     return {"history_id": h.id, "person_id": h.person_id, "merged": h.other_person_id}
 
 
-@router.post("/history/{history_id}/unmerge")
-def unmerge(history_id: int, session: DB, who: Importer) -> dict:
+@router.post("/history/{history_id}/unmerge", responses=CONFLICT)
+def unmerge(history_id: Id, session: DB, who: Importer) -> dict:
     try:
         h = persons.unmerge(session, history_id, who.username)
     except persons.LinkageError as exc:
@@ -137,7 +140,7 @@ def unmerge(history_id: int, session: DB, who: Importer) -> dict:
 
 
 @router.get("/persons/{person_id}")
-def person(person_id: int, session: DB, who: Reader) -> dict:
+def person(person_id: Id, session: DB, who: Reader) -> dict:
     try:
         lines = persons.person_lines(session, person_id)
     except persons.LinkageError as exc:
@@ -155,8 +158,10 @@ def person(person_id: int, session: DB, who: Reader) -> dict:
 
 
 @router.get("/reports/{name}")
-def report(name: str, session: DB, who: Reader, program: str | None = None, district_id: int | None = None,
-           ceiling: float = reports.CEILING, format: str = "json"):
+def report(name: str, session: DB, who: Reader, program: Annotated[str | None, Query(max_length=40)] = None,
+           district_id: QueryId = None,
+           ceiling: Annotated[float, Query(ge=0, le=1e13, allow_inf_nan=False)] = reports.CEILING,
+           format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"):
     if name not in reports.REPORTS:
         raise HTTPException(404, f"no report '{name}'; reports: {', '.join(reports.REPORTS)}")
     district = who.scope if who.scope is not None else district_id

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
+from isps.api.errors import CONFLICT
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Days, Id, Limit, Record
 from isps.config import var_dir
 from isps.payments import payroll as pr
 from isps.payments import pickup
 from isps.programs import cycles, enrolment as en, graduation, reassessment
 
-router = APIRouter(prefix="/api/v1", tags=["enrolment and payments"])
+router = APIRouter(prefix="/api/v1", tags=["enrolment and payments"], responses=CONFLICT)  # _guard: 409
 DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Officer = Annotated[Principal, Depends(require("registry.write"))]
@@ -46,8 +48,9 @@ def enrolment_summary(code: str, session: DB, who: Reader) -> dict:
 
 
 class Capacity(BaseModel):
+    model_config = BODY_CONFIG
     slots: int | None = Field(None, ge=0)
-    budget_per_cycle: float | None = Field(None, ge=0)
+    budget_per_cycle: float | None = Field(None, ge=0, le=1e13)
 
 
 @router.put("/programs/{code}/capacity")
@@ -59,7 +62,7 @@ def set_capacity(code: str, body: Capacity, session: DB, who: Manager) -> dict:
 
 
 @router.post("/programs/{code}/enrolment/runs/{run_id}", status_code=201)
-def enrol_run(code: str, run_id: int, session: DB, who: Manager, on: date | None = None) -> dict:
+def enrol_run(code: str, run_id: Id, session: DB, who: Manager, on: Day = None) -> dict:
     """Enrol an eligibility run's eligible decisions through the duplication filter and waiting list."""
     out = _guard(en.enrol_from_run, session, code, run_id, who.username, on)
     audit(session, who, "api", "enrol", "eligibility_run", run_id, detail=f"{code}: {out['enrolled']} enrolled")
@@ -67,8 +70,8 @@ def enrol_run(code: str, run_id: int, session: DB, who: Manager, on: date | None
 
 
 @router.get("/programs/{code}/enrolments")
-def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", after: int | None = None,
-               limit: int = Query(100, le=1000)) -> list[dict]:
+def enrolments(code: str, session: DB, who: Reader, status: Annotated[str, Query(max_length=20)] = "enrolled",
+               after: After = None, limit: Limit(1000) = 100) -> list[dict]:
     """Enrolments of a program in one status (within the user's district). Audited."""
     rows = _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
     audit(session, who, "api", "list", "enrolment", district_id=who.scope,
@@ -77,7 +80,7 @@ def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", af
 
 
 @router.get("/programs/{code}/waiting-list")
-def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le=1000)) -> list[dict]:
+def waiting_list(code: str, session: DB, who: Reader, limit: Limit(1000) = 100) -> list[dict]:
     """The waiting list in rank order (PMT ascending unless the policy says otherwise). Audited."""
     rows = _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
     audit(session, who, "api", "waiting_list", "enrolment", district_id=who.scope,
@@ -86,7 +89,7 @@ def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le
 
 
 @router.get("/enrolments/{enrolment_id}")
-def enrolment(enrolment_id: int, session: DB, who: Reader) -> dict:
+def enrolment(enrolment_id: Id, session: DB, who: Reader) -> dict:
     """One enrolment with its history. Audited, a refusal too."""
     try:
         out = en.get(session, enrolment_id, who.scope)
@@ -103,11 +106,11 @@ def enrolment(enrolment_id: int, session: DB, who: Reader) -> dict:
 class StatusChange(BaseModel):
     status: str = Field(description="exited | graduated | suspended | enrolled (reinstate) | deceased")
     reason: str = Field(min_length=3, max_length=200)
-    on: date | None = None
+    on: date | None = Field(None, ge=date(1900, 1, 1), le=date(2100, 12, 31))
 
 
 @router.post("/enrolments/{enrolment_id}/status")
-def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Officer) -> dict:
+def change_status(enrolment_id: Id, body: StatusChange, session: DB, who: Officer) -> dict:
     """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
     out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
     audit(session, who, "api", body.status, "enrolment", enrolment_id, detail=body.reason)
@@ -115,8 +118,7 @@ def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Offic
 
 
 @router.get("/programs/{code}/reassessment")
-def reassessment_list(code: str, session: DB, who: Reader, after: int | None = None,
-                      limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+def reassessment_list(code: str, session: DB, who: Reader, after: After = None, limit: Limit(1000) = 100) -> list[dict]:
     """Enrolments flagged for review after a registry update (no longer eligible: the failed criteria
     and the PMT score are in ``reason``; or nobody left to collect), within the user's district.
     Nobody is exited by a feed: an officer exits (``/enrolments/{id}/status``) or keeps
@@ -132,7 +134,7 @@ class Review(BaseModel):
 
 
 @router.post("/enrolments/{enrolment_id}/review")
-def keep_after_review(enrolment_id: int, body: Review, session: DB, who: Officer) -> dict:
+def keep_after_review(enrolment_id: Id, body: Review, session: DB, who: Officer) -> dict:
     """An officer checked an enrolment flagged for review and keeps it: the flag is cleared."""
     out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
                  district_scope=who.scope)
@@ -147,7 +149,7 @@ def process_events(session: DB, who: Manager) -> dict:
 
 
 @router.post("/programs/{code}/graduation")
-def graduate(code: str, session: DB, who: Manager, on: date | None = None) -> dict:
+def graduate(code: str, session: DB, who: Manager, on: Day = None) -> dict:
     out = _guard(graduation.graduate, session, code, who.username, on)
     audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out}")
     return out
@@ -156,7 +158,7 @@ def graduate(code: str, session: DB, who: Manager, on: date | None = None) -> di
 # ---------------------------------------------------------------- cycles
 
 class CycleOpen(BaseModel):
-    starts_on: date
+    starts_on: date = Field(ge=date(1900, 1, 1), le=date(2100, 12, 31))
 
 
 @router.get("/programs/{code}/cycles")
@@ -171,23 +173,24 @@ def open_cycle(code: str, body: CycleOpen, session: DB, who: Manager) -> dict:
 
 
 @router.post("/cycles/{cycle_id}/entitlements")
-def entitlements(cycle_id: int, session: DB, who: Manager) -> dict:
+def entitlements(cycle_id: Id, session: DB, who: Manager) -> dict:
     return _guard(cycles.generate_entitlements, session, cycle_id)
 
 
 @router.post("/cycles/{cycle_id}/approve")
-def approve_cycle(cycle_id: int, session: DB, who: Manager) -> dict:
+def approve_cycle(cycle_id: Id, session: DB, who: Manager) -> dict:
     c = _guard(cycles.approve_cycle, session, cycle_id, who.username)
     audit(session, who, "api", "approve", "benefit_cycle", cycle_id, detail=c.checksum)
     return {"id": c.id, "status": c.status, "approved_by": c.approved_by, "checksum": c.checksum}
 
 
 class Compliance(BaseModel):
-    records: list[dict] = Field(description="[{enrolment_id, condition, met | value}]")
+    model_config = BODY_CONFIG
+    records: list[Record] = Field(description="[{enrolment_id, condition, met | value}]")
 
 
 @router.post("/cycles/{cycle_id}/compliance")
-def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> dict:
+def compliance(cycle_id: Id, body: Compliance, session: DB, who: Officer) -> dict:
     """Conditions met or not for enrolments of the cycle's program, all or nothing: a bad record (named by its
     number and field) refuses the request with 422, one outside the user's district with 403."""
     try:
@@ -210,26 +213,26 @@ def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> di
 # ---------------------------------------------------------------- payments
 
 @router.post("/cycles/{cycle_id}/payroll", status_code=201)
-def make_payroll(cycle_id: int, session: DB, who: Manager) -> dict:
+def make_payroll(cycle_id: Id, session: DB, who: Manager) -> dict:
     """The cycle's payroll (the same one if it exists already)."""
     p = _guard(pr.generate, session, cycle_id, who.username)
     return pr.payroll_summary(session, p.id)
 
 
 @router.get("/payrolls/{payroll_id}")
-def payroll(payroll_id: int, session: DB, who: Reader) -> dict:
+def payroll(payroll_id: Id, session: DB, who: Reader) -> dict:
     return _guard(pr.payroll_summary, session, payroll_id)
 
 
 @router.post("/payrolls/{payroll_id}/approve")
-def approve_payroll(payroll_id: int, session: DB, who: Manager) -> dict:
+def approve_payroll(payroll_id: Id, session: DB, who: Manager) -> dict:
     _guard(pr.approve, session, payroll_id, who.username)
     audit(session, who, "api", "approve", "payroll", payroll_id)
     return pr.payroll_summary(session, payroll_id)
 
 
 @router.post("/payrolls/{payroll_id}/export")
-def export(payroll_id: int, session: DB, who: Manager) -> dict:
+def export(payroll_id: Id, session: DB, who: Manager) -> dict:
     """Write pain.001 and CSV instruction files for the instructions not yet sent."""
     out = _guard(pr.export, session, payroll_id, var_dir() / "payments")
     audit(session, who, "api", "export", "payroll", payroll_id, detail=f"{out['instructions']} instructions")
@@ -279,36 +282,36 @@ def release_funds(code: str, body: FundRelease, session: DB, who: Manager) -> di
 
 
 @router.post("/payrolls/{payroll_id}/retry")
-def retry(payroll_id: int, session: DB, who: Manager) -> dict:
+def retry(payroll_id: Id, session: DB, who: Manager) -> dict:
     return {"retried": pr.retry_failed(session, payroll_id)}
 
 
 @router.post("/payments/return-unclaimed")
-def return_unclaimed(session: DB, who: Manager, days: int = 90) -> dict:
-    return {"returned": pr.return_unclaimed(session, None, days)}
+def return_unclaimed(session: DB, who: Manager, days: Days = 90) -> dict:
+    return {"returned": _guard(pr.return_unclaimed, session, None, days)}
 
 
 @router.get("/payments/ledger")
-def ledger(session: DB, who: Reader, program: str | None = None) -> dict:
+def ledger(session: DB, who: Reader, program: Annotated[str | None, Query(max_length=40)] = None) -> dict:
     return pr.ledger_check(session, program)
 
 
 class Pickup(BaseModel):
-    district_id: int
-    first_day: date
+    district_id: int = Field(ge=1, le=MAX_ID)
+    first_day: date = Field(ge=date(1900, 1, 1), le=date(2100, 12, 31))
     slots_per_day: int = Field(8, ge=1, le=24)
     days: int = Field(5, ge=1, le=60)
 
 
 @router.post("/payrolls/{payroll_id}/pickup")
-def schedule(payroll_id: int, body: Pickup, session: DB, who: Manager) -> dict:
+def schedule(payroll_id: Id, body: Pickup, session: DB, who: Manager) -> dict:
     """Pickup slots for a district's pull-channel beneficiaries, by outlet capacity and distance."""
     return _guard(pickup.schedule, session, payroll_id, body.district_id, body.first_day,
                   slots_per_day=body.slots_per_day, days=body.days)
 
 
 @router.get("/districts/{district_id}/pickup")
-def occupancy(district_id: int, session: DB, who: Reader) -> list[dict]:
+def occupancy(district_id: Id, session: DB, who: Reader) -> list[dict]:
     if who.scope is not None and who.scope != district_id:
         raise HTTPException(403, f"district {district_id} is outside your district")
     return pickup.occupancy(session, district_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
 from isps.api import schemas
 from isps.api.deps import api_principal, db_session, require, tokens
+from isps.api.errors import responses
+from isps.api.params import After, Id, Limit, Name, QueryId, RequiredDay, Score, Text
 from isps.registry.cnic import CnicError
 from isps.registry.models import District, Tehsil
 from isps.registry.service import OutOfScope, RegistryError
 from isps.services import household_file as files
 from isps.targeting import pmt
 from isps.targeting.models import PmtModel
-from isps.targeting.search import search_households
+from isps.targeting.search import SearchError, search_households
 
 router = APIRouter(prefix="/api/v1")
 DB = Annotated[Session, Depends(db_session)]
@@ -44,7 +46,7 @@ def _open(session: Session, who: Principal, household_id: int) -> files.Househol
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("/auth/token", response_model=schemas.Token, tags=["auth"])
+@router.post("/auth/token", response_model=schemas.Token, tags=["auth"], responses=responses(401, 422))
 def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DB) -> schemas.Token:
     """Exchange a username and password for a bearer token (OAuth2 password flow)."""
     try:
@@ -55,7 +57,7 @@ def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends
 
 
 @router.get("/households/{household_id}", response_model=schemas.Household, tags=["registry"])
-def read_household(household_id: int, session: DB, who: Reader) -> schemas.Household:
+def read_household(household_id: Id, session: DB, who: Reader) -> schemas.Household:
     """A household with its members and current PMT score. Audited."""
     f = _open(session, who, household_id)
     data = {c: getattr(f.household, c) for c in schemas.Household.model_fields if hasattr(f.household, c)}
@@ -64,7 +66,7 @@ def read_household(household_id: int, session: DB, who: Reader) -> schemas.House
 
 
 @router.get("/households/{household_id}/history", response_model=list[schemas.HistoryEntry], tags=["registry"])
-def read_history(household_id: int, session: DB, who: Reader) -> list[schemas.HistoryEntry]:
+def read_history(household_id: Id, session: DB, who: Reader) -> list[schemas.HistoryEntry]:
     """Every change to the household and its members, newest first, with source and dates. Audited."""
     _open(session, who, household_id)
     from isps.registry.service import history
@@ -72,7 +74,7 @@ def read_history(household_id: int, session: DB, who: Reader) -> list[schemas.Hi
 
 
 @router.get("/households/{household_id}/as-of", response_model=schemas.Snapshot, tags=["registry"])
-def read_as_of(household_id: int, on: date, session: DB, who: Reader,
+def read_as_of(household_id: Id, on: RequiredDay, session: DB, who: Reader,
                known_by: datetime | None = None) -> schemas.Snapshot:
     """What the registry knew about the household on date `on` (as recorded by `known_by`), and from whom."""
     try:
@@ -89,7 +91,7 @@ def read_as_of(household_id: int, on: date, session: DB, who: Reader,
 
 
 @router.patch("/households/{household_id}", response_model=schemas.ChangeResult, tags=["registry"])
-def change_household(household_id: int, body: schemas.HouseholdChange, session: DB,
+def change_household(household_id: Id, body: schemas.HouseholdChange, session: DB,
                      who: Annotated[Principal, Depends(require("registry.write"))]) -> schemas.ChangeResult:
     """Change indicators of a household; the change is kept with its source and the PMT re-scored."""
     try:
@@ -105,7 +107,7 @@ def change_household(household_id: int, body: schemas.HouseholdChange, session: 
 
 
 @router.get("/individuals/by-cnic/{cnic}", response_model=list[schemas.Person], tags=["registry"])
-def read_by_cnic(cnic: str, session: DB, who: Reader) -> list[schemas.Person]:
+def read_by_cnic(cnic: Annotated[str, Path(max_length=40)], session: DB, who: Reader) -> list[schemas.Person]:
     """The person (or persons, where a CNIC is registered twice) holding a CNIC. Audited."""
     try:
         people = files.lookup_cnic(session, who, cnic, "api")
@@ -121,10 +123,9 @@ def read_by_cnic(cnic: str, session: DB, who: Reader) -> list[schemas.Person]:
 
 
 @router.get("/households", response_model=schemas.HouseholdPage, tags=["registry"])
-def search(session: DB, who: Reader, district_id: int | None = None, tehsil_id: int | None = None,
-           pmt_min: Annotated[float | None, Query(ge=0, le=100)] = None,
-           pmt_max: Annotated[float | None, Query(ge=0, le=100)] = None, name: str | None = None,
-           after: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> schemas.HouseholdPage:
+def search(session: DB, who: Reader, district_id: QueryId = None, tehsil_id: QueryId = None,
+           pmt_min: Score = None, pmt_max: Score = None, name: Name = None,
+           after: After = None, limit: Limit(500) = 50) -> schemas.HouseholdPage:
     """Households by district, tehsil, PMT range and head's name; a page at a time (pass `next_after` on)."""
     model = pmt.active_model(session)
     try:
@@ -133,6 +134,8 @@ def search(session: DB, who: Reader, district_id: int | None = None, tehsil_id: 
                                  limit=limit, district_scope=who.scope)
     except OutOfScope as exc:
         raise HTTPException(403, str(exc)) from None
+    except SearchError as exc:
+        raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "search", "household", district_id=district_id or who.scope,
           detail=f"tehsil={tehsil_id} pmt={pmt_min}-{pmt_max} name={name or ''} results={len(page.rows)}")
     return schemas.HouseholdPage(items=[schemas.HouseholdRow(**r) for r in page.rows], next_after=page.next_after)
@@ -163,9 +166,9 @@ def pmt_models(session: DB, who: Reader) -> list[dict]:
 
 
 @router.get("/audit", response_model=list[schemas.AuditEntry], tags=["audit"])
-def read_audit(session: DB, who: Annotated[Principal, Depends(require("audit.read"))], entity: str | None = None,
-               entity_id: int | None = None, actor: str | None = None, before_id: int | None = None,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[schemas.AuditEntry]:
+def read_audit(session: DB, who: Annotated[Principal, Depends(require("audit.read"))], entity: Text = None,
+               entity_id: QueryId = None, actor: Text = None, before_id: QueryId = None,
+               limit: Limit(1000) = 200) -> list[schemas.AuditEntry]:
     """Who read or changed which record, when and through which channel; newest first."""
     return [schemas.AuditEntry.model_validate(a) for a in
             audit_trail(session, entity=entity, entity_id=entity_id, actor=actor, limit=limit, before_id=before_id)]

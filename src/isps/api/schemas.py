@@ -131,11 +131,12 @@ class Snapshot(BaseModel):
 
 
 class HouseholdChange(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON's 1e999 reads as inf: not a number a field takes
     changes: dict[str, str | int | float | bool | None] = Field(
         description="field name to new value, e.g. {\"fridge\": true, \"rooms\": 3}")
-    source: str = "operator"
-    effective_date: date | None = None
-    source_ref: str | None = None
+    source: str = Field("operator", max_length=40)
+    effective_date: date | None = Field(None, description="when the change took effect: from 1900-01-01 to tomorrow")
+    source_ref: str | None = Field(None, max_length=200)
 
 
 class ChangeResult(BaseModel):

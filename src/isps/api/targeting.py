@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
 from isps.api.deps import db_session, require
+from isps.api.errors import CONFLICT
+from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Id, Limit, Money
 from isps.registry.service import OutOfScope
 from isps.services import household_file as files
 from isps.targeting import estimation, pmt, simulator
@@ -39,6 +41,7 @@ def programs(session: DB, who: Reader) -> list[dict]:
 
 
 class RuleSpec(BaseModel):
+    model_config = BODY_CONFIG
     spec: dict = Field(description="a rule in the format of GET /programs (code, name, unit, criteria ...)")
 
 
@@ -53,7 +56,7 @@ def save_rule(body: RuleSpec, session: DB, who: Manager) -> dict:
 
 
 @router.get("/programs/{code}/eligibility/count")
-def eligibility_count(code: str, session: DB, who: Reader, on: date | None = None) -> dict:
+def eligibility_count(code: str, session: DB, who: Reader, on: Day = None) -> dict:
     """How many households (or members) are eligible, by district: the quick preview."""
     _, rule = _rule(session, code)
     counts = rules.count_by_district(session, rule, on, district_id=who.scope)
@@ -62,7 +65,7 @@ def eligibility_count(code: str, session: DB, who: Reader, on: date | None = Non
 
 
 @router.post("/programs/{code}/eligibility/runs", status_code=201)
-def eligibility_run(code: str, session: DB, who: Manager, on: date | None = None) -> dict:
+def eligibility_run(code: str, session: DB, who: Manager, on: Day = None) -> dict:
     """Evaluate the rule over the registry and keep every decision with its reasons."""
     row, _ = _rule(session, code)
     run = rules.run(session, row, who.username, on)
@@ -71,9 +74,9 @@ def eligibility_run(code: str, session: DB, who: Manager, on: date | None = None
 
 
 @router.get("/eligibility/runs/{run_id}/results")
-def eligibility_results(run_id: int, session: DB, who: Reader, eligible: bool | None = None,
-                        after_household: int | None = None, after_individual: int = 0,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+def eligibility_results(run_id: Id, session: DB, who: Reader, eligible: bool | None = None,
+                        after_household: After = None, after_individual: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+                        limit: Limit(1000) = 100) -> dict:
     """A page of a run's decisions with the reasons in plain words; scoped users see their district."""
     run = session.get(EligibilityRun, run_id)
     if run is None:
@@ -87,7 +90,7 @@ def eligibility_results(run_id: int, session: DB, who: Reader, eligible: bool | 
 
 
 @router.get("/households/{household_id}/eligibility")
-def household_eligibility(household_id: int, session: DB, who: Reader, on: date | None = None) -> list[dict]:
+def household_eligibility(household_id: Id, session: DB, who: Reader, on: Day = None) -> list[dict]:
     """Every program's decision for a household, explained in plain words. Audited."""
     try:
         files.open_household(session, who, household_id, "api")
@@ -108,23 +111,29 @@ def household_eligibility(household_id: int, session: DB, who: Reader, on: date 
 
 @router.get("/programs/{code}/simulate")
 def simulate(code: str, session: DB, who: Manager,
-             cutoff: Annotated[list[float] | None, Query(description="one scenario per cut-off")] = None,
-             budget: float | None = None, poor_share: Annotated[float, Query(gt=0, lt=1)] = 0.2) -> list[dict]:
+             cutoff: Annotated[list[float] | None, Query(description="one scenario per cut-off (0-100)")] = None,
+             cutoffs: Annotated[str | None, Query(max_length=200, description="cut-offs as one list: 30,32,35")] = None,
+             budget: Money = None,
+             poor_share: Annotated[float, Query(gt=0, lt=1, allow_inf_nan=False)] = 0.2) -> list[dict]:
     """What if: eligible households, annual cost, inclusion and exclusion error by district, and
-    overlap with other programs, for each proposed cut-off (or today's rule, or a budget)."""
+    overlap with other programs, for each proposed cut-off (or today's rule, or a budget). Cut-offs are
+    checked by the simulator itself (0 to 100, at most 6), as for the web page and the CLI."""
     _rule(session, code)
     try:
-        scenarios = simulator.cutoff_scenarios(code, cutoff, session) if cutoff else [simulator.Scenario("today's rule")]
+        values = simulator.check_cutoffs([*(cutoff or []), *simulator.parse_cutoffs(cutoffs or "")])
+        scenarios = simulator.cutoff_scenarios(code, values, session) if values else [simulator.Scenario("today's rule")]
         if budget is not None:
             for s in scenarios:
                 s.annual_budget = budget
         return [r.to_dict() for r in simulator.compare(session, code, scenarios, poor_share=poor_share)]
-    except rules.RuleError as exc:
+    except (rules.RuleError, simulator.ScenarioError) as exc:
         raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/pmt/evaluation")
-def pmt_evaluation(session: DB, who: Manager, coverage: Annotated[float, Query(gt=0, lt=1)] = 0.2) -> dict:
+def pmt_evaluation(session: DB, who: Manager, coverage: Annotated[float, Query(
+        ge=estimation.MIN_COVERAGE, le=estimation.MAX_COVERAGE, allow_inf_nan=False,
+        description="the share of households targeted")] = 0.2) -> dict:
     """OLS and quantile PMTs fitted on survey households and compared with the model in force on
     held-out households: R², inclusion and exclusion error, accuracy curve. Nothing is stored."""
     try:
@@ -134,6 +143,7 @@ def pmt_evaluation(session: DB, who: Manager, coverage: Annotated[float, Query(g
 
 
 class FitRequest(BaseModel):
+    model_config = BODY_CONFIG
     estimator: str = Field("ols", description="ols or quantile")
 
 
@@ -149,8 +159,8 @@ def pmt_fit(body: FitRequest, session: DB, who: Manager) -> dict:
             "evaluation": fitted.report.to_dict()}
 
 
-@router.post("/pmt/models/{model_id}/approve")
-def pmt_approve(model_id: int, session: DB, who: Manager) -> dict:
+@router.post("/pmt/models/{model_id}/approve", responses=CONFLICT)
+def pmt_approve(model_id: Id, session: DB, who: Manager) -> dict:
     """The checker's approval of a draft model: refused to the person who made it."""
     try:
         model = pmt.approve(session, model_id, who.username)
@@ -162,8 +172,8 @@ def pmt_approve(model_id: int, session: DB, who: Manager) -> dict:
     return {"id": model.id, "version": model.version, "approved_by": model.approved_by}
 
 
-@router.post("/pmt/models/{model_id}/activate")
-def pmt_activate(model_id: int, session: DB, who: Manager) -> dict:
+@router.post("/pmt/models/{model_id}/activate", responses=CONFLICT)
+def pmt_activate(model_id: Id, session: DB, who: Manager) -> dict:
     """Make an approved model the one in force and re-score every household with it."""
     model = session.get(PmtModel, model_id)
     if model is None:

@@ -98,14 +98,17 @@ def conflicts(limit: Annotated[int, typer.Option()] = 50) -> None:
 def due(older_than_days: Annotated[int, typer.Option()] = 1095,
         limit: Annotated[int, typer.Option()] = 50) -> None:
     """Households not verified for ``older_than_days`` days, by district and the oldest first."""
-    from isps.cli.main import _engine, console
+    from isps.cli.main import _engine, _fail, console
     from isps.interop.feeds import changes
     from isps.registry.geography import districts
 
     names = {d.id: d.name for d in districts()}
-    with transaction(_engine()) as s:
-        counts = changes.count_recertification_due(s, older_than_days)
-        rows = changes.recertification_due(s, older_than_days, limit=limit)
+    try:
+        with transaction(_engine()) as s:
+            counts = changes.count_recertification_due(s, older_than_days)
+            rows = changes.recertification_due(s, older_than_days, limit=max(1, limit))
+    except changes.ChangeRequestError as exc:
+        _fail(str(exc))
     console.print(f"{sum(counts.values()):,} households due: " +
                   ", ".join(f"{names[d]} {n:,}" for d, n in sorted(counts.items(), key=lambda kv: -kv[1])[:10]))
     for r in rows:

@@ -94,7 +94,7 @@ def simulate(code: str,
         _rule(s, code)
         try:
             scenarios = simulator.cutoff_scenarios(code, cutoff, s) if cutoff else [simulator.Scenario("today's rule")]
-        except rules.RuleError as exc:
+        except (rules.RuleError, simulator.ScenarioError) as exc:
             _fail(str(exc))
         for sc in scenarios:
             sc.annual_budget = budget

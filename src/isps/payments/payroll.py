@@ -706,6 +706,8 @@ def retry_failed(session: Session, payroll_id: int) -> int:
 
 def return_unclaimed(session: Session, on: date | None = None, days: int = 90) -> int:
     """Instructions unclaimed for ``days`` are closed and their money goes back to the program's fund."""
+    if not 1 <= days <= 36_500:
+        raise PaymentError(f"days must be a number of days from 1 to 36,500, not {days}")
     on = on or date.today()
     p = {"cut": on - timedelta(days=days), "on": on}
     sel = "SELECT id FROM payment_instruction WHERE status = 'unclaimed' AND status_on <= :cut"

@@ -63,6 +63,9 @@ DEFAULT_POLICIES: dict[str, dict] = {
 }
 
 
+MAX_PAGE = 10_000  # rows in one listing
+
+
 class EnrolmentError(ValueError):
     """A request the enrolment rules refuse; the message is safe to show."""
 
@@ -559,6 +562,8 @@ def _row(e: Enrolment) -> dict:
 def listing(session: Session, code: str, status: str, *, district_id: int | None = None, limit: int = 100,
             after: int | None = None) -> list[dict]:
     """Enrolments of a program in one status; the waiting list comes in rank order."""
+    if not 1 <= limit <= MAX_PAGE:  # a negative LIMIT is no limit at all on SQLite, an error on PostgreSQL
+        raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
     stmt = select(Enrolment).where(Enrolment.program_code == code, Enrolment.status == status)
     if district_id is not None:
         stmt = stmt.where(Enrolment.district_id == district_id)

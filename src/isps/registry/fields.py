@@ -8,7 +8,7 @@ one value for an operator's edit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -73,6 +73,14 @@ INDIVIDUAL_FIELDS: dict[str, Field] = {f.name: f for f in [
     _choice("maternal_status", vocab.MATERNAL, required=False),
     Field("phone", "text", required=False, max_len=13),
 ]}
+
+# a death is a date field of its own (refused in the future, like a birth), checked against the birth
+DATE_OF_DEATH = Field("date_of_death", "date", required=False)
+
+# the registry's records start in the 20th century; a change takes effect at the latest tomorrow (a
+# change keyed in just after midnight in Pakistan may carry the next day's date on a server in UTC)
+EARLIEST_EFFECTIVE = date(1900, 1, 1)
+EFFECTIVE_GRACE_DAYS = 1
 
 TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "n", "f"}
@@ -162,6 +170,23 @@ def parse_column(field: Field, raw) -> tuple[np.ndarray, np.ndarray]:
         good = ok & np.equal(reason, None)
         values[good] = np.asarray(parsed.to_pylist(), dtype=object)[good]
     return values, reason
+
+
+def check_effective_date(when: date) -> date:
+    """When a change took effect: not before 1900, not after tomorrow. A change dated 9999-01-01 would
+    hold every later correction back as "late news" forever."""
+    latest = date.today() + timedelta(days=EFFECTIVE_GRACE_DAYS)
+    if not EARLIEST_EFFECTIVE <= when <= latest:
+        raise ValueError(f"effective_date {when.isoformat()} must be from {EARLIEST_EFFECTIVE.isoformat()} "
+                         f"to {latest.isoformat()}")
+    return when
+
+
+def check_death(date_of_death: date | None, date_of_birth: date | None) -> None:
+    """A death is not dated before the person's birth."""
+    if date_of_death is not None and date_of_birth is not None and date_of_death < date_of_birth:
+        raise ValueError(f"date_of_death {date_of_death.isoformat()} is before the person was born "
+                         f"({date_of_birth.isoformat()})")
 
 
 def check_value(field: Field, raw: object) -> object:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from isps.registry import cnic as cnic_rules
 from isps.registry import events
-from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_value
+from isps.registry.fields import (DATE_OF_DEATH, HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_death,
+                                  check_effective_date, check_value)
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.registry.vocab import SOURCES
 
@@ -64,6 +65,10 @@ class Provenance:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise RegistryError(f"source must be one of {', '.join(SOURCES)}")
+        try:
+            check_effective_date(self.effective_date)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
 
 
 def _as_text(value: object) -> str | None:
@@ -158,7 +163,10 @@ def change_individual(session: Session, individual_id: int, raw_changes: dict, p
                 _one_living_holder(session, person, changes[name])
             continue
         if name == "date_of_death":
-            changes[name] = check_value(INDIVIDUAL_FIELDS["date_of_birth"], raw) if raw else None
+            try:
+                changes[name] = check_value(DATE_OF_DEATH, raw) if raw else None
+            except ValueError as exc:
+                raise RegistryError(f"individual {individual_id}: {exc}") from None
             continue
         spec = INDIVIDUAL_FIELDS.get(name)
         if spec is None:
@@ -167,6 +175,11 @@ def change_individual(session: Session, individual_id: int, raw_changes: dict, p
             changes[name] = check_value(spec, raw)
         except ValueError as exc:
             raise RegistryError(f"individual {individual_id}: {exc}") from None
+    try:
+        check_death(changes.get("date_of_death", person.date_of_death),
+                    changes.get("date_of_birth", person.date_of_birth))
+    except ValueError as exc:
+        raise RegistryError(f"individual {individual_id}: {exc}") from None
     changed = _apply(session, person, "individual", person.household_id, changes, prov)
     if changed:
         person.updated_at = datetime.now()

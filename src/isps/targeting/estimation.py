@@ -43,6 +43,7 @@ from isps.targeting.models import PmtModel
 ESTIMATORS = ("ols", "quantile")
 QUANTILE_TAU = 0.25
 DEFAULT_COVERAGE = 0.20
+MIN_COVERAGE, MAX_COVERAGE = 0.01, 0.99  # the share targeted: outside it, there is no one (or no one left) to judge
 DEFAULT_HOLDOUT = 0.30
 CURVE_COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 5% .. 50%
 DEFAULT_CUTOFFS = (20.0, 25.0, 30.0, 32.0, 35.0, 37.0, 40.0, 45.0, 50.0)
@@ -536,11 +537,15 @@ def compare(session: Session, estimators: Sequence[str] = ESTIMATORS, *, coverag
             on: date | None = None) -> Comparison:
     """Fit each estimator on the training households and judge it beside the model in force,
     all on the same held-out households. Nothing is stored."""
+    if not MIN_COVERAGE <= coverage <= MAX_COVERAGE:  # also refuses nan
+        raise EstimationError(f"coverage must be a share from {MIN_COVERAGE:g} to {MAX_COVERAGE:g}, not {coverage:g}")
     data = load_design(session, on)
     test = holdout_mask(data.household_id, holdout)
     train_d, test_d = data.subset(~test), data.subset(test)
     if len(test_d) < 20:
         raise EstimationError(f"only {len(test_d)} households are held out; too few to evaluate")
+    if round(coverage * len(test_d)) < 1:
+        raise EstimationError(f"coverage {coverage:g} targets no one of the {len(test_d)} held-out households")
     active, ref_spec = _reference(session)
     name = active.name if active is not None else ref_spec["name"]
     specs = {"active": ref_spec}

@@ -15,6 +15,20 @@ from isps.registry.service import OutOfScope
 from isps.targeting.models import PmtScore
 
 
+NAME_MAX = 100     # a name typed into a search box; a longer LIKE pattern is refused by SQLite as "too complex"
+PAGE_MAX = 1_000
+
+
+class SearchError(ValueError):
+    """A search the registry cannot run as asked; the message names the parameter."""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` with ``%``, ``_`` and the escape character itself taken literally (use with
+    ``escape="\\"``): a name typed with a percent sign must not match every household."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 @dataclass
 class SearchPage:
     rows: list[dict]
@@ -27,6 +41,10 @@ def search_households(session: Session, *, district_id: int | None = None, tehsi
                       district_scope: int | None = None) -> SearchPage:
     """Households by place, PMT range and head's name, in id order, a page at a time (keyset:
     the next page starts after the last id, so deep pages cost what the first does)."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise SearchError(f"limit must be from 1 to {PAGE_MAX}, not {limit}")
+    if name and len(name.strip()) > NAME_MAX:
+        raise SearchError(f"name must be at most {NAME_MAX} characters, not {len(name.strip()):,}")
     if district_scope is not None:
         if district_id is not None and district_id != district_scope:
             raise OutOfScope("you can search only your own district")
@@ -46,7 +64,7 @@ def search_households(session: Session, *, district_id: int | None = None, tehsi
     if pmt_max is not None:
         stmt = stmt.where(PmtScore.score <= pmt_max)
     if name:
-        stmt = stmt.where(head.c.full_name.ilike(f"%{name.strip()}%"))
+        stmt = stmt.where(head.c.full_name.ilike(like_pattern(name.strip()), escape="\\"))
     if after is not None:
         stmt = stmt.where(Household.id > after)
     rows = session.execute(stmt.order_by(Household.id).limit(limit + 1)).mappings().all()

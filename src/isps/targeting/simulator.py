@@ -11,6 +11,7 @@ the rule's compiled decisions; nothing is stored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -175,8 +176,48 @@ def compare(session: Session, program_code: str, scenarios: list[Scenario], **kw
     return [simulate(session, program_code, s, **kw) for s in scenarios]
 
 
+CUTOFF_LOW, CUTOFF_HIGH = 0.0, 100.0  # PMT scores are on a 0-100 scale
+MAX_SCENARIOS = 6
+
+
+class ScenarioError(ValueError):
+    """A scenario the simulator cannot run; the message names the field, the value and what is allowed."""
+
+
+def check_cutoffs(values: list[float]) -> list[float]:
+    """The one check of proposed cut-offs, for the API, the web page and the CLI alike: each a finite
+    score from 0 to 100, at most six scenarios."""
+    if len(values) > MAX_SCENARIOS:
+        raise ScenarioError(f"cutoff: at most {MAX_SCENARIOS} cut-offs can be compared at once, not {len(values)}")
+    for v in values:
+        if not CUTOFF_LOW <= v <= CUTOFF_HIGH:  # also refuses inf and nan
+            raise ScenarioError(f"cutoff {v:g} is not a PMT score: a cut-off must be from {CUTOFF_LOW:g} to "
+                                f"{CUTOFF_HIGH:g}")
+    return [float(v) for v in values]
+
+
+def parse_cutoffs(raw: str) -> list[float]:
+    """Cut-offs typed as one list ("30, 32, 35"; the Urdu comma too), checked by :func:`check_cutoffs`.
+    A word that is not a number is refused by name, never silently dropped."""
+    values = []
+    for part in raw.replace("،", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ScenarioError(f"cutoff '{part[:20]}' is not a number: a cut-off must be from {CUTOFF_LOW:g} to "
+                                f"{CUTOFF_HIGH:g}")
+        values.append(value)
+    return check_cutoffs(values)
+
+
 def cutoff_scenarios(program_code: str, cutoffs: list[float], session: Session) -> list[Scenario]:
     """'What if the cut-off were 30, 32 or 35': the disability cut-off keeps its distance."""
+    cutoffs = check_cutoffs(list(cutoffs))
     _, rule = rules.active_rule(session, program_code)
     if "cutoff" not in rule.parameters:
         raise rules.RuleError(f"{program_code} has no 'cutoff' parameter")

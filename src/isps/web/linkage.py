@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
+from isps.api.params import After, Id
 from isps.linkage import persons, reports
 from isps.programs import catalogue
 from isps.registry.models import District
@@ -26,7 +27,7 @@ def _districts(session) -> dict[int, str]:
 
 
 @router.get("/sbr/review")
-def review_page(request: Request, session: DB, who: User, after: int | None = None, done: str = "") -> Response:
+def review_page(request: Request, session: DB, who: User, after: After = None, done: str = "") -> Response:
     items = persons.review_queue(session, district_id=who.scope, after=after, limit=25)
     names = _districts(session)
     audit(session, who, CHANNEL, "sbr.review.read", "match_candidate", None, district_id=who.scope)
@@ -47,7 +48,7 @@ def review_page(request: Request, session: DB, who: User, after: int | None = No
 
 
 @router.post("/sbr/review/{candidate_id}")
-def decide(request: Request, candidate_id: int, session: DB, who: User,
+def decide(request: Request, candidate_id: Id, session: DB, who: User,
            decision: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
         audit(session, who, CHANNEL, "sbr.review.decide", "match_candidate", candidate_id, outcome="refused")

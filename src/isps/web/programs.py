@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
+from isps.api.params import Id, QueryId
 from isps.programs import enrolment as en
 from isps.programs import reassessment
 from isps.web import routes as r
@@ -37,7 +38,7 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
 
 @router.get("/programs/{code}/enrolment")
 def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
-         exited: int | None = None, kept: int | None = None) -> Response:
+         exited: QueryId = None, kept: QueryId = None) -> Response:
     return _page(request, session, who, code, promoted, exited, kept=kept)
 
 
@@ -61,7 +62,7 @@ def _decide(request: Request, session, who, code: str, enrolment_id: int, decide
 
 
 @router.post("/programs/{code}/enrolment/{enrolment_id}/keep")
-def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
+def keep(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
          reason: Annotated[str, Form()] = "") -> Response:
     """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
     return _decide(request, session, who, code, enrolment_id, lambda why: reassessment.clear_review(
@@ -70,7 +71,7 @@ def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
 
 
 @router.post("/programs/{code}/enrolment/{enrolment_id}/exit")
-def exit_(request: Request, code: str, enrolment_id: int, session: DB, who: User,
+def exit_(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
           reason: Annotated[str, Form()] = "") -> Response:
     """An officer exits an enrolment; the next on the waiting list takes the place (the page says who)."""
     return _decide(request, session, who, code, enrolment_id, lambda why: en.end(
@@ -79,7 +80,7 @@ def exit_(request: Request, code: str, enrolment_id: int, session: DB, who: User
 
 
 @router.get("/payments/payrolls/{payroll_id}")
-def payroll_page(request: Request, payroll_id: int, session: DB, who: User) -> Response:
+def payroll_page(request: Request, payroll_id: Id, session: DB, who: User) -> Response:
     """A payroll by status and channel, and the program's ledger: what was issued, paid, failed,
     returned, and whether the books balance."""
     from isps.payments import payroll as pr

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
 from isps.api.deps import SESSION_COOKIE, db_session
+from isps.api.params import MAX_ID
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -34,7 +35,7 @@ from isps.services import household_file as files
 from isps.targeting import pmt, simulator, vulnerability
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
-from isps.targeting.search import search_households
+from isps.targeting.search import SearchError, search_households
 from isps.web import lang as i18n
 
 HERE = Path(__file__).parent
@@ -157,6 +158,15 @@ def error_page(request: Request, session: Session, who: Principal | None, status
                   who=who, session=session, status=status)
 
 
+def bad_address_page(request: Request, message: str, status: int = 400) -> Response:
+    """A page's answer to an address it cannot use (an id beyond any record, a word where a number
+    goes): a page saying what is wrong, never a 500 or a JSON body in the browser."""
+    tr = _tr(request)
+    return render(request, "error.html", {"title": tr("error.title"),
+                                          "message": tr("error.bad_address", problem=message), "status": status},
+                  status=status)
+
+
 # ---------------------------------------------------------------- sign in, sign out, language
 
 @router.get("/login")
@@ -221,10 +231,11 @@ def _parse_search(params, who: Principal, tr: i18n.Translator) -> SearchForm:
     form = SearchForm(name=raw["name"][:80], raw=raw)
     for key in ("district_id", "tehsil_id", "after"):
         if raw[key]:
-            try:
-                setattr(form, key, int(raw[key]))
-            except ValueError:
+            value = _record_id(raw[key], lowest=0 if key == "after" else 1)
+            if value is None:
                 form.errors.append(tr("search.error.number", field=tr(f"search.{key}")))
+            else:
+                setattr(form, key, value)
     for key in ("pmt_min", "pmt_max"):
         if raw[key]:
             try:
@@ -264,6 +275,8 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
                                  district_scope=who.scope)
     except OutOfScope:
         return Results([], None, form.query(), error=tr("search.error.scope"))
+    except SearchError as exc:
+        return Results([], None, form.query(), error=str(exc))
     audit(session, who, CHANNEL, "search", "household", district_id=form.district_id or who.scope,
           detail=f"tehsil={form.tehsil_id} pmt={form.pmt_min}-{form.pmt_max} name={form.name} "
                  f"after={form.after} results={len(page.rows)}")
@@ -467,12 +480,18 @@ def _form_value(name: str, value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _household_id(raw: str) -> int | None:
+def _record_id(raw: str, lowest: int = 1) -> int | None:
+    """A record id (or keyset cursor) typed into an address: a whole number a database key can hold
+    (up to 2⁶³-1), or None; a larger one would overflow the driver."""
     try:
-        value = int(raw)
-    except ValueError:
+        value = int(raw.strip())
+    except (ValueError, AttributeError):
         return None
-    return value if 0 < value < 2**63 else None
+    return value if lowest <= value <= MAX_ID else None
+
+
+def _household_id(raw: str) -> int | None:
+    return _record_id(raw)
 
 
 @router.get("/households/{household_id}")
@@ -548,10 +567,10 @@ def audit_page(request: Request, session: DB, who: User, actor: str = "", entity
     if not who.can("audit.read"):
         return error_page(request, session, who, 403, tr("error.audit_forbidden", role=tr(f"role.{who.role}")))
     def as_int(raw: str) -> int | None:
-        try:
-            return int(raw) if raw.strip() else None
-        except ValueError:
-            return None
+        return _record_id(raw) if raw.strip() else None
+    for name, raw in (("entity_id", entity_id), ("before_id", before_id)):
+        if raw.strip() and as_int(raw) is None:
+            return bad_address_page(request, f"{name} must be a record id from 1 to {MAX_ID}", 400)
     entity = entity if entity in ("household", "individual") else ""
     rows = audit_trail(session, entity=entity or None, entity_id=as_int(entity_id), actor=actor.strip() or None,
                        limit=AUDIT_PAGE + 1, before_id=as_int(before_id))
@@ -590,14 +609,6 @@ def risk_page(request: Request, session: DB, who: User, shock: str = "flood") ->
 
 # ---------------------------------------------------------------- the policy simulator
 
-def _numbers(raw: str) -> list[float] | None:
-    try:
-        values = [float(x) for x in raw.replace("،", ",").split(",") if x.strip()]
-    except ValueError:
-        return None
-    return values if all(0 <= v <= 100 for v in values) and len(values) <= 6 else None
-
-
 def _chart(results: list[simulator.Result]) -> list[dict]:
     """Bars for the chart: eligible households, and both errors, per scenario (widths in %)."""
     top = max((r.total.eligible_households for r in results), default=0) or 1
@@ -617,14 +628,17 @@ def simulator_page(request: Request, session: DB, who: User, program: str = "bis
     programs = [(r.code, r.name, "cutoff" in r.parameters) for _, r in eligibility.active_rules(session)]
     form = {"program": program, "cutoffs": cutoffs, "budget": budget, "poor_share": poor_share}
     error, results = None, []
-    values = _numbers(cutoffs) if cutoffs.strip() else []
+    try:
+        values, cutoff_error = simulator.parse_cutoffs(cutoffs), None
+    except simulator.ScenarioError as exc:
+        values, cutoff_error = None, f"{tr('sim.error.cutoffs')} ({exc})"
     try:
         share = float(poor_share) / 100
         budget_value = float(budget.replace(",", "")) if budget.strip() else None
     except ValueError:
         share, budget_value, error = 0.2, None, tr("sim.error.number")
     if values is None:
-        error = tr("sim.error.cutoffs")
+        error = cutoff_error
     elif not 0 < share < 1:
         error = tr("sim.error.share")
     elif program not in {p[0] for p in programs}:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
+from isps.api.params import Id
 from isps.interop import feeds
 from isps.interop.feeds import changes
 from isps.registry.models import District
@@ -48,8 +49,9 @@ def _page(request: Request, session, who, *, done: str = "", error: str | None =
 
 @router.get("/updates")
 def page(request: Request, session: DB, who: User, done: str = "",
-         older_than_days: int = changes.DEFAULT_RECERTIFY_DAYS) -> Response:
-    return _page(request, session, who, done=done, older_than_days=max(1, older_than_days))
+         older_than_days: Annotated[int, Query(ge=1, le=changes.MAX_RECERTIFY_DAYS)] = changes.DEFAULT_RECERTIFY_DAYS
+         ) -> Response:
+    return _page(request, session, who, done=done, older_than_days=older_than_days)
 
 
 def _refuse(request: Request, session, who, what: str, record_id: int) -> Response:
@@ -59,7 +61,7 @@ def _refuse(request: Request, session, who, what: str, record_id: int) -> Respon
 
 
 @router.post("/updates/conflicts/{conflict_id}/resolve")
-def resolve(request: Request, conflict_id: int, session: DB, who: User,
+def resolve(request: Request, conflict_id: Id, session: DB, who: User,
             resolution: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
         return _refuse(request, session, who, "conflict.resolve", conflict_id)
@@ -74,7 +76,7 @@ def resolve(request: Request, conflict_id: int, session: DB, who: User,
 
 
 @router.post("/updates/change-requests/{request_id}")
-def decide(request: Request, request_id: int, session: DB, who: User, decision: Annotated[str, Form()] = "",
+def decide(request: Request, request_id: Id, session: DB, who: User, decision: Annotated[str, Form()] = "",
            note: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
         return _refuse(request, session, who, "change_request.decide", request_id)

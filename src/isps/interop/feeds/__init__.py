@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from isps.db import transaction
-from isps.interop.feeds.framework import (FEEDS, HOUSEHOLD_CROSSED_CUTOFF, ConflictView, Feed, FeedError, FeedReport, FeedRowError,
+from isps.interop.feeds.framework import (FEEDS, HOUSEHOLD_CROSSED_CUTOFF, ConflictView, DeliveryConflict, Feed, FeedError, FeedReport, FeedRowError,
                                           after_delivery, apply_delivery, deliveries, feed_named, list_conflicts,
                                           resolve_conflict, to_json_batch)
 from isps.interop.feeds import accounts, electricity, land, nadra, ngo, payroll, telecom, vehicles  # noqa: F401
@@ -47,6 +47,6 @@ def exclusions(session: Session, district_scope: int | None = None, active: bool
     return list(session.scalars(q.order_by(ExclusionFlag.individual_id)))
 
 
-__all__ = ["FEEDS", "FEED_NAMES", "HOUSEHOLD_CROSSED_CUTOFF", "ConflictView", "Feed", "FeedError", "FeedReport", "FeedRowError",
+__all__ = ["FEEDS", "FEED_NAMES", "HOUSEHOLD_CROSSED_CUTOFF", "ConflictView", "DeliveryConflict", "Feed", "FeedError", "FeedReport", "FeedRowError",
            "after_delivery", "apply_delivery", "deliveries", "exclusions", "generate_sample", "list_accounts",
            "list_conflicts", "resolve_conflict", "to_json_batch"]

@@ -25,16 +25,26 @@ from sqlalchemy.orm import Session
 
 from isps.registry import cnic as cnic_rules
 from isps.registry import service
-from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_value
+from isps.registry.fields import (DATE_OF_DEATH, HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_death,
+                                  check_effective_date, check_value)
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.interop.models import ChangeRequest, RecertificationFlag, SourceConflict
 
 REQUEST_SOURCES = ("operator", "self_report")
 DEFAULT_RECERTIFY_DAYS = 3 * 365
+MAX_RECERTIFY_DAYS = 36_500
 
 
 class ChangeRequestError(ValueError):
     """A request that cannot be made or decided; the message is fit to show to the user."""
+
+
+def _cutoff(on: date | None, older_than_days: int) -> date:
+    """The verification date before which a household is due; the period must be a sane number of days."""
+    if not 1 <= older_than_days <= MAX_RECERTIFY_DAYS:
+        raise ChangeRequestError(f"older_than_days must be a number of days from 1 to {MAX_RECERTIFY_DAYS:,}, "
+                                 f"not {older_than_days}")
+    return (on or date.today()) - timedelta(days=older_than_days)
 
 
 class SamePersonError(ChangeRequestError):
@@ -57,20 +67,29 @@ def _target(session: Session, entity: str, entity_id: int, district_scope: int |
     raise ChangeRequestError("a change request is about a household or an individual")
 
 
-def _check(entity: str, changes: dict) -> None:
+def _check(entity: str, changes: dict, record) -> None:
+    """The field rules of registry.fields, at the maker's step: a request the registry would refuse
+    is refused now, not left pending for a checker to find it cannot be applied."""
     if not changes:
         raise ChangeRequestError("a change request names at least one field")
     fields_ = HOUSEHOLD_FIELDS if entity == "household" else INDIVIDUAL_FIELDS
+    parsed = {}
     for name, raw in changes.items():
-        if entity == "individual" and name in ("cnic", "date_of_death"):
-            continue  # checked by registry.service when applied (CNIC rules, dates)
-        spec = fields_.get(name)
+        if entity == "individual" and name == "cnic":
+            continue  # checked by registry.service when applied (CNIC rules against the person's sex)
+        spec = DATE_OF_DEATH if entity == "individual" and name == "date_of_death" else fields_.get(name)
         if spec is None:
             raise ChangeRequestError(f"'{name}' is not a field of a {entity} that can be changed")
         try:
-            check_value(spec, raw)
+            parsed[name] = check_value(spec, raw)
         except ValueError as exc:
             raise ChangeRequestError(str(exc)) from None
+    if entity == "individual":
+        try:
+            check_death(parsed.get("date_of_death", record.date_of_death),
+                        parsed.get("date_of_birth", record.date_of_birth))
+        except ValueError as exc:
+            raise ChangeRequestError(f"individual {record.id}: {exc}") from None
 
 
 def request_change(session: Session, *, entity: str, entity_id: int, changes: dict, source: str, evidence: str,
@@ -84,7 +103,12 @@ def request_change(session: Session, *, entity: str, entity_id: int, changes: di
     if not requested_by:
         raise ChangeRequestError("a change request needs the person asking for it")
     record, household_id = _target(session, entity, entity_id, district_scope)
-    _check(entity, changes)
+    _check(entity, changes, record)
+    if effective_date is not None:
+        try:
+            check_effective_date(effective_date)
+        except ValueError as exc:
+            raise ChangeRequestError(str(exc)) from None
     row = ChangeRequest(entity=entity, entity_id=entity_id, household_id=household_id, district_id=record.district_id,
                         changes={k: (None if v is None else str(v)) for k, v in changes.items()}, source=source,
                         evidence=evidence.strip(), evidence_ref=evidence_ref, effective_date=effective_date or date.today(),
@@ -211,7 +235,7 @@ def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTI
     """Households not verified for more than ``older_than_days`` (default three years) on ``on``
     (default today), oldest verification first within id order; paged by keyset (``after``)."""
     on = on or date.today()
-    cutoff = on - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     q = select(Household.id, Household.ref, Household.district_id, Household.verified_on).where(
         Household.verified_on < cutoff, Household.id > after)
     if district_scope is not None:
@@ -225,7 +249,7 @@ def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTI
 def count_recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
                               district_scope: int | None = None, on: date | None = None) -> dict[int, int]:
     """Households due per district."""
-    cutoff = (on or date.today()) - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     q = select(Household.district_id, func.count()).where(Household.verified_on < cutoff)
     if district_scope is not None:
         q = q.where(Household.district_id == district_scope)
@@ -237,7 +261,7 @@ def flag_recertification(session: Session, older_than_days: int = DEFAULT_RECERT
     """Flag every household due (one INSERT ... SELECT), and close the flags of households verified
     since they were flagged. Returns the number of households newly flagged."""
     on = on or date.today()
-    cutoff = on - timedelta(days=older_than_days)
+    cutoff = _cutoff(on, older_than_days)
     session.execute(update(RecertificationFlag).where(
         RecertificationFlag.status == "due",
         RecertificationFlag.household_id.in_(select(Household.id).where(Household.verified_on >= cutoff)))

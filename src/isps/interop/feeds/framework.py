@@ -22,7 +22,8 @@ Re-scoring is a separate step: :func:`after_delivery` runs ``targeting.pmt.proce
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, column, func, insert, select, table, text
+from sqlalchemy import Engine, bindparam, column, func, insert, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isps.db import transaction
@@ -49,6 +51,34 @@ RECORD_REF = Field("record_ref", "text", max_len=80)
 
 class FeedError(ValueError):
     """A delivery that cannot be applied at all (unknown feed, missing columns, unreadable file)."""
+
+
+class DeliveryConflict(FeedError):
+    """The delivery's records (or its reference) were committed by another delivery while this one was
+    being applied: nothing of this one was applied, nothing is doubled. Sending it again applies what
+    the other did not carry and reports the rest as repeated."""
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    """A unique key refused the write: SQLAlchemy's IntegrityError, or the driver's own error from a
+    COPY (PostgreSQL SQLSTATE 23505) that SQLAlchemy does not wrap."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc, "sqlstate", None) == "23505" or type(exc).__name__ in ("UniqueViolation", "IntegrityError")
+
+
+def _records_table(records: list) -> pa.Table:
+    """API records as a table whose columns are the union of every record's keys, in first-seen order:
+    a key the first record lacks is a column all the same (null where a record has no value)."""
+    bad = next((i for i, r in enumerate(records, 1) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise FeedError(f"record {bad} is not an object of field names and values")
+    names = list(dict.fromkeys(str(k) for r in records for k in r))
+    try:
+        return pa.table({k: pa.array([r.get(k) for r in records]) for k in names})
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed types in a column: text, parsed later
+        return pa.table({k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in records], pa.string())
+                         for k in names})
 
 
 # ---------------------------------------------------------------- the report
@@ -244,12 +274,7 @@ def _read(path_or_records) -> _Input:
     if isinstance(path_or_records, list):
         if not path_or_records:
             raise FeedError("the delivery has no records")
-        try:
-            t = pa.Table.from_pylist(path_or_records)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            names = list(dict.fromkeys(k for r in path_or_records for k in r))
-            t = pa.table({k: pa.array([None if r.get(k) is None else str(r.get(k)) for r in path_or_records],
-                                      pa.string()) for k in names})
+        t = _records_table(path_or_records)
         return _Input(t, np.arange(1, t.num_rows + 1, dtype=np.int64), [])
     path = Path(path_or_records)
     try:
@@ -739,6 +764,36 @@ def _parse(feed: Feed, t: pa.Table) -> tuple[dict[str, np.ndarray], list[tuple[n
     return values, problems
 
 
+@contextmanager
+def _clash_explained(engine: Engine, spec: Feed, reference: str, refs: np.ndarray) -> Iterator[None]:
+    """Around a delivery's transaction: when a unique key refuses it because another delivery committed
+    the same reference or records meanwhile (the transaction is rolled back: nothing doubled, nothing of
+    this one applied), raise a :class:`DeliveryConflict` naming the delivery that holds them."""
+    with transaction(engine) as s:  # only a delivery committed after this one began can have clashed
+        since = s.scalar(select(func.max(FeedDelivery.id))) or 0
+    try:
+        yield
+    except Exception as exc:
+        if not _unique_violation(exc):
+            raise
+        sample = [str(r) for r in refs[:500].tolist() if r]
+        with transaction(engine) as s:
+            holder = s.execute(select(FeedDelivery.id, FeedDelivery.reference).where(
+                FeedDelivery.feed == spec.name, FeedDelivery.reference == reference)).first()
+            if holder is None and sample:
+                holder = s.execute(text("SELECT delivery_id, source_ref FROM feed_record WHERE feed = :f "
+                                        "AND delivery_id > :since AND source_ref IN :refs ORDER BY delivery_id LIMIT 1")
+                                   .bindparams(bindparam("refs", expanding=True)),
+                                   {"f": spec.name, "since": since, "refs": sample}).first()
+        if holder is None:  # not a clash of this delivery's keys: not ours to explain
+            raise
+        raise DeliveryConflict(
+            f"{spec.name} {reference}: this delivery's content was already received as delivery {holder[0]} "
+            f"({'the same reference' if holder[1] == reference else 'record ' + str(holder[1]) + ' and others'}) "
+            f"while this one was being applied; nothing of this one was applied and nothing is doubled. "
+            f"Send it again to apply any records delivery {holder[0]} did not carry.") from None
+
+
 def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str, actor: str) -> FeedReport:
     """Apply one delivery of ``feed`` (a CSV or Parquet path, an API batch dict, a list of record dicts
     or an Arrow table) in one transaction and return its row-by-row report. A delivery applied before
@@ -789,7 +844,7 @@ def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str
     effective_date = max([d for d in eff[live].tolist() if d is not None], default=date.today()) \
         if eff is not None and live.any() else date.today()
 
-    with transaction(engine) as s:
+    with _clash_explained(engine, spec, reference, refs), transaction(engine) as s:
         conn = s.connection()
         if conn.dialect.name == "postgresql":
             # the delivery's keys are probed by index (CNIC, ids): tell the planner that random reads
