@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
-from isps.db import default_engine, transaction
+from isps.cli.common import _engine, _fail, console
+from isps.db import transaction
 
 app = typer.Typer(help="ISPS: the Integrated Social Protection System.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,7 +43,6 @@ from isps.cli.programs import benefits_app  # noqa: E402
 app.add_typer(linkage_app, name="sbr")
 app.add_typer(benefits_app, name="benefits")
 app.command("simulate")(_simulate)
-console = Console()
 
 DEMO_PASSWORD = "isps-demo-2026"
 DEMO_USERS = [
@@ -55,22 +54,9 @@ DEMO_USERS = [
 ]
 
 
-def _engine():
-    from isps.migrate import upgrade
-
-    engine = default_engine()
-    upgrade(engine)
-    return engine
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 @app.command()

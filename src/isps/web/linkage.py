@@ -15,7 +15,7 @@ from isps.access.service import audit
 from isps.linkage import persons, reports
 from isps.programs import catalogue
 from isps.registry.models import District
-from isps.web.routes import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
+from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.import"

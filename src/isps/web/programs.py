@@ -11,8 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from isps.access.service import audit
 from isps.programs import enrolment as en
 from isps.programs import reassessment
-from isps.web import routes as r
-from isps.web.routes import DB, User
+from isps.web import common as r
+from isps.web.common import DB, User
 
 router = APIRouter(include_in_schema=False)
 

@@ -18,7 +18,7 @@ from isps.interop import feeds
 from isps.interop.feeds import changes
 from isps.registry.models import District
 from isps.registry.service import OutOfScope
-from isps.web.routes import CHANNEL, DB, User, _tr, error_page, render
+from isps.web.common import CHANNEL, DB, User, _tr, error_page, render
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.write"
