@@ -46,12 +46,21 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
+def allowed_origins() -> tuple[str, ...]:
+    """``ISPS_ALLOWED_ORIGINS``: the origins (``https://isps.punjab.gov.pk``, comma-separated) web
+    forms may be posted from. Unset, a form must come from the address the server itself sees,
+    which is wrong behind a reverse proxy that terminates TLS: set it there."""
+    raw = os.environ.get("ISPS_ALLOWED_ORIGINS", "")
+    return tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     secret_key: str
     token_hours: int = 12
+    allowed_origins: tuple[str, ...] = ()
 
 
 def load_settings() -> Settings:
-    return Settings(database_url=database_url(), secret_key=secret_key())
+    return Settings(database_url=database_url(), secret_key=secret_key(), allowed_origins=allowed_origins())

@@ -186,6 +186,6 @@ def notify_now(request: Request, who: Annotated[Principal, Depends(require("user
     with request.app.state.session_factory() as session:
         counts = subscriptions.process_events(session, rt)
         service.retry_failed(session, rt)
-        audit(session, who, "api", "dci.notify", "dci_subscription", detail=f"{counts}")
+        audit(session, who, "api", "notify", "dci_subscription", detail=f"{counts}")
         session.commit()
     return counts

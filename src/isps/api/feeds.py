@@ -76,7 +76,7 @@ def request_change(body: ChangeRequestBody, session: DB, who: Writer) -> dict:
         raise HTTPException(403, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "change_request", body.entity, body.entity_id, row.district_id)
+    audit(session, who, "api", "create", body.entity, body.entity_id, row.district_id)
     return {"id": row.id, "status": row.status}
 
 

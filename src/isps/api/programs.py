@@ -52,7 +52,7 @@ class Capacity(BaseModel):
 def set_capacity(code: str, body: Capacity, session: DB, who: Manager) -> dict:
     """More slots or a larger budget enrol the next on the waiting list at once."""
     n = _guard(en.set_capacity, session, code, who.username, slots=body.slots, budget=body.budget_per_cycle)
-    audit(session, who, "api", "capacity", "program", None, detail=f"{code}: {body.model_dump()} → {n} enrolled")
+    audit(session, who, "api", "edit", "program", None, detail=f"{code}: {body.model_dump()} → {n} enrolled")
     return {**en.summary(session, code), "promoted": n}
 
 
@@ -69,7 +69,7 @@ def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", af
                limit: int = Query(100, le=1000)) -> list[dict]:
     """Enrolments of a program in one status (within the user's district). Audited."""
     rows = _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "list", "enrolment", district_id=who.scope,
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
           detail=f"{code} status={status} after={after} results={len(rows)}")
     return rows
 
@@ -78,7 +78,7 @@ def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", af
 def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le=1000)) -> list[dict]:
     """The waiting list in rank order (PMT ascending unless the policy says otherwise). Audited."""
     rows = _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
-    audit(session, who, "api", "waiting_list", "enrolment", district_id=who.scope,
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
           detail=f"{code} results={len(rows)}")
     return rows
 
@@ -98,6 +98,11 @@ def enrolment(enrolment_id: int, session: DB, who: Reader) -> dict:
     return out
 
 
+# the audit verb of each status an officer may set
+STATUS_VERBS = {"exited": "exit", "graduated": "graduate", "suspended": "suspend", "enrolled": "reinstate",
+                "deceased": "record"}
+
+
 class StatusChange(BaseModel):
     status: str = Field(description="exited | graduated | suspended | enrolled (reinstate) | deceased")
     reason: str = Field(min_length=3, max_length=200)
@@ -108,7 +113,7 @@ class StatusChange(BaseModel):
 def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Officer) -> dict:
     """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
     out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
-    audit(session, who, "api", body.status, "enrolment", enrolment_id, detail=body.reason)
+    audit(session, who, "api", STATUS_VERBS[body.status], "enrolment", enrolment_id, detail=body.reason)
     return out
 
 
@@ -120,7 +125,7 @@ def reassessment_list(code: str, session: DB, who: Reader, after: int | None = N
     Nobody is exited by a feed: an officer exits (``/enrolments/{id}/status``) or keeps
     (``/enrolments/{id}/review``). Audited."""
     rows = _guard(reassessment.reviews, session, code, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "reassessment", "enrolment", district_id=who.scope,
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
           detail=f"{code} after={after} results={len(rows)}")
     return rows
 
@@ -192,7 +197,7 @@ def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> di
         out = cycles.record_compliance(session, cycle_id, body.records, who.username, district_scope=who.scope)
     except cycles.OutOfScope as exc:
         session.rollback()
-        audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
+        audit(session, who, "api", "record", "benefit_cycle", cycle_id, district_id=who.scope,
               outcome="denied", detail=str(exc))
         session.commit()  # keep the audit record of the refusal, nothing else
         raise HTTPException(403, str(exc)) from None
@@ -200,7 +205,7 @@ def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> di
         raise HTTPException(404, str(exc)) from None
     except cycles.CycleError as exc:
         raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
+    audit(session, who, "api", "record", "benefit_cycle", cycle_id, district_id=who.scope,
           detail=f"{len(body.records)} records: {out}")
     return out
 

@@ -10,9 +10,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
+from isps.access import service as access
+from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail
 from isps.api import schemas
-from isps.api.deps import api_principal, db_session, require, tokens
+from isps.api.deps import api_principal, bearer_token, client_address, db_session, require, tokens
 from isps.registry.cnic import CnicError
 from isps.registry.models import District, Tehsil
 from isps.registry.service import OutOfScope, RegistryError
@@ -44,14 +45,39 @@ def _open(session: Session, who: Principal, household_id: int) -> files.Househol
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("/auth/token", response_model=schemas.Token, tags=["auth"])
+@router.post("/auth/token", response_model=schemas.Token, tags=["auth"],
+             responses={401: {"description": "wrong user name or password"},
+                        403: {"description": "the account is locked; an administrator must unlock it"},
+                        429: {"description": "too many failed sign-ins from this address"}})
 def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DB) -> schemas.Token:
-    """Exchange a username and password for a bearer token (OAuth2 password flow)."""
+    """Exchange a username and password for a bearer token (OAuth2 password flow). Throttled and
+    audited: 5 failures in 15 minutes lock the account until an administrator unlocks it."""
     try:
-        who = authenticate(session, form.username, form.password)
+        who = access.sign_in(session, form.username, form.password, client_address(request), "api")
     except AuthError as exc:
-        raise HTTPException(401, str(exc)) from None
-    return schemas.Token(access_token=tokens(request).issue(who), role=who.role, district_id=who.scope)
+        session.commit()  # the failure's count and audit record are kept
+        status = (429 if isinstance(exc, access.TooManyAttempts) else 403 if isinstance(exc, access.AccountLocked)
+                  else 401)
+        raise HTTPException(status, str(exc)) from None
+    return schemas.Token(access_token=tokens(request).issue(session, who, "api"), role=who.role, district_id=who.scope)
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def sign_out(request: Request, session: DB, who: Annotated[Principal, Depends(api_principal)]) -> None:
+    """Revoke the bearer token sent with this request: it no longer works, in any process."""
+    tokens(request).revoke(session, bearer_token(request))
+    audit(session, who, "api", "sign_out", "user", detail=f"bearer token revoked from {client_address(request)}")
+
+
+@router.post("/users/{username}/unlock", tags=["auth"])
+def unlock_user(username: str, request: Request, session: DB,
+                who: Annotated[Principal, Depends(require("users.manage"))]) -> dict:
+    """An administrator unlocks an account locked after failed sign-ins (and clears its count)."""
+    try:
+        was_locked = access.unlock(session, who, username, "api")
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"username": username, "was_locked": was_locked}
 
 
 @router.get("/households/{household_id}", response_model=schemas.Household, tags=["registry"])

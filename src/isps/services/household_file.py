@@ -108,9 +108,9 @@ def edit_household(session: Session, who: Principal, household_id: int, changes:
     try:
         changed = registry.change_household(session, household_id, changes, prov, who.scope)
     except OutOfScope:
-        audit(session, who, channel, "change", "household", household_id, outcome="denied")
+        audit(session, who, channel, "edit", "household", household_id, outcome="denied")
         raise
-    audit(session, who, channel, "change", "household", household_id, detail=", ".join(changed) or "no change")
+    audit(session, who, channel, "edit", "household", household_id, detail=", ".join(changed) or "no change")
     session.flush()
     pmt.process_events(session)
     return changed

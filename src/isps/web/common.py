@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+import hmac
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Request
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import AuthError, Principal
-from isps.api.deps import SESSION_COOKIE, db_session
+from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, client_address, db_session  # noqa: F401
 from isps.registry.models import District, Tehsil
 from isps.web import lang as i18n
 
@@ -44,7 +45,69 @@ class SignInRequired(Exception):
     """No valid session cookie: send the browser to the sign-in page."""
 
 
-def page_user(request: Request, session: DB) -> Principal:
+class FormRefused(Refused):
+    """A web form or htmx request that did not come from an ISPS page: answered with the error page."""
+
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _origin_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else "null"
+
+
+def allowed_origins(request: Request) -> set[str]:
+    """Where a form may be posted from: ``ISPS_ALLOWED_ORIGINS`` (set it behind a reverse proxy
+    that terminates TLS), else this request's own scheme and host."""
+    configured = getattr(request.app.state, "allowed_origins", None)
+    if configured:
+        return set(configured)
+    return {f"{request.url.scheme}://{request.headers.get('host', '')}".lower()}
+
+
+def origin_guard(request: Request) -> None:
+    """An unsafe web request's Origin (or, without one, its Referer), when sent, must be an allowed
+    origin: a page on another site cannot post a form here."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    origin = _origin_of(request.headers.get("origin")) or _origin_of(request.headers.get("referer"))
+    if origin is not None and origin not in allowed_origins(request):
+        raise FormRefused(_tr(request)("error.forged"), f"refused: {request.method} {request.url.path} "
+                          f"posted from another site ({origin[:80]})", channel=CHANNEL,
+                          token=request.cookies.get(SESSION_COOKIE))
+
+
+async def csrf_guard(request: Request) -> None:
+    """Every unsafe web request must come from an ISPS page: :func:`origin_guard`, and a request
+    with a session must carry the session's anti-forgery token (a hidden ``csrf_token`` field in
+    every form, the ``X-CSRF-Token`` header that base.html gives every htmx request). The token is
+    what holds when a proxy or browser sends neither Origin nor Referer. No database work: the
+    check runs on the event loop."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    origin_guard(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    expected = request.app.state.tokens.csrf(cookie)
+    if expected is None:
+        return  # no valid session: the route sends the browser to sign in, nothing was done
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        sent = (await request.form()).get(CSRF_FIELD)
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+        raise FormRefused(_tr(request)("error.forged"), f"refused: {request.method} {request.url.path} "
+                          f"without this session's anti-forgery token", channel=CHANNEL, token=cookie)
+
+
+async def _form_refused(request: Request, exc: FormRefused) -> Response:
+    await audit_refusal(request, exc)
+    return error_page(request, None, None, 403, exc.message)
+
+
+def page_user(request: Request, session: DB, _guard: Annotated[None, Depends(csrf_guard)] = None) -> Principal:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise SignInRequired()
@@ -122,13 +185,15 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
               "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
               "can_simulate": who.can("pmt.manage")}
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
-           "district_name": lambda d: _district_name(tr, d), **context}
+           "district_name": lambda d: _district_name(tr, d),
+           "csrf": request.app.state.tokens.csrf(request.cookies.get(SESSION_COOKIE)) if who is not None else None,
+           **context}
     resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
     resp.headers.update(SECURITY_HEADERS)
     return resp
 
 
-def error_page(request: Request, session: Session, who: Principal | None, status: int, message: str) -> Response:
+def error_page(request: Request, session: Session | None, who: Principal | None, status: int, message: str) -> Response:
     tr = _tr(request)
     title = {403: tr("error.403.title"), 404: tr("error.404.title")}.get(status, tr("error.title"))
     return render(request, "error.html", {"title": title, "message": message, "status": status},

@@ -65,7 +65,7 @@ def keep(request: Request, code: str, enrolment_id: int, session: DB, who: User,
          reason: Annotated[str, Form()] = "") -> Response:
     """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
     return _decide(request, session, who, code, enrolment_id, lambda why: reassessment.clear_review(
-        session, enrolment_id, why, who.username, district_scope=who.scope), "kept", reason,
+        session, enrolment_id, why, who.username, district_scope=who.scope), "keep", reason,
         lambda _: f"kept={enrolment_id}")
 
 
@@ -74,7 +74,7 @@ def exit_(request: Request, code: str, enrolment_id: int, session: DB, who: User
           reason: Annotated[str, Form()] = "") -> Response:
     """An officer exits an enrolment; the next on the waiting list takes the place (the page says who)."""
     return _decide(request, session, who, code, enrolment_id, lambda why: en.end(
-        session, enrolment_id, "exited", why, who.username, district_scope=who.scope), "exited", reason,
+        session, enrolment_id, "exited", why, who.username, district_scope=who.scope), "exit", reason,
         lambda out: f"exited={enrolment_id}&promoted=" + ",".join(str(i) for i in out["promoted_ids"]))
 
 

@@ -15,12 +15,13 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
-from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
+from isps.access.service import (AccessError, AccountLocked, AuthError, Principal, TooManyAttempts, audit,
+                                 audit_trail, sign_in)
 from isps.api.deps import SESSION_COOKIE
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
@@ -33,8 +34,9 @@ from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
 from isps.targeting.search import search_households
 from isps.web import lang as i18n
-from isps.web.common import (CHANNEL, DB, HERE, Geography, SignInRequired, User, _district_name, _is_htmx,
-                             _safe_next, _sign_in_required, _tr, error_page, render)
+from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
+                             _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, client_address, csrf_guard,
+                             error_page, origin_guard, render)
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -52,23 +54,37 @@ def login_page(request: Request, next: str = "/") -> Response:
     return render(request, "login.html", {"next": _safe_next(next), "error": None, "username": ""})
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(origin_guard)])
 def login(request: Request, session: DB, username: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
+    tr = _tr(request)
     try:
-        who = authenticate(session, username.strip(), password)
-    except AuthError:
-        return render(request, "login.html", {"next": _safe_next(next), "error": _tr(request)("login.error"),
-                                              "username": username}, status=401)
+        who = sign_in(session, username, password, client_address(request), CHANNEL)
+    except AuthError as exc:
+        session.commit()  # the failure's count and audit record are kept
+        status, key = ((429, "error.throttled") if isinstance(exc, TooManyAttempts) else
+                       (403, "error.locked") if isinstance(exc, AccountLocked) else (401, "login.error"))
+        return render(request, "login.html", {"next": _safe_next(next), "error": tr(key), "username": username},
+                      status=status)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     tokens = request.app.state.tokens
-    resp.set_cookie(SESSION_COOKIE, tokens.issue(who), max_age=tokens.max_age, path="/", httponly=True,
-                    samesite="lax", secure=request.url.scheme == "https")
+    resp.set_cookie(SESSION_COOKIE, tokens.issue(session, who, CHANNEL), max_age=tokens.max_age, path="/",
+                    httponly=True, samesite="lax", secure=request.url.scheme == "https")
     return resp
 
 
-@router.post("/logout")
-def logout() -> Response:
+@router.post("/logout", dependencies=[Depends(csrf_guard)])
+def logout(request: Request, session: DB) -> Response:
+    """Sign out: the session is revoked on the server, so a copy of the cookie no longer works."""
+    token = request.cookies.get(SESSION_COOKIE)
+    tokens = request.app.state.tokens
+    try:
+        who = tokens.principal(session, token) if token else None
+    except AuthError:
+        who = None
+    tokens.revoke(session, token)
+    if who is not None:
+        audit(session, who, CHANNEL, "sign_out", "user", detail=f"signed out from {client_address(request)}")
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -546,3 +562,4 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(FormRefused, _form_refused)

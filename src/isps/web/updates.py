@@ -53,7 +53,7 @@ def page(request: Request, session: DB, who: User, done: str = "",
 
 
 def _refuse(request: Request, session, who, what: str, record_id: int) -> Response:
-    audit(session, who, CHANNEL, what, "registry_updates", record_id, who.scope, outcome="refused")
+    audit(session, who, CHANNEL, what, "registry_updates", record_id, who.scope, outcome="denied")
     session.commit()
     return error_page(request, session, who, 403, _tr(request)("updates.cannot_decide"))
 
@@ -62,13 +62,13 @@ def _refuse(request: Request, session, who, what: str, record_id: int) -> Respon
 def resolve(request: Request, conflict_id: int, session: DB, who: User,
             resolution: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
-        return _refuse(request, session, who, "conflict.resolve", conflict_id)
+        return _refuse(request, session, who, "resolve", conflict_id)
     try:
         feeds.resolve_conflict(session, conflict_id, who.username, resolution.strip(), district_scope=who.scope)
     except feeds.FeedError as exc:
         session.rollback()
         return _page(request, session, who, error=str(exc), status=422)
-    audit(session, who, CHANNEL, "conflict.resolve", "source_conflict", conflict_id, who.scope,
+    audit(session, who, CHANNEL, "resolve", "source_conflict", conflict_id, who.scope,
           detail=resolution[:200])
     return RedirectResponse("/updates?done=conflict", status_code=303)
 
@@ -77,7 +77,7 @@ def resolve(request: Request, conflict_id: int, session: DB, who: User,
 def decide(request: Request, request_id: int, session: DB, who: User, decision: Annotated[str, Form()] = "",
            note: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
-        return _refuse(request, session, who, "change_request.decide", request_id)
+        return _refuse(request, session, who, "decide", request_id)
     if decision not in ("approve", "reject"):
         return _page(request, session, who, error=_tr(request)("updates.choose"), status=422)
     try:
@@ -92,6 +92,6 @@ def decide(request: Request, request_id: int, session: DB, who: User, decision: 
     except (changes.ChangeRequestError, ValueError) as exc:
         session.rollback()
         return _page(request, session, who, error=str(exc), status=422)
-    audit(session, who, CHANNEL, f"change_request.{decision}", row.entity, row.entity_id, row.district_id,
+    audit(session, who, CHANNEL, decision, row.entity, row.entity_id, row.district_id,
           detail=f"change request {request_id}")
     return RedirectResponse(f"/updates?done={decision}", status_code=303)
