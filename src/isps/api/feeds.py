@@ -108,4 +108,7 @@ def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
 @router.get("/recertification")
 def recertification(session: DB, who: Reader, older_than_days: int = 1095, limit: int = 100) -> list[dict]:
     """Households not verified for the given period, oldest first, within the user's district."""
-    return [asdict(d) for d in changes.recertification_due(session, older_than_days, who.scope, limit=limit)]
+    due = changes.recertification_due(session, older_than_days, who.scope, limit=limit)
+    audit(session, who, "api", "read", "household", None, who.scope,
+          detail=f"read the re-certification list (older than {older_than_days} days): {len(due)} households")
+    return [asdict(d) for d in due]

@@ -52,7 +52,8 @@ class Capacity(BaseModel):
 def set_capacity(code: str, body: Capacity, session: DB, who: Manager) -> dict:
     """More slots or a larger budget enrol the next on the waiting list at once."""
     n = _guard(en.set_capacity, session, code, who.username, slots=body.slots, budget=body.budget_per_cycle)
-    audit(session, who, "api", "edit", "program", None, detail=f"{code}: {body.model_dump()} → {n} enrolled")
+    audit(session, who, "api", "edit", "program", None, detail=f"{code}: capacity set to {body.slots} slots, budget {body.budget_per_cycle} a cycle; "
+                 f"{n} enrolled from the waiting list")
     return {**en.summary(session, code), "promoted": n}
 
 
@@ -152,7 +153,8 @@ def process_events(session: DB, who: Manager) -> dict:
 @router.post("/programs/{code}/graduation")
 def graduate(code: str, session: DB, who: Manager, on: date | None = None) -> dict:
     out = _guard(graduation.graduate, session, code, who.username, on)
-    audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out}")
+    audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out['graduated']} graduated, {out['referred']} referred, "
+                 f"{out['promoted']} enrolled from the waiting list")
     return out
 
 
@@ -244,7 +246,8 @@ async def status_file(request: Request, session: DB, who: Manager, name: str = "
     """A bank's status file as the request body: CSV, pain.002 or camt.054. Importing it again is harmless."""
     data = await request.body()
     out = _guard(pr.reconcile, session, data, name, who.username)
-    audit(session, who, "api", "reconcile", "status_import", out["import_id"], detail=str(out))
+    audit(session, who, "api", "reconcile", "status_import", out["import_id"],
+          detail=f"status file {name!r} ({out.get('format')}): {out.get('lines')} lines, {out.get('applied')} applied")
     return out
 
 

@@ -18,6 +18,7 @@ from isps.registry.cnic import CnicError
 from isps.registry.models import District, Tehsil
 from isps.registry.service import OutOfScope, RegistryError
 from isps.services import household_file as files
+from isps.services.household_file import search_sentence
 from isps.targeting import pmt
 from isps.targeting.models import PmtModel
 from isps.targeting.search import search_households
@@ -119,8 +120,8 @@ def change_household(household_id: int, body: schemas.HouseholdChange, session: 
                      who: Annotated[Principal, Depends(require("registry.write"))]) -> schemas.ChangeResult:
     """Change indicators of a household; the change is kept with its source and the PMT re-scored."""
     try:
-        changed = files.edit_household(session, who, household_id, body.changes, body.source, body.effective_date,
-                                       body.source_ref, "api")
+        changed = files.edit_household(session, who, household_id, body.changes, files.USER_SOURCE,
+                                       body.effective_date, body.source_ref, "api")
     except OutOfScope as exc:
         session.commit()
         raise HTTPException(403, str(exc)) from None
@@ -158,9 +159,13 @@ def search(session: DB, who: Reader, district_id: int | None = None, tehsil_id: 
                                  pmt_max=pmt_max, name=name, model_id=model.id if model else None, after=after,
                                  limit=limit, district_scope=who.scope)
     except OutOfScope as exc:
+        audit(session, who, "api", "search", "household", district_id=district_id, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for households of "
+                     f"district {district_id}" + (f" (tehsil {tehsil_id})" if tehsil_id else ""))
+        session.commit()  # keep the audit record of the refusal
         raise HTTPException(403, str(exc)) from None
     audit(session, who, "api", "search", "household", district_id=district_id or who.scope,
-          detail=f"tehsil={tehsil_id} pmt={pmt_min}-{pmt_max} name={name or ''} results={len(page.rows)}")
+          detail=search_sentence(tehsil_id, pmt_min, pmt_max, name, len(page.rows)))
     return schemas.HouseholdPage(items=[schemas.HouseholdRow(**r) for r in page.rows], next_after=page.next_after)
 
 

@@ -131,9 +131,13 @@ class Snapshot(BaseModel):
 
 
 class HouseholdChange(BaseModel):
+    """A user's edit. There is no ``source``: a user's edit is always kept with the source of a
+    user's channel (``operator``); data providers' sources (NADRA, utilities...) arrive only
+    through the feeds. A body naming ``source`` (or any other unknown field) is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
     changes: dict[str, str | int | float | bool | None] = Field(
         description="field name to new value, e.g. {\"fridge\": true, \"rooms\": 3}")
-    source: str = "operator"
     effective_date: date | None = None
     source_ref: str | None = None
 

@@ -186,6 +186,20 @@ def export(out: Annotated[Path, typer.Argument(help="file name: .csv (two files)
     console.print(report.summary() if hasattr(report, "summary") else str(report))
 
 
+@users_app.command("unlock")
+def users_unlock(username: str) -> None:
+    """Unlock an account locked after too many failed sign-ins (whoever runs the CLI on the server
+    is trusted as an administrator; the unlock is audited as done by 'cli')."""
+    from isps.access.service import Principal, unlock
+
+    with transaction(_engine()) as s:
+        try:
+            was = unlock(s, Principal("cli", "administrator", None), username, "cli")
+        except ValueError as exc:
+            _fail(str(exc))
+    console.print(f"{username}: unlocked" if was else f"{username} was not locked (failed sign-ins cleared)")
+
+
 @users_app.command("create")
 def users_create(username: str, role: Annotated[str, typer.Option()],
                  password: Annotated[str, typer.Option(prompt=True, hide_input=True)],

@@ -48,10 +48,15 @@ def _decide(request: Request, session, who, code: str, enrolment_id: int, decide
     to the page (``then``: the page's query string, from the decision's result)."""
     tr = r._tr(request)
     if not who.can("registry.write"):
+        audit(session, who, "web", action, "enrolment", enrolment_id, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not {action} an enrolment of {code}")
         return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
     try:
         out = decide(reason.strip())
     except en.OutOfScope:
+        session.rollback()
+        audit(session, who, "web", action, "enrolment", enrolment_id, outcome="denied",
+              detail=f"refused: enrolment {enrolment_id} of {code} is outside district {who.scope}")
         return r.error_page(request, session, who, 403, tr("error.outside_district"))
     except en.EnrolmentError as exc:
         session.rollback()

@@ -29,6 +29,7 @@ from isps.registry.cnic import CnicError
 from isps.registry.models import District, UnionCouncil
 from isps.registry.service import OutOfScope, RegistryError, history
 from isps.services import household_file as files
+from isps.services.household_file import search_sentence
 from isps.targeting import pmt, simulator, vulnerability
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
@@ -108,6 +109,7 @@ class SearchForm:
     pmt_max: float | None = None
     name: str = ""
     after: int | None = None
+    scope_refused: int | None = None  # the other district a scoped user asked for (refused, audited)
     raw: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -144,6 +146,7 @@ def _parse_search(params, who: Principal, tr: i18n.Translator) -> SearchForm:
     if who.scope is not None:
         if form.district_id not in (None, who.scope):
             form.errors.append(tr("search.error.scope"))
+            form.scope_refused = form.district_id
         form.district_id = who.scope
         raw["district_id"] = str(who.scope)
     return form
@@ -158,6 +161,10 @@ class Results:
 
 
 def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geography, tr: i18n.Translator) -> Results:
+    if form.scope_refused is not None:
+        audit(session, who, CHANNEL, "search", "household", district_id=form.scope_refused, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for households of "
+                     f"district {form.scope_refused}")
     if form.errors:
         return Results([], None, form.query(), error=" ".join(form.errors))
     model = pmt.active_model(session)
@@ -169,8 +176,7 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
     except OutOfScope:
         return Results([], None, form.query(), error=tr("search.error.scope"))
     audit(session, who, CHANNEL, "search", "household", district_id=form.district_id or who.scope,
-          detail=f"tehsil={form.tehsil_id} pmt={form.pmt_min}-{form.pmt_max} name={form.name} "
-                 f"after={form.after} results={len(page.rows)}")
+          detail=search_sentence(form.tehsil_id, form.pmt_min, form.pmt_max, form.name, len(page.rows), form.after))
     for r in page.rows:
         r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
         tehsil = geo.tehsil_by_id.get(r["tehsil_id"])
@@ -423,7 +429,7 @@ def edit_household(request: Request, household_id: str, session: DB, who: User,
     before = session.get(PmtScore, (model.id, hid)) if model else None
     was = before.score if before else None
     try:
-        changed = files.edit_household(session, who, hid, values, "operator", when, edit["source_ref"] or None,
+        changed = files.edit_household(session, who, hid, values, files.USER_SOURCE, when, edit["source_ref"] or None,
                                        CHANNEL)
     except OutOfScope:
         session.commit()
