@@ -49,7 +49,7 @@ def test_district_officer_cannot_read_another_district(client, province):
     assert r.status_code == 403
     with transaction(province) as s:
         denied = s.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).all()
-    assert {a.entity_id for a in denied} == {other.id}
+    assert {(a.action, a.entity_id) for a in denied} == {("read", other.id), ("search", None)}  # the search too
 
 
 def test_cnic_lookup_finds_the_person_and_respects_scope(client, province):

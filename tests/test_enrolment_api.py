@@ -150,7 +150,7 @@ def test_compliance_by_api_is_scoped_checked_and_all_or_nothing(client, province
         assert r.status_code == 403 and "record 1" in r.json()["detail"] and "outside your district" in r.json()["detail"]
     assert client.get(f"/api/v1/enrolments/{kasur}", headers=manager).json()["status"] == "enrolled"
     assert _scalar(province, "SELECT COUNT(*) FROM compliance_record") == 0
-    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'compliance' AND outcome = 'denied' "
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'record' AND entity = 'benefit_cycle' AND outcome = 'denied' "
                              "AND actor = 'lahore_officer'") == 2
     # within their district they can
     r = client.post(f"/api/v1/cycles/{q3['id']}/compliance",

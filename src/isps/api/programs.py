@@ -71,7 +71,7 @@ def enrolments(code: str, session: DB, who: Reader, status: str = "enrolled", af
     """Enrolments of a program in one status (within the user's district). Audited."""
     rows = _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
     audit(session, who, "api", "read", "enrolment", district_id=who.scope,
-          detail=f"{code} status={status} after={after} results={len(rows)}")
+          detail=f"listed {len(rows)} {status} enrolments of {code}" + (f" after {after}" if after else ""))
     return rows
 
 
@@ -80,7 +80,7 @@ def waiting_list(code: str, session: DB, who: Reader, limit: int = Query(100, le
     """The waiting list in rank order (PMT ascending unless the policy says otherwise). Audited."""
     rows = _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
     audit(session, who, "api", "read", "enrolment", district_id=who.scope,
-          detail=f"{code} results={len(rows)}")
+          detail=f"read the waiting list of {code}: {len(rows)} households")
     return rows
 
 
@@ -127,7 +127,8 @@ def reassessment_list(code: str, session: DB, who: Reader, after: int | None = N
     (``/enrolments/{id}/review``). Audited."""
     rows = _guard(reassessment.reviews, session, code, district_id=who.scope, after=after, limit=limit)
     audit(session, who, "api", "read", "enrolment", district_id=who.scope,
-          detail=f"{code} after={after} results={len(rows)}")
+          detail=f"read the reassessment list of {code}: {len(rows)} enrolments flagged"
+                 + (f" after {after}" if after else ""))
     return rows
 
 
