@@ -36,6 +36,8 @@ def test_exit_by_api_promotes_the_next_household(client, province):
         r = client.post(f"/api/v1/enrolments/{target['id']}/status", json={"status": "exited", "reason": "moved"},
                         headers=officer)
         assert r.status_code == 403
+        assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'exit' AND outcome = 'denied' "
+                                 "AND actor = 'lahore_officer' AND entity_id = :e", e=target["id"]) == 1
     r = client.post(f"/api/v1/enrolments/{target['id']}/status",
                     json={"status": "exited", "reason": "left the country"}, headers=token_for(client, "admin"))
     assert r.status_code == 200, r.text
@@ -99,6 +101,8 @@ def test_exit_in_the_web_app_promotes_the_next_household(client, province):
     client.cookies.clear()
     client.post("/login", data={"username": "auditor", "password": PASSWORD, "next": "/"})
     assert client.post(f"/programs/{CODE}/enrolment/{other}/exit", data={"reason": "x y z"}).status_code == 403
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'exit' AND outcome = 'denied' "
+                             "AND actor = 'auditor' AND channel = 'web'") == 1
 
 
 def test_payroll_page_shows_status_and_ledger(client, province):

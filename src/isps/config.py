@@ -40,9 +40,14 @@ def secret_key() -> str:
     if key:
         return key
     path = var_dir() / "secret.key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    if not path.exists():  # created 0600 from the start: never readable by others, not even briefly
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

@@ -3,6 +3,7 @@ pickup slots. Thin: every route calls :mod:`isps.programs` or :mod:`isps.payment
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated
 
@@ -22,6 +23,20 @@ DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Officer = Annotated[Principal, Depends(require("registry.write"))]
 Manager = Annotated[Principal, Depends(require("pmt.manage"))]
+
+
+@contextmanager
+def _refusal_audited(session: Session, who: Principal, action: str, entity: str, entity_id: int | None):
+    """An officer's action refused (403: outside the district) is audited before the answer."""
+    try:
+        yield
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            session.rollback()
+            audit(session, who, "api", action, entity, entity_id, who.scope, outcome="denied",
+                  detail=f"refused: {exc.detail}")
+            session.commit()
+        raise
 
 
 def _guard(fn, *args, **kw):
@@ -113,7 +128,8 @@ class StatusChange(BaseModel):
 @router.post("/enrolments/{enrolment_id}/status")
 def change_status(enrolment_id: int, body: StatusChange, session: DB, who: Officer) -> dict:
     """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
-    out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
+    with _refusal_audited(session, who, STATUS_VERBS.get(body.status, "edit"), "enrolment", enrolment_id):
+        out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
     audit(session, who, "api", STATUS_VERBS[body.status], "enrolment", enrolment_id, detail=body.reason)
     return out
 
@@ -139,9 +155,10 @@ class Review(BaseModel):
 @router.post("/enrolments/{enrolment_id}/review")
 def keep_after_review(enrolment_id: int, body: Review, session: DB, who: Officer) -> dict:
     """An officer checked an enrolment flagged for review and keeps it: the flag is cleared."""
-    out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
-                 district_scope=who.scope)
-    audit(session, who, "api", "review", "enrolment", enrolment_id, detail=body.reason)
+    with _refusal_audited(session, who, "keep", "enrolment", enrolment_id):
+        out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
+                     district_scope=who.scope)
+    audit(session, who, "api", "keep", "enrolment", enrolment_id, detail=body.reason)
     return out
 
 
