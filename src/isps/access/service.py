@@ -184,7 +184,7 @@ def sign_in(session: Session, username: str, password: str, address: str | None,
         audit(session, who, channel, "sign_in", "user", outcome="denied",
               detail=f"refused: too many failed sign-ins from {address or 'an unknown address'}")
         raise TooManyAttempts("too many failed sign-ins from your address; try again in a few minutes")
-    locked = bool(session.scalar(select(SignInFailure.locked).where(SignInFailure.key == _account_key(username))))
+    locked = is_locked(session, username)
     try:
         principal = authenticate(session, username, password)
     except AuthError:
@@ -205,6 +205,7 @@ def sign_in(session: Session, username: str, password: str, address: str | None,
 
 
 def is_locked(session: Session, username: str) -> bool:
+    """Whether a user name is locked after failed sign-ins (known user or not)."""
     return bool(session.scalar(select(SignInFailure.locked).where(SignInFailure.key == _account_key(username))))
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import AuthError, Principal
-from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, client_address, db_session  # noqa: F401
+from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, db_session
 from isps.registry.models import District, Tehsil
 from isps.web import lang as i18n
 

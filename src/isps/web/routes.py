@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import (AccessError, AccountLocked, AuthError, Principal, TooManyAttempts, audit,
                                  audit_trail, sign_in)
-from isps.api.deps import SESSION_COOKIE
+from isps.api.deps import SESSION_COOKIE, client_address
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -36,7 +36,7 @@ from isps.targeting.models import PmtScore
 from isps.targeting.search import search_households
 from isps.web import lang as i18n
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
-                             _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, client_address, csrf_guard,
+                             _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, csrf_guard,
                              error_page, origin_guard, render)
 
 router = APIRouter(include_in_schema=False)
