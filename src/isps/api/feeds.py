@@ -50,7 +50,7 @@ def deliver(feed: str, body: Delivery, request: Request, background: BackgroundT
 def conflicts(session: DB, who: Reader, after: int = 0, limit: int = 100) -> list[dict]:
     """Open conflicts between sources (a lower-ranked source offered a value over a higher one's). Audited."""
     rows = [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
-    audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"{len(rows)} conflicts")
+    audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"listed {len(rows)} source conflicts")
     return rows
 
 
@@ -101,7 +101,7 @@ def pending(session: DB, who: Reader, status: str = "pending") -> list[dict]:
     rows = [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": changes.shown(r.changes),
              "source": r.source, "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
             for r in changes.list_change_requests(session, status, who.scope)]
-    audit(session, who, "api", "read", "change_request", None, who.scope, detail=f"{status}: {len(rows)}")
+    audit(session, who, "api", "read", "change_request", None, who.scope, detail=f"listed {len(rows)} {status} change requests")
     return rows
 
 

@@ -226,7 +226,8 @@ def compliance(cycle_id: int, body: Compliance, session: DB, who: Officer) -> di
     except cycles.CycleError as exc:
         raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "record", "benefit_cycle", cycle_id, district_id=who.scope,
-          detail=f"{len(body.records)} records: {out}")
+          detail=f"{len(body.records)} compliance records: {out['recorded']} recorded, {out['warnings']} warnings, "
+                 f"{out['suspensions']} suspensions")
     return out
 
 

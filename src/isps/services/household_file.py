@@ -130,7 +130,7 @@ def edit_household(session: Session, who: Principal, household_id: int, changes:
     except OutOfScope:
         audit(session, who, channel, "edit", "household", household_id, outcome="denied")
         raise
-    audit(session, who, channel, "edit", "household", household_id, detail=", ".join(changed) or "no change")
+    audit(session, who, channel, "edit", "household", household_id, detail=f"changed {', '.join(changed)}" if changed else "no change")
     session.flush()
     pmt.process_events(session)
     return changed

@@ -28,7 +28,7 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
     waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
     flagged = reassessment.reviews(session, code, district_id=who.scope, limit=50)
     promoted_ids = [int(x) for x in promoted.split(",") if x.strip().isdigit()]
-    audit(session, who, "web", "read", "enrolment", None, who.scope, detail=code)
+    audit(session, who, "web", "read", "enrolment", None, who.scope, detail=f"read the enrolment page of {code}")
     return r.render(request, "programs_enrolment.html", {
         "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
         "exited": exited, "error": error, "can_exit": who.can("registry.write"), "flagged": flagged,
@@ -116,7 +116,7 @@ def programs_page(request: Request, session: DB, who: User, pillar: str = "") ->
              "enrols_here": p.code in en.DEFAULT_POLICIES or p.code in counts}
             for p in catalogue.programs(session, pillar=chosen)]
     rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))
-    audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=chosen or "all")
+    audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=f"read the program catalogue ({chosen or 'all pillars'})")
     return r.render(request, "programs.html", {
         "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or "",
         "payrolls": pr.payrolls(session, limit=10)}, who=who, session=session)

@@ -37,7 +37,8 @@ def _page(request: Request, session, who, *, done: str = "", error: str | None =
     due = changes.recertification_due(session, older_than_days, who.scope, limit=LIST)
     deliveries = feeds.deliveries(session, limit=10) if who.scope is None else []
     audit(session, who, CHANNEL, "read", "registry_updates", None, who.scope,
-          detail=f"conflicts={len(conflicts)} requests={len(requests)} due={sum(due_counts.values())}")
+          detail=f"read the registry updates: {len(conflicts)} conflicts, {len(requests)} change requests, "
+                 f"{sum(due_counts.values())} households due for re-certification")
     return render(request, "updates.html", {
         "conflicts": conflicts, "requests": requests, "district_of": names.get,
         "due_counts": sorted(((names.get(d, "—"), n) for d, n in due_counts.items()), key=lambda x: -x[1]),
