@@ -175,3 +175,19 @@ def test_the_audit_log_takes_only_its_vocabulary(province):
             access.audit(s, who, "api", "Read", "household")
         with pytest.raises(ValueError, match="outcome"):
             access.audit(s, who, "api", "read", "household", outcome="refused")
+
+
+def test_an_administrator_unlocks_an_account_from_the_audit_page(client, province):
+    for _ in range(access.ACCOUNT_FAILURES):
+        _token(client, "kasur_counter", "wrong")
+    client.post("/login", data={"username": "auditor", "password": PASSWORD})
+    assert 'action="/users/unlock"' not in client.get("/audit").text
+    assert client.post("/users/unlock", data={"username": "kasur_counter"}).status_code == 403
+    client.post("/logout")
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    assert 'action="/users/unlock"' in client.get("/audit").text
+    r = client.post("/users/unlock", data={"username": "kasur_counter"})
+    assert r.status_code == 200 and "kasur_counter: unlocked." in r.text
+    assert _token(client, "kasur_counter", PASSWORD).status_code == 200
+    outcomes = [(a.actor, a.outcome) for a in _audit(province, action="unlock")]
+    assert outcomes == [("auditor", "denied"), ("admin", "ok")]

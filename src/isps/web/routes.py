@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import (AccessError, AccountLocked, AuthError, Principal, TooManyAttempts, audit,
                                  audit_trail, sign_in)
+from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
@@ -476,8 +477,28 @@ def audit_page(request: Request, session: DB, who: User, actor: str = "", entity
                for a in rows[:AUDIT_PAGE]]
     filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip()}
     older = urlencode({**{k: v for k, v in filters.items() if v}, "before_id": more}) if more else None
-    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older},
+    done = request.query_params.get("unlocked", "")[:60]
+    unlocked = (tr("audit.unlock.done" if request.query_params.get("was") == "1" else "audit.unlock.was_not", name=done)
+                if done else None)
+    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older,
+                                          "can_unlock": who.can("users.manage"), "unlocked": unlocked},
                   who=who, session=session)
+
+
+@router.post("/users/unlock")
+def unlock_user(request: Request, session: DB, who: User, username: Annotated[str, Form()] = "") -> Response:
+    """An administrator unlocks an account locked after failed sign-ins (from the audit page)."""
+    tr = _tr(request)
+    name = username.strip()
+    if not who.can("users.manage"):
+        audit(session, who, CHANNEL, "unlock", "user", outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not unlock accounts ({name[:60]})")
+        return error_page(request, session, who, 403, tr("audit.unlock.forbidden", role=tr(f"role.{who.role}")))
+    try:
+        was = access_unlock(session, who, name, CHANNEL)
+    except ValueError:
+        return error_page(request, session, who, 404, tr("audit.unlock.unknown", name=name[:60]))
+    return RedirectResponse("/audit?" + urlencode({"actor": name, "unlocked": name, "was": int(was)}), status_code=303)
 
 
 # ---------------------------------------------------------------- the district risk map
