@@ -111,14 +111,29 @@ def province(engine):
     return engine
 
 
-@pytest.fixture
-def client(province):
+def page_client(app):
+    """A TestClient that behaves like a browser on an ISPS page: once signed in, its unsafe requests
+    carry the session's anti-forgery token, as every form (hidden field) and htmx request (header)
+    of the pages do. Tests of forged requests send their own headers or use a plain TestClient."""
     from fastapi.testclient import TestClient
 
+    class PageClient(TestClient):
+        def request(self, method, url, **kwargs):
+            headers = dict(kwargs.pop("headers", None) or {})
+            token = self.app.state.tokens.csrf(self.cookies.get("isps_session"))
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE") and token and "X-CSRF-Token" not in headers:
+                headers["X-CSRF-Token"] = token
+            return super().request(method, url, headers=headers or None, **kwargs)
+
+    return PageClient(app)
+
+
+@pytest.fixture
+def client(province):
     from isps.api.app import create_app
 
     app = create_app(province, secret="test-secret")
-    with TestClient(app) as c:
+    with page_client(app) as c:
         yield c
 
 

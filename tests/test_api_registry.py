@@ -49,7 +49,7 @@ def test_district_officer_cannot_read_another_district(client, province):
     assert r.status_code == 403
     with transaction(province) as s:
         denied = s.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).all()
-    assert {a.entity_id for a in denied} == {other.id}
+    assert {(a.action, a.entity_id) for a in denied} == {("read", other.id), ("search", None)}  # the search too
 
 
 def test_cnic_lookup_finds_the_person_and_respects_scope(client, province):
@@ -101,7 +101,7 @@ def test_an_edit_is_kept_with_its_source_and_rescores(client, province):
     before = client.get(f"/api/v1/households/{hh.id}", headers=headers).json()
     new_car = not before["car"]
     r = client.patch(f"/api/v1/households/{hh.id}", headers=headers,
-                     json={"changes": {"car": new_car, "rooms": before["rooms"] + 2}, "source": "operator",
+                     json={"changes": {"car": new_car, "rooms": before["rooms"] + 2},
                            "effective_date": "2026-03-01", "source_ref": "visit note 17"})
     assert r.status_code == 200, r.text
     assert set(r.json()["changed"]) == {"car", "rooms"}
@@ -161,5 +161,6 @@ def test_every_cnic_lookup_is_audited_whatever_its_outcome(client, province):
     with transaction(province) as s:
         rows = s.scalars(select(AuditRecord).where(AuditRecord.action == "lookup_cnic").order_by(AuditRecord.id)).all()
     assert [(a.actor, a.outcome, a.entity_id, a.district_id) for a in rows] == [
-        ("kasur_counter", "ok", person.id, 2), ("lahore_officer", "denied", None, None), ("admin", "not_found", None, None)]
+        ("kasur_counter", "ok", person.id, 2), ("lahore_officer", "denied", person.id, 2), ("admin", "not_found", None, None)]
+    assert person.cnic not in (rows[1].detail or "") and "outside" in rows[1].detail  # the target, masked
     assert all(a.at is not None and a.channel == "api" for a in rows)

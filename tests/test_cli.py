@@ -162,3 +162,22 @@ def test_feeds_sample_apply_again_and_recertification(sqlite_env, tmp_path):
     assert runner.invoke(app, ["feeds", "apply", "nonsense", str(out)]).exit_code == 1
     r = runner.invoke(app, ["recert", "due", "--older-than-days", "30"])
     assert r.exit_code == 0 and "households due" in r.output and "last verified" in r.output
+
+
+def test_users_unlock_opens_a_locked_account(sqlite_env):
+    from isps.access import service as access
+    from isps.db import default_engine, transaction
+
+    assert runner.invoke(app, ["users", "create", "okara.officer", "--role", "administrator",
+                               "--password", "pw-okara-1"]).exit_code == 0
+    engine = default_engine()
+    for _ in range(access.ACCOUNT_FAILURES):
+        with transaction(engine) as s, pytest.raises(access.AuthError):
+            access.sign_in(s, "okara.officer", "wrong", "10.0.0.1", "web")
+    with transaction(engine) as s:
+        assert access.is_locked(s, "okara.officer")
+    r = runner.invoke(app, ["users", "unlock", "okara.officer"])
+    assert r.exit_code == 0 and "okara.officer: unlocked" in r.output
+    with transaction(engine) as s:
+        assert access.sign_in(s, "okara.officer", "pw-okara-1", "10.0.0.1", "web").username == "okara.officer"
+    assert runner.invoke(app, ["users", "unlock", "nobody"]).exit_code == 1

@@ -36,6 +36,8 @@ def test_exit_by_api_promotes_the_next_household(client, province):
         r = client.post(f"/api/v1/enrolments/{target['id']}/status", json={"status": "exited", "reason": "moved"},
                         headers=officer)
         assert r.status_code == 403
+        assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'exit' AND outcome = 'denied' "
+                                 "AND actor = 'lahore_officer' AND entity_id = :e", e=target["id"]) == 1
     r = client.post(f"/api/v1/enrolments/{target['id']}/status",
                     json={"status": "exited", "reason": "left the country"}, headers=token_for(client, "admin"))
     assert r.status_code == 200, r.text
@@ -110,6 +112,8 @@ def test_exit_in_the_web_app_promotes_the_next_household(client, province):
     client.cookies.clear()
     client.post("/login", data={"username": "auditor", "password": PASSWORD, "next": "/"})
     assert client.post(f"/programs/{CODE}/enrolment/{other}/exit", data={"reason": "x y z"}).status_code == 403
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'exit' AND outcome = 'denied' "
+                             "AND actor = 'auditor' AND channel = 'web'") == 1
 
 
 def test_payroll_page_shows_status_and_ledger(client, province):
@@ -166,7 +170,7 @@ def test_compliance_by_api_is_scoped_checked_and_all_or_nothing(client, province
         assert r.status_code == 403 and "record 1" in r.json()["detail"] and "outside your district" in r.json()["detail"]
     assert client.get(f"/api/v1/enrolments/{kasur}", headers=manager).json()["status"] == "enrolled"
     assert _scalar(province, "SELECT COUNT(*) FROM compliance_record") == 0
-    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'compliance' AND outcome = 'denied' "
+    assert _scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'record' AND entity = 'benefit_cycle' AND outcome = 'denied' "
                              "AND actor = 'lahore_officer'") == 2
     # within their district they can
     r = client.post(f"/api/v1/cycles/{q3['id']}/compliance",

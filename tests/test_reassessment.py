@@ -84,7 +84,8 @@ def test_a_feed_enrols_the_newly_poor_and_flags_the_newly_rich_for_review(client
     mine = client.get(f"/api/v1/programs/{CODE}/reassessment", headers=lahore).json()
     assert [r["enrolment_id"] for r in mine] == [rich[0][0]] and mine[0]["district_id"] == 1
     with transaction(province) as s:
-        audited = s.execute(text("SELECT actor, district_id FROM audit_log WHERE action = 'reassessment' "
+        audited = s.execute(text("SELECT actor, district_id FROM audit_log WHERE action = 'read' "
+                                 "AND detail LIKE 'read the reassessment list%' "
                                  "ORDER BY id")).all()
         assert [tuple(a) for a in audited] == [("manager", None), ("lahore_officer", 1)]
     assert client.get("/api/v1/programs/no_such_program/reassessment", headers=manager).status_code == 404

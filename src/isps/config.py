@@ -40,10 +40,23 @@ def secret_key() -> str:
     if key:
         return key
     path = var_dir() / "secret.key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    if not path.exists():  # created 0600 from the start: never readable by others, not even briefly
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def allowed_origins() -> tuple[str, ...]:
+    """``ISPS_ALLOWED_ORIGINS``: the origins (``https://isps.punjab.gov.pk``, comma-separated) web
+    forms may be posted from. Unset, a form must come from the address the server itself sees,
+    which is wrong behind a reverse proxy that terminates TLS: set it there."""
+    raw = os.environ.get("ISPS_ALLOWED_ORIGINS", "")
+    return tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,8 @@ class Settings:
     database_url: str
     secret_key: str
     token_hours: int = 12
+    allowed_origins: tuple[str, ...] = ()
 
 
 def load_settings() -> Settings:
-    return Settings(database_url=database_url(), secret_key=secret_key())
+    return Settings(database_url=database_url(), secret_key=secret_key(), allowed_origins=allowed_origins())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, SmallInteger, String, func
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, SmallInteger, String, func
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,3 +41,28 @@ class AuditRecord(Base):
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+
+
+class AuthSession(Base):
+    """One signed-in session (a web cookie or an API bearer token): its id travels inside the
+    signed token, and signing out revokes it here, so a copied token dies with the sign-out."""
+
+    __tablename__ = "auth_session"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # web | api
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SignInFailure(Base):
+    """Failed sign-ins counted per account (``user:<name>``) and per client address (``addr:<ip>``)
+    in a sliding window; an account past the limit stays locked until an administrator unlocks it.
+    Kept in the database so that every worker process sees the same counts."""
+
+    __tablename__ = "sign_in_failure"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime] = mapped_column(DateTime)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)

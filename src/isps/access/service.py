@@ -8,17 +8,20 @@ record is written to ``audit_log``, whether it was allowed or refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from isps.access.models import AuditRecord, User
+from isps.access.models import AuditRecord, AuthSession, SignInFailure, User
 
 ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "auditor")
 SCOPED_ROLES = ("district_officer", "counter_operator")
@@ -38,12 +41,40 @@ ROLE_LABELS = {
 }
 
 
+# What an audit record says was done: one fixed vocabulary of lowercase verbs, so that the log can
+# be searched and does not drift ("Read" vs "read"). What was attempted is the action; whether it
+# was allowed is the outcome. :func:`audit` refuses anything else.
+ACTIONS = frozenset({
+    "read", "search", "lookup_cnic", "export", "report",               # reading people's data
+    "edit", "create", "import", "ingest", "resolve", "merge", "unmerge",  # changing it
+    "approve", "reject", "decide", "enrol", "exit", "suspend", "reinstate", "keep", "review", "graduate",
+    "fit", "activate", "reconcile", "release", "notify", "record",
+    "sign_in", "sign_out", "unlock",                                      # sessions and accounts
+    "refused",  # a request refused before it reached an action (forged form, cookie write, role)
+})
+OUTCOMES = ("ok", "denied", "not_found", "failed")
+
+# sign-in throttling: an account is locked after this many failures in the window (until an
+# administrator unlocks it); an address is refused (429) for the rest of the window after its limit
+ACCOUNT_FAILURES = 5
+ADDRESS_FAILURES = 20
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
 class AccessError(PermissionError):
     pass
 
 
 class AuthError(PermissionError):
     """Sign-in failed or the token is invalid; the message is safe to show."""
+
+
+class AccountLocked(AuthError):
+    """Too many failed sign-ins for this user name: an administrator must unlock it."""
+
+
+class TooManyAttempts(AuthError):
+    """Too many failed sign-ins from this address: refused until the window has passed."""
 
 
 @dataclass(frozen=True)
@@ -93,52 +124,183 @@ def create_user(session: Session, username: str, password: str, role: str, full_
     return user
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user name is unknown: the same PBKDF2 work either way,
+    so that the response time does not tell existing user names apart."""
+    return hash_password(secrets.token_hex(16))
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
 def authenticate(session: Session, username: str, password: str) -> Principal:
+    """Check a user name and password (always one PBKDF2 verification, known user or not)."""
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not verify_password(password, user.password_hash):
+    ok = verify_password(password, user.password_hash if user is not None else _dummy_hash())
+    if user is None or not user.active or not ok:
         raise AuthError("wrong username or password")
     return Principal(user.username, user.role, user.district_id)
 
 
-class Tokens:
-    """Signed, expiring bearer tokens (and web session cookies) naming a user.
+def _account_key(username: str) -> str:
+    return f"user:{username[:60]}"
 
-    The named user's role, district and whether they are active are read from the database at
-    most once every :attr:`user_ttl` seconds per process (an API client sends a token with every
-    request): a deactivation or a change of role or district reaches requests within that time."""
+
+def _address_key(address: str | None) -> str:
+    return f"addr:{(address or 'unknown')[:60]}"
+
+
+def _count_failure(session: Session, key: str, now: datetime, lock_at: int | None) -> None:
+    """One more failure for a key, in one upsert: a window that has passed starts again at 1;
+    an account key reaching ``lock_at`` is locked (and stays so after the window)."""
+    t = SignInFailure.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    expired = t.c.first_at < now - FAILURE_WINDOW
+    count = case((expired, 1), else_=t.c.failures + 1)
+    stmt = insert(t).values(key=key, failures=1, first_at=now, last_at=now, locked=lock_at == 1)
+    stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
+        "failures": count, "first_at": case((expired, now), else_=t.c.first_at), "last_at": now,
+        "locked": or_(t.c.locked, count >= lock_at) if lock_at else t.c.locked})
+    session.execute(stmt)
+
+
+def sign_in(session: Session, username: str, password: str, address: str | None, channel: str) -> Principal:
+    """The one door for a password (web sign-in and the API's token): throttled per address,
+    locked per account after :data:`ACCOUNT_FAILURES` failures in :data:`FAILURE_WINDOW`, and
+    audited (success and failure, with the address, never the password).
+
+    Failures are counted per user name as typed, known or not, so that a lockout does not tell
+    which names exist. The caller must commit even when this raises: the counters and the audit
+    record of a failure are the point."""
+    now = _now()
+    username = username.strip()[:60]
+    who = Principal(username or "(none)", "unknown", None)
+    address_row = session.execute(select(SignInFailure.failures, SignInFailure.first_at)
+                                  .where(SignInFailure.key == _address_key(address))).first()
+    if address_row and address_row.failures >= ADDRESS_FAILURES and address_row.first_at >= now - FAILURE_WINDOW:
+        audit(session, who, channel, "sign_in", "user", outcome="denied",
+              detail=f"refused: too many failed sign-ins from {address or 'an unknown address'}")
+        raise TooManyAttempts("too many failed sign-ins from your address; try again in a few minutes")
+    locked = is_locked(session, username)
+    try:
+        principal = authenticate(session, username, password)
+    except AuthError:
+        principal = None
+    if principal is not None and not locked:
+        session.execute(delete(SignInFailure).where(SignInFailure.key == _account_key(username)))
+        audit(session, principal, channel, "sign_in", "user", detail=f"signed in from {address or 'an unknown address'}")
+        return principal
+    if locked:
+        audit(session, who, channel, "sign_in", "user", outcome="denied",
+              detail=f"refused: the account is locked; attempt from {address or 'an unknown address'}")
+        raise AccountLocked("this account is locked after too many failed sign-ins; ask an administrator to unlock it")
+    _count_failure(session, _account_key(username), now, ACCOUNT_FAILURES)
+    _count_failure(session, _address_key(address), now, None)
+    audit(session, who, channel, "sign_in", "user", outcome="failed",
+          detail=f"wrong user name or password from {address or 'an unknown address'}")
+    raise AuthError("wrong username or password")
+
+
+def is_locked(session: Session, username: str) -> bool:
+    """Whether a user name is locked after failed sign-ins (known user or not)."""
+    return bool(session.scalar(select(SignInFailure.locked).where(SignInFailure.key == _account_key(username))))
+
+
+def unlock(session: Session, who: Principal, username: str, channel: str) -> bool:
+    """An administrator clears an account's failed sign-ins (and its lock). True if it was locked."""
+    who.require("users.manage")
+    if session.scalar(select(User.id).where(User.username == username)) is None:
+        raise ValueError(f"no user '{username}'")
+    was = is_locked(session, username)
+    session.execute(delete(SignInFailure).where(SignInFailure.key == _account_key(username)))
+    audit(session, who, channel, "unlock", "user",
+          detail=f"unlocked {username}" if was else f"cleared failed sign-ins of {username} (it was not locked)")
+    return was
+
+
+class Tokens:
+    """Signed, expiring bearer tokens (and web session cookies) naming a user and a session.
+
+    Each token carries the id of an ``auth_session`` row; signing out revokes that row. The
+    session and its user (role, district, active) are read from the database in one indexed
+    look-up at most once every :attr:`user_ttl` seconds per process (an API client sends a token
+    with every request): a sign-out in this process takes effect at once (its cache entry is
+    dropped), while a sign-out, deactivation or change of role in another worker process reaches
+    requests here within :attr:`user_ttl` seconds."""
 
     user_ttl = 5.0
 
     def __init__(self, secret: str, max_age_hours: int = 12) -> None:
         self._s = URLSafeTimedSerializer(secret, salt="isps-auth")
+        self._csrf_key = hashlib.sha256(f"isps-csrf:{secret}".encode()).digest()
         self.max_age = max_age_hours * 3600
-        self._users: dict[str, tuple[float, Principal | None]] = {}
+        self._sessions: dict[str, tuple[float, Principal | None]] = {}
 
-    def issue(self, principal: Principal) -> str:
-        return self._s.dumps({"u": principal.username})
+    def issue(self, session: Session, principal: Principal, channel: str) -> str:
+        """A new session for a signed-in user, and its signed token."""
+        sid = secrets.token_hex(16)
+        session.execute(_SESSION_INSERT, {"id": sid, "username": principal.username, "channel": channel,
+                                          "created_at": _now(), "revoked_at": None})
+        return self._s.dumps({"u": principal.username, "s": sid})
 
-    def principal(self, session: Session, token: str) -> Principal:
+    def _load(self, token: str) -> dict:
         try:
-            data = self._s.loads(token, max_age=self.max_age)
+            return self._s.loads(token, max_age=self.max_age)
         except SignatureExpired:
             raise AuthError("your session has expired; sign in again") from None
         except BadSignature:
             raise AuthError("invalid token") from None
-        username = data.get("u")
+
+    def session_id(self, token: str | None) -> str | None:
+        """The session a token names (signature checked, no database), or None."""
+        if not token:
+            return None
+        try:
+            return self._load(token).get("s")
+        except AuthError:
+            return None
+
+    def csrf(self, token: str | None) -> str | None:
+        """The anti-forgery token of a session: bound to it, unguessable without the secret key."""
+        sid = self.session_id(token)
+        return hmac.new(self._csrf_key, sid.encode(), hashlib.sha256).hexdigest()[:40] if sid else None
+
+    def revoke(self, session: Session, token: str | None) -> str | None:
+        """Sign out: the session is revoked for good (in this process at once). Its user, or None."""
+        sid = self.session_id(token)
+        if sid is None:
+            return None
+        session.execute(update(AuthSession).where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
+                        .values(revoked_at=_now()))
+        self._sessions[sid] = (time.monotonic() + self.user_ttl, None)
+        return self._load(token).get("u")
+
+    def principal(self, session: Session, token: str) -> Principal:
+        data = self._load(token)
+        sid = data.get("s")
+        if not sid:
+            raise AuthError("this session is no longer valid; sign in again")
         now = time.monotonic()
-        cached = self._users.get(username)
+        cached = self._sessions.get(sid)
         if cached is None or cached[0] <= now:
-            row = session.execute(_USER_BY_NAME, {"u": username}).first()
-            who = Principal(row.username, row.role, row.district_id) if row is not None and row.active else None
-            if len(self._users) > 10_000:
-                self._users.clear()
-            self._users[username] = cached = (now + self.user_ttl, who)
+            row = session.execute(_SESSION_USER, {"s": sid}).first()
+            who = (Principal(row.username, row.role, row.district_id)
+                   if row is not None and row.active and row.revoked_at is None else None)
+            if len(self._sessions) > 10_000:
+                self._sessions.clear()
+            self._sessions[sid] = cached = (now + self.user_ttl, who)
         if cached[1] is None:
-            raise AuthError("this account is not active")
+            raise AuthError("you have signed out or this account is not active; sign in again")
         return cached[1]
 
 
-_USER_BY_NAME = select(User.username, User.role, User.district_id, User.active).where(User.username == bindparam("u"))
+_SESSION_INSERT = AuthSession.__table__.insert()
+# one look-up by primary key, joined to the user by its unique name
+_SESSION_USER = (select(User.username, User.role, User.district_id, User.active, AuthSession.revoked_at)
+                 .join(User, User.username == AuthSession.username).where(AuthSession.id == bindparam("s")))
 _AUDIT_INSERT = AuditRecord.__table__.insert()
 
 
@@ -157,7 +319,12 @@ def audit(session: Session, who: Principal, channel: str, action: str, entity: s
 
 def audit_many(session: Session, who: Principal, channel: str, action: str, entity: str,
                targets: list[tuple[int | None, int | None]], outcome: str = "ok", detail: str | None = None) -> None:
-    """One audit record per (entity id, district id), in one statement; no ids are read back."""
+    """One audit record per (entity id, district id), in one statement; no ids are read back.
+    The action must be one of :data:`ACTIONS` and the outcome one of :data:`OUTCOMES`."""
+    if action not in ACTIONS:
+        raise ValueError(f"audit action '{action}' is not in the vocabulary (isps.access.service.ACTIONS)")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"audit outcome '{outcome}' is not one of {', '.join(OUTCOMES)}")
     # a list of parameter sets, so that the database is not asked to return the new ids
     session.execute(_AUDIT_INSERT, [_audit_row(who, channel, action, entity, e, d, outcome, detail)
                                     for e, d in targets])

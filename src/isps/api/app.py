@@ -9,7 +9,9 @@ from sqlalchemy import Engine
 
 from isps import __version__
 from isps.access.service import Tokens
-from isps.config import load_settings
+from isps.api.deps import Refused, refused_handler
+from isps.api.headers import SecurityHeaders
+from isps.config import allowed_origins, load_settings
 from isps.db import default_engine, session_factory
 
 
@@ -29,6 +31,9 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.state.engine = engine or default_engine()
     app.state.session_factory = session_factory(app.state.engine)
     app.state.tokens = Tokens(secret or settings.secret_key)
+    app.state.allowed_origins = settings.allowed_origins if settings else allowed_origins()
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(Refused, refused_handler)
     # /dci (DCI Social Registry API) first: routes are matched in order, and partner systems' sync
     # searches are the hottest path; no other router serves a path under /dci
     app.include_router(__import__("isps.api.dci", fromlist=["router"]).router)

@@ -192,6 +192,8 @@ def notify_now(request: Request, who: Annotated[Principal, Depends(require("user
     with request.app.state.session_factory() as session:
         counts = subscriptions.process_events(session, rt)
         service.retry_failed(session, rt)
-        audit(session, who, "api", "dci.notify", "dci_subscription", detail=f"{counts}")
+        audit(session, who, "api", "notify", "dci_subscription", detail="sent notifications for registry events: "
+                     + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) if isinstance(counts, dict)
+                        else str(counts)))
         session.commit()
     return counts

@@ -46,6 +46,7 @@ DESCRIPTIONS = {
     404: "No such record, or not one you may see.",
     409: "Conflicts with the record's state: already done, needs a second person, or received before.",
     422: "A parameter or body field is invalid; `field` names it.",
+    429: "Too many failed attempts from this address: wait for the window to pass.",
 }
 
 

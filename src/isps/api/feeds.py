@@ -55,7 +55,7 @@ def deliver(feed: str, body: Delivery, request: Request, background: BackgroundT
 def conflicts(session: DB, who: Reader, after: After = 0, limit: Limit(1000) = 100) -> list[dict]:
     """Open conflicts between sources (a lower-ranked source offered a value over a higher one's). Audited."""
     rows = [asdict(c) for c in feeds.list_conflicts(session, district_scope=who.scope, after=after, limit=limit)]
-    audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"{len(rows)} conflicts")
+    audit(session, who, "api", "read", "source_conflict", None, who.scope, detail=f"listed {len(rows)} source conflicts")
     return rows
 
 
@@ -82,7 +82,7 @@ def request_change(body: ChangeRequestBody, session: DB, who: Writer) -> dict:
         raise HTTPException(403, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "change_request", body.entity, body.entity_id, row.district_id)
+    audit(session, who, "api", "create", body.entity, body.entity_id, row.district_id)
     return {"id": row.id, "status": row.status}
 
 
@@ -107,7 +107,7 @@ def pending(session: DB, who: Reader, status: Annotated[str, Query(max_length=20
     rows = [{"id": r.id, "entity": r.entity, "entity_id": r.entity_id, "changes": changes.shown(r.changes),
              "source": r.source, "evidence": r.evidence, "requested_by": r.requested_by, "status": r.status}
             for r in changes.list_change_requests(session, status, who.scope)]
-    audit(session, who, "api", "read", "change_request", None, who.scope, detail=f"{status}: {len(rows)}")
+    audit(session, who, "api", "read", "change_request", None, who.scope, detail=f"listed {len(rows)} {status} change requests")
     return rows
 
 
@@ -115,4 +115,7 @@ def pending(session: DB, who: Reader, status: Annotated[str, Query(max_length=20
 def recertification(session: DB, who: Reader, older_than_days: Days = changes.DEFAULT_RECERTIFY_DAYS,
                     limit: Limit(1000) = 100) -> list[dict]:
     """Households not verified for the given period, oldest first, within the user's district."""
-    return [asdict(d) for d in changes.recertification_due(session, older_than_days, who.scope, limit=limit)]
+    due = changes.recertification_due(session, older_than_days, who.scope, limit=limit)
+    audit(session, who, "api", "read", "household", None, who.scope,
+          detail=f"read the re-certification list (older than {older_than_days} days): {len(due)} households")
+    return [asdict(d) for d in due]

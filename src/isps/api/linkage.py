@@ -63,7 +63,7 @@ def post_batch(batch: Batch, session: DB, who: Importer) -> dict:
                                     reference=batch.reference, actor=who.username)
     except ingest.IngestError as exc:
         raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "sbr.ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
     return rep.to_dict()
 
 
@@ -79,7 +79,7 @@ def post_file(session: DB, who: Importer, program_code: Annotated[str, Form()], 
                                      reference=reference)
         except ingest.IngestError as exc:
             raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "sbr.ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
     return rep.to_dict()
 
 
@@ -87,14 +87,14 @@ def post_file(session: DB, who: Importer, program_code: Annotated[str, Form()], 
 def run_resolve(session: DB, who: Importer) -> dict:
     session.commit()
     rep = resolve.resolve(_engine(session), actor=who.username)
-    audit(session, who, "api", "sbr.resolve", "linkage_run", rep.run_id, detail=rep.summary())
+    audit(session, who, "api", "resolve", "linkage_run", rep.run_id, detail=rep.summary())
     return asdict(rep)
 
 
 @router.get("/review")
 def review(session: DB, who: Reader, after: After = None, limit: Limit(200) = 50) -> list[dict]:
     items = persons.review_queue(session, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "sbr.review.read", "match_candidate", None, district_id=who.scope)
+    audit(session, who, "api", "read", "match_candidate", None, district_id=who.scope)
     return [{"candidate_id": i.candidate.id, "match_weight": i.candidate.match_weight,
              "match_probability": i.candidate.match_probability, "explanation": i.candidate.explanation,
              "beneficiary": {"id": i.beneficiary.id, "program": i.beneficiary.program_code,
@@ -115,7 +115,7 @@ def decide(candidate_id: Id, decision: Decision, session: DB, who: Importer) -> 
         c = persons.decide(session, candidate_id, decision.accept, who.username)
     except persons.LinkageError as exc:
         raise HTTPException(409, str(exc)) from None
-    audit(session, who, "api", "sbr.review.decide", "match_candidate", candidate_id, detail=c.status)
+    audit(session, who, "api", "decide", "match_candidate", candidate_id, detail=c.status)
     return {"candidate_id": c.id, "status": c.status}
 
 
@@ -125,7 +125,7 @@ def merge(req: MergeRequest, session: DB, who: Importer) -> dict:
         h = persons.merge(session, req.person_a, req.person_b, who.username, req.reason)
     except persons.LinkageError as exc:
         raise HTTPException(409, str(exc)) from None
-    audit(session, who, "api", "sbr.merge", "person", h.person_id, detail=f"{h.other_person_id} into {h.person_id}")
+    audit(session, who, "api", "merge", "person", h.person_id, detail=f"{h.other_person_id} into {h.person_id}")
     return {"history_id": h.id, "person_id": h.person_id, "merged": h.other_person_id}
 
 
@@ -135,7 +135,7 @@ def unmerge(history_id: Id, session: DB, who: Importer) -> dict:
         h = persons.unmerge(session, history_id, who.username)
     except persons.LinkageError as exc:
         raise HTTPException(409, str(exc)) from None
-    audit(session, who, "api", "sbr.unmerge", "person", h.person_id)
+    audit(session, who, "api", "unmerge", "person", h.person_id)
     return {"history_id": h.id, "person_id": h.person_id}
 
 
@@ -146,10 +146,10 @@ def person(person_id: Id, session: DB, who: Reader) -> dict:
     except persons.LinkageError as exc:
         raise HTTPException(404, str(exc)) from None
     if who.scope is not None and any(b.district_id not in (None, who.scope) for b in lines):
-        audit(session, who, "api", "sbr.person.read", "person", person_id, outcome="refused")
+        audit(session, who, "api", "read", "person", person_id, outcome="denied")
         session.commit()
         raise HTTPException(403, "this person has lines outside your district")
-    audit(session, who, "api", "sbr.person.read", "person", person_id)
+    audit(session, who, "api", "read", "person", person_id)
     return {"person_id": persons.root(session, person_id),
             "lines": [{"id": b.id, "program": b.program_code, "partner_ref": b.partner_ref, "link": b.link_method,
                        "individual_id": b.individual_id, "match_weight": b.match_weight} for b in lines],
@@ -166,7 +166,7 @@ def report(name: str, session: DB, who: Reader, program: Annotated[str | None, Q
         raise HTTPException(404, f"no report '{name}'; reports: {', '.join(reports.REPORTS)}")
     district = who.scope if who.scope is not None else district_id
     rows = reports.run_report(session, name, district_id=district, program=program, ceiling=ceiling)
-    audit(session, who, "api", "sbr.report", "report", None, district_id=district, detail=name)
+    audit(session, who, "api", "report", "report", None, district_id=district, detail=name)
     if format == "csv":
         return Response(reports.to_csv(rows), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})

@@ -3,6 +3,7 @@ pickup slots. Thin: every route calls :mod:`isps.programs` or :mod:`isps.payment
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated
 
@@ -24,6 +25,20 @@ DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Officer = Annotated[Principal, Depends(require("registry.write"))]
 Manager = Annotated[Principal, Depends(require("pmt.manage"))]
+
+
+@contextmanager
+def _refusal_audited(session: Session, who: Principal, action: str, entity: str, entity_id: int | None):
+    """An officer's action refused (403: outside the district) is audited before the answer."""
+    try:
+        yield
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            session.rollback()
+            audit(session, who, "api", action, entity, entity_id, who.scope, outcome="denied",
+                  detail=f"refused: {exc.detail}")
+            session.commit()
+        raise
 
 
 def _guard(fn, *args, **kw):
@@ -57,7 +72,8 @@ class Capacity(BaseModel):
 def set_capacity(code: str, body: Capacity, session: DB, who: Manager) -> dict:
     """More slots or a larger budget enrol the next on the waiting list at once."""
     n = _guard(en.set_capacity, session, code, who.username, slots=body.slots, budget=body.budget_per_cycle)
-    audit(session, who, "api", "capacity", "program", None, detail=f"{code}: {body.model_dump()} → {n} enrolled")
+    audit(session, who, "api", "edit", "program", None, detail=f"{code}: capacity set to {body.slots} slots, budget {body.budget_per_cycle} a cycle; "
+                 f"{n} enrolled from the waiting list")
     return {**en.summary(session, code), "promoted": n}
 
 
@@ -74,8 +90,8 @@ def enrolments(code: str, session: DB, who: Reader, status: Annotated[str, Query
                after: After = None, limit: Limit(1000) = 100) -> list[dict]:
     """Enrolments of a program in one status (within the user's district). Audited."""
     rows = _guard(en.listing, session, code, status, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "list", "enrolment", district_id=who.scope,
-          detail=f"{code} status={status} after={after} results={len(rows)}")
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
+          detail=f"listed {len(rows)} {status} enrolments of {code}" + (f" after {after}" if after else ""))
     return rows
 
 
@@ -83,8 +99,8 @@ def enrolments(code: str, session: DB, who: Reader, status: Annotated[str, Query
 def waiting_list(code: str, session: DB, who: Reader, limit: Limit(1000) = 100) -> list[dict]:
     """The waiting list in rank order (PMT ascending unless the policy says otherwise). Audited."""
     rows = _guard(en.listing, session, code, "waiting", district_id=who.scope, limit=limit)
-    audit(session, who, "api", "waiting_list", "enrolment", district_id=who.scope,
-          detail=f"{code} results={len(rows)}")
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
+          detail=f"read the waiting list of {code}: {len(rows)} households")
     return rows
 
 
@@ -103,6 +119,11 @@ def enrolment(enrolment_id: Id, session: DB, who: Reader) -> dict:
     return out
 
 
+# the audit verb of each status an officer may set
+STATUS_VERBS = {"exited": "exit", "graduated": "graduate", "suspended": "suspend", "enrolled": "reinstate",
+                "deceased": "record"}
+
+
 class StatusChange(BaseModel):
     status: str = Field(description="exited | graduated | suspended | enrolled (reinstate) | deceased")
     reason: str = Field(min_length=3, max_length=200)
@@ -112,8 +133,9 @@ class StatusChange(BaseModel):
 @router.post("/enrolments/{enrolment_id}/status")
 def change_status(enrolment_id: Id, body: StatusChange, session: DB, who: Officer) -> dict:
     """Exit, graduate, suspend or reinstate; a freed place is given to the next on the waiting list."""
-    out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
-    audit(session, who, "api", body.status, "enrolment", enrolment_id, detail=body.reason)
+    with _refusal_audited(session, who, STATUS_VERBS.get(body.status, "edit"), "enrolment", enrolment_id):
+        out = _guard(en.end, session, enrolment_id, body.status, body.reason, who.username, body.on, who.scope)
+    audit(session, who, "api", STATUS_VERBS[body.status], "enrolment", enrolment_id, detail=body.reason)
     return out
 
 
@@ -124,8 +146,9 @@ def reassessment_list(code: str, session: DB, who: Reader, after: After = None, 
     Nobody is exited by a feed: an officer exits (``/enrolments/{id}/status``) or keeps
     (``/enrolments/{id}/review``). Audited."""
     rows = _guard(reassessment.reviews, session, code, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "reassessment", "enrolment", district_id=who.scope,
-          detail=f"{code} after={after} results={len(rows)}")
+    audit(session, who, "api", "read", "enrolment", district_id=who.scope,
+          detail=f"read the reassessment list of {code}: {len(rows)} enrolments flagged"
+                 + (f" after {after}" if after else ""))
     return rows
 
 
@@ -136,9 +159,10 @@ class Review(BaseModel):
 @router.post("/enrolments/{enrolment_id}/review")
 def keep_after_review(enrolment_id: Id, body: Review, session: DB, who: Officer) -> dict:
     """An officer checked an enrolment flagged for review and keeps it: the flag is cleared."""
-    out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
-                 district_scope=who.scope)
-    audit(session, who, "api", "review", "enrolment", enrolment_id, detail=body.reason)
+    with _refusal_audited(session, who, "keep", "enrolment", enrolment_id):
+        out = _guard(reassessment.clear_review, session, enrolment_id, body.reason, who.username,
+                     district_scope=who.scope)
+    audit(session, who, "api", "keep", "enrolment", enrolment_id, detail=body.reason)
     return out
 
 
@@ -151,7 +175,8 @@ def process_events(session: DB, who: Manager) -> dict:
 @router.post("/programs/{code}/graduation")
 def graduate(code: str, session: DB, who: Manager, on: Day = None) -> dict:
     out = _guard(graduation.graduate, session, code, who.username, on)
-    audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out}")
+    audit(session, who, "api", "graduate", "program", None, detail=f"{code}: {out['graduated']} graduated, {out['referred']} referred, "
+                 f"{out['promoted']} enrolled from the waiting list")
     return out
 
 
@@ -197,7 +222,7 @@ def compliance(cycle_id: Id, body: Compliance, session: DB, who: Officer) -> dic
         out = cycles.record_compliance(session, cycle_id, body.records, who.username, district_scope=who.scope)
     except cycles.OutOfScope as exc:
         session.rollback()
-        audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
+        audit(session, who, "api", "record", "benefit_cycle", cycle_id, district_id=who.scope,
               outcome="denied", detail=str(exc))
         session.commit()  # keep the audit record of the refusal, nothing else
         raise HTTPException(403, str(exc)) from None
@@ -205,8 +230,9 @@ def compliance(cycle_id: Id, body: Compliance, session: DB, who: Officer) -> dic
         raise HTTPException(404, str(exc)) from None
     except cycles.CycleError as exc:
         raise HTTPException(422, str(exc)) from None
-    audit(session, who, "api", "compliance", "benefit_cycle", cycle_id, district_id=who.scope,
-          detail=f"{len(body.records)} records: {out}")
+    audit(session, who, "api", "record", "benefit_cycle", cycle_id, district_id=who.scope,
+          detail=f"{len(body.records)} compliance records: {out['recorded']} recorded, {out['warnings']} warnings, "
+                 f"{out['suspensions']} suspensions")
     return out
 
 

@@ -10,15 +10,17 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
+from isps.access import service as access
+from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail
 from isps.api import schemas
-from isps.api.deps import api_principal, db_session, require, tokens
+from isps.api.deps import api_principal, bearer_token, client_address, db_session, require, tokens
 from isps.api.errors import responses
 from isps.api.params import After, Id, Limit, Name, QueryId, RequiredDay, Score, Text
 from isps.registry.cnic import CnicError
 from isps.registry.models import District, Tehsil
 from isps.registry.service import OutOfScope, RegistryError
 from isps.services import household_file as files
+from isps.services.household_file import search_sentence
 from isps.targeting import pmt
 from isps.targeting.models import PmtModel
 from isps.targeting.search import SearchError, search_households
@@ -46,14 +48,37 @@ def _open(session: Session, who: Principal, household_id: int) -> files.Househol
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("/auth/token", response_model=schemas.Token, tags=["auth"], responses=responses(401, 422))
+@router.post("/auth/token", response_model=schemas.Token, tags=["auth"],
+             responses={**responses(401, 403, 422, 429)})
 def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DB) -> schemas.Token:
-    """Exchange a username and password for a bearer token (OAuth2 password flow)."""
+    """Exchange a username and password for a bearer token (OAuth2 password flow). Throttled and
+    audited: 5 failures in 15 minutes lock the account until an administrator unlocks it."""
     try:
-        who = authenticate(session, form.username, form.password)
+        who = access.sign_in(session, form.username, form.password, client_address(request), "api")
     except AuthError as exc:
-        raise HTTPException(401, str(exc)) from None
-    return schemas.Token(access_token=tokens(request).issue(who), role=who.role, district_id=who.scope)
+        session.commit()  # the failure's count and audit record are kept
+        status = (429 if isinstance(exc, access.TooManyAttempts) else 403 if isinstance(exc, access.AccountLocked)
+                  else 401)
+        raise HTTPException(status, str(exc)) from None
+    return schemas.Token(access_token=tokens(request).issue(session, who, "api"), role=who.role, district_id=who.scope)
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def sign_out(request: Request, session: DB, who: Annotated[Principal, Depends(api_principal)]) -> None:
+    """Revoke the bearer token sent with this request: it no longer works, in any process."""
+    tokens(request).revoke(session, bearer_token(request))
+    audit(session, who, "api", "sign_out", "user", detail=f"bearer token revoked from {client_address(request)}")
+
+
+@router.post("/users/{username}/unlock", tags=["auth"])
+def unlock_user(username: str, request: Request, session: DB,
+                who: Annotated[Principal, Depends(require("users.manage"))]) -> dict:
+    """An administrator unlocks an account locked after failed sign-ins (and clears its count)."""
+    try:
+        was_locked = access.unlock(session, who, username, "api")
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"username": username, "was_locked": was_locked}
 
 
 @router.get("/households/{household_id}", response_model=schemas.Household, tags=["registry"])
@@ -95,8 +120,8 @@ def change_household(household_id: Id, body: schemas.HouseholdChange, session: D
                      who: Annotated[Principal, Depends(require("registry.write"))]) -> schemas.ChangeResult:
     """Change indicators of a household; the change is kept with its source and the PMT re-scored."""
     try:
-        changed = files.edit_household(session, who, household_id, body.changes, body.source, body.effective_date,
-                                       body.source_ref, "api")
+        changed = files.edit_household(session, who, household_id, body.changes, files.USER_SOURCE,
+                                       body.effective_date, body.source_ref, "api")
     except OutOfScope as exc:
         session.commit()
         raise HTTPException(403, str(exc)) from None
@@ -133,11 +158,15 @@ def search(session: DB, who: Reader, district_id: QueryId = None, tehsil_id: Que
                                  pmt_max=pmt_max, name=name, model_id=model.id if model else None, after=after,
                                  limit=limit, district_scope=who.scope)
     except OutOfScope as exc:
+        audit(session, who, "api", "search", "household", district_id=district_id, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for households of "
+                     f"district {district_id}" + (f" (tehsil {tehsil_id})" if tehsil_id else ""))
+        session.commit()  # keep the audit record of the refusal
         raise HTTPException(403, str(exc)) from None
     except SearchError as exc:
         raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "search", "household", district_id=district_id or who.scope,
-          detail=f"tehsil={tehsil_id} pmt={pmt_min}-{pmt_max} name={name or ''} results={len(page.rows)}")
+          detail=search_sentence(tehsil_id, pmt_min, pmt_max, name, len(page.rows)))
     return schemas.HouseholdPage(items=[schemas.HouseholdRow(**r) for r in page.rows], next_after=page.next_after)
 
 

@@ -131,10 +131,14 @@ class Snapshot(BaseModel):
 
 
 class HouseholdChange(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)  # JSON's 1e999 reads as inf: not a number a field takes
+    """A user's edit. There is no ``source``: a user's edit is always kept with the source of a
+    user's channel (``operator``); data providers' sources (NADRA, utilities...) arrive only
+    through the feeds. A body naming ``source`` (or any other unknown field) is refused (422)."""
+
+    # JSON's 1e999 reads as inf: not a number a field takes
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     changes: dict[str, str | int | float | bool | None] = Field(
         description="field name to new value, e.g. {\"fridge\": true, \"rooms\": 3}")
-    source: str = Field("operator", max_length=40)
     effective_date: date | None = Field(None, description="when the change took effect: from 1900-01-01 to tomorrow")
     source_ref: str | None = Field(None, max_length=200)
 

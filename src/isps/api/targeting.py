@@ -83,7 +83,7 @@ def eligibility_results(run_id: Id, session: DB, who: Reader, eligible: bool | N
         raise HTTPException(404, f"there is no eligibility run {run_id}")
     after = (after_household, after_individual) if after_household is not None else None
     page = rules.results_page(session, run, eligible=eligible, district_id=who.scope, after=after, limit=limit)
-    audit(session, who, "api", "read", "eligibility_run", run_id, who.scope, detail=f"{len(page)} decisions")
+    audit(session, who, "api", "read", "eligibility_run", run_id, who.scope, detail=f"read {len(page)} decisions of the eligibility run")
     nxt = {"after_household": page[-1]["household_id"], "after_individual": page[-1]["individual_id"] or 0} \
         if len(page) == limit else None
     return {"run_id": run_id, "items": page, "next": nxt}

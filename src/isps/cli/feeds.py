@@ -23,7 +23,7 @@ def apply(feed: str, path: Annotated[Path, typer.Argument(exists=True, dir_okay=
           errors: Annotated[Optional[Path], typer.Option(help="write rejected rows here (CSV)")] = None) -> None:
     """Apply one delivery (CSV or Parquet) with a row-by-row report, then act on its events: re-score
     what changed, end the enrolments of people who died and stop their unsent payments."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop import feeds
 
     engine = _engine()
@@ -56,7 +56,7 @@ def _drain(engine, console) -> None:
 def events_cmd() -> None:
     """Act on the registry's events now (after feeds, edits, imports): re-score, end the enrolments of
     the dead and fill their places, stop their unsent payments. Running it again does nothing new."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
 
     _drain(_engine(), console)
 
@@ -68,7 +68,7 @@ def sample(feed: str, out: Path, n: Annotated[int, typer.Option("-n")] = 1000,
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop import feeds
 
     try:
@@ -82,7 +82,7 @@ def sample(feed: str, out: Path, n: Annotated[int, typer.Option("-n")] = 1000,
 @feeds_app.command("conflicts")
 def conflicts(limit: Annotated[int, typer.Option()] = 50) -> None:
     """Open conflicts between sources, for an operator to settle."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.interop import feeds
 
     with transaction(_engine()) as s:
@@ -98,7 +98,7 @@ def conflicts(limit: Annotated[int, typer.Option()] = 50) -> None:
 def due(older_than_days: Annotated[int, typer.Option()] = 1095,
         limit: Annotated[int, typer.Option()] = 50) -> None:
     """Households not verified for ``older_than_days`` days, by district and the oldest first."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop.feeds import changes
     from isps.registry.geography import districts
 

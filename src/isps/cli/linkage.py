@@ -23,7 +23,7 @@ linkage_app = typer.Typer(help="Single Beneficiary Registry: partner lists, iden
 def catalogue_cmd(pillar: Annotated[Optional[str], typer.Option(help="social_assistance, social_insurance, "
                                                                      "labour_market or social_care")] = None) -> None:
     """List the program catalogue."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.programs import catalogue
 
     table = Table("code", "program", "agency", "pillar", "life stage", "benefit", "PKR a year")
@@ -40,7 +40,7 @@ def ingest_cmd(program: str, path: Path, partner: Annotated[str, typer.Option(he
                reference: Annotated[Optional[str], typer.Option(help="the partner's reference (default: file name)")] = None,
                report: Annotated[Optional[Path], typer.Option(help="write the row-by-row report (CSV) here")] = None) -> None:
     """Take a partner's beneficiary list (CSV, Parquet or Excel) for a program."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.linkage import ingest
 
     try:
@@ -60,7 +60,7 @@ def ingest_cmd(program: str, path: Path, partner: Annotated[str, typer.Option(he
 @linkage_app.command("resolve")
 def resolve_cmd(actor: str = "cli", accept_weight: float = 8.0, review_weight: float = 2.0) -> None:
     """Resolve every line not yet resolved: exact CNIC, then probabilistic linkage (Splink)."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.linkage import resolve
 
     rep = resolve.resolve(_engine(), actor=actor, accept_weight=accept_weight, review_weight=review_weight)
@@ -70,7 +70,7 @@ def resolve_cmd(actor: str = "cli", accept_weight: float = 8.0, review_weight: f
 @linkage_app.command("review")
 def review_cmd(limit: int = 20) -> None:
     """Show pairs waiting for clerical review, with each field's weight."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.linkage import persons
 
     with transaction(_engine()) as s:
@@ -87,7 +87,7 @@ def review_cmd(limit: int = 20) -> None:
 def decide_cmd(candidate_id: int, accept: Annotated[bool, typer.Option("--accept/--reject")],
                actor: str = "cli") -> None:
     """Accept or reject a review pair."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.linkage import persons
 
     try:
@@ -101,7 +101,7 @@ def decide_cmd(candidate_id: int, accept: Annotated[bool, typer.Option("--accept
 @linkage_app.command("merge")
 def merge_cmd(person_a: int, person_b: int, actor: str = "cli", reason: str = "") -> None:
     """Two persons are one (the smaller id survives)."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.linkage import persons
 
     try:
@@ -115,7 +115,7 @@ def merge_cmd(person_a: int, person_b: int, actor: str = "cli", reason: str = ""
 @linkage_app.command("unmerge")
 def unmerge_cmd(history_id: int, actor: str = "cli") -> None:
     """Undo a merge by its history id."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.linkage import persons
 
     try:
@@ -132,7 +132,7 @@ def report_cmd(name: Annotated[str, typer.Argument(help="same_kind, household_ov
                program: Optional[str] = None, district: Optional[int] = None, ceiling: float = 150_000.0,
                csv: Annotated[Optional[Path], typer.Option(help="write the whole report here as CSV")] = None) -> None:
     """A duplication or concentration report."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.linkage import reports
 
     if name not in reports.REPORTS:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
-from isps.db import default_engine, transaction
+from isps.cli.common import _engine, _fail, console
+from isps.db import transaction
 
 app = typer.Typer(help="ISPS: the Integrated Social Protection System.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,7 +43,6 @@ from isps.cli.programs import benefits_app  # noqa: E402
 app.add_typer(linkage_app, name="sbr")
 app.add_typer(benefits_app, name="benefits")
 app.command("simulate")(_simulate)
-console = Console()
 
 DEMO_PASSWORD = "isps-demo-2026"
 DEMO_USERS = [
@@ -55,22 +54,9 @@ DEMO_USERS = [
 ]
 
 
-def _engine():
-    from isps.migrate import upgrade
-
-    engine = default_engine()
-    upgrade(engine)
-    return engine
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -198,6 +184,20 @@ def export(out: Annotated[Path, typer.Argument(help="file name: .csv (two files)
     except TransferError as exc:
         _fail(str(exc))
     console.print(report.summary() if hasattr(report, "summary") else str(report))
+
+
+@users_app.command("unlock")
+def users_unlock(username: str) -> None:
+    """Unlock an account locked after too many failed sign-ins (whoever runs the CLI on the server
+    is trusted as an administrator; the unlock is audited as done by 'cli')."""
+    from isps.access.service import Principal, unlock
+
+    with transaction(_engine()) as s:
+        try:
+            was = unlock(s, Principal("cli", "administrator", None), username, "cli")
+        except ValueError as exc:
+            _fail(str(exc))
+    console.print(f"{username}: unlocked" if was else f"{username} was not locked (failed sign-ins cleared)")
 
 
 @users_app.command("create")

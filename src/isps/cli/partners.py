@@ -16,7 +16,7 @@ partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-
 def _partner_id(s, sender_id: str) -> int:
     from sqlalchemy import select
 
-    from isps.cli.main import _fail
+    from isps.cli.common import _fail
     from isps.interop.dci.models import DciPartner
 
     pid = s.scalar(select(DciPartner.id).where(DciPartner.sender_id == sender_id))
@@ -29,7 +29,7 @@ def _partner_id(s, sender_id: str) -> int:
 def register(sender_id: str, name: Annotated[str, typer.Option()],
              callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None) -> None:
     """Register a partner; prints its OAuth2 client id and secret (shown once)."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
 
     try:
@@ -44,7 +44,7 @@ def register(sender_id: str, name: Annotated[str, typer.Option()],
 def key(sender_id: str, kid: Annotated[str, typer.Option()], pem: Annotated[Path, typer.Option(exists=True)],
         algorithm: Annotated[str, typer.Option(help="ed25519 or rsa-sha256")] = "ed25519") -> None:
     """Register a partner's public key, used to verify its message signatures."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
 
     try:
@@ -61,7 +61,7 @@ def agreement(sender_id: str, reference: Annotated[str, typer.Option()], purpose
               consent: Annotated[bool, typer.Option("--consent/--no-consent", help="consent required")] = True,
               actor: Annotated[str, typer.Option()] = "cli") -> None:
     """Record the data-sharing agreement in force for a partner (replaces the previous one)."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
 
     try:

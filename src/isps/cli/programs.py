@@ -22,7 +22,7 @@ Actor = Annotated[str, typer.Option("--as", help="who does it (recorded; maker a
 
 
 def _run(fn, *args, **kw):
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.payments.payroll import PaymentError
     from isps.programs.cycles import CycleError
     from isps.programs.enrolment import EnrolmentError

@@ -18,14 +18,14 @@ def _rule(s, code: str):
     try:
         return rules.active_rule(s, code)
     except rules.RuleError as exc:
-        from isps.cli.main import _fail
+        from isps.cli.common import _fail
         _fail(str(exc))
 
 
 @eligibility_app.command("programs")
 def programs() -> None:
     """List the programs with an eligibility rule."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting.eligibility import rules
 
     table = Table("code", "program", "unit", "version", "criteria")
@@ -38,7 +38,7 @@ def programs() -> None:
 @eligibility_app.command("count")
 def count(code: str) -> None:
     """How many are eligible now, by district (nothing stored)."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.registry.geography import districts
     from isps.targeting.eligibility import rules
 
@@ -56,7 +56,7 @@ def count(code: str) -> None:
 @eligibility_app.command("run")
 def run(code: str, actor: Annotated[str, typer.Option()] = "cli") -> None:
     """Evaluate a program's rule over the registry and keep every decision with its reasons."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting.eligibility import rules
 
     with transaction(_engine()) as s, console.status(f"evaluating {code} over the registry"):
@@ -68,7 +68,7 @@ def run(code: str, actor: Annotated[str, typer.Option()] = "cli") -> None:
 @eligibility_app.command("explain")
 def explain(code: str, household_id: int) -> None:
     """Why a household (or each of its members) is or is not eligible, in plain words."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting.eligibility import rules
 
     with transaction(_engine()) as s:
@@ -86,7 +86,7 @@ def simulate(code: str,
              poor_share: Annotated[float, typer.Option(help="share of households counted as poor")] = 0.2,
              by_district: Annotated[bool, typer.Option(help="a row per district")] = False) -> None:
     """What if: eligible households, annual cost and targeting errors for proposed cut-offs."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import simulator
     from isps.targeting.eligibility import rules
 
@@ -124,7 +124,7 @@ def pmt_models() -> None:
     """PMT model versions, their status, who made and approved them."""
     from sqlalchemy import select
 
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting.models import PmtModel
 
     table = Table("id", "model", "version", "status", "estimator", "created by", "approved by")
@@ -139,7 +139,7 @@ def pmt_models() -> None:
 def pmt_evaluate(coverage: Annotated[float, typer.Option(help="share of households targeted")] = 0.2) -> None:
     """Fit OLS and quantile PMTs on survey households and compare them with the model in force on
     held-out households (nothing stored)."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import estimation
 
     with transaction(_engine()) as s, console.status("fitting and evaluating on held-out households"):
@@ -154,7 +154,7 @@ def pmt_evaluate(coverage: Annotated[float, typer.Option(help="share of househol
 def pmt_fit(estimator: Annotated[str, typer.Option(help="ols or quantile")] = "ols",
             actor: Annotated[str, typer.Option(help="who fits it (the maker)")] = "cli") -> None:
     """Fit a PMT and store it as a draft with its evaluation; a second person must approve it."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import estimation
 
     with transaction(_engine()) as s, console.status(f"fitting {estimator}"):
@@ -170,7 +170,7 @@ def pmt_fit(estimator: Annotated[str, typer.Option(help="ols or quantile")] = "o
 @pmt_app.command("approve")
 def pmt_approve(model_id: int, approver: Annotated[str, typer.Option(help="the checker; not the maker")]) -> None:
     """Approve a draft PMT model (maker-checker)."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import pmt
 
     try:
@@ -188,7 +188,7 @@ alt_app = typer.Typer(help="Alternative targeting: administrative means tests.",
 def _month(text: str) -> "date":
     from datetime import date
 
-    from isps.cli.main import _fail
+    from isps.cli.common import _fail
 
     try:
         return date.fromisoformat(text + "-01" if len(text) == 7 else text)
@@ -199,7 +199,7 @@ def _month(text: str) -> "date":
 @vulnerability_app.command("compute")
 def vulnerability_compute() -> None:
     """Score every household's vulnerability to flood, drought, earthquake, epidemic and landslide."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting import vulnerability
 
     with transaction(_engine()) as s, console.status("scoring vulnerability"):
@@ -210,7 +210,7 @@ def vulnerability_compute() -> None:
 @vulnerability_app.command("risk")
 def vulnerability_risk(shock: Annotated[str, typer.Option()] = "flood") -> None:
     """The district risk map for one shock, most at risk first."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import vulnerability
 
     with transaction(_engine()) as s:
@@ -230,7 +230,7 @@ def vulnerability_risk(shock: Annotated[str, typer.Option()] = "flood") -> None:
 def alt_generate(through: Annotated[str, typer.Option(help="last month, YYYY-MM")],
                  months: Annotated[int, typer.Option()] = 6, seed: Annotated[int, typer.Option()] = 0) -> None:
     """Synthetic DISCO readings and telecom billing consistent with each household's assets."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting import alternative
 
     end = _month(through)
@@ -246,7 +246,7 @@ def alt_means_test(method: Annotated[str, typer.Option(help="electricity or tele
                    threshold: Annotated[Optional[float], typer.Option()] = None,
                    months: Annotated[int, typer.Option()] = 3) -> None:
     """Decide every household by an administrative means test and keep the run."""
-    from isps.cli.main import _engine, _fail, console
+    from isps.cli.common import _engine, _fail, console
     from isps.targeting import alternative
 
     methods = {"electricity": alternative.ELECTRICITY, "telecom": alternative.TELECOM}
@@ -265,7 +265,7 @@ def alt_means_test(method: Annotated[str, typer.Option(help="electricity or tele
 @alt_app.command("evaluate")
 def alt_evaluate(through: Annotated[str, typer.Option(help="last month, YYYY-MM")]) -> None:
     """Inclusion and exclusion error of each alternative test against true welfare, beside PMT."""
-    from isps.cli.main import _engine, console
+    from isps.cli.common import _engine, console
     from isps.targeting import alternative
 
     with transaction(_engine()) as s, console.status("evaluating"):

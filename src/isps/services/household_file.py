@@ -62,6 +62,17 @@ def open_household(session: Session, who: Principal, household_id: int, channel:
                          registry.members(session, household_id), score, name, version)
 
 
+def search_sentence(tehsil_id: int | None, pmt_min: float | None, pmt_max: float | None, name: str | None,
+                    results: int, after: int | None = None) -> str:
+    """A search's audit detail as a sentence: what was asked and how many households came back."""
+    asked = [f"tehsil {tehsil_id}" if tehsil_id else None,
+             f"PMT {pmt_min if pmt_min is not None else 0:g} to {pmt_max if pmt_max is not None else 100:g}"
+             if pmt_min is not None or pmt_max is not None else None,
+             f"name like {name[:60]!r}" if name else None, f"after household {after}" if after else None]
+    what = ", ".join(a for a in asked if a) or "all households in scope"
+    return f"searched {what}: {results} households"
+
+
 # what a CNIC look-up returns of each person (the API's Person; the web and CLI read a few of these)
 PERSON_COLUMNS = ("id", "household_id", "district_id", "roster_line", "cnic", "id_document", "full_name",
                   "father_husband_name", "sex", "date_of_birth", "relation_to_head", "marital_status", "disability",
@@ -74,12 +85,16 @@ def lookup_cnic(session: Session, who: Principal, raw_cnic: str, channel: str) -
     each read audited; refused (:class:`OutOfScope`) when all of them are outside the district."""
     people = session.execute(_BY_CNIC, {"cnic": cnic_rules.normalise(raw_cnic)}).all()
     scope = who.scope
+    masked = cnic_rules.mask(cnic_rules.normalise(raw_cnic))
     if scope is not None and people and all(p.district_id != scope for p in people):
-        audit(session, who, channel, "lookup_cnic", "individual", outcome="denied", detail="outside the user's district")
+        # the refused target is recorded (the person and the masked CNIC), never shown to the user
+        audit_many(session, who, channel, "lookup_cnic", "individual", [(p.id, p.district_id) for p in people],
+                   outcome="denied", detail=f"refused: CNIC {masked} is registered outside the user's district")
         raise OutOfScope("this CNIC is registered outside your district")
     people = [p for p in people if scope is None or p.district_id == scope]
     if not people:
-        audit(session, who, channel, "lookup_cnic", "individual", outcome="not_found")
+        audit(session, who, channel, "lookup_cnic", "individual", outcome="not_found",
+              detail=f"no one registered under CNIC {masked}")
         raise NotFound("no one is registered under this CNIC")
     audit_many(session, who, channel, "lookup_cnic", "individual", [(p.id, p.district_id) for p in people])
     return people
@@ -99,6 +114,11 @@ def household_as_of(session: Session, who: Principal, household_id: int, on: dat
     return snap
 
 
+# The source of every user's edit, whatever door it came through (the door is in the audit log):
+# the source precedence ranks it as an officer's word. Data providers' sources come only via feeds.
+USER_SOURCE = "operator"
+
+
 def edit_household(session: Session, who: Principal, household_id: int, changes: dict, source: str,
                    effective_date: date | None, source_ref: str | None, channel: str) -> list[str]:
     """An officer's edit: validated, kept with its provenance, and the PMT re-scored at once."""
@@ -108,9 +128,9 @@ def edit_household(session: Session, who: Principal, household_id: int, changes:
     try:
         changed = registry.change_household(session, household_id, changes, prov, who.scope)
     except OutOfScope:
-        audit(session, who, channel, "change", "household", household_id, outcome="denied")
+        audit(session, who, channel, "edit", "household", household_id, outcome="denied")
         raise
-    audit(session, who, channel, "change", "household", household_id, detail=", ".join(changed) or "no change")
+    audit(session, who, channel, "edit", "household", household_id, detail=f"changed {', '.join(changed)}" if changed else "no change")
     session.flush()
     pmt.process_events(session)
     return changed

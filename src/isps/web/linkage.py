@@ -16,7 +16,7 @@ from isps.api.params import After, Id
 from isps.linkage import persons, reports
 from isps.programs import catalogue
 from isps.registry.models import District
-from isps.web.routes import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
+from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.import"
@@ -30,7 +30,7 @@ def _districts(session) -> dict[int, str]:
 def review_page(request: Request, session: DB, who: User, after: After = None, done: str = "") -> Response:
     items = persons.review_queue(session, district_id=who.scope, after=after, limit=25)
     names = _districts(session)
-    audit(session, who, CHANNEL, "sbr.review.read", "match_candidate", None, district_id=who.scope)
+    audit(session, who, CHANNEL, "read", "match_candidate", None, district_id=who.scope)
     view = [{"id": i.candidate.id, "weight": round(i.candidate.match_weight, 1),
              "probability": round(100 * i.candidate.match_probability, 1),
              "explanation": i.candidate.explanation, "program": i.beneficiary.program_code,
@@ -51,7 +51,7 @@ def review_page(request: Request, session: DB, who: User, after: After = None, d
 def decide(request: Request, candidate_id: Id, session: DB, who: User,
            decision: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
-        audit(session, who, CHANNEL, "sbr.review.decide", "match_candidate", candidate_id, outcome="refused")
+        audit(session, who, CHANNEL, "decide", "match_candidate", candidate_id, outcome="denied")
         session.commit()
         return error_page(request, session, who, 403, "your role may not decide review pairs")
     item = next((i for i in persons.review_queue(session, district_id=who.scope, limit=1, after=candidate_id - 1)
@@ -62,7 +62,7 @@ def decide(request: Request, candidate_id: Id, session: DB, who: User,
         persons.decide(session, candidate_id, decision == "accept", who.username)
     except persons.LinkageError as exc:
         return error_page(request, session, who, 409, str(exc))
-    audit(session, who, CHANNEL, "sbr.review.decide", "match_candidate", candidate_id, detail=decision)
+    audit(session, who, CHANNEL, "decide", "match_candidate", candidate_id, detail=decision)
     return RedirectResponse(f"/sbr/review?done={decision}", status_code=303)
 
 
@@ -72,7 +72,7 @@ def reports_page(request: Request, session: DB, who: User, report: str = "same_k
     if report not in reports.REPORTS:
         report = "same_kind"
     rows = reports.run_report(session, report, district_id=who.scope, program=program or None, ceiling=ceiling)
-    audit(session, who, CHANNEL, "sbr.report", "report", None, district_id=who.scope, detail=report)
+    audit(session, who, CHANNEL, "report", "report", None, district_id=who.scope, detail=report)
     if format == "csv":
         resp = Response(reports.to_csv(rows), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{report}.csv"'})

@@ -12,8 +12,8 @@ from isps.access.service import audit
 from isps.api.params import Id, QueryId
 from isps.programs import enrolment as en
 from isps.programs import reassessment
-from isps.web import routes as r
-from isps.web.routes import DB, User
+from isps.web import common as r
+from isps.web.common import DB, User
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,7 +29,7 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
     waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
     flagged = reassessment.reviews(session, code, district_id=who.scope, limit=50)
     promoted_ids = [int(x) for x in promoted.split(",") if x.strip().isdigit()]
-    audit(session, who, "web", "read", "enrolment", None, who.scope, detail=code)
+    audit(session, who, "web", "read", "enrolment", None, who.scope, detail=f"read the enrolment page of {code}")
     return r.render(request, "programs_enrolment.html", {
         "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
         "exited": exited, "error": error, "can_exit": who.can("registry.write"), "flagged": flagged,
@@ -49,10 +49,15 @@ def _decide(request: Request, session, who, code: str, enrolment_id: int, decide
     to the page (``then``: the page's query string, from the decision's result)."""
     tr = r._tr(request)
     if not who.can("registry.write"):
+        audit(session, who, "web", action, "enrolment", enrolment_id, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not {action} an enrolment of {code}")
         return r.error_page(request, session, who, 403, tr("programs.cannot_exit"))
     try:
         out = decide(reason.strip())
     except en.OutOfScope:
+        session.rollback()
+        audit(session, who, "web", action, "enrolment", enrolment_id, outcome="denied",
+              detail=f"refused: enrolment {enrolment_id} of {code} is outside district {who.scope}")
         return r.error_page(request, session, who, 403, tr("error.outside_district"))
     except en.EnrolmentError as exc:
         session.rollback()
@@ -66,7 +71,7 @@ def keep(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
          reason: Annotated[str, Form()] = "") -> Response:
     """An officer checked an enrolment flagged after a registry update and keeps it, saying why."""
     return _decide(request, session, who, code, enrolment_id, lambda why: reassessment.clear_review(
-        session, enrolment_id, why, who.username, district_scope=who.scope), "kept", reason,
+        session, enrolment_id, why, who.username, district_scope=who.scope), "keep", reason,
         lambda _: f"kept={enrolment_id}")
 
 
@@ -75,7 +80,7 @@ def exit_(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
           reason: Annotated[str, Form()] = "") -> Response:
     """An officer exits an enrolment; the next on the waiting list takes the place (the page says who)."""
     return _decide(request, session, who, code, enrolment_id, lambda why: en.end(
-        session, enrolment_id, "exited", why, who.username, district_scope=who.scope), "exited", reason,
+        session, enrolment_id, "exited", why, who.username, district_scope=who.scope), "exit", reason,
         lambda out: f"exited={enrolment_id}&promoted=" + ",".join(str(i) for i in out["promoted_ids"]))
 
 
@@ -112,7 +117,7 @@ def programs_page(request: Request, session: DB, who: User, pillar: str = "") ->
              "enrols_here": p.code in en.DEFAULT_POLICIES or p.code in counts}
             for p in catalogue.programs(session, pillar=chosen)]
     rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))
-    audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=chosen or "all")
+    audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=f"read the program catalogue ({chosen or 'all pillars'})")
     return r.render(request, "programs.html", {
         "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or "",
         "payrolls": pr.payrolls(session, limit=10)}, who=who, session=session)

@@ -12,159 +12,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail, authenticate
-from isps.api.deps import SESSION_COOKIE, db_session
+from isps.access.service import (AccessError, AccountLocked, AuthError, Principal, TooManyAttempts, audit,
+                                 audit_trail, sign_in)
+from isps.access.service import unlock as access_unlock
+from isps.api.deps import SESSION_COOKIE, client_address
 from isps.api.params import MAX_ID
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
-from isps.registry.models import District, Tehsil, UnionCouncil
+from isps.registry.models import District, UnionCouncil
 from isps.registry.service import OutOfScope, RegistryError, history
 from isps.services import household_file as files
+from isps.services.household_file import search_sentence
 from isps.targeting import pmt, simulator, vulnerability
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
 from isps.targeting.search import SearchError, search_households
 from isps.web import lang as i18n
+from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
+                             _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
+                             csrf_guard, error_page, origin_guard, render)
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Session, Depends(db_session)]
-CHANNEL = "web"
 PAGE_SIZE = 25
 AUDIT_PAGE = 100
-
-# Pages show personal data: keep them out of caches, frames and other origins.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'self'",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
 
 HOUSING = ("tenure", "rooms", "roof", "wall", "toilet", "drinking_water", "electricity", "cooking_fuel")
 ASSETS = ("land_acres", "cattle", "goats_sheep", "tractor")
 EDITABLE = ("rooms", "roof", "toilet", "electricity", "fridge", "motorcycle", "car", "land_acres")
-
-
-# ---------------------------------------------------------------- sign-in and rendering
-
-class SignInRequired(Exception):
-    """No valid session cookie: send the browser to the sign-in page."""
-
-
-def page_user(request: Request, session: DB) -> Principal:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise SignInRequired()
-    try:
-        return request.app.state.tokens.principal(session, token)
-    except AuthError:
-        raise SignInRequired() from None
-
-
-User = Annotated[Principal, Depends(page_user)]
-
-
-def _tr(request: Request) -> i18n.Translator:
-    return i18n.translator(request.cookies.get(i18n.COOKIE))
-
-
-def _here(request: Request) -> str:
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-async def _sign_in_required(request: Request, exc: SignInRequired) -> Response:
-    if _is_htmx(request):
-        current = urlsplit(request.headers.get("HX-Current-URL", "/"))  # the page, not the partial
-        path = (current.path or "/") + (f"?{current.query}" if current.query else "")
-        resp = Response(status_code=401, headers={"HX-Redirect": "/login?" + urlencode({"next": _safe_next(path)})})
-    else:
-        resp = RedirectResponse("/login?" + urlencode({"next": _here(request)}), status_code=303)
-    if request.cookies.get(SESSION_COOKIE):
-        resp.delete_cookie(SESSION_COOKIE, path="/")
-    return resp
-
-
-@dataclass
-class Geography:
-    districts: list[District]
-    tehsils: list[Tehsil]
-    district_by_id: dict[int, District] = field(default_factory=dict)
-    tehsil_by_id: dict[int, Tehsil] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, session: Session) -> Geography:
-        districts = list(session.scalars(select(District).order_by(District.name)))
-        tehsils = list(session.scalars(select(Tehsil).order_by(Tehsil.name)))
-        return cls(districts, tehsils, {d.id: d for d in districts}, {t.id: t for t in tehsils})
-
-    def tehsils_of(self, district_id: int | None) -> list[Tehsil]:
-        return [t for t in self.tehsils if district_id is not None and t.district_id == district_id]
-
-
-def _district_name(tr: i18n.Translator, d: District | None) -> str:
-    if d is None:
-        return "—"
-    return d.name_ur if tr.code == "ur" and d.name_ur else d.name
-
-
-def render(request: Request, name: str, context: dict, *, who: Principal | None = None,
-           session: Session | None = None, status: int = 200, headers: dict | None = None) -> Response:
-    tr = _tr(request)
-    me = None
-    if who is not None:
-        district = session.get(District, who.scope) if (session is not None and who.scope) else None
-        me = {"username": who.username, "role": tr(f"role.{who.role}"),
-              "district": _district_name(tr, district) if district else tr("header.all_punjab"),
-              "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
-              "can_simulate": who.can("pmt.manage")}
-    ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
-           "district_name": lambda d: _district_name(tr, d), **context}
-    resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
-    resp.headers.update(SECURITY_HEADERS)
-    return resp
-
-
-def error_page(request: Request, session: Session, who: Principal | None, status: int, message: str) -> Response:
-    tr = _tr(request)
-    title = {403: tr("error.403.title"), 404: tr("error.404.title")}.get(status, tr("error.title"))
-    return render(request, "error.html", {"title": title, "message": message, "status": status},
-                  who=who, session=session, status=status)
-
-
-def bad_address_page(request: Request, message: str, status: int = 400) -> Response:
-    """A page's answer to an address it cannot use (an id beyond any record, a word where a number
-    goes): a page saying what is wrong, never a 500 or a JSON body in the browser."""
-    tr = _tr(request)
-    return render(request, "error.html", {"title": tr("error.title"),
-                                          "message": tr("error.bad_address", problem=message), "status": status},
-                  status=status)
 
 
 # ---------------------------------------------------------------- sign in, sign out, language
@@ -174,23 +57,37 @@ def login_page(request: Request, next: str = "/") -> Response:
     return render(request, "login.html", {"next": _safe_next(next), "error": None, "username": ""})
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(origin_guard)])
 def login(request: Request, session: DB, username: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
+    tr = _tr(request)
     try:
-        who = authenticate(session, username.strip(), password)
-    except AuthError:
-        return render(request, "login.html", {"next": _safe_next(next), "error": _tr(request)("login.error"),
-                                              "username": username}, status=401)
+        who = sign_in(session, username, password, client_address(request), CHANNEL)
+    except AuthError as exc:
+        session.commit()  # the failure's count and audit record are kept
+        status, key = ((429, "error.throttled") if isinstance(exc, TooManyAttempts) else
+                       (403, "error.locked") if isinstance(exc, AccountLocked) else (401, "login.error"))
+        return render(request, "login.html", {"next": _safe_next(next), "error": tr(key), "username": username},
+                      status=status)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     tokens = request.app.state.tokens
-    resp.set_cookie(SESSION_COOKIE, tokens.issue(who), max_age=tokens.max_age, path="/", httponly=True,
-                    samesite="lax", secure=request.url.scheme == "https")
+    resp.set_cookie(SESSION_COOKIE, tokens.issue(session, who, CHANNEL), max_age=tokens.max_age, path="/",
+                    httponly=True, samesite="lax", secure=request.url.scheme == "https")
     return resp
 
 
-@router.post("/logout")
-def logout() -> Response:
+@router.post("/logout", dependencies=[Depends(csrf_guard)])
+def logout(request: Request, session: DB) -> Response:
+    """Sign out: the session is revoked on the server, so a copy of the cookie no longer works."""
+    token = request.cookies.get(SESSION_COOKIE)
+    tokens = request.app.state.tokens
+    try:
+        who = tokens.principal(session, token) if token else None
+    except AuthError:
+        who = None
+    tokens.revoke(session, token)
+    if who is not None:
+        audit(session, who, CHANNEL, "sign_out", "user", detail=f"signed out from {client_address(request)}")
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -214,6 +111,7 @@ class SearchForm:
     pmt_max: float | None = None
     name: str = ""
     after: int | None = None
+    scope_refused: int | None = None  # the other district a scoped user asked for (refused, audited)
     raw: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -251,6 +149,7 @@ def _parse_search(params, who: Principal, tr: i18n.Translator) -> SearchForm:
     if who.scope is not None:
         if form.district_id not in (None, who.scope):
             form.errors.append(tr("search.error.scope"))
+            form.scope_refused = form.district_id
         form.district_id = who.scope
         raw["district_id"] = str(who.scope)
     return form
@@ -265,6 +164,10 @@ class Results:
 
 
 def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geography, tr: i18n.Translator) -> Results:
+    if form.scope_refused is not None:
+        audit(session, who, CHANNEL, "search", "household", district_id=form.scope_refused, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for households of "
+                     f"district {form.scope_refused}")
     if form.errors:
         return Results([], None, form.query(), error=" ".join(form.errors))
     model = pmt.active_model(session)
@@ -278,8 +181,7 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
     except SearchError as exc:
         return Results([], None, form.query(), error=str(exc))
     audit(session, who, CHANNEL, "search", "household", district_id=form.district_id or who.scope,
-          detail=f"tehsil={form.tehsil_id} pmt={form.pmt_min}-{form.pmt_max} name={form.name} "
-                 f"after={form.after} results={len(page.rows)}")
+          detail=search_sentence(form.tehsil_id, form.pmt_min, form.pmt_max, form.name, len(page.rows), form.after))
     for r in page.rows:
         r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
         tehsil = geo.tehsil_by_id.get(r["tehsil_id"])
@@ -538,7 +440,7 @@ def edit_household(request: Request, household_id: str, session: DB, who: User,
     before = session.get(PmtScore, (model.id, hid)) if model else None
     was = before.score if before else None
     try:
-        changed = files.edit_household(session, who, hid, values, "operator", when, edit["source_ref"] or None,
+        changed = files.edit_household(session, who, hid, values, files.USER_SOURCE, when, edit["source_ref"] or None,
                                        CHANNEL)
     except OutOfScope:
         session.commit()
@@ -585,8 +487,28 @@ def audit_page(request: Request, session: DB, who: User, actor: str = "", entity
                for a in rows[:AUDIT_PAGE]]
     filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip()}
     older = urlencode({**{k: v for k, v in filters.items() if v}, "before_id": more}) if more else None
-    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older},
+    done = request.query_params.get("unlocked", "")[:60]
+    unlocked = (tr("audit.unlock.done" if request.query_params.get("was") == "1" else "audit.unlock.was_not", name=done)
+                if done else None)
+    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older,
+                                          "can_unlock": who.can("users.manage"), "unlocked": unlocked},
                   who=who, session=session)
+
+
+@router.post("/users/unlock")
+def unlock_user(request: Request, session: DB, who: User, username: Annotated[str, Form()] = "") -> Response:
+    """An administrator unlocks an account locked after failed sign-ins (from the audit page)."""
+    tr = _tr(request)
+    name = username.strip()
+    if not who.can("users.manage"):
+        audit(session, who, CHANNEL, "unlock", "user", outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not unlock accounts ({name[:60]})")
+        return error_page(request, session, who, 403, tr("audit.unlock.forbidden", role=tr(f"role.{who.role}")))
+    try:
+        was = access_unlock(session, who, name, CHANNEL)
+    except ValueError:
+        return error_page(request, session, who, 404, tr("audit.unlock.unknown", name=name[:60]))
+    return RedirectResponse("/audit?" + urlencode({"actor": name, "unlocked": name, "was": int(was)}), status_code=303)
 
 
 # ---------------------------------------------------------------- the district risk map
@@ -672,3 +594,4 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(FormRefused, _form_refused)

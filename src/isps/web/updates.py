@@ -19,7 +19,7 @@ from isps.interop import feeds
 from isps.interop.feeds import changes
 from isps.registry.models import District
 from isps.registry.service import OutOfScope
-from isps.web.routes import CHANNEL, DB, User, _tr, error_page, render
+from isps.web.common import CHANNEL, DB, User, _tr, error_page, render
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.write"
@@ -38,7 +38,8 @@ def _page(request: Request, session, who, *, done: str = "", error: str | None =
     due = changes.recertification_due(session, older_than_days, who.scope, limit=LIST)
     deliveries = feeds.deliveries(session, limit=10) if who.scope is None else []
     audit(session, who, CHANNEL, "read", "registry_updates", None, who.scope,
-          detail=f"conflicts={len(conflicts)} requests={len(requests)} due={sum(due_counts.values())}")
+          detail=f"read the registry updates: {len(conflicts)} conflicts, {len(requests)} change requests, "
+                 f"{sum(due_counts.values())} households due for re-certification")
     return render(request, "updates.html", {
         "conflicts": conflicts, "requests": requests, "district_of": names.get,
         "due_counts": sorted(((names.get(d, "—"), n) for d, n in due_counts.items()), key=lambda x: -x[1]),
@@ -55,7 +56,7 @@ def page(request: Request, session: DB, who: User, done: str = "",
 
 
 def _refuse(request: Request, session, who, what: str, record_id: int) -> Response:
-    audit(session, who, CHANNEL, what, "registry_updates", record_id, who.scope, outcome="refused")
+    audit(session, who, CHANNEL, what, "registry_updates", record_id, who.scope, outcome="denied")
     session.commit()
     return error_page(request, session, who, 403, _tr(request)("updates.cannot_decide"))
 
@@ -64,13 +65,13 @@ def _refuse(request: Request, session, who, what: str, record_id: int) -> Respon
 def resolve(request: Request, conflict_id: Id, session: DB, who: User,
             resolution: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
-        return _refuse(request, session, who, "conflict.resolve", conflict_id)
+        return _refuse(request, session, who, "resolve", conflict_id)
     try:
         feeds.resolve_conflict(session, conflict_id, who.username, resolution.strip(), district_scope=who.scope)
     except feeds.FeedError as exc:
         session.rollback()
         return _page(request, session, who, error=str(exc), status=422)
-    audit(session, who, CHANNEL, "conflict.resolve", "source_conflict", conflict_id, who.scope,
+    audit(session, who, CHANNEL, "resolve", "source_conflict", conflict_id, who.scope,
           detail=resolution[:200])
     return RedirectResponse("/updates?done=conflict", status_code=303)
 
@@ -79,7 +80,7 @@ def resolve(request: Request, conflict_id: Id, session: DB, who: User,
 def decide(request: Request, request_id: Id, session: DB, who: User, decision: Annotated[str, Form()] = "",
            note: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
-        return _refuse(request, session, who, "change_request.decide", request_id)
+        return _refuse(request, session, who, "decide", request_id)
     if decision not in ("approve", "reject"):
         return _page(request, session, who, error=_tr(request)("updates.choose"), status=422)
     try:
@@ -94,6 +95,6 @@ def decide(request: Request, request_id: Id, session: DB, who: User, decision: A
     except (changes.ChangeRequestError, ValueError) as exc:
         session.rollback()
         return _page(request, session, who, error=str(exc), status=422)
-    audit(session, who, CHANNEL, f"change_request.{decision}", row.entity, row.entity_id, row.district_id,
+    audit(session, who, CHANNEL, decision, row.entity, row.entity_id, row.district_id,
           detail=f"change request {request_id}")
     return RedirectResponse(f"/updates?done={decision}", status_code=303)

@@ -14,6 +14,8 @@ Everything here is one Arrow compute call over a whole column, never a loop over
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,12 +70,11 @@ def safe_text(value: object) -> object:
     return "'" + clean if re.match(FORMULA_START, clean) else clean
 
 
-def write_report_csv(path, header: list[str], rows) -> "Path":
+def write_report_csv(path: Path | str, header: list[str], rows) -> Path:
     """A rejected-rows report (imports, feeds, partner lists) as CSV. Its cells echo what partners
     sent (references, values quoted in reasons), so each is made :func:`safe_text` before a clerk
     opens the file in a spreadsheet. Reports hold only the refused rows: small, written row by row."""
     import csv
-    from pathlib import Path
 
     path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as f:
