@@ -65,6 +65,7 @@ def test_cnic_lookup_finds_the_person_and_respects_scope(client, province):
     assert bad.status_code == 422 and "13 digits" in bad.json()["detail"]
     audit = client.get("/api/v1/audit", params={"entity": "individual"}, headers=token_for(client, "auditor")).json()
     assert any(a["entity_id"] == person.id and a["actor"] == "kasur_counter" for a in audit)
+    assert all(a["at"].endswith(("Z", "+00:00")) for a in audit)  # a date-time with its zone (UTC)
 
 
 def test_only_auditors_and_administrators_read_the_audit_log(client):

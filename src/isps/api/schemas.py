@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _utc(value: datetime) -> datetime:
+    """The database keeps times without a zone, in UTC; an answer says so (RFC 3339 ``date-time``
+    needs the offset, and a partner must not guess whether 10:00 is Lahore's or Greenwich's)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Token(BaseModel):
@@ -39,7 +49,7 @@ class Score(BaseModel):
     model: str
     model_version: int
     score: float
-    scored_at: datetime
+    scored_at: UtcDatetime
 
 
 class Household(BaseModel):
@@ -105,7 +115,7 @@ class HouseholdPage(BaseModel):
 
 class HistoryEntry(BaseModel):
     effective_date: date
-    recorded_at: datetime
+    recorded_at: UtcDatetime
     source: str
     actor: str
     what: str
@@ -125,7 +135,7 @@ class KnownValue(BaseModel):
 class Snapshot(BaseModel):
     household_id: int
     on: date
-    known_by: datetime
+    known_by: UtcDatetime
     household: dict[str, KnownValue]
     members: dict[int, dict[str, KnownValue]]
 
@@ -151,7 +161,7 @@ class ChangeResult(BaseModel):
 class AuditEntry(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    at: datetime
+    at: UtcDatetime
     actor: str
     role: str
     channel: str
