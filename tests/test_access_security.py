@@ -191,3 +191,19 @@ def test_an_administrator_unlocks_an_account_from_the_audit_page(client, provinc
     assert _token(client, "kasur_counter", PASSWORD).status_code == 200
     outcomes = [(a.actor, a.outcome) for a in _audit(province, action="unlock")]
     assert outcomes == [("auditor", "denied"), ("admin", "ok")]
+
+
+def test_refusals_outside_the_district_are_audited_at_every_door_of_the_api(client, province):
+    """Taking an application, asking for a change or reading pickup slots for another district:
+    refused, and each refusal is in the audit log with the district it was for."""
+    kasur = token_for(client, "kasur_counter")
+    lahore_household = _household(province, 1)
+    app = client.post("/api/v1/applications", headers=kasur, json={
+        "cnic": "35202-1234567-2", "full_name": "Razia Bibi", "district_id": 1, "tehsil_id": 1})
+    change = client.post("/api/v1/change-requests", headers=kasur, json={
+        "entity": "household", "entity_id": lahore_household, "changes": {"rooms": 2}, "evidence": "visit"})
+    slots = client.get("/api/v1/districts/1/pickup", headers=kasur)
+    assert (app.status_code, change.status_code, slots.status_code) == (403, 403, 403)
+    denied = {(a.entity, a.action) for a in _audit(province, actor="kasur_counter", outcome="denied")}
+    assert {("application", "create"), ("household", "create"), ("pickup_slot", "read")} <= denied
+    assert all("refused" in a.detail for a in _audit(province, actor="kasur_counter", outcome="denied"))

@@ -79,6 +79,10 @@ def request_change(body: ChangeRequestBody, session: DB, who: Writer) -> dict:
                                      evidence_ref=body.evidence_ref, effective_date=body.effective_date,
                                      district_scope=who.scope)
     except PermissionError as exc:
+        session.rollback()
+        audit(session, who, "api", "create", body.entity, body.entity_id, outcome="denied",
+              detail=f"refused: a change request for {body.entity} {body.entity_id} outside the user's district")
+        session.commit()  # keep the audit record of the refusal, nothing else
         raise HTTPException(403, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
@@ -92,6 +96,10 @@ def approve(request_id: Id, session: DB, who: Writer) -> dict:
     try:
         row = changes.approve_change(session, request_id, who.username, district_scope=who.scope)
     except PermissionError as exc:
+        session.rollback()
+        audit(session, who, "api", "approve", "change_request", request_id, outcome="denied",
+              detail=f"refused: approving change request {request_id}, outside the user's district")
+        session.commit()  # keep the audit record of the refusal, nothing else
         raise HTTPException(403, str(exc)) from None
     except changes.SamePersonError as exc:
         raise HTTPException(409, str(exc)) from None

@@ -339,5 +339,9 @@ def schedule(payroll_id: Id, body: Pickup, session: DB, who: Manager) -> dict:
 @router.get("/districts/{district_id}/pickup")
 def occupancy(district_id: Id, session: DB, who: Reader) -> list[dict]:
     if who.scope is not None and who.scope != district_id:
+        audit(session, who, "api", "read", "pickup_slot", None, district_id=district_id, outcome="denied",
+              detail=f"refused: pickup slots of district {district_id} asked for by a user of district {who.scope}")
+        session.commit()  # keep the audit record of the refusal
         raise HTTPException(403, f"district {district_id} is outside your district")
+    audit(session, who, "api", "read", "pickup_slot", None, district_id=district_id)
     return pickup.occupancy(session, district_id)
