@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 
 from isps.access.models import AuditRecord
 from isps.db import transaction
-from isps.interop.dci import _spec_data, partners, signing, subscriptions
+from isps.interop.dci import envelope, partners, signing, subscriptions
 from isps.interop.dci.models import DciDelivery, DciPartner
 from isps.registry import service as registry
 from isps.registry.cnic import formatted
@@ -159,7 +159,7 @@ def _verify_isps(client, envelope: dict) -> None:
 # ---------------------------------------------------------------- the spec copy and tokens
 
 def test_packaged_spec_is_the_shared_spec():
-    assert json.loads(_spec_data.SPEC_JSON) == json.loads(json.dumps(SPEC, default=str))
+    assert json.loads(envelope.spec_text()) == json.loads(json.dumps(SPEC, default=str))
 
 
 def test_token_is_a_jwt_signed_by_isps_with_an_expiry(client, partner):

@@ -23,12 +23,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
+from importlib import resources
 
 from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from isps.interop.dci import _spec_data
 from isps.interop.dci import schema as schema_mod
 
 VERSION = "1.0.0"
@@ -62,16 +62,27 @@ class DciError(Exception):
 HEADER_REASON = {"err.version.not_supported": "rjct.version.invalid"}
 
 
+SPEC_FILE = "social_api_v1.0.0.json"
+
+
+def spec_text() -> str:
+    """The DCI Social Registry API v1.0.0 (OpenAPI 3.0.3, Apache-2.0) as shipped in the package
+    (``interop/dci/data``), converted once from ../shared/specs/dci/social_api_v1.0.0.yaml so that
+    an installed ISPS validates messages against the spec itself; tests/test_dci.py checks that it
+    still equals the YAML."""
+    return resources.files("isps.interop.dci").joinpath("data", SPEC_FILE).read_text(encoding="utf-8")
+
+
 @lru_cache(maxsize=1)
 def spec() -> dict:
-    return json.loads(_spec_data.SPEC_JSON)
+    return json.loads(spec_text())
 
 
 def served_spec(paths: list[str], base_url: str) -> dict:
     """The spec as ISPS serves it at ``/dci/openapi.json``: only the operations ISPS implements (the
     ``on-*`` callbacks and ``notify`` are the partner's side), with ISPS's own server URL, so that a
     partner's tooling (or a fuzzer) can call it as written."""
-    doc = json.loads(_spec_data.SPEC_JSON)
+    doc = json.loads(spec_text())
     doc["paths"] = {path: doc["paths"][path] for path in paths if path in doc["paths"]}
     doc["servers"] = [{"url": base_url, "description": "this ISPS"}]
     return doc
