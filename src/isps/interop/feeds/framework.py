@@ -43,6 +43,7 @@ from isps.registry.bulk import insert_arrow
 from isps.registry.fields import Field, as_text, parse_column
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.registry.transfer import TransferError, _mask_cnics, _parse_cnic, _read_csv, _read_parquet
+from isps.registry.transfer.arrays import _as_text_values as text_values, _np as np_of
 from isps.registry.transfer.cells import write_report_csv
 from isps.interop.models import FeedDelivery, SourceConflict
 
@@ -184,11 +185,6 @@ def feed_named(name: str) -> Feed:
 
 # ---------------------------------------------------------------- column helpers
 
-def np_of(arr) -> np.ndarray:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.to_numpy(zero_copy_only=False)
-
 
 def index_of(keys, values) -> np.ndarray:
     """Position of each key among ``values`` (first occurrence), -1 where absent (hash join)."""
@@ -216,26 +212,6 @@ def masked(cnics: np.ndarray) -> np.ndarray:
     arr = pa.array([c if c else "0000000000000" for c in cnics.tolist()], pa.string()) if len(cnics) else \
         pa.array([], pa.string())
     return np_of(_mask_cnics(arr)).astype(object)
-
-
-def text_values(values: np.ndarray, kind: str) -> np.ndarray:
-    """Values as the history stores them (as registry.service's ``_as_text``), column-wise."""
-    out = np.full(len(values), None, dtype=object)
-    some = np.not_equal(values, None)
-    if not some.any():
-        return out
-    v = values[some]
-    if kind == "bool":
-        out[some] = np.where(v.astype(bool), "yes", "no")
-    elif kind == "float":
-        out[some] = np.char.mod("%g", v.astype(float)).astype(object)
-    elif kind == "int":
-        out[some] = v.astype(np.int64).astype(str).astype(object)
-    elif kind == "date":
-        out[some] = np_of(pc.cast(pa.array(list(v), pa.date32()), pa.string()))
-    else:
-        out[some] = v
-    return out
 
 
 ARROW_TYPES = {"text": pa.string(), "choice": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
