@@ -140,9 +140,10 @@ def _home(request: Request, session: Session, who: Principal, *, error: str | No
             elif p["status"] == "approved":
                 waiting.append({"kind": "export", "program": code, "id": p["id"], "period": p["period"],
                                 "total": p["total"], "by": p["approved_by"]})
-        programs.append({"code": code, "name": program.name if program else code,
-                         "enrolled": counts.get(code, {}).get("enrolled", 0), "fund": pr.fund(session, code),
-                         "cycles": cycle_rows, "payrolls": payrolls})
+        enrolled, fund = counts.get(code, {}).get("enrolled", 0), pr.fund(session, code)
+        programs.append({"code": code, "name": program.name if program else code, "enrolled": enrolled,
+                         "fund": fund, "cycles": cycle_rows, "payrolls": payrolls,
+                         "active": bool(enrolled or cycle_rows or fund["released"])})
     done = request.query_params.get("done", "")
     notice = tr(f"payments.done.{done}", n=request.query_params.get("n", "")[:20],
                 program=request.query_params.get("program", "")[:40]) if done in NOTICES else None
