@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -22,7 +20,7 @@ from isps.programs import enrolment as en
 from isps.synth.load import load_synthetic
 from isps.targeting.eligibility import rules
 from tests.conftest import PASSWORD
-from tests.test_browser import Visit, _free_port, _require_chromium, browser  # noqa: F401 - the browser fixture
+from tests.test_browser import Visit, _require_chromium, browser, serve  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 CODE = "bisp_kafaalat"
@@ -51,29 +49,16 @@ def paying_province(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(paying_province, tmp_path_factory):
     _require_chromium()
-    import uvicorn
-
-    from isps.api.app import create_app
-
     old = os.environ.get("ISPS_VAR_DIR")
     os.environ["ISPS_VAR_DIR"] = str(tmp_path_factory.mktemp("var"))  # the server's payments folder
-    app = create_app(paying_province, secret="browser-test-secret")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, name="uvicorn-pay-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app did not start under uvicorn")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    if old is None:
-        os.environ.pop("ISPS_VAR_DIR", None)
-    else:
-        os.environ["ISPS_VAR_DIR"] = old
+    try:
+        with serve(paying_province) as base:
+            yield base
+    finally:
+        if old is None:
+            os.environ.pop("ISPS_VAR_DIR", None)
+        else:
+            os.environ["ISPS_VAR_DIR"] = old
 
 
 def _press(page, name: str, within=None) -> None:

@@ -165,8 +165,13 @@ def _back(path: str, **query: object) -> RedirectResponse:
 
 
 def _home_step(request: Request, session: Session, who: Principal, action: str, entity: str, entity_id: int | None,
-               fn: Callable[[], object], then: Callable[[object], RedirectResponse], form: dict | None = None) -> Response:
-    """A step started from the payments home: on a refusal of the rules, the home with the reason."""
+               fn: Callable[[], object], then: Callable[[object], Response], what: str,
+               form: dict | None = None) -> Response:
+    """A step started from the payments home: the role checked first (403 page), a refusal of the
+    rules shown on the home with the reason, else ``then`` (a redirect with a notice)."""
+    refused = _actor(request, session, who, action, entity, entity_id, what)
+    if refused:
+        return refused
     out, exc = _attempt(session, who, action, entity, entity_id, fn)
     if exc is not None:
         return _home(request, session, who, error=str(exc), status=_status_of(exc), form=form)
@@ -178,31 +183,22 @@ def release(request: Request, code: str, session: DB, who: User, amount: Annotat
             reference: Annotated[str, Form()] = "") -> Response:
     """Money released from the treasury into a program's fund (the release order's reference)."""
     code = code[:40]
-    refused = _actor(request, session, who, "release", "fund_release", None, f"release funds to {code}")
-    if refused:
-        return refused
-    form = {"program": code, "amount": amount[:20], "reference": reference[:80]}
-    try:
-        value = float(amount.replace(",", "").strip())
-    except ValueError:
-        value = None
-    if value is None:
-        exc = pr.PaymentError(f"fund release to {code}: 'amount' must be a number of rupees, not {amount[:20]!r}")
-        return _home_step(request, session, who, "release", "fund_release", None, _raise(exc), _back, form)
 
-    def done(out) -> RedirectResponse:
+    def step() -> dict:
+        try:
+            value = float(amount.replace(",", "").strip())
+        except ValueError:
+            raise pr.PaymentError(f"fund release to {code}: 'amount' must be a number of rupees, "
+                                  f"not {amount[:20]!r}") from None
+        return pr.release_funds(session, code, value, reference, who.username)
+
+    def done(out) -> Response:
         audit(session, who, r.CHANNEL, "release", "fund_release", out["release_id"],
               detail=f"Rs {out['amount']:,.2f} released to {code} (reference {reference.strip()[:80]})")
         return _back("/payments", done="released", n=f"{out['amount']:,.0f}", program=code)
 
-    return _home_step(request, session, who, "release", "fund_release", None,
-                      lambda: pr.release_funds(session, code, value, reference, who.username), done, form)
-
-
-def _raise(exc: Exception) -> Callable[[], object]:
-    def fail() -> object:
-        raise exc
-    return fail
+    return _home_step(request, session, who, "release", "fund_release", None, step, done,
+                      f"release funds to {code}", {"program": code, "amount": amount[:20], "reference": reference[:80]})
 
 
 @router.post("/payments/programs/{code}/cycles")
@@ -210,72 +206,59 @@ def open_cycle(request: Request, code: str, session: DB, who: User,
                starts_on: Annotated[str, Form()] = "") -> Response:
     """Open (or find) the program's cycle containing the date, as a draft."""
     code = code[:40]
-    refused = _actor(request, session, who, "create", "benefit_cycle", None, f"open a cycle of {code}")
-    if refused:
-        return refused
-    form = {"program": code, "starts_on": starts_on[:20]}
-    try:
-        day = date.fromisoformat(starts_on.strip())
-        if not 1900 <= day.year <= 2100:
-            raise ValueError
-    except ValueError:
-        exc = cycles.CycleError(f"new cycle of {code}: 'starts on' must be a date written YYYY-MM-DD "
-                                f"(1900 to 2100), not {starts_on[:20]!r}")
-        return _home_step(request, session, who, "create", "benefit_cycle", None, _raise(exc), _back, form)
 
-    def done(c) -> RedirectResponse:
+    def step():
+        try:
+            day = date.fromisoformat(starts_on.strip())
+            if not 1900 <= day.year <= 2100:
+                raise ValueError
+        except ValueError:
+            raise cycles.CycleError(f"new cycle of {code}: 'starts on' must be a date written YYYY-MM-DD "
+                                    f"(1900 to 2100), not {starts_on[:20]!r}") from None
+        return cycles.open_cycle(session, code, day, who.username)
+
+    def done(c) -> Response:
         audit(session, who, r.CHANNEL, "create", "benefit_cycle", c.id, detail=f"{code} {c.period} opened")
         return _back("/payments", done="opened", n=c.period, program=code)
 
-    return _home_step(request, session, who, "create", "benefit_cycle", None,
-                      lambda: cycles.open_cycle(session, code, day, who.username), done, form)
+    return _home_step(request, session, who, "create", "benefit_cycle", None, step, done,
+                      f"open a cycle of {code}", {"program": code, "starts_on": starts_on[:20]})
 
 
 @router.post("/payments/cycles/{cycle_id}/entitlements")
 def entitlements(request: Request, cycle_id: Id, session: DB, who: User) -> Response:
     """(Re)compute a draft cycle's entitlements."""
-    refused = _actor(request, session, who, "edit", "benefit_cycle", cycle_id, f"compute cycle {cycle_id}")
-    if refused:
-        return refused
-
-    def done(out) -> RedirectResponse:
+    def done(out) -> Response:
         audit(session, who, r.CHANNEL, "edit", "benefit_cycle", cycle_id,
               detail=f"{out['entitlements']} entitlements, Rs {out['total']:,.2f}")
         return _back("/payments", done="entitlements", n=f"{out['entitlements']:,}")
 
     return _home_step(request, session, who, "edit", "benefit_cycle", cycle_id,
-                      lambda: cycles.generate_entitlements(session, cycle_id), done)
+                      lambda: cycles.generate_entitlements(session, cycle_id), done, f"compute cycle {cycle_id}")
 
 
 @router.post("/payments/cycles/{cycle_id}/approve")
 def approve_cycle(request: Request, cycle_id: Id, session: DB, who: User) -> Response:
     """A second person approves a draft cycle: its entitlements are frozen."""
-    refused = _actor(request, session, who, "approve", "benefit_cycle", cycle_id, f"approve cycle {cycle_id}")
-    if refused:
-        return refused
-
-    def done(c) -> RedirectResponse:
+    def done(c) -> Response:
         audit(session, who, r.CHANNEL, "approve", "benefit_cycle", cycle_id, detail=c.checksum)
         return _back("/payments", done="cycle_approved", n=c.period, program=c.program_code)
 
     return _home_step(request, session, who, "approve", "benefit_cycle", cycle_id,
-                      lambda: cycles.approve_cycle(session, cycle_id, who.username), done)
+                      lambda: cycles.approve_cycle(session, cycle_id, who.username), done, f"approve cycle {cycle_id}")
 
 
 @router.post("/payments/cycles/{cycle_id}/payroll")
 def make_payroll(request: Request, cycle_id: Id, session: DB, who: User) -> Response:
     """The approved cycle's payroll (the same one if it exists already): its page."""
-    refused = _actor(request, session, who, "create", "payroll", None, f"make the payroll of cycle {cycle_id}")
-    if refused:
-        return refused
-
-    def done(p) -> RedirectResponse:
+    def done(p) -> Response:
         audit(session, who, r.CHANNEL, "create", "payroll", p.id,
               detail=f"payroll of cycle {cycle_id}: {p.instructions} instructions, Rs {p.total:,.2f}")
         return _back(f"/payments/payrolls/{p.id}")
 
     return _home_step(request, session, who, "create", "payroll", None,
-                      lambda: pr.generate(session, cycle_id, who.username), done)
+                      lambda: pr.generate(session, cycle_id, who.username), done,
+                      f"make the payroll of cycle {cycle_id}")
 
 
 # ---------------------------------------------------------------- a payroll
