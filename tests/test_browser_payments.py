@@ -12,38 +12,25 @@ from datetime import date, timedelta
 
 import pytest
 
-from isps.access.service import create_user
-from isps.db import make_engine, transaction
-from isps.migrate import upgrade
+from isps.db import transaction
 from isps.payments import payroll as pr
 from isps.programs import enrolment as en
-from isps.synth.load import load_synthetic
 from isps.targeting.eligibility import rules
-from tests.conftest import PASSWORD
-from tests.test_browser import Visit, _require_chromium, browser, serve  # noqa: F401 - the browser fixture
+from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 CODE = "bisp_kafaalat"
 
 
 @pytest.fixture(scope="module")
-def paying_province(tmp_path_factory):
-    """The small SQLite province of ``test_browser.py`` with bisp_kafaalat's eligible households enrolled."""
-    from isps.targeting import pmt
-
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('browser_pay') / 'isps.db'}")
-    upgrade(engine)
-    load_synthetic(engine, 600, seed=7)
-    with transaction(engine) as s:
-        pmt.rescore_all(s, pmt.active_model(s), on=date(2026, 6, 1))
-        create_user(s, "admin", PASSWORD, "administrator")
-        create_user(s, "manager", PASSWORD, "program_manager")
+def paying_province(sqlite_province):  # noqa: F811 - the imported fixture
+    """``test_browser.py``'s small SQLite province with bisp_kafaalat's eligible households enrolled."""
+    with transaction(sqlite_province) as s:
         rules.install_shipped_rules(s)
         row, _ = rules.active_rule(s, CODE)
         run = rules.run(s, row, "test", on=date(2026, 6, 1))
         en.enrol_from_run(s, CODE, run.id, "test", date(2026, 6, 1))
-    yield engine
-    engine.dispose()
+    return sqlite_province
 
 
 @pytest.fixture(scope="module")

@@ -310,36 +310,36 @@ def payroll_page(request: Request, payroll_id: Id, session: DB, who: User) -> Re
 
 
 def _payroll_step(request: Request, session: Session, who: Principal, payroll_id: int, action: str,
-                  fn: Callable[[], object], then: Callable[[object], Response], what: str) -> Response:
+                  fn: Callable[[], object], what: str, notice: str,
+                  said: Callable[[object], tuple[str | None, str | None]] = lambda out: (None, None)) -> Response:
+    """A step on a payroll: the role checked first (403 page), a refusal of the rules shown on the
+    payroll's page with the reason, else audited (``said``: the audit detail and the notice's number)
+    and back to the payroll's page with the notice."""
     refused = _actor(request, session, who, action, "payroll", payroll_id, what)
     if refused:
         return refused
     out, exc = _attempt(session, who, action, "payroll", payroll_id, fn)
     if exc is not None:
         return _payroll(request, session, who, payroll_id, error=str(exc), status=_status_of(exc))
-    return then(out)
+    detail, n = said(out)
+    audit(session, who, r.CHANNEL, action, "payroll", payroll_id, detail=detail)
+    return _back(f"/payments/payrolls/{payroll_id}", done=notice, n=n)
 
 
 @router.post("/payments/payrolls/{payroll_id}/approve")
 def approve_payroll(request: Request, payroll_id: Id, session: DB, who: User) -> Response:
     """Maker-checker: a second person approves; refused while the fund cannot cover the payroll."""
-    def done(_) -> Response:
-        audit(session, who, r.CHANNEL, "approve", "payroll", payroll_id)
-        return _back(f"/payments/payrolls/{payroll_id}", done="payroll_approved")
-
     return _payroll_step(request, session, who, payroll_id, "approve",
-                         lambda: pr.approve(session, payroll_id, who.username), done, f"approve payroll {payroll_id}")
+                         lambda: pr.approve(session, payroll_id, who.username), f"approve payroll {payroll_id}",
+                         "payroll_approved")
 
 
 @router.post("/payments/payrolls/{payroll_id}/export")
 def export(request: Request, payroll_id: Id, session: DB, who: User) -> Response:
     """Write the unsent instructions as pain.001 and CSV into the payments folder, offered as downloads."""
-    def done(out) -> Response:
-        audit(session, who, r.CHANNEL, "export", "payroll", payroll_id, detail=f"{out['instructions']} instructions")
-        return _back(f"/payments/payrolls/{payroll_id}", done="exported", n=f"{out['instructions']:,}")
-
     return _payroll_step(request, session, who, payroll_id, "export",
-                         lambda: pr.export(session, payroll_id, folder()), done, f"export payroll {payroll_id}")
+                         lambda: pr.export(session, payroll_id, folder()), f"export payroll {payroll_id}", "exported",
+                         lambda out: (f"{out['instructions']} instructions", f"{out['instructions']:,}"))
 
 
 @router.get("/payments/payrolls/{payroll_id}/files/{name}")
@@ -394,12 +394,9 @@ def status_file(request: Request, payroll_id: Id, session: DB, who: User,
 @router.post("/payments/payrolls/{payroll_id}/retry")
 def retry(request: Request, payroll_id: Id, session: DB, who: User) -> Response:
     """A new instruction on the next channel for every failed or reversed payment of the payroll."""
-    def done(n) -> Response:
-        audit(session, who, r.CHANNEL, "create", "payroll", payroll_id, detail=f"{n} failed payments retried")
-        return _back(f"/payments/payrolls/{payroll_id}", done="retried", n=f"{n:,}")
-
     return _payroll_step(request, session, who, payroll_id, "create",
-                         lambda: pr.retry_failed(session, payroll_id), done, f"retry payroll {payroll_id}")
+                         lambda: pr.retry_failed(session, payroll_id), f"retry payroll {payroll_id}", "retried",
+                         lambda n: (f"{n} failed payments retried", f"{n:,}"))
 
 
 @router.post("/payments/payrolls/{payroll_id}/return-unclaimed")
@@ -414,10 +411,6 @@ def return_unclaimed(request: Request, payroll_id: Id, session: DB, who: User,
             raise pr.PaymentError(f"'days' must be a whole number of days from 1 to 36,500, not {days[:20]!r}") from None
         return pr.return_unclaimed(session, None, n)
 
-    def done(n) -> Response:
-        audit(session, who, r.CHANNEL, "edit", "payroll", payroll_id,
-              detail=f"{n} payments unclaimed for {days.strip()[:6]} days returned to the funds")
-        return _back(f"/payments/payrolls/{payroll_id}", done="returned", n=f"{n:,}")
-
-    return _payroll_step(request, session, who, payroll_id, "edit", step, done,
-                         f"return unclaimed payments (payroll {payroll_id})")
+    return _payroll_step(request, session, who, payroll_id, "edit", step,
+                         f"return unclaimed payments (payroll {payroll_id})", "returned",
+                         lambda n: (f"{n} payments unclaimed for {days.strip()[:6]} days returned to the funds", f"{n:,}"))
