@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -67,14 +68,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(sqlite_province):
-    _require_chromium()
+@contextmanager
+def serve(engine):
+    """The app on ``engine`` served by uvicorn in a thread on a free port: its base address."""
     import uvicorn
 
     from isps.api.app import create_app
 
-    app = create_app(sqlite_province, secret="browser-test-secret")
+    app = create_app(engine, secret="browser-test-secret")
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, name="uvicorn-test", daemon=True)
@@ -84,9 +85,18 @@ def server(sqlite_province):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the app did not start under uvicorn")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(sqlite_province):
+    _require_chromium()
+    with serve(sqlite_province) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 reader's language with the security headers, error pages, and the geography for filters.
 
 The page modules (:mod:`isps.web.routes`, :mod:`isps.web.programs`, :mod:`isps.web.linkage`,
-:mod:`isps.web.updates`) import from here and never from each other.
+:mod:`isps.web.updates`, :mod:`isps.web.payments`) import from here and never from each other.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
         me = {"username": who.username, "role": tr(f"role.{who.role}"),
               "district": _district_name(tr, district) if district else tr("header.all_punjab"),
               "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
-              "can_simulate": who.can("pmt.manage")}
+              "can_simulate": who.can("pmt.manage"), "can_pay": who.can("pmt.manage") or who.can("audit.read")}
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
            "csrf": request.app.state.tokens.csrf(request.cookies.get(SESSION_COOKIE)) if who is not None else None,

@@ -84,29 +84,10 @@ def exit_(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
         lambda out: f"exited={enrolment_id}&promoted=" + ",".join(str(i) for i in out["promoted_ids"]))
 
 
-@router.get("/payments/payrolls/{payroll_id}")
-def payroll_page(request: Request, payroll_id: Id, session: DB, who: User) -> Response:
-    """A payroll by status and channel, and the program's ledger: what was issued, paid, failed,
-    returned, and whether the books balance."""
-    from isps.payments import payroll as pr
-
-    tr = r._tr(request)
-    try:
-        summary = pr.payroll_summary(session, payroll_id)
-    except pr.PaymentError:
-        return r.error_page(request, session, who, 404, tr("payments.no_payroll"))
-    ledger = pr.ledger_check(session, summary["program"])
-    recall = pr.payments_to_recall(session, payroll_id)
-    audit(session, who, "web", "read", "payroll", payroll_id)
-    return r.render(request, "payments_payroll.html", {"p": summary, "ledger": ledger, "recall": recall},
-                    who=who, session=session)
-
-
 @router.get("/programs")
 def programs_page(request: Request, session: DB, who: User, pillar: str = "") -> Response:
     """The program catalogue beside what each program holds today (enrolled, waiting, within the
-    user's district), with the way into each program's enrolment page and the newest payrolls."""
-    from isps.payments import payroll as pr
+    user's district), with the way into each program's enrolment page (payments: ``web/payments.py``)."""
     from isps.programs import catalogue
 
     chosen = pillar if pillar in catalogue.PILLARS else None
@@ -119,5 +100,4 @@ def programs_page(request: Request, session: DB, who: User, pillar: str = "") ->
     rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))
     audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=f"read the program catalogue ({chosen or 'all pillars'})")
     return r.render(request, "programs.html", {
-        "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or "",
-        "payrolls": pr.payrolls(session, limit=10)}, who=who, session=session)
+        "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or ""}, who=who, session=session)
