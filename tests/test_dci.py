@@ -394,9 +394,44 @@ def test_async_search_calls_back_on_search_and_txn_status_finds_it(client, provi
     assert url == f"{CALLBACK}/registry/txn/on-status"
     check_request("/registry/txn/on-status", on_status)
 
+
+
+def test_async_txn_status_callback_carries_the_acknowledged_correlation_id(client, province, partner, sent):
+    """Conformance: the txn/on-status callback answers the txn/status request it acknowledged, so it
+    carries the acknowledgement's correlation_id (not the searched transaction's)."""
+    person = _people(province, 1)[0]
+    message = search_message({"type": "CNIC", "value": person.cnic})
+    searched = partner.post("/registry/search", partner.envelope("search", message)).json()["message"]["correlation_id"]
+    status_msg = {"transaction_id": "status-2", "txnstatus_request": {
+        "reference_id": "s-2", "txn_type": "search", "attribute_type": "transaction_id",
+        "attribute_value": message["transaction_id"]}}
+    r = partner.post("/registry/txn/status", partner.envelope("txn-status", status_msg))
+    assert r.status_code == 202
+    acknowledged = r.json()["message"]["correlation_id"]
+    url, on_status = sent[-1]
+    assert on_status["header"]["action"] == "txn-on-status" and on_status["header"]["status"] == "succ"
+    assert on_status["message"]["correlation_id"] == acknowledged != searched
+    assert on_status["message"]["txnstatus_response"]["txn_status"]["correlation_id"] == searched
+    _verify_isps(client, on_status)
+    # a status request for a transaction that does not exist is answered the same way, with rjct
     missing = dict(status_msg, txnstatus_request={**status_msg["txnstatus_request"], "attribute_value": "nope"})
-    r = partner.post("/registry/sync/txn/status", partner.envelope("txn-status", missing))
-    assert r.status_code == 404 and r.json()["header"]["status"] == "rjct"
+    r = partner.post("/registry/txn/status", partner.envelope("txn-status", missing))
+    assert r.status_code == 202
+    url, on_status = sent[-1]
+    assert on_status["header"]["status"] == "rjct" and "message" not in on_status
+    check_request("/registry/txn/on-status", on_status)
+
+
+def test_sync_txn_status_of_an_unknown_transaction_is_http_200_with_rjct_in_the_header(client, province, partner):
+    status_msg = {"transaction_id": "status-3", "txnstatus_request": {
+        "reference_id": "s-3", "txn_type": "search", "attribute_type": "transaction_id", "attribute_value": "nope"}}
+    r = partner.post("/registry/sync/txn/status", partner.envelope("txn-status", status_msg))
+    assert r.status_code == 200
+    body = r.json()
+    _verify_isps(client, body)
+    assert body["header"]["status"] == "rjct" and body["header"]["action"] == "txn-on-status"
+    assert body["header"]["status_reason_message"] == "no such transaction of yours"
+    assert body["error"]["code"] == "err.request.not_found"
 
 
 def test_callback_uri_must_be_the_registered_one(client, province, partner, sent):

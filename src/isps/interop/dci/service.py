@@ -460,40 +460,54 @@ def _status_of(session: Session, partner: Partner, req: dict) -> tuple[DciTransa
     return txn, status
 
 
-def txn_status_message(session: Session, partner: Partner, message: dict) -> tuple[str, dict | None, str]:
+def txn_status_message(session: Session, partner: Partner, message: dict,
+                       correlation_id: str) -> tuple[str, dict | None, str]:
+    """The answer to a txn status request: its status (``succ`` or ``rjct``), the message (none for
+    ``rjct``: the spec's ``txn_status`` needs a transaction) and why it was refused. The message's
+    ``correlation_id`` is the status request's own (the one its acknowledgement gave, for the async
+    endpoint); the searched transaction's is inside ``txn_status``."""
     req = message["txnstatus_request"]
     txn, status = _status_of(session, partner, req)
     if txn is None:
-        return "rjct", None, "no such transaction of yours"
+        return "rjct", None, NO_SUCH_TXN
     # the status may carry data (async search results): audit it as a read
     ids = [r["@id"].rsplit(":", 2)[1:] for item in status["search_response"]
            for r in (item.get("data") or {}).get("reg_records", []) if isinstance(r, dict) and "@id" in r]
     audit_rows(session, partner, "dci.txn_status", [
         (kind, int(i), None, "ok", f"txn {txn.correlation_id}") for kind, i in ids])
-    return "succ", {"transaction_id": message["transaction_id"], "correlation_id": txn.correlation_id,
+    return "succ", {"transaction_id": message["transaction_id"], "correlation_id": correlation_id,
                     "txnstatus_response": {"txn_type": req["txn_type"], "txn_status": status}}, ""
 
 
+NO_SUCH_TXN = "no such transaction of yours"
+
+
 def sync_txn_status(session: Session, rt: Runtime, partner: Partner, env: Envelope) -> Reply:
-    status, message, why = txn_status_message(session, partner, env.message)
-    header = callback_header(rt.isps_id, partner.sender_id, "txn-on-status", status, 1, 1 if message else 0,
+    """HTTP 200 whatever the status (DCI practice): an unknown transaction is ``rjct`` in the header,
+    with the ``err.request.not_found`` error beside header and message, as other sync refusals."""
+    status, message, why = txn_status_message(session, partner, env.message, new_id())
+    header = callback_header(rt.isps_id, partner.sender_id, "txn-on-status", status, 1, 1 if status == "succ" else 0,
                              (None, why) if why else None)
-    return Reply(200 if message else 404, rt.envelope(header, message), detail=f"txn status: {status}")
+    body = rt.envelope(header, message)
+    if why:
+        body["error"] = {"code": "err.request.not_found", "message": why}
+    return Reply(200, body, detail=f"txn status: {status}")
 
 
 def async_txn_status(session: Session, rt: Runtime, partner: Partner, env: Envelope, factory) -> Reply:
+    """Acknowledge with a correlation_id, then post txn/on-status carrying that same correlation_id."""
     url = callback_url(partner, env.header, "txn/on-status")
     correlation = new_id()
 
     def complete() -> None:
         with factory() as s:
             p = partners.partner_by_sender(s, partner.sender_id) or partner
-            status, message, why = txn_status_message(s, p, env.message)
-            header = callback_header(rt.isps_id, p.sender_id, "txn-on-status", status, 1, 1 if message else 0,
-                                     (None, why) if why else None)
+            status, message, why = txn_status_message(s, p, env.message, correlation)
+            header = callback_header(rt.isps_id, p.sender_id, "txn-on-status", status, 1,
+                                     1 if status == "succ" else 0, (None, why) if why else None)
             deliver(s, rt, p, "txn-on-status", url, rt.envelope(header, message))
             s.commit()
-    return Reply(202, env_mod.ack("ACK", correlation), complete, detail="txn status: accepted")
+    return Reply(202, env_mod.ack("ACK", correlation), complete, detail=f"txn {correlation}: txn status accepted")
 
 
 # ---------------------------------------------------------------- subscribe / unsubscribe
