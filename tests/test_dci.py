@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ import jwt
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from sqlalchemy import event, select
@@ -557,6 +558,38 @@ def test_a_birth_reported_by_the_feed_notifies_new_household_member(client, prov
     assert data["reg_records"]["@id"] == f"urn:isps:household:{person.household_id}"
 
 
+# the spec's "format: date-time", written independently of the server's: RFC 3339 with a timezone
+DATE_TIME = FormatChecker(formats=())
+DATE_TIME.checks("date-time")(lambda v: not isinstance(v, str) or re.fullmatch(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", v) is not None)
+
+
+@pytest.mark.parametrize("path", ["/registry/sync/search", "/registry/search"])
+def test_timestamps_must_be_iso_8601_with_a_timezone(client, province, partner, sent, path):
+    """The spec's ``format: date-time`` (ISO 8601 with a timezone) is enforced in the header's
+    message_ts and every request's timestamp; the refusal says which and why."""
+    person = _people(province, 1)[0]
+    ok_offsets = partner.envelope("search", search_message({"type": "CNIC", "value": person.cnic}),
+                                  message_ts="2022-12-04T17:20:07-04:00")
+    assert partner.post(path, ok_offsets).status_code in (200, 202)
+    for where, value in (("message_ts", "not-a-timestamp"), ("message_ts", "2026-12-07T10:00:00"),
+                         ("timestamp", "not-a-timestamp"), ("timestamp", "2026-12-07T10:00:00"),
+                         ("timestamp", "2026-12-07")):
+        message = search_message({"type": "CNIC", "value": person.cnic})
+        if where == "timestamp":
+            message["search_request"][0]["timestamp"] = value
+            body = partner.envelope("search", message)
+        else:
+            body = partner.envelope("search", message, message_ts=value)
+        r = partner.post(path, body)
+        assert r.status_code == 400, (where, value, r.text)
+        error = r.json()["error"] if path.startswith("/registry/sync") else r.json()["message"]["error"]
+        assert error["code"] == "err.request.bad" and "ISO 8601" in error["message"], error
+        assert f"rjct.{where}.invalid" in error["message"]
+        if path.startswith("/registry/sync") and where == "message_ts":
+            assert r.json()["header"]["status_reason_code"] == "rjct.message_ts.invalid"
+
+
 def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, province, partner):
     """The server checks envelopes with the spec's schemas compiled once per process: every
     variation of a valid envelope (each value dropped or replaced by another type) gets the
@@ -599,7 +632,8 @@ def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, prov
             else:
                 parent[at[-1]] = value
             errors = list(Draft4Validator({"$ref": _ptr("paths", path, "post", "requestBody", "content",
-                                                        "application/json", "schema")}, registry=REGISTRY).iter_errors(body))
+                                                        "application/json", "schema")}, registry=REGISTRY,
+                                          format_checker=DATE_TIME).iter_errors(body))
             assert check(body) is (not errors), (path, at, drop, value)
             verdicts.add(not errors)
         assert verdicts == {True, False}
