@@ -22,9 +22,9 @@ from sqlalchemy import event, select
 from isps.access.models import AuditRecord
 from isps.db import transaction
 from isps.interop.dci import envelope, partners, signing, subscriptions
-from isps.interop.dci.models import DciDelivery, DciPartner
+from isps.interop.dci.models import DciConsent, DciDelivery, DciPartner
 from isps.registry import service as registry
-from isps.registry.cnic import formatted
+from isps.registry.cnic import formatted, mask
 from isps.registry.models import Individual
 from tests.conftest import token_for
 
@@ -643,3 +643,51 @@ def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, prov
     r = partner.post("/registry/sync/search", bad, check=False)
     assert r.status_code == 400 and r.json()["error"]["code"] == "err.request.bad"
     assert "message: fails" in r.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- the partners CLI
+
+@pytest.fixture
+def cli(province, monkeypatch):
+    """``isps partners`` on the test's database, in an 80-column terminal unless a test narrows it."""
+    from typer.testing import CliRunner
+
+    import isps.cli.common as common
+    from isps.cli.main import app
+
+    monkeypatch.setattr(common, "_engine", lambda: province)
+    monkeypatch.setattr(common.console, "width", 80)
+    return lambda *args: CliRunner().invoke(app, ["partners", *args])
+
+
+def test_partners_register_prints_the_client_secret_whole_on_its_own_line(cli, province, monkeypatch):
+    import isps.cli.common as common
+
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setattr(common.console, "width", 40)  # what rich makes of COLUMNS=40
+    r = cli("register", "a-rather-long-sender-id.example.gov.pk", "--name", "Example department",
+            "--callback", "https://example.gov.pk/dci")
+    assert r.exit_code == 0, r.output
+    with transaction(province) as s:
+        row = s.scalar(select(DciPartner).where(DciPartner.sender_id == "a-rather-long-sender-id.example.gov.pk"))
+    lines = r.output.splitlines()
+    secret = next(line for line in lines if line.strip() and " " not in line.strip() and len(line.strip()) >= 40)
+    assert partners.verify_password(secret, row.client_secret_hash)
+    assert row.client_id in r.output
+
+
+def test_partners_consent_records_a_persons_consent_for_the_agreements_purpose(cli, province):
+    person = _people(province, 1)[0]
+    assert cli("register", PARTNER, "--name", "BISP SPMIS").exit_code == 0
+    assert cli("agreement", PARTNER, "--reference", "DSA-1", "--purpose", "kafaalat-enrolment",
+               "--fields", "identifier,name").exit_code == 0
+    r = cli("consent", PARTNER, formatted(person.cnic), "--evidence", "form 7 signed at the Lahore counter")
+    assert r.exit_code == 0, r.output
+    with transaction(province) as s:
+        rows = s.scalars(select(DciConsent)).all()
+    assert [(c.individual_id, c.purpose, c.evidence) for c in rows] == [
+        (person.id, "kafaalat-enrolment", "form 7 signed at the Lahore counter")]
+    r = cli("consent", PARTNER, "35202-0000000-1")
+    assert r.exit_code == 1 and f"no one in the registry holds {mask('3520200000001')}" in r.output, r.output
+    r = cli("consent", "nobody.example", formatted(person.cnic))
+    assert r.exit_code == 1 and "there is no partner 'nobody.example'" in r.output

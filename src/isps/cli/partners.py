@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 
 from isps.db import transaction
 
-partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-sharing agreements.",
+partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-sharing agreements, consents.",
                            no_args_is_help=True)
 
 
@@ -37,7 +38,10 @@ def register(sender_id: str, name: Annotated[str, typer.Option()],
             partner, secret = partners.register_partner(s, sender_id, name, callback)
     except partners.PartnerError as exc:
         _fail(str(exc))
-    console.print(f"registered {sender_id}: client_id {partner.client_id}  client_secret {secret}  (shown once)")
+    console.print(f"registered {sender_id}: client_id {partner.client_id}")
+    console.print("client secret (shown once; store it now):")
+    # on its own line and never wrapped, whatever the terminal's width: it is copied whole
+    console.print(secret, soft_wrap=True, markup=False, highlight=False)
 
 
 @partners_app.command("key")
@@ -72,3 +76,25 @@ def agreement(sender_id: str, reference: Annotated[str, typer.Option()], purpose
         _fail(str(exc))
     console.print(f"agreement {row.reference} for {sender_id}: {', '.join(row.fields)}"
                   f"{' (consent required)' if row.consent_required else ''}")
+
+
+@partners_app.command("consent")
+def consent(sender_id: str, identifier: Annotated[str, typer.Argument(help="the person's CNIC or B-form number")],
+            purpose: Annotated[Optional[str], typer.Option(help="default: the purpose of the partner's agreement")] = None,
+            expires: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")] = None,
+            evidence: Annotated[Optional[str], typer.Option(help="where the signed consent is kept")] = None,
+            actor: Annotated[str, typer.Option()] = "cli") -> None:
+    """Record a person's consent to share their record with a partner (agreements that require consent)."""
+    from isps.cli.common import _engine, _fail, console
+    from isps.interop.dci import partners
+    from isps.registry.cnic import mask
+    from isps.registry.models import Individual
+
+    try:
+        with transaction(_engine()) as s:
+            row = partners.record_consent_by_identifier(s, _partner_id(s, sender_id), identifier, actor, purpose,
+                                                        expires.date() if expires else None, evidence)
+            number = s.get(Individual, row.individual_id).cnic
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"consent {row.id} recorded: {mask(number)} for {sender_id} ({row.purpose})")

@@ -124,6 +124,31 @@ def record_consent(session: Session, partner_id: int, individual_id: int, purpos
     return row
 
 
+def record_consent_by_identifier(session: Session, partner_id: int, number: str, actor: str,
+                                 purpose: str | None = None, expires_on: date | None = None,
+                                 evidence: str | None = None) -> DciConsent:
+    """A person's consent, found by CNIC or B-form number, for ``purpose`` or else the purpose of the
+    partner's agreement in force: consent gates results only when its purpose is the agreement's
+    (:func:`isps.interop.dci.search.member_consent`), so that is the purpose an officer means."""
+    from isps.registry import cnic as cnic_rules
+    from isps.registry.models import Individual
+
+    try:
+        normalised = cnic_rules.normalise(number)
+    except cnic_rules.CnicError as exc:
+        raise PartnerError(f"identifier {cnic_rules.mask_raw(number)}: {exc}") from None
+    people = session.scalars(select(Individual.id).where(Individual.cnic == normalised).limit(2)).all()
+    if len(people) != 1:
+        raise PartnerError(f"no one in the registry holds {cnic_rules.mask(normalised)}" if not people else
+                           f"more than one person holds {cnic_rules.mask(normalised)}; record it by person id")
+    if purpose is None:
+        purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
+                                                                    DciAgreement.active))
+        if purpose is None:
+            raise PartnerError("this partner has no agreement in force: give the consent's purpose")
+    return record_consent(session, partner_id, people[0], purpose, actor, expires_on=expires_on, evidence=evidence)
+
+
 def revoke_consent(session: Session, consent_id: int) -> None:
     session.execute(update(DciConsent).where(DciConsent.id == consent_id).values(revoked_at=datetime.now()))
 
