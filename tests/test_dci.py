@@ -691,3 +691,92 @@ def test_partners_consent_records_a_persons_consent_for_the_agreements_purpose(c
     assert r.exit_code == 1 and f"no one in the registry holds {mask('3520200000001')}" in r.output, r.output
     r = cli("consent", "nobody.example", formatted(person.cnic))
     assert r.exit_code == 1 and "there is no partner 'nobody.example'" in r.output
+
+
+# ---------------------------------------------------------------- test partners (conformance suites)
+
+# what a conformance suite sends when it cannot sign with a key registered here
+PLACEHOLDER_SIGNATURE = ('Signature:  namespace="spdci", kidId="{sender_id}|{unique_key_id}|{algorithm}", '
+                         'algorithm="ed25519", created="1606970629", expires="1607030629", '
+                         'headers="(created) (expires) digest", signature="Base64(signing content)')
+
+
+def _register(engine, sender_id: str, **flags) -> Partner:
+    key = ed25519.Ed25519PrivateKey.generate()
+    with transaction(engine) as s:
+        row, secret = partners.register_partner(s, sender_id, "conformance suite", CALLBACK, **flags)
+        partners.add_key(s, row.id, "k1", "ed25519", signing.public_pem(key))
+        partners.set_agreement(s, row.id, "SANDBOX-1", "conformance", FIELDS, False, "admin")
+        client_id = row.client_id
+    return Partner(None, sender_id, client_id, secret, key, "k1")
+
+
+def test_test_partners_are_refused_unless_the_deployment_enables_them(client, province, monkeypatch):
+    monkeypatch.delenv("ISPS_DCI_TEST_PARTNERS", raising=False)
+    with pytest.raises(partners.PartnerError, match="ISPS_DCI_TEST_PARTNERS"):
+        with transaction(province) as s:
+            partners.register_partner(s, "suite.example", "suite", CALLBACK, test=True)
+    with pytest.raises(partners.PartnerError, match="only a test partner"):
+        with transaction(province) as s:
+            partners.register_partner(s, "suite.example", "suite", CALLBACK, accept_unsigned=True)
+
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    suite = _register(province, "suite.example", test=True)
+    suite.client = client
+    person = _people(province, 1)[0]
+    assert suite.post("/registry/sync/search", suite.envelope("search", search_message(
+        {"type": "CNIC", "value": person.cnic}))).status_code == 200
+    # the setting switched off (a production deployment): the registered test partner is refused
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "0")
+    r = suite.post("/registry/sync/search", suite.envelope("search", search_message(
+        {"type": "CNIC", "value": person.cnic})))
+    assert r.status_code == 403 and "test partner" in r.json()["errors"][0]["message"]
+    r = client.post("/dci/oauth2/client/token", data={"grant_type": "client_credentials",
+                                                      "client_id": suite.client_id, "client_secret": suite.secret})
+    assert r.status_code == 401
+
+
+def test_a_placeholder_signature_passes_only_for_a_test_partner_accepting_unsigned(client, province, partner,
+                                                                                   monkeypatch, sent):
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    suite = _register(province, "suite.example", test=True, accept_unsigned=True)
+    signed_only = _register(province, "signed.suite.example", test=True)
+    suite.client = signed_only.client = client
+    person = _people(province, 1)[0]
+
+    def placeholder(p: Partner, path: str, action: str = "search"):
+        body = p.envelope(action, search_message({"type": "CNIC", "value": person.cnic}))
+        body["signature"] = PLACEHOLDER_SIGNATURE
+        return p.post(path, body)
+
+    r = placeholder(suite, "/registry/sync/search")
+    assert r.status_code == 200 and r.json()["message"]["search_response"][0]["data"]["reg_records"]
+    assert placeholder(suite, "/registry/search").status_code == 202 and sent[-1][1]["header"]["status"] == "succ"
+    unsigned = suite.envelope("search", search_message({"type": "CNIC", "value": person.cnic}))
+    del unsigned["signature"]
+    assert suite.post("/registry/sync/search", unsigned).status_code == 200
+    # never for a normal partner, nor for a test partner registered without --accept-unsigned
+    for other in (partner, signed_only):
+        r = placeholder(other, "/registry/sync/search")
+        assert r.status_code == 401 and r.json()["errors"][0]["code"] == "err.signature.invalid"
+
+    with transaction(province) as s:
+        rows = s.scalars(select(AuditRecord).where(AuditRecord.channel == "dci")).all()
+    mine = [a for a in rows if a.actor in ("suite.example", "signed.suite.example")]
+    assert mine and all(a.detail and a.detail.startswith("test partner") for a in mine), \
+        [(a.action, a.detail) for a in mine if not (a.detail or "").startswith("test partner")]
+    assert {a.action for a in mine} >= {"dci.token", "dci.sync_search", "dci.search"}
+    assert any("signature not checked" in a.detail for a in mine if a.entity == "dci_request")
+    assert not any((a.detail or "").startswith("test partner") for a in rows if a.actor == PARTNER)
+
+
+def test_partners_register_test_partner_from_the_cli(cli, province, monkeypatch):
+    monkeypatch.delenv("ISPS_DCI_TEST_PARTNERS", raising=False)
+    r = cli("register", "suite.example", "--name", "suite", "--test", "--accept-unsigned")
+    assert r.exit_code == 1 and "ISPS_DCI_TEST_PARTNERS" in r.output
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    r = cli("register", "suite.example", "--name", "suite", "--test", "--accept-unsigned")
+    assert r.exit_code == 0 and "TEST PARTNER" in r.output, r.output
+    with transaction(province) as s:
+        row = s.scalar(select(DciPartner).where(DciPartner.sender_id == "suite.example"))
+    assert row.test_partner and row.accept_unsigned

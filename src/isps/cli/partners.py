@@ -28,16 +28,23 @@ def _partner_id(s, sender_id: str) -> int:
 
 @partners_app.command("register")
 def register(sender_id: str, name: Annotated[str, typer.Option()],
-             callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None) -> None:
+             callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None,
+             test: Annotated[bool, typer.Option("--test", help="a test partner (conformance suite); needs "
+                                                "ISPS_DCI_TEST_PARTNERS=1, never in production")] = False,
+             accept_unsigned: Annotated[bool, typer.Option("--accept-unsigned", help="a test partner's "
+                                                           "signatures are not checked")] = False) -> None:
     """Register a partner; prints its OAuth2 client id and secret (shown once)."""
     from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
 
     try:
         with transaction(_engine()) as s:
-            partner, secret = partners.register_partner(s, sender_id, name, callback)
+            partner, secret = partners.register_partner(s, sender_id, name, callback, test, accept_unsigned)
     except partners.PartnerError as exc:
         _fail(str(exc))
+    if test:
+        console.print("TEST PARTNER: served only while ISPS_DCI_TEST_PARTNERS=1, every request marked in the audit"
+                      + ("; its signatures are NOT checked" if accept_unsigned else ""), markup=False)
     console.print(f"registered {sender_id}: client_id {partner.client_id}")
     console.print("client secret (shown once; store it now):")
     # on its own line and never wrapped, whatever the terminal's width: it is copied whole

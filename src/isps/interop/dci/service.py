@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from isps import config
 from isps.access.models import AuditRecord
 from isps.interop.dci import envelope as env_mod
 from isps.interop.dci import partners, search, signing
@@ -81,12 +82,23 @@ def authenticate(session: Session, rt: Runtime, authorization: str | None) -> Pa
     partner = partners.partner_by_sender(session, sender_id)
     if partner is None:
         raise DciError(401, "err.request.unauthorized", "this partner is not active")
+    if partner.test and not config.dci_test_partners():
+        raise DciError(403, "err.request.forbidden", f"test partner: {partners.TEST_PARTNERS_OFF}")
     return partner
 
 
 def check_message(session: Session, partner: Partner, env: Envelope) -> None:
     if env.header.get("sender_id") != partner.sender_id:
         raise DciError(403, "err.sender_id.invalid", "header sender_id is not the partner named by the token")
+    if partner.accept_unsigned:  # a test partner only (authenticate checked the deployment allows them)
+        pass  # a conformance suite's placeholder signature; the audit says "signature not checked"
+    else:
+        _check_signature(session, partner, env)
+    if partner.agreement is None:
+        raise DciError(403, "err.request.forbidden", "no data-sharing agreement with this partner is in force")
+
+
+def _check_signature(session: Session, partner: Partner, env: Envelope) -> None:
     try:
         parsed = signing.parse(env.signature)
         if parsed.sender_id != partner.sender_id:
@@ -99,8 +111,6 @@ def check_message(session: Session, partner: Partner, env: Envelope) -> None:
         raise DciError(401, "err.signature.missing", str(exc)) from None
     except signing.SignatureInvalid as exc:
         raise DciError(401, "err.signature.invalid", str(exc)) from None
-    if partner.agreement is None:
-        raise DciError(403, "err.request.forbidden", "no data-sharing agreement with this partner is in force")
 
 
 def callback_url(partner: Partner, header: dict, action: str) -> str:
@@ -212,11 +222,19 @@ def _check_counts(env: Envelope, items: list) -> None:
 AUDIT = AuditRecord.__table__
 
 
+def test_mark(partner: Partner | None) -> str:
+    """What begins the audit detail of every row a test partner's request writes."""
+    if partner is None or not partner.test:
+        return ""
+    return "test partner, signature not checked: " if partner.accept_unsigned else "test partner: "
+
+
 def audit_values(partner: Partner, action: str, rows: list[tuple]) -> list[dict]:
-    """audit_log rows for (entity, entity_id, district_id, outcome, detail) tuples, all with the same columns."""
-    actor, action = partner.sender_id[:60], action[:30]
+    """audit_log rows for (entity, entity_id, district_id, outcome, detail) tuples, all with the same
+    columns; a test partner's are marked (:func:`test_mark`)."""
+    actor, action, mark = partner.sender_id[:60], action[:30], test_mark(partner)
     return [{"actor": actor, "role": "partner", "channel": "dci", "action": action, "entity": e, "entity_id": i,
-             "district_id": d, "outcome": o, "detail": (t or "")[:300] or None} for e, i, d, o, t in rows]
+             "district_id": d, "outcome": o, "detail": (mark + (t or ""))[:300] or None} for e, i, d, o, t in rows]
 
 
 def audit_rows(session: Session, partner: Partner, action: str, rows: list[tuple]) -> None:
@@ -226,10 +244,12 @@ def audit_rows(session: Session, partner: Partner, action: str, rows: list[tuple
         session.execute(insert(AUDIT), audit_values(partner, action, rows))
 
 
-def audit_request(session: Session, actor: str, action: str, outcome: str, detail: str) -> None:
+def audit_request(session: Session, actor: str, action: str, outcome: str, detail: str,
+                  partner: Partner | None = None) -> None:
+    """The request's own audit row; ``partner`` (when known) marks a test partner's."""
     session.execute(insert(AUDIT), [{"actor": actor[:60], "role": "partner", "channel": "dci", "action": action[:30],
                                      "entity": "dci_request", "entity_id": None, "district_id": None,
-                                     "outcome": outcome, "detail": detail[:300] or None}])
+                                     "outcome": outcome, "detail": (test_mark(partner) + detail)[:300] or None}])
 
 
 # ---------------------------------------------------------------- search
