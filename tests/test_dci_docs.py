@@ -76,7 +76,7 @@ def _registered(output: str) -> tuple[str, str]:
     """client_id and secret as `isps partners register` prints them."""
     client_id = re.search(r"client_id (\S+)", output).group(1)
     lines = output.splitlines()
-    secret = lines[next(i for i, line in enumerate(lines) if line.startswith("client secret")) + 1].strip()
+    secret = lines[next(i for i, line in enumerate(lines) if line.startswith("client_secret")) + 1].strip()
     return client_id, secret
 
 

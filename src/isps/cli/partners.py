@@ -46,7 +46,7 @@ def register(sender_id: str, name: Annotated[str, typer.Option()],
         console.print("TEST PARTNER: served only while ISPS_DCI_TEST_PARTNERS=1, every request marked in the audit"
                       + ("; its signatures are NOT checked" if accept_unsigned else ""), markup=False)
     console.print(f"registered {sender_id}: client_id {partner.client_id}")
-    console.print("client secret (shown once; store it now):")
+    console.print("client_secret (shown once; store it now):")
     # on its own line and never wrapped, whatever the terminal's width: it is copied whole
     console.print(secret, soft_wrap=True, markup=False, highlight=False)
 
