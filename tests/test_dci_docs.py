@@ -4,19 +4,15 @@ reaches the example's own HTTP receiver) and its ``curl`` commands, against a li
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from bench.run import free_port
 from isps.db import transaction
 from isps.registry.cnic import formatted
 from isps.registry.models import Individual
@@ -30,31 +26,12 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", DOC.read_text(encoding="utf-8"), flags=re.M | re.S)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
 def live_isps(engine):
-    """ISPS served by uvicorn on a free port, in a thread of this process."""
+    """ISPS served by uvicorn on a free port, in a thread of this process (bench.fuzz's harness)."""
+    from bench.fuzz import serve
     from isps.api.app import create_app
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, secret="docs-secret"), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    return serve(create_app(engine, secret="docs-secret"))
 
 
 @pytest.fixture
@@ -88,7 +65,7 @@ def _person(engine) -> Individual:
 
 def test_a_partner_following_docs_dci_md_searches_sync_and_async(province, cli, tmp_path, monkeypatch, capsys):
     person = _person(province)
-    callback_port = _free_port()
+    callback_port = free_port()
     # section 2: the key pair, made with the documented openssl commands
     openssl = next(b for b in blocks("bash") if "openssl genpkey" in b)
     for line in openssl.splitlines():
