@@ -155,7 +155,7 @@ def record_consent_by_identifier(session: Session, partner_id: int, number: str,
     people = session.scalars(select(Individual.id).where(Individual.cnic == normalised).limit(2)).all()
     if len(people) != 1:
         raise PartnerError(f"no one in the registry holds {cnic_rules.mask(normalised)}" if not people else
-                           f"more than one person holds {cnic_rules.mask(normalised)}; record it by person id")
+                           f"more than one person holds {cnic_rules.mask(normalised)}: correct the registry first")
     if purpose is None:
         purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
                                                                     DciAgreement.active))
