@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ import jwt
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from sqlalchemy import event, select
@@ -21,9 +22,9 @@ from sqlalchemy import event, select
 from isps.access.models import AuditRecord
 from isps.db import transaction
 from isps.interop.dci import envelope, partners, signing, subscriptions
-from isps.interop.dci.models import DciDelivery, DciPartner
+from isps.interop.dci.models import DciConsent, DciDelivery, DciPartner
 from isps.registry import service as registry
-from isps.registry.cnic import formatted
+from isps.registry.cnic import formatted, mask
 from isps.registry.models import Individual
 from tests.conftest import token_for
 
@@ -394,9 +395,44 @@ def test_async_search_calls_back_on_search_and_txn_status_finds_it(client, provi
     assert url == f"{CALLBACK}/registry/txn/on-status"
     check_request("/registry/txn/on-status", on_status)
 
+
+
+def test_async_txn_status_callback_carries_the_acknowledged_correlation_id(client, province, partner, sent):
+    """Conformance: the txn/on-status callback answers the txn/status request it acknowledged, so it
+    carries the acknowledgement's correlation_id (not the searched transaction's)."""
+    person = _people(province, 1)[0]
+    message = search_message({"type": "CNIC", "value": person.cnic})
+    searched = partner.post("/registry/search", partner.envelope("search", message)).json()["message"]["correlation_id"]
+    status_msg = {"transaction_id": "status-2", "txnstatus_request": {
+        "reference_id": "s-2", "txn_type": "search", "attribute_type": "transaction_id",
+        "attribute_value": message["transaction_id"]}}
+    r = partner.post("/registry/txn/status", partner.envelope("txn-status", status_msg))
+    assert r.status_code == 202
+    acknowledged = r.json()["message"]["correlation_id"]
+    url, on_status = sent[-1]
+    assert on_status["header"]["action"] == "txn-on-status" and on_status["header"]["status"] == "succ"
+    assert on_status["message"]["correlation_id"] == acknowledged != searched
+    assert on_status["message"]["txnstatus_response"]["txn_status"]["correlation_id"] == searched
+    _verify_isps(client, on_status)
+    # a status request for a transaction that does not exist is answered the same way, with rjct
     missing = dict(status_msg, txnstatus_request={**status_msg["txnstatus_request"], "attribute_value": "nope"})
-    r = partner.post("/registry/sync/txn/status", partner.envelope("txn-status", missing))
-    assert r.status_code == 404 and r.json()["header"]["status"] == "rjct"
+    r = partner.post("/registry/txn/status", partner.envelope("txn-status", missing))
+    assert r.status_code == 202
+    url, on_status = sent[-1]
+    assert on_status["header"]["status"] == "rjct" and "message" not in on_status
+    check_request("/registry/txn/on-status", on_status)
+
+
+def test_sync_txn_status_of_an_unknown_transaction_is_http_200_with_rjct_in_the_header(client, province, partner):
+    status_msg = {"transaction_id": "status-3", "txnstatus_request": {
+        "reference_id": "s-3", "txn_type": "search", "attribute_type": "transaction_id", "attribute_value": "nope"}}
+    r = partner.post("/registry/sync/txn/status", partner.envelope("txn-status", status_msg))
+    assert r.status_code == 200
+    body = r.json()
+    _verify_isps(client, body)
+    assert body["header"]["status"] == "rjct" and body["header"]["action"] == "txn-on-status"
+    assert body["header"]["status_reason_message"] == "no such transaction of yours"
+    assert body["error"]["code"] == "err.request.not_found"
 
 
 def test_callback_uri_must_be_the_registered_one(client, province, partner, sent):
@@ -522,6 +558,38 @@ def test_a_birth_reported_by_the_feed_notifies_new_household_member(client, prov
     assert data["reg_records"]["@id"] == f"urn:isps:household:{person.household_id}"
 
 
+# the spec's "format: date-time", written independently of the server's: RFC 3339 with a timezone
+DATE_TIME = FormatChecker(formats=())
+DATE_TIME.checks("date-time")(lambda v: not isinstance(v, str) or re.fullmatch(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", v) is not None)
+
+
+@pytest.mark.parametrize("path", ["/registry/sync/search", "/registry/search"])
+def test_timestamps_must_be_iso_8601_with_a_timezone(client, province, partner, sent, path):
+    """The spec's ``format: date-time`` (ISO 8601 with a timezone) is enforced in the header's
+    message_ts and every request's timestamp; the refusal says which and why."""
+    person = _people(province, 1)[0]
+    ok_offsets = partner.envelope("search", search_message({"type": "CNIC", "value": person.cnic}),
+                                  message_ts="2022-12-04T17:20:07-04:00")
+    assert partner.post(path, ok_offsets).status_code in (200, 202)
+    for where, value in (("message_ts", "not-a-timestamp"), ("message_ts", "2026-12-07T10:00:00"),
+                         ("timestamp", "not-a-timestamp"), ("timestamp", "2026-12-07T10:00:00"),
+                         ("timestamp", "2026-12-07")):
+        message = search_message({"type": "CNIC", "value": person.cnic})
+        if where == "timestamp":
+            message["search_request"][0]["timestamp"] = value
+            body = partner.envelope("search", message)
+        else:
+            body = partner.envelope("search", message, message_ts=value)
+        r = partner.post(path, body)
+        assert r.status_code == 400, (where, value, r.text)
+        error = r.json()["error"] if path.startswith("/registry/sync") else r.json()["message"]["error"]
+        assert error["code"] == "err.request.bad" and "ISO 8601" in error["message"], error
+        assert f"rjct.{where}.invalid" in error["message"]
+        if path.startswith("/registry/sync") and where == "message_ts":
+            assert r.json()["header"]["status_reason_code"] == "rjct.message_ts.invalid"
+
+
 def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, province, partner):
     """The server checks envelopes with the spec's schemas compiled once per process: every
     variation of a valid envelope (each value dropped or replaced by another type) gets the
@@ -564,7 +632,8 @@ def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, prov
             else:
                 parent[at[-1]] = value
             errors = list(Draft4Validator({"$ref": _ptr("paths", path, "post", "requestBody", "content",
-                                                        "application/json", "schema")}, registry=REGISTRY).iter_errors(body))
+                                                        "application/json", "schema")}, registry=REGISTRY,
+                                          format_checker=DATE_TIME).iter_errors(body))
             assert check(body) is (not errors), (path, at, drop, value)
             verdicts.add(not errors)
         assert verdicts == {True, False}
@@ -574,3 +643,140 @@ def test_envelopes_are_accepted_or_refused_exactly_as_the_spec_says(client, prov
     r = partner.post("/registry/sync/search", bad, check=False)
     assert r.status_code == 400 and r.json()["error"]["code"] == "err.request.bad"
     assert "message: fails" in r.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- the partners CLI
+
+@pytest.fixture
+def cli(province, monkeypatch):
+    """``isps partners`` on the test's database, in an 80-column terminal unless a test narrows it."""
+    from typer.testing import CliRunner
+
+    import isps.cli.common as common
+    from isps.cli.main import app
+
+    monkeypatch.setattr(common, "_engine", lambda: province)
+    monkeypatch.setattr(common.console, "width", 80)
+    return lambda *args: CliRunner().invoke(app, ["partners", *args])
+
+
+def test_partners_register_prints_the_client_secret_whole_on_its_own_line(cli, province, monkeypatch):
+    import isps.cli.common as common
+
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setattr(common.console, "width", 40)  # what rich makes of COLUMNS=40
+    r = cli("register", "a-rather-long-sender-id.example.gov.pk", "--name", "Example department",
+            "--callback", "https://example.gov.pk/dci")
+    assert r.exit_code == 0, r.output
+    with transaction(province) as s:
+        row = s.scalar(select(DciPartner).where(DciPartner.sender_id == "a-rather-long-sender-id.example.gov.pk"))
+    lines = r.output.splitlines()
+    secret = next(line for line in lines if line.strip() and " " not in line.strip() and len(line.strip()) >= 40)
+    assert partners.verify_password(secret, row.client_secret_hash)
+    assert row.client_id in r.output
+
+
+def test_partners_consent_records_a_persons_consent_for_the_agreements_purpose(cli, province):
+    person = _people(province, 1)[0]
+    assert cli("register", PARTNER, "--name", "BISP SPMIS").exit_code == 0
+    assert cli("agreement", PARTNER, "--reference", "DSA-1", "--purpose", "kafaalat-enrolment",
+               "--fields", "identifier,name").exit_code == 0
+    r = cli("consent", PARTNER, formatted(person.cnic), "--evidence", "form 7 signed at the Lahore counter")
+    assert r.exit_code == 0, r.output
+    with transaction(province) as s:
+        rows = s.scalars(select(DciConsent)).all()
+    assert [(c.individual_id, c.purpose, c.evidence) for c in rows] == [
+        (person.id, "kafaalat-enrolment", "form 7 signed at the Lahore counter")]
+    r = cli("consent", PARTNER, "35202-0000000-1")
+    assert r.exit_code == 1 and f"no one in the registry holds {mask('3520200000001')}" in r.output, r.output
+    r = cli("consent", "nobody.example", formatted(person.cnic))
+    assert r.exit_code == 1 and "there is no partner 'nobody.example'" in r.output
+
+
+# ---------------------------------------------------------------- test partners (conformance suites)
+
+# what a conformance suite sends when it cannot sign with a key registered here
+PLACEHOLDER_SIGNATURE = ('Signature:  namespace="spdci", kidId="{sender_id}|{unique_key_id}|{algorithm}", '
+                         'algorithm="ed25519", created="1606970629", expires="1607030629", '
+                         'headers="(created) (expires) digest", signature="Base64(signing content)')
+
+
+def _register(engine, sender_id: str, **flags) -> Partner:
+    key = ed25519.Ed25519PrivateKey.generate()
+    with transaction(engine) as s:
+        row, secret = partners.register_partner(s, sender_id, "conformance suite", CALLBACK, **flags)
+        partners.add_key(s, row.id, "k1", "ed25519", signing.public_pem(key))
+        partners.set_agreement(s, row.id, "SANDBOX-1", "conformance", FIELDS, False, "admin")
+        client_id = row.client_id
+    return Partner(None, sender_id, client_id, secret, key, "k1")
+
+
+def test_test_partners_are_refused_unless_the_deployment_enables_them(client, province, monkeypatch):
+    monkeypatch.delenv("ISPS_DCI_TEST_PARTNERS", raising=False)
+    with pytest.raises(partners.PartnerError, match="ISPS_DCI_TEST_PARTNERS"):
+        with transaction(province) as s:
+            partners.register_partner(s, "suite.example", "suite", CALLBACK, test=True)
+    with pytest.raises(partners.PartnerError, match="only a test partner"):
+        with transaction(province) as s:
+            partners.register_partner(s, "suite.example", "suite", CALLBACK, accept_unsigned=True)
+
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    suite = _register(province, "suite.example", test=True)
+    suite.client = client
+    person = _people(province, 1)[0]
+    assert suite.post("/registry/sync/search", suite.envelope("search", search_message(
+        {"type": "CNIC", "value": person.cnic}))).status_code == 200
+    # the setting switched off (a production deployment): the registered test partner is refused
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "0")
+    r = suite.post("/registry/sync/search", suite.envelope("search", search_message(
+        {"type": "CNIC", "value": person.cnic})))
+    assert r.status_code == 403 and "test partner" in r.json()["errors"][0]["message"]
+    r = client.post("/dci/oauth2/client/token", data={"grant_type": "client_credentials",
+                                                      "client_id": suite.client_id, "client_secret": suite.secret})
+    assert r.status_code == 401
+
+
+def test_a_placeholder_signature_passes_only_for_a_test_partner_accepting_unsigned(client, province, partner,
+                                                                                   monkeypatch, sent):
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    suite = _register(province, "suite.example", test=True, accept_unsigned=True)
+    signed_only = _register(province, "signed.suite.example", test=True)
+    suite.client = signed_only.client = client
+    person = _people(province, 1)[0]
+
+    def placeholder(p: Partner, path: str, action: str = "search"):
+        body = p.envelope(action, search_message({"type": "CNIC", "value": person.cnic}))
+        body["signature"] = PLACEHOLDER_SIGNATURE
+        return p.post(path, body)
+
+    r = placeholder(suite, "/registry/sync/search")
+    assert r.status_code == 200 and r.json()["message"]["search_response"][0]["data"]["reg_records"]
+    assert placeholder(suite, "/registry/search").status_code == 202 and sent[-1][1]["header"]["status"] == "succ"
+    unsigned = suite.envelope("search", search_message({"type": "CNIC", "value": person.cnic}))
+    del unsigned["signature"]
+    assert suite.post("/registry/sync/search", unsigned).status_code == 200
+    # never for a normal partner, nor for a test partner registered without --accept-unsigned
+    for other in (partner, signed_only):
+        r = placeholder(other, "/registry/sync/search")
+        assert r.status_code == 401 and r.json()["errors"][0]["code"] == "err.signature.invalid"
+
+    with transaction(province) as s:
+        rows = s.scalars(select(AuditRecord).where(AuditRecord.channel == "dci")).all()
+    mine = [a for a in rows if a.actor in ("suite.example", "signed.suite.example")]
+    assert mine and all(a.detail and a.detail.startswith("test partner") for a in mine), \
+        [(a.action, a.detail) for a in mine if not (a.detail or "").startswith("test partner")]
+    assert {a.action for a in mine} >= {"dci.token", "dci.sync_search", "dci.search"}
+    assert any("signature not checked" in a.detail for a in mine if a.entity == "dci_request")
+    assert not any((a.detail or "").startswith("test partner") for a in rows if a.actor == PARTNER)
+
+
+def test_partners_register_test_partner_from_the_cli(cli, province, monkeypatch):
+    monkeypatch.delenv("ISPS_DCI_TEST_PARTNERS", raising=False)
+    r = cli("register", "suite.example", "--name", "suite", "--test", "--accept-unsigned")
+    assert r.exit_code == 1 and "ISPS_DCI_TEST_PARTNERS" in r.output
+    monkeypatch.setenv("ISPS_DCI_TEST_PARTNERS", "1")
+    r = cli("register", "suite.example", "--name", "suite", "--test", "--accept-unsigned")
+    assert r.exit_code == 0 and "TEST PARTNER" in r.output, r.output
+    with transaction(province) as s:
+        row = s.scalar(select(DciPartner).where(DciPartner.sender_id == "suite.example"))
+    assert row.test_partner and row.accept_unsigned

@@ -59,6 +59,16 @@ def allowed_origins() -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
 
 
+def dci_test_partners() -> bool:
+    """``ISPS_DCI_TEST_PARTNERS=1``: serve DCI test partners (a conformance suite's sandbox client,
+    ``isps partners register --test``), which may send unsigned messages when registered with
+    ``--accept-unsigned``. It must never be set in production: a test partner reads the registry it
+    is pointed at like any partner, so a deployment that enables it must hold synthetic data only
+    (``isps synth``). Unset (the default), test partners can be neither registered nor served, even
+    those registered earlier. Read on every request, so switching it off takes effect at once."""
+    return os.environ.get("ISPS_DCI_TEST_PARTNERS", "") == "1"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str

@@ -52,7 +52,7 @@ def _process(request: Request, raw: bytes, authorization: str | None, path: str,
     rt = runtime(request)
     factory = request.app.state.session_factory
     with factory() as session:
-        actor = "anonymous"
+        actor, partner = "anonymous", None
         try:
             partner = service.authenticate(session, rt, authorization)
             actor = partner.sender_id
@@ -60,12 +60,12 @@ def _process(request: Request, raw: bytes, authorization: str | None, path: str,
             service.check_message(session, partner, env)
             reply = handler(session, rt, partner, env, factory)
             if not reply.audited:
-                service.audit_request(session, actor, action, "ok", reply.detail)
+                service.audit_request(session, actor, action, "ok", reply.detail, partner)
             session.commit()
             return reply
         except DciError as exc:
             session.rollback()
-            service.audit_request(session, actor, action, "denied", f"{exc.code}: {exc.message}")
+            service.audit_request(session, actor, action, "denied", f"{exc.code}: {exc.message}", partner)
             session.commit()
             if path in SYNC_ACTIONS and exc.http_status not in (401, 403):
                 header, error = exc.sync_header(rt.isps_id, actor, SYNC_ACTIONS[path])
@@ -159,13 +159,14 @@ async def token(request: Request) -> JSONResponse:
         with request.app.state.session_factory() as session:
             try:
                 partner = rt.tokens.authenticate(session, str(client_id), str(client_secret))
-            except partners.TokenError:
-                service.audit_request(session, "anonymous", "dci.token", "denied", "unknown client or wrong secret")
+            except partners.TokenError as exc:
+                service.audit_request(session, "anonymous", "dci.token", "denied", str(exc))
                 session.commit()
                 return JSONResponse({"error": "invalid_client"}, status_code=401,
                                     headers={"WWW-Authenticate": "Basic"})
             jwt_token, ttl = rt.tokens.issue(partner)
-            service.audit_request(session, partner.sender_id, "dci.token", "ok", "token issued")
+            service.audit_request(session, partner.sender_id, "dci.token", "ok",
+                                  ("test partner: " if partner.test_partner else "") + "token issued")
             session.commit()
         return JSONResponse({"access_token": jwt_token, "token_type": "Bearer", "expires_in": ttl, "scope": "dci"},
                             headers={"Cache-Control": "no-store"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 
 from isps.db import transaction
 
-partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-sharing agreements.",
+partners_app = typer.Typer(help="DCI partners: registration, signing keys, data-sharing agreements, consents.",
                            no_args_is_help=True)
 
 
@@ -27,17 +28,27 @@ def _partner_id(s, sender_id: str) -> int:
 
 @partners_app.command("register")
 def register(sender_id: str, name: Annotated[str, typer.Option()],
-             callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None) -> None:
+             callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None,
+             test: Annotated[bool, typer.Option("--test", help="a test partner (conformance suite); needs "
+                                                "ISPS_DCI_TEST_PARTNERS=1, never in production")] = False,
+             accept_unsigned: Annotated[bool, typer.Option("--accept-unsigned", help="a test partner's "
+                                                           "signatures are not checked")] = False) -> None:
     """Register a partner; prints its OAuth2 client id and secret (shown once)."""
     from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
 
     try:
         with transaction(_engine()) as s:
-            partner, secret = partners.register_partner(s, sender_id, name, callback)
+            partner, secret = partners.register_partner(s, sender_id, name, callback, test, accept_unsigned)
     except partners.PartnerError as exc:
         _fail(str(exc))
-    console.print(f"registered {sender_id}: client_id {partner.client_id}  client_secret {secret}  (shown once)")
+    if test:
+        console.print("TEST PARTNER: served only while ISPS_DCI_TEST_PARTNERS=1, every request marked in the audit"
+                      + ("; its signatures are NOT checked" if accept_unsigned else ""), markup=False)
+    console.print(f"registered {sender_id}: client_id {partner.client_id}")
+    console.print("client_secret (shown once; store it now):")
+    # on its own line and never wrapped, whatever the terminal's width: it is copied whole
+    console.print(secret, soft_wrap=True, markup=False, highlight=False)
 
 
 @partners_app.command("key")
@@ -72,3 +83,25 @@ def agreement(sender_id: str, reference: Annotated[str, typer.Option()], purpose
         _fail(str(exc))
     console.print(f"agreement {row.reference} for {sender_id}: {', '.join(row.fields)}"
                   f"{' (consent required)' if row.consent_required else ''}")
+
+
+@partners_app.command("consent")
+def consent(sender_id: str, identifier: Annotated[str, typer.Argument(help="the person's CNIC or B-form number")],
+            purpose: Annotated[Optional[str], typer.Option(help="default: the purpose of the partner's agreement")] = None,
+            expires: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")] = None,
+            evidence: Annotated[Optional[str], typer.Option(help="where the signed consent is kept")] = None,
+            actor: Annotated[str, typer.Option()] = "cli") -> None:
+    """Record a person's consent to share their record with a partner (agreements that require consent)."""
+    from isps.cli.common import _engine, _fail, console
+    from isps.interop.dci import partners
+    from isps.registry.cnic import mask
+    from isps.registry.models import Individual
+
+    try:
+        with transaction(_engine()) as s:
+            row = partners.record_consent_by_identifier(s, _partner_id(s, sender_id), identifier, actor, purpose,
+                                                        expires.date() if expires else None, evidence)
+            number = s.get(Individual, row.individual_id).cnic
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"consent {row.id} recorded: {mask(number)} for {sender_id} ({row.purpose})")

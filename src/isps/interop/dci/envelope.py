@@ -38,12 +38,14 @@ SPEC_URI = "urn:dci:social_api_v1.0.0"
 class DciError(Exception):
     """A request refused before its business content is looked at."""
 
-    def __init__(self, http_status: int, code: str, message: str, correlation_id: str | None = None) -> None:
+    def __init__(self, http_status: int, code: str, message: str, correlation_id: str | None = None,
+                 header_reason: str | None = None) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.code = code
         self.message = message
         self.correlation_id = correlation_id
+        self.header_reason = header_reason  # a MsgHeaderStatusReasonCode for a sync reply's header
 
     def body(self) -> dict:
         """The spec's reply: ``HttpErrorResponse`` for 401/403, else an ``ERR`` acknowledgement."""
@@ -54,7 +56,7 @@ class DciError(Exception):
     def sync_header(self, sender_id: str, receiver_id: str, action: str) -> tuple[dict, dict]:
         """For sync endpoints (whose reply is an envelope): a ``rjct`` header, and the ``Error`` object
         (carried beside header and message, as the spec defines no slot for it there)."""
-        reason = HEADER_REASON.get(self.code)
+        reason = self.header_reason or HEADER_REASON.get(self.code)
         header = callback_header(sender_id, receiver_id, action, "rjct", 0, 0, (reason, f"{self.code}: {self.message}"))
         return header, {"code": self.code, "message": self.message[:999]}
 
@@ -99,7 +101,7 @@ def pointer(*parts: str) -> str:
 
 @lru_cache(maxsize=64)
 def validator(ref: str) -> Draft4Validator:
-    return Draft4Validator({"$ref": ref}, registry=_registry())
+    return Draft4Validator({"$ref": ref}, registry=_registry(), format_checker=schema_mod.FORMAT_CHECKER)
 
 
 def _request_parts(path: str) -> tuple[str, ...]:
@@ -124,12 +126,42 @@ def request_check(path: str):
 
 
 def describe(errors) -> str:
-    """Schema errors without the offending values (they may be CNICs)."""
+    """Schema errors without the offending values (they may be CNICs). A timestamp that is not the
+    spec's date-time is named with the spec's reason code (``rjct.message_ts.invalid`` for the
+    header's, ``rjct.timestamp.invalid`` for a request's) and what is expected."""
     out = []
-    for e in errors[:3]:
-        where = "/".join(str(p) for p in e.absolute_path) or "(envelope)"
-        out.append(f"{where}: fails '{e.validator}'")
+    for e in [*_date_time_errors(errors), *errors][:3]:
+        path = list(e.absolute_path)
+        where = "/".join(str(p) for p in path) or "(envelope)"
+        if e.validator == "format" and e.validator_value == "date-time":
+            code = "rjct.message_ts.invalid" if path[-1:] == ["message_ts"] else "rjct.timestamp.invalid"
+            out.append(f"{where}: {code}: {DATE_TIME_EXPECTED}")
+        else:
+            out.append(f"{where}: fails '{e.validator}'")
     return "; ".join(out)
+
+
+DATE_TIME_EXPECTED = "not ISO 8601 with a timezone, e.g. 2022-12-04T17:20:07-04:00"
+
+
+def _date_time_errors(errors) -> list:
+    """The date-time failures among the errors and inside them (a request's timestamp fails inside
+    the message's ``oneOf``, which alone would say only "fails 'oneOf'")."""
+    out, todo = [], list(errors)
+    while todo:
+        e = todo.pop(0)
+        if e.validator == "format" and e.validator_value == "date-time":
+            out.append(e)
+        todo.extend(e.context or ())
+    return out
+
+
+def _header_reason(errors) -> str | None:
+    """The header's reason code when what is wrong is the header's message_ts."""
+    for e in _date_time_errors(errors):
+        if list(e.absolute_path) == ["header", "message_ts"]:
+            return "rjct.message_ts.invalid"
+    return None
 
 
 def now_ts() -> str:
@@ -164,7 +196,7 @@ def parse(raw_body: bytes, path: str, receiver_id: str) -> Envelope:
     if not request_check(path)(body):
         errors = sorted(request_validator(path).iter_errors(body), key=lambda e: list(e.absolute_path))
         raise DciError(400, "err.request.bad", "the envelope does not follow the DCI spec: "
-                       + (describe(errors) or "(envelope): fails the schema"))
+                       + (describe(errors) or "(envelope): fails the schema"), header_reason=_header_reason(errors))
     if header.get("receiver_id") not in (None, receiver_id):
         raise DciError(400, "err.receiver_id.invalid", f"receiver_id must be {receiver_id}")
     return Envelope(body.get("signature"), header, body["message"], body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, \
-    UniqueConstraint, func
+    UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isps.db import Base, BigId
@@ -24,6 +24,10 @@ class DciPartner(Base):
     callback_uri: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    # a conformance suite's sandbox client: served only where ISPS_DCI_TEST_PARTNERS=1, every request
+    # marked "test partner" in the audit; accept_unsigned (test partners only) skips signature checks
+    test_partner: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    accept_unsigned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class DciPartnerKey(Base):

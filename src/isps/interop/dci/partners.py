@@ -19,6 +19,7 @@ import jwt
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from isps import config
 from isps.access.service import hash_password, verify_password
 from isps.interop.dci import signing
 from isps.interop.dci.models import DciAgreement, DciConsent, DciPartner, DciPartnerKey
@@ -36,6 +37,10 @@ VERIFIED_TOKENS_MAX = 10_000  # verified bearer tokens remembered per process
 
 class PartnerError(ValueError):
     pass
+
+
+TEST_PARTNERS_OFF = ("test partners are refused: this deployment does not set ISPS_DCI_TEST_PARTNERS=1 "
+                     "(never set it in production)")
 
 
 class TokenError(PermissionError):
@@ -58,6 +63,8 @@ class Partner:
     name: str
     callback_uri: str | None
     agreement: Agreement | None
+    test: bool = False  # a test partner (conformance suite): config.dci_test_partners must be on
+    accept_unsigned: bool = False  # a test partner whose signatures are not checked
 
     @property
     def username(self) -> str:  # Principal-like, for access.service.audit
@@ -69,13 +76,21 @@ class Partner:
 
 # ---------------------------------------------------------------- registration
 
-def register_partner(session: Session, sender_id: str, name: str, callback_uri: str | None = None) -> tuple[DciPartner, str]:
-    """Register a partner; returns it and its client secret (shown once, stored hashed)."""
+def register_partner(session: Session, sender_id: str, name: str, callback_uri: str | None = None,
+                     test: bool = False, accept_unsigned: bool = False) -> tuple[DciPartner, str]:
+    """Register a partner; returns it and its client secret (shown once, stored hashed). A test
+    partner (``test``, for a conformance suite) only where the deployment enables them; only a test
+    partner may be ``accept_unsigned`` (its messages' signatures are not checked)."""
+    if accept_unsigned and not test:
+        raise PartnerError("only a test partner may send unsigned messages: register it as a test partner")
+    if test and not config.dci_test_partners():
+        raise PartnerError(TEST_PARTNERS_OFF)
     if session.scalar(select(DciPartner.id).where(DciPartner.sender_id == sender_id)) is not None:
         raise PartnerError(f"partner '{sender_id}' is already registered")
     secret = secrets.token_urlsafe(32)
     partner = DciPartner(sender_id=sender_id, name=name, client_id=f"dci-{uuid.uuid4().hex[:16]}",
-                         client_secret_hash=hash_password(secret), callback_uri=callback_uri, active=True)
+                         client_secret_hash=hash_password(secret), callback_uri=callback_uri, active=True,
+                         test_partner=test, accept_unsigned=accept_unsigned)
     session.add(partner)
     session.flush()
     _CACHE.clear()
@@ -124,6 +139,31 @@ def record_consent(session: Session, partner_id: int, individual_id: int, purpos
     return row
 
 
+def record_consent_by_identifier(session: Session, partner_id: int, number: str, actor: str,
+                                 purpose: str | None = None, expires_on: date | None = None,
+                                 evidence: str | None = None) -> DciConsent:
+    """A person's consent, found by CNIC or B-form number, for ``purpose`` or else the purpose of the
+    partner's agreement in force: consent gates results only when its purpose is the agreement's
+    (:func:`isps.interop.dci.search.member_consent`), so that is the purpose an officer means."""
+    from isps.registry import cnic as cnic_rules
+    from isps.registry.models import Individual
+
+    try:
+        normalised = cnic_rules.normalise(number)
+    except cnic_rules.CnicError as exc:
+        raise PartnerError(f"identifier {cnic_rules.mask_raw(number)}: {exc}") from None
+    people = session.scalars(select(Individual.id).where(Individual.cnic == normalised).limit(2)).all()
+    if len(people) != 1:
+        raise PartnerError(f"no one in the registry holds {cnic_rules.mask(normalised)}" if not people else
+                           f"more than one person holds {cnic_rules.mask(normalised)}: correct the registry first")
+    if purpose is None:
+        purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
+                                                                    DciAgreement.active))
+        if purpose is None:
+            raise PartnerError("this partner has no agreement in force: give the consent's purpose")
+    return record_consent(session, partner_id, people[0], purpose, actor, expires_on=expires_on, evidence=evidence)
+
+
 def revoke_consent(session: Session, consent_id: int) -> None:
     session.execute(update(DciConsent).where(DciConsent.id == consent_id).values(revoked_at=datetime.now()))
 
@@ -155,7 +195,8 @@ def partner_by_sender(session: Session, sender_id: str) -> Partner | None:
             DciAgreement.partner_id == row.id, DciAgreement.active, DciAgreement.valid_from <= today,
             or_(DciAgreement.valid_to.is_(None), DciAgreement.valid_to >= today)).order_by(DciAgreement.id.desc()))
         agreement = Agreement(a.id, a.reference, a.purpose, frozenset(a.fields), a.consent_required) if a else None
-        return Partner(row.id, row.sender_id, row.name, row.callback_uri, agreement)
+        return Partner(row.id, row.sender_id, row.name, row.callback_uri, agreement, row.test_partner,
+                       row.accept_unsigned)
     return _cached(session, ("partner", sender_id), load)
 
 
@@ -192,6 +233,8 @@ class TokenIssuer:
         row = session.scalar(select(DciPartner).where(DciPartner.client_id == client_id))
         if row is None or not row.active or not verify_password(client_secret, row.client_secret_hash):
             raise TokenError("unknown client or wrong secret")
+        if row.test_partner and not config.dci_test_partners():
+            raise TokenError(f"test partner: {TEST_PARTNERS_OFF}")
         return row
 
     def issue(self, partner: DciPartner, ttl_s: int | None = None, now: float | None = None) -> tuple[str, int]:
