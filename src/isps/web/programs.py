@@ -9,10 +9,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
-from isps.api.params import Id, QueryId
+from isps.api.params import After, Id, QueryId
 from isps.programs import enrolment as en
 from isps.programs import reassessment
 from isps.web import common as r
+from isps.web import listing
 from isps.web.common import DB, User
 
 router = APIRouter(include_in_schema=False)
@@ -34,12 +35,6 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
         "exited": exited, "error": error, "can_exit": who.can("registry.write"), "flagged": flagged,
         "kept": kept}, who=who, session=session, status=status)
-
-
-@router.get("/programs/{code}/enrolment")
-def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
-         exited: QueryId = None, kept: QueryId = None) -> Response:
-    return _page(request, session, who, code, promoted, exited, kept=kept)
 
 
 def _decide(request: Request, session, who, code: str, enrolment_id: int, decide, action: str, reason: str,
