@@ -66,7 +66,7 @@ def review_page(request: Request, session: DB, who: User, after: After = None, d
     filters (program, district, lowest weight), its export, and bulk decisions."""
     filters = _queue_filters(who, district_id, program, min_weight)
     names = _districts(session)
-    fmt = listing.wants_export(request)
+    fmt = listing.wants_export(request, "queue")
     if fmt:
         return listing.export(request, session, who, fmt, name="review_queue", entity="match_candidate",
                               columns=QUEUE_COLUMNS, detail="the review queue",
@@ -116,11 +116,16 @@ def decide_many(request: Request, session: DB, who: User, ids: Annotated[list[in
     waiting = persons.waiting_pairs(session, ids, district_id=who.scope)
     if not waiting:
         return error_page(request, session, who, 404, r_tr(request)("sbr.review.bulk_none"))
+    decided = []
     for cid in waiting:
-        persons.decide(session, cid, decision == "accept", who.username)
-    audit_many(session, who, CHANNEL, "decide", "match_candidate", [(cid, who.scope) for cid in waiting],
-               detail=f"{decision} (bulk of {len(waiting)})")
-    return RedirectResponse(f"/sbr/review?done={decision}&decided={len(waiting)}", status_code=303)
+        try:
+            persons.decide(session, cid, decision == "accept", who.username)
+        except persons.LinkageError:  # an earlier accept in this batch closed the same line's other pairs
+            continue
+        decided.append(cid)
+    audit_many(session, who, CHANNEL, "decide", "match_candidate", [(cid, who.scope) for cid in decided],
+               detail=f"{decision} (bulk of {len(decided)})")
+    return RedirectResponse(f"/sbr/review?done={decision}&decided={len(decided)}", status_code=303)
 
 
 @router.post("/sbr/review/{candidate_id}")

@@ -75,7 +75,7 @@ def _position(request: Request, cursor: str) -> int:
     return int(raw) if raw.isdigit() and len(raw) < 10 and request.query_params.get(cursor) else 0
 
 
-def wants_export(request: Request, id: str = "list") -> str | None:
+def wants_export(request: Request, id: str) -> str | None:
     """The export format asked for (``?format=csv|xlsx``) for this list, else None."""
     fmt = request.query_params.get("format", "")
     return fmt if fmt in FORMATS and request.query_params.get("list", id) == id else None

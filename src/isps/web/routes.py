@@ -500,7 +500,7 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
                  "outcome": a.outcome, "outcome_label": label(f"outcome.{a.outcome}"), "detail": a.detail or ""}
                 for a in rows]
 
-    fmt = wants_export(request)
+    fmt = wants_export(request, "audit")
     if fmt:  # the codes, not the labels: an export is read by tools as much as by people
         return export(request, session, who, fmt, name="audit_log", entity="audit_log", columns=AUDIT_COLUMNS,
                       detail="the audit log", chunks=(view(rows, lambda key: key.split(".", 1)[1]) for rows in keyset_chunks(
