@@ -76,9 +76,10 @@ def review_queue(session: Session, *, district_id: int | None = None, limit: int
 def count_queue(session: Session, *, district_id: int | None = None, program: str | None = None,
                 min_weight: float | None = None) -> int:
     """How many pairs :func:`review_queue` pages through with the same filters."""
-    return session.scalar(select(func.count()).select_from(MatchCandidate)
-                          .join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
-                          .where(*_queue_where(district_id, program, min_weight))) or 0
+    stmt = select(func.count()).select_from(MatchCandidate)
+    if district_id is not None or program:  # the line is read only when a filter is about it
+        stmt = stmt.join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
+    return session.scalar(stmt.where(*_queue_where(district_id, program, min_weight))) or 0
 
 
 def waiting_pairs(session: Session, ids: list[int], *, district_id: int | None = None) -> list[int]:

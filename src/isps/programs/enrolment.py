@@ -580,21 +580,28 @@ def listing(session: Session, code: str, status: str, *, district_id: int | None
     whose rank is read to continue from it."""
     if not 1 <= limit <= MAX_PAGE:  # a negative LIMIT is no limit at all on SQLite, an error on PostgreSQL
         raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
-    stmt = select(Enrolment).where(*_listed(code, status, district_id, tehsil_id, channel))
-    if status == "waiting":
-        stmt = stmt.order_by(Enrolment.rank_value.is_(None), Enrolment.rank_value, Enrolment.id)
-        if after is not None:
-            rank = session.scalar(select(Enrolment.rank_value).where(Enrolment.id == after))
-            if rank is None:  # among (or after) the unranked: only unranked with a larger id follow
-                stmt = stmt.where(Enrolment.rank_value.is_(None), Enrolment.id > after)
-            else:
-                stmt = stmt.where(Enrolment.rank_value.is_(None) | (Enrolment.rank_value > rank)
-                                  | ((Enrolment.rank_value == rank) & (Enrolment.id > after)))
-    else:
-        stmt = stmt.order_by(Enrolment.id)
+    where = _listed(code, status, district_id, tehsil_id, channel)
+    if status != "waiting":
+        stmt = select(Enrolment).where(*where).order_by(Enrolment.id)
         if after is not None:
             stmt = stmt.where(Enrolment.id > after)
-    return [_row(e) for e in session.scalars(stmt.limit(limit))]
+        return [_row(e) for e in session.scalars(stmt.limit(limit))]
+    # the ranked first (by rank, then id), then the unranked (by id): two range reads of the
+    # (program, status, rank) index, each starting at the cursor, rather than one sort of the list
+    rank = session.scalar(select(Enrolment.rank_value).where(Enrolment.id == after)) if after is not None else None
+    rows: list[Enrolment] = []
+    if after is None or rank is not None:
+        ranked = select(Enrolment).where(*where, Enrolment.rank_value.is_not(None))
+        if rank is not None:
+            ranked = ranked.where(Enrolment.rank_value >= rank,
+                                  (Enrolment.rank_value > rank) | (Enrolment.id > after))
+        rows = list(session.scalars(ranked.order_by(Enrolment.rank_value, Enrolment.id).limit(limit)))
+    if len(rows) < limit:
+        unranked = select(Enrolment).where(*where, Enrolment.rank_value.is_(None))
+        if after is not None and rank is None:
+            unranked = unranked.where(Enrolment.id > after)
+        rows += session.scalars(unranked.order_by(Enrolment.id).limit(limit - len(rows)))
+    return [_row(e) for e in rows]
 
 
 def count_listing(session: Session, code: str, status: str, *, district_id: int | None = None,

@@ -59,7 +59,12 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
                 detail=f"the {status_} list of {code}")
     enrolled = _named(en.listing(session, code, "enrolled", after=after, limit=listing.PAGE + 1, **filters), geo, tr)
     waiting = _named(en.listing(session, code, "waiting", after=wafter, limit=listing.PAGE + 1, **filters), geo, tr)
-    pagers = {status_: listing.pager(request, total=en.count_listing(session, code, status_, **filters),
+    unfiltered = all(v is None for v in filters.values())  # the summary has counted these already
+
+    def total(status_: str) -> int:
+        return summary["counts"].get(status_, 0) if unfiltered else en.count_listing(session, code, status_, **filters)
+
+    pagers = {status_: listing.pager(request, total=total(status_),
                                      shown=len(rows[:listing.PAGE]), cursor=cursor, id=status_, others=(other,),
                                      next_after=rows[listing.PAGE - 1]["id"] if len(rows) > listing.PAGE else None)
               for status_, rows, cursor, other in (("enrolled", enrolled, "after", "wafter"),
