@@ -30,7 +30,8 @@ def like_pattern(text: str) -> str:
 
 
 def _filtered(*, district_id: int | None, tehsil_id: int | None, pmt_min: float | None, pmt_max: float | None,
-              name: str | None, model_id: int | None, district_scope: int | None, counting: bool = False):
+              name: str | None, model_id: int | None, district_scope: int | None, counting: bool = False,
+              after: int | None = None):
     """The search's rows before paging: one query shared by the page and its count. The count
     joins the head and the score only when a filter needs them (one head per household and one
     score per household and model, so the outer joins never change how many rows there are)."""
@@ -41,7 +42,10 @@ def _filtered(*, district_id: int | None, tehsil_id: int | None, pmt_min: float 
             raise OutOfScope("you can search only your own district")
         district_id = district_scope
     head = select(Individual.household_id, Individual.full_name, Individual.cnic).where(
-        Individual.relation_to_head == "head").subquery()
+        Individual.relation_to_head == "head")
+    if after is not None:  # the planner does not carry the cursor into an outer join: without it, a merge
+        head = head.where(Individual.household_id > after)  # join reads every head before the page
+    head = head.subquery()
     score_join = (PmtScore.household_id == Household.id) & (PmtScore.model_id == (model_id or -1))
     if counting:
         stmt = select(Household.id)
@@ -90,7 +94,7 @@ def search_households(session: Session, *, district_id: int | None = None, tehsi
     if not 1 <= limit <= PAGE_MAX:
         raise SearchError(f"limit must be from 1 to {PAGE_MAX}, not {limit}")
     stmt = _filtered(district_id=district_id, tehsil_id=tehsil_id, pmt_min=pmt_min, pmt_max=pmt_max, name=name,
-                     model_id=model_id, district_scope=district_scope)
+                     model_id=model_id, district_scope=district_scope, after=after)
     if after is not None:
         stmt = stmt.where(Household.id > after)
     rows = session.execute(stmt.order_by(Household.id).limit(limit + 1)).mappings().all()

@@ -19,7 +19,7 @@ from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing
 from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
-from isps.web.common import _tr as r_tr
+from isps.web.common import _tr
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.import"
@@ -115,7 +115,7 @@ def decide_many(request: Request, session: DB, who: User, ids: Annotated[list[in
         return error_page(request, session, who, 400, "the decision must be accept or reject")
     waiting = persons.waiting_pairs(session, ids, district_id=who.scope)
     if not waiting:
-        return error_page(request, session, who, 404, r_tr(request)("sbr.review.bulk_none"))
+        return error_page(request, session, who, 404, _tr(request)("sbr.review.bulk_none"))
     decided = []
     for cid in waiting:
         try:
