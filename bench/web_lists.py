@@ -96,7 +96,8 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
         return reached, url.format(cursor)
 
     return {
-        "enrolled": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'enrolled' ORDER BY id", 50, f"/programs/{PROGRAM}/enrolment?after={{}}"),
+        "enrolled": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'enrolled' ORDER BY id", 50,
+                       f"/programs/{PROGRAM}/enrolment?after={{}}"),
         "waiting": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'waiting' "
                       "ORDER BY CASE WHEN rank_value IS NULL THEN 1 ELSE 0 END, rank_value, id", 50,
                       f"/programs/{PROGRAM}/enrolment?wafter={{}}"),

@@ -165,7 +165,10 @@ def test_audit_log_pages_filters_and_exports(client, enrolled):
                                   .order_by(AuditRecord.id.desc())))
         everything = s.scalar(select(func.count()).select_from(AuditRecord))
     assert len(expected) >= 5
-    ids_of = lambda page: [int(x) for x in re.findall(r'<td dir="ltr" class="nowrap" data-audit="(\d+)"', page)]  # noqa: E731
+
+    def ids_of(page: str) -> list[int]:
+        return [int(x) for x in re.findall(r'<td dir="ltr" class="nowrap" data-audit="(\d+)"', page)]
+
     seen, total, _ = _walk(client, "/audit?actor=lahore_officer", "audit", ids_of)
     assert seen == expected and total == len(expected)
     assert _total(client.get("/audit").text, "audit") >= everything

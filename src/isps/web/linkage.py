@@ -61,7 +61,8 @@ def _flat(items, names: dict[int, str]) -> list[dict]:
 @router.get("/sbr/review")
 def review_page(request: Request, session: DB, who: User, after: After = None, done: str = "",
                 district_id: QueryId = None, program: Annotated[str, Query(max_length=40)] = "",
-                min_weight: Annotated[float | None, Query(ge=-1000, le=1000)] = None, decided: After = None) -> Response:
+                min_weight: Annotated[float | None, Query(ge=-1000, le=1000)] = None,
+                decided: After = None) -> Response:
     """The clerical review queue, a page of pairs at a time by keyset, with its total for the
     filters (program, district, lowest weight), its export, and bulk decisions."""
     filters = _queue_filters(who, district_id, program, min_weight)
@@ -133,7 +134,8 @@ def decide(request: Request, candidate_id: Id, session: DB, who: User,
            decision: Annotated[str, Form()] = "") -> Response:
     if not who.can(DECIDE):
         return _refuse_decision(request, session, who, [candidate_id])
-    if not persons.waiting_pairs(session, [candidate_id], district_id=who.scope) or decision not in ("accept", "reject"):
+    waiting = persons.waiting_pairs(session, [candidate_id], district_id=who.scope)
+    if not waiting or decision not in ("accept", "reject"):
         return error_page(request, session, who, 404, "no such pair waiting for review")
     try:
         persons.decide(session, candidate_id, decision == "accept", who.username)

@@ -502,15 +502,16 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
 
     fmt = wants_export(request, "audit")
     if fmt:  # the codes, not the labels: an export is read by tools as much as by people
+        chunks = keyset_chunks(lambda before, n: audit_trail(session, limit=n, before_id=before, **query),
+                               lambda a: a.id)
         return export(request, session, who, fmt, name="audit_log", entity="audit_log", columns=AUDIT_COLUMNS,
-                      detail="the audit log", chunks=(view(rows, lambda key: key.split(".", 1)[1]) for rows in keyset_chunks(
-                          lambda before, n: audit_trail(session, limit=n, before_id=before, **query),
-                          lambda a: a.id)))
+                      detail="the audit log", chunks=(view(rows, lambda key: key.split(".", 1)[1]) for rows in chunks))
     rows = audit_trail(session, limit=AUDIT_PAGE + 1, before_id=as_int(before_id), **query)
     entries = view(rows[:AUDIT_PAGE], tr)
     more = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
-    filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip(), "action": query["action"] or "",
-               "outcome": query["outcome"] or "", "district_id": district_id, "since": since or "", "until": until or ""}
+    filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip(),
+               "action": query["action"] or "", "outcome": query["outcome"] or "", "district_id": district_id,
+               "since": since or "", "until": until or ""}
     pg = pager(request, total=count_trail(session, **query), shown=len(entries), next_after=more, cursor="before_id",
                id="audit")
     done = request.query_params.get("unlocked", "")[:60]
