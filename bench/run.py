@@ -37,16 +37,18 @@ RESULTS = Path(__file__).parent / "results"
 PG_ADMIN = os.environ.get("ISPS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def record(name: str, row: dict) -> None:
+def record(name: str, row: dict, keys: tuple[str, ...] = ("program",)) -> None:
+    """Merge one measurement into ``bench/results/<name>.json``: it replaces the row of the same
+    backend, size and ``keys`` (e.g. the program, or a list page and its page number)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     rows = json.loads(path.read_text()) if path.exists() else []
     rows = [r for r in rows if not (r["backend"] == row["backend"] and r["n"] == row["n"]
-                                    and r.get("program") == row.get("program"))]
+                                    and all(r.get(k) == row.get(k) for k in keys))]
     row = {"name": name, **row, "machine": f"{platform.machine()} {os.cpu_count()} cores",
            "measured_at": datetime.now().isoformat(timespec="seconds")}
     rows.append(row)
-    rows.sort(key=lambda r: (r["backend"], r["n"], r.get("program", "")))
+    rows.sort(key=lambda r: (r["backend"], r["n"], *(str(r.get(k, "")) for k in keys)))
     path.write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(row))
 

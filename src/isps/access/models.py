@@ -40,7 +40,7 @@ class AuditRecord(Base):
     outcome: Mapped[str] = mapped_column(String(10), default="ok")  # ok | denied | not_found
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), Index("ix_audit_log_actor", "actor", "id"))
 
 
 class AuthSession(Base):

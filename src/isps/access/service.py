@@ -14,10 +14,10 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -330,15 +330,44 @@ def audit_many(session: Session, who: Principal, channel: str, action: str, enti
                                     for e, d in targets])
 
 
-def audit_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,
-                actor: str | None = None, limit: int = 200, before_id: int | None = None) -> list[AuditRecord]:
-    stmt = select(AuditRecord)
+def _trail_where(entity: str | None, entity_id: int | None, actor: str | None, action: str | None,
+                 outcome: str | None, district_id: int | None, since: date | None, until: date | None) -> list:
+    where = []
     if entity:
-        stmt = stmt.where(AuditRecord.entity == entity)
+        where.append(AuditRecord.entity == entity)
     if entity_id is not None:
-        stmt = stmt.where(AuditRecord.entity_id == entity_id)
+        where.append(AuditRecord.entity_id == entity_id)
     if actor:
-        stmt = stmt.where(AuditRecord.actor == actor)
+        where.append(AuditRecord.actor == actor)
+    if action:
+        where.append(AuditRecord.action == action)
+    if outcome:
+        where.append(AuditRecord.outcome == outcome)
+    if district_id is not None:
+        where.append(AuditRecord.district_id == district_id)
+    if since is not None:
+        where.append(AuditRecord.at >= datetime.combine(since, datetime.min.time()))
+    if until is not None:  # the whole last day
+        where.append(AuditRecord.at < datetime.combine(until + timedelta(days=1), datetime.min.time()))
+    return where
+
+
+def audit_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,
+                actor: str | None = None, limit: int = 200, before_id: int | None = None,
+                action: str | None = None, outcome: str | None = None, district_id: int | None = None,
+                since: date | None = None, until: date | None = None) -> list[AuditRecord]:
+    """The audit log newest first, a page at a time by keyset (``before_id``: the last id of the
+    previous page), filtered by who, what, which record, outcome, district and day range."""
+    stmt = select(AuditRecord).where(*_trail_where(entity, entity_id, actor, action, outcome, district_id,
+                                                   since, until))
     if before_id:
         stmt = stmt.where(AuditRecord.id < before_id)
     return list(session.scalars(stmt.order_by(AuditRecord.id.desc()).limit(limit)))
+
+
+def count_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,
+                actor: str | None = None, action: str | None = None, outcome: str | None = None,
+                district_id: int | None = None, since: date | None = None, until: date | None = None) -> int:
+    """How many audit records :func:`audit_trail` pages through with the same filters."""
+    return session.scalar(select(func.count()).select_from(AuditRecord).where(
+        *_trail_where(entity, entity_id, actor, action, outcome, district_id, since, until))) or 0

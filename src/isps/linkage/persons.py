@@ -46,16 +46,51 @@ class ReviewItem:
     individual: Individual | None
 
 
-def review_queue(session: Session, *, district_id: int | None = None, limit: int = 50,
-                 after: int | None = None) -> list[ReviewItem]:
-    stmt = (select(MatchCandidate, Beneficiary).join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
-            .where(MatchCandidate.status == "review"))
+def _queue_where(district_id: int | None, program: str | None, min_weight: float | None) -> list:
+    where = [MatchCandidate.status == "review"]
     if district_id is not None:
-        stmt = stmt.where(Beneficiary.district_id == district_id)
+        where.append(Beneficiary.district_id == district_id)
+    if program:
+        where.append(Beneficiary.program_code == program)
+    if min_weight is not None:
+        where.append(MatchCandidate.match_weight >= min_weight)
+    return where
+
+
+def review_queue(session: Session, *, district_id: int | None = None, limit: int = 50,
+                 after: int | None = None, program: str | None = None,
+                 min_weight: float | None = None) -> list[ReviewItem]:
+    """Pairs waiting for a clerk, oldest first, a page at a time by keyset (``after``: the last
+    pair id of the previous page), with the registry individuals read in one query."""
+    stmt = (select(MatchCandidate, Beneficiary).join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
+            .where(*_queue_where(district_id, program, min_weight)))
     if after:
         stmt = stmt.where(MatchCandidate.id > after)
     rows = session.execute(stmt.order_by(MatchCandidate.id).limit(limit)).all()
-    return [ReviewItem(c, b, session.get(Individual, c.individual_id)) for c, b in rows]
+    wanted = {c.individual_id for c, _ in rows}
+    people = ({i.id: i for i in session.scalars(select(Individual).where(Individual.id.in_(wanted)))}
+              if wanted else {})
+    return [ReviewItem(c, b, people.get(c.individual_id)) for c, b in rows]
+
+
+def count_queue(session: Session, *, district_id: int | None = None, program: str | None = None,
+                min_weight: float | None = None) -> int:
+    """How many pairs :func:`review_queue` pages through with the same filters."""
+    stmt = select(func.count()).select_from(MatchCandidate)
+    if district_id is not None or program:  # the line is read only when a filter is about it
+        stmt = stmt.join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
+    return session.scalar(stmt.where(*_queue_where(district_id, program, min_weight))) or 0
+
+
+def waiting_pairs(session: Session, ids: list[int], *, district_id: int | None = None) -> list[int]:
+    """Of these pair ids, those still waiting for review within the district (one query): what a
+    bulk decision may act on."""
+    if not ids:
+        return []
+    return list(session.scalars(select(MatchCandidate.id)
+                                .join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
+                                .where(MatchCandidate.id.in_(ids), *_queue_where(district_id, None, None))
+                                .order_by(MatchCandidate.id)))
 
 
 def decide(session: Session, candidate_id: int, accept: bool, actor: str) -> MatchCandidate:

@@ -559,21 +559,56 @@ def _row(e: Enrolment) -> dict:
             "enrolled_on": e.enrolled_on.isoformat() if e.enrolled_on else None, "reason": e.reason}
 
 
+def _listed(code: str, status: str, district_id: int | None, tehsil_id: int | None, channel: str | None):
+    """The filters every view of a program's list shares (page, total, export): one place, so the
+    total always counts what the pages show."""
+    where = [Enrolment.program_code == code, Enrolment.status == status]
+    if district_id is not None:
+        where.append(Enrolment.district_id == district_id)
+    if tehsil_id is not None:
+        where.append(Enrolment.tehsil_id == tehsil_id)
+    if channel:
+        where.append(Enrolment.channel == channel)
+    return where
+
+
 def listing(session: Session, code: str, status: str, *, district_id: int | None = None, limit: int = 100,
-            after: int | None = None) -> list[dict]:
-    """Enrolments of a program in one status; the waiting list comes in rank order."""
+            after: int | None = None, tehsil_id: int | None = None, channel: str | None = None) -> list[dict]:
+    """Enrolments of a program in one status, a page at a time by keyset: ``after`` is the last id
+    of the previous page, so page 1,000 costs what page 1 does. The waiting list comes in rank
+    order (lowest PMT first, unranked last, then id); its cursor is still the last enrolment id,
+    whose rank is read to continue from it."""
     if not 1 <= limit <= MAX_PAGE:  # a negative LIMIT is no limit at all on SQLite, an error on PostgreSQL
         raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
-    stmt = select(Enrolment).where(Enrolment.program_code == code, Enrolment.status == status)
-    if district_id is not None:
-        stmt = stmt.where(Enrolment.district_id == district_id)
-    if status == "waiting":
-        stmt = stmt.order_by(Enrolment.rank_value.is_(None), Enrolment.rank_value, Enrolment.id)
-    else:
-        stmt = stmt.order_by(Enrolment.id)
+    where = _listed(code, status, district_id, tehsil_id, channel)
+    if status != "waiting":
+        stmt = select(Enrolment).where(*where).order_by(Enrolment.id)
         if after is not None:
             stmt = stmt.where(Enrolment.id > after)
-    return [_row(e) for e in session.scalars(stmt.limit(limit))]
+        return [_row(e) for e in session.scalars(stmt.limit(limit))]
+    # the ranked first (by rank, then id), then the unranked (by id): two range reads of the
+    # (program, status, rank) index, each starting at the cursor, rather than one sort of the list
+    rank = session.scalar(select(Enrolment.rank_value).where(Enrolment.id == after)) if after is not None else None
+    rows: list[Enrolment] = []
+    if after is None or rank is not None:
+        ranked = select(Enrolment).where(*where, Enrolment.rank_value.is_not(None))
+        if rank is not None:
+            ranked = ranked.where(Enrolment.rank_value >= rank,
+                                  (Enrolment.rank_value > rank) | (Enrolment.id > after))
+        rows = list(session.scalars(ranked.order_by(Enrolment.rank_value, Enrolment.id).limit(limit)))
+    if len(rows) < limit:
+        unranked = select(Enrolment).where(*where, Enrolment.rank_value.is_(None))
+        if after is not None and rank is None:
+            unranked = unranked.where(Enrolment.id > after)
+        rows += session.scalars(unranked.order_by(Enrolment.id).limit(limit - len(rows)))
+    return [_row(e) for e in rows]
+
+
+def count_listing(session: Session, code: str, status: str, *, district_id: int | None = None,
+                  tehsil_id: int | None = None, channel: str | None = None) -> int:
+    """How many enrolments :func:`listing` pages through with the same filters (one COUNT)."""
+    return session.scalar(select(func.count()).select_from(Enrolment)
+                          .where(*_listed(code, status, district_id, tehsil_id, channel))) or 0
 
 
 def get(session: Session, enrolment_id: int, district_scope: int | None = None) -> dict:
@@ -592,5 +627,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
-           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
+           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "count_listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
            "best_accounts", "channel_sql", "refresh_channels"]

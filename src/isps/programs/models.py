@@ -57,6 +57,7 @@ class Enrolment(Base):
     __table_args__ = (
         UniqueConstraint("program_code", "household_id", "individual_id", name="uq_enrolment_person"),
         Index("ix_enrolment_program_status", "program_code", "status", "rank_value"),
+        Index("ix_enrolment_program_status_id", "program_code", "status", "id"),  # keyset pages and totals
         Index("ix_enrolment_household", "household_id"),
         Index("ix_enrolment_recipient", "recipient_id"),
     )

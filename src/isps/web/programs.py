@@ -9,37 +9,85 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
-from isps.api.params import Id, QueryId
+from isps.api.params import After, Id, QueryId
 from isps.programs import enrolment as en
 from isps.programs import reassessment
 from isps.web import common as r
+from isps.web import listing
 from isps.web.common import DB, User
 
 router = APIRouter(include_in_schema=False)
 
 
+ENROLLED_COLUMNS = [("id", "enrolment"), ("household_id", "household"), ("district", "district"),
+                    ("tehsil", "tehsil"), ("rank_value", "pmt"), ("channel", "channel"), ("listed_on", "listed_on"),
+                    ("enrolled_on", "enrolled_on"), ("reason", "reason")]
+
+
+def _filters(who, district_id: int | None, tehsil_id: int | None, channel: str) -> dict:
+    """The list filters a user may set: a district officer's district is fixed by their scope."""
+    return {"district_id": who.scope if who.scope is not None else district_id, "tehsil_id": tehsil_id,
+            "channel": channel if channel in en.CHANNELS else None}
+
+
+def _named(rows: list[dict], geo: r.Geography, tr) -> list[dict]:
+    for e in rows:
+        e["district"] = r._district_name(tr, geo.district_by_id.get(e["district_id"]))
+        t = geo.tehsil_by_id.get(e.get("tehsil_id") or -1)
+        e["tehsil"] = t.name if t else "—"
+    return rows
+
+
 def _page(request: Request, session, who, code: str, promoted: str = "", exited: int | None = None,
-          error: str | None = None, status: int = 200, kept: int | None = None) -> Response:
+          error: str | None = None, status: int = 200, kept: int | None = None, after: int | None = None,
+          wafter: int | None = None, filters: dict | None = None) -> Response:
     tr = r._tr(request)
     try:
         summary = en.summary(session, code)
     except en.EnrolmentError:
         return r.error_page(request, session, who, 404, tr("programs.no_program"))
-    enrolled = en.listing(session, code, "enrolled", district_id=who.scope, limit=50)
-    waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
+    filters = filters or _filters(who, None, None, "")
+    geo = r.Geography.load(session)
+    for status_ in ("enrolled", "waiting"):
+        fmt = listing.wants_export(request, status_)
+        if fmt:
+            return listing.export(
+                request, session, who, fmt, name=f"{code}_{status_}", entity="enrolment", columns=ENROLLED_COLUMNS,
+                chunks=(_named(rows, geo, tr) for rows in listing.keyset_chunks(
+                    lambda a, n, s_=status_: en.listing(session, code, s_, after=a, limit=n, **filters),
+                    lambda e: e["id"])),
+                detail=f"the {status_} list of {code}")
+    enrolled = _named(en.listing(session, code, "enrolled", after=after, limit=listing.PAGE + 1, **filters), geo, tr)
+    waiting = _named(en.listing(session, code, "waiting", after=wafter, limit=listing.PAGE + 1, **filters), geo, tr)
+    unfiltered = all(v is None for v in filters.values())  # the summary has counted these already
+
+    def total(status_: str) -> int:
+        return summary["counts"].get(status_, 0) if unfiltered else en.count_listing(session, code, status_, **filters)
+
+    pagers = {status_: listing.pager(request, total=total(status_),
+                                     shown=len(rows[:listing.PAGE]), cursor=cursor, id=status_, others=(other,),
+                                     next_after=rows[listing.PAGE - 1]["id"] if len(rows) > listing.PAGE else None)
+              for status_, rows, cursor, other in (("enrolled", enrolled, "after", "wafter"),
+                                                   ("waiting", waiting, "wafter", "after"))}
     flagged = reassessment.reviews(session, code, district_id=who.scope, limit=50)
     promoted_ids = [int(x) for x in promoted.split(",") if x.strip().isdigit()]
     audit(session, who, "web", "read", "enrolment", None, who.scope, detail=f"read the enrolment page of {code}")
     return r.render(request, "programs_enrolment.html", {
-        "code": code, "summary": summary, "enrolled": enrolled, "waiting": waiting, "promoted": promoted_ids,
-        "exited": exited, "error": error, "can_exit": who.can("registry.write"), "flagged": flagged,
-        "kept": kept}, who=who, session=session, status=status)
+        "code": code, "summary": summary, "enrolled": enrolled[:listing.PAGE], "waiting": waiting[:listing.PAGE],
+        "promoted": promoted_ids, "exited": exited, "error": error, "can_exit": who.can("registry.write"),
+        "flagged": flagged, "kept": kept, "pagers": pagers, "filters": filters, "geo": geo,
+        "locked": who.scope is not None, "channels": en.CHANNELS,
+        "wafter_at": pagers["waiting"].start}, who=who, session=session, status=status)
 
 
 @router.get("/programs/{code}/enrolment")
 def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
-         exited: QueryId = None, kept: QueryId = None) -> Response:
-    return _page(request, session, who, code, promoted, exited, kept=kept)
+         exited: QueryId = None, kept: QueryId = None, after: After = None, wafter: After = None,
+         district_id: QueryId = None, tehsil_id: QueryId = None, channel: str = "") -> Response:
+    """A program's enrolled households and waiting list, each paged by keyset with its total for
+    the filters (district and tehsil, payment channel) and its export."""
+    return _page(request, session, who, code, promoted, exited, kept=kept, after=after, wafter=wafter,
+                 filters=_filters(who, district_id, tehsil_id, channel))
 
 
 def _decide(request: Request, session, who, code: str, enrolment_id: int, decide, action: str, reason: str,

@@ -15,16 +15,16 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
-from isps.access.service import (AccessError, AccountLocked, AuthError, Principal, TooManyAttempts, audit,
-                                 audit_trail, sign_in)
+from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
+                                 TooManyAttempts, audit, audit_trail, count_trail, sign_in)
 from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
-from isps.api.params import MAX_ID
+from isps.api.params import MAX_ID, Day, QueryId
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -35,8 +35,9 @@ from isps.services.household_file import search_sentence
 from isps.targeting import pmt, simulator, vulnerability
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
-from isps.targeting.search import SearchError, search_households
+from isps.targeting.search import SearchError, count_households, search_households
 from isps.web import lang as i18n
+from isps.web.listing import export, keyset_chunks, pager, wants_export
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
                              csrf_guard, error_page, origin_guard, render)
@@ -161,6 +162,7 @@ class Results:
     next_after: int | None
     query: str
     error: str | None = None
+    total: int | None = None  # how many households match the filters (all pages)
 
 
 def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geography, tr: i18n.Translator) -> Results:
@@ -171,11 +173,12 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
     if form.errors:
         return Results([], None, form.query(), error=" ".join(form.errors))
     model = pmt.active_model(session)
+    filters = {"district_id": form.district_id, "tehsil_id": form.tehsil_id, "pmt_min": form.pmt_min,
+               "pmt_max": form.pmt_max, "name": form.name or None, "model_id": model.id if model else None,
+               "district_scope": who.scope}
     try:
-        page = search_households(session, district_id=form.district_id, tehsil_id=form.tehsil_id,
-                                 pmt_min=form.pmt_min, pmt_max=form.pmt_max, name=form.name or None,
-                                 model_id=model.id if model else None, after=form.after, limit=PAGE_SIZE,
-                                 district_scope=who.scope)
+        page = search_households(session, after=form.after, limit=PAGE_SIZE, **filters)
+        total = count_households(session, **filters) if form.after is None else None  # the first page says it
     except OutOfScope:
         return Results([], None, form.query(), error=tr("search.error.scope"))
     except SearchError as exc:
@@ -186,7 +189,7 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
         r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
         tehsil = geo.tehsil_by_id.get(r["tehsil_id"])
         r["tehsil"] = tehsil.name if tehsil else "—"
-    return Results(page.rows, page.next_after, form.query(), None)
+    return Results(page.rows, page.next_after, form.query(), None, total)
 
 
 def _wants_results(params) -> bool:
@@ -462,9 +465,18 @@ def edit_household(request: Request, household_id: str, session: DB, who: User,
 
 # ---------------------------------------------------------------- the audit log
 
+AUDIT_COLUMNS = [("id", "id"), ("at", "at"), ("actor", "actor"), ("role", "role"), ("channel", "channel"),
+                 ("action", "action"), ("entity", "entity"), ("entity_id", "entity_id"), ("district", "district"),
+                 ("outcome", "outcome"), ("detail", "detail")]
+AUDIT_ENTITIES = ("household", "individual", "enrolment", "match_candidate", "payroll", "user", "request")
+
+
 @router.get("/audit")
-def audit_page(request: Request, session: DB, who: User, actor: str = "", entity: str = "",
-               entity_id: str = "", before_id: str = "") -> Response:
+def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Query(max_length=60)] = "",
+               entity: str = "", entity_id: str = "", before_id: str = "", action: str = "", outcome: str = "",
+               district_id: QueryId = None, since: Day = None, until: Day = None) -> Response:
+    """The audit log newest first, a page at a time by keyset (``before_id``), with its total for the
+    filters (who, what, which record, outcome, district, days) and its export (itself audited)."""
     tr = _tr(request)
     if not who.can("audit.read"):
         return error_page(request, session, who, 403, tr("error.audit_forbidden", role=tr(f"role.{who.role}")))
@@ -473,24 +485,40 @@ def audit_page(request: Request, session: DB, who: User, actor: str = "", entity
     for name, raw in (("entity_id", entity_id), ("before_id", before_id)):
         if raw.strip() and as_int(raw) is None:
             return bad_address_page(request, f"{name} must be a record id from 1 to {MAX_ID}", 400)
-    entity = entity if entity in ("household", "individual") else ""
-    rows = audit_trail(session, entity=entity or None, entity_id=as_int(entity_id), actor=actor.strip() or None,
-                       limit=AUDIT_PAGE + 1, before_id=as_int(before_id))
-    more = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
+    entity = entity if entity in AUDIT_ENTITIES else ""
+    query = {"entity": entity or None, "entity_id": as_int(entity_id), "actor": actor.strip() or None,
+             "action": action if action in ACTIONS else None, "outcome": outcome if outcome in OUTCOMES else None,
+             "district_id": district_id, "since": since, "until": until}
     geo = Geography.load(session)
-    entries = [{"id": a.id, "at": a.at.strftime("%Y-%m-%d %H:%M:%S") if a.at else "", "actor": a.actor,
-                "role": tr(f"role.{a.role}"), "channel": tr(f"channel.{a.channel}"), "action": tr(f"action.{a.action}"),
-                "entity": tr(f"entity.{a.entity}"), "entity_id": a.entity_id,
-                "link": a.entity == "household" and a.entity_id is not None,
-                "district": _district_name(tr, geo.district_by_id.get(a.district_id)) if a.district_id else "—",
-                "outcome": a.outcome, "outcome_label": tr(f"outcome.{a.outcome}"), "detail": a.detail or ""}
-               for a in rows[:AUDIT_PAGE]]
-    filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip()}
-    older = urlencode({**{k: v for k, v in filters.items() if v}, "before_id": more}) if more else None
+
+    def view(rows, label) -> list[dict]:
+        return [{"id": a.id, "at": a.at.strftime("%Y-%m-%d %H:%M:%S") if a.at else "", "actor": a.actor,
+                 "role": label(f"role.{a.role}"), "channel": label(f"channel.{a.channel}"),
+                 "action": label(f"action.{a.action}"), "entity": label(f"entity.{a.entity}"), "entity_id": a.entity_id,
+                 "link": a.entity == "household" and a.entity_id is not None,
+                 "district": _district_name(tr, geo.district_by_id.get(a.district_id)) if a.district_id else "—",
+                 "outcome": a.outcome, "outcome_label": label(f"outcome.{a.outcome}"), "detail": a.detail or ""}
+                for a in rows]
+
+    fmt = wants_export(request, "audit")
+    if fmt:  # the codes, not the labels: an export is read by tools as much as by people
+        chunks = keyset_chunks(lambda before, n: audit_trail(session, limit=n, before_id=before, **query),
+                               lambda a: a.id)
+        return export(request, session, who, fmt, name="audit_log", entity="audit_log", columns=AUDIT_COLUMNS,
+                      detail="the audit log", chunks=(view(rows, lambda key: key.split(".", 1)[1]) for rows in chunks))
+    rows = audit_trail(session, limit=AUDIT_PAGE + 1, before_id=as_int(before_id), **query)
+    entries = view(rows[:AUDIT_PAGE], tr)
+    more = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
+    filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip(),
+               "action": query["action"] or "", "outcome": query["outcome"] or "", "district_id": district_id,
+               "since": since or "", "until": until or ""}
+    pg = pager(request, total=count_trail(session, **query), shown=len(entries), next_after=more, cursor="before_id",
+               id="audit")
     done = request.query_params.get("unlocked", "")[:60]
     unlocked = (tr("audit.unlock.done" if request.query_params.get("was") == "1" else "audit.unlock.was_not", name=done)
                 if done else None)
-    return render(request, "audit.html", {"entries": entries, "filters": filters, "older": older,
+    return render(request, "audit.html", {"entries": entries, "filters": filters, "pager": pg, "geo": geo,
+                                          "entities": AUDIT_ENTITIES, "actions": sorted(ACTIONS), "outcomes": OUTCOMES,
                                           "can_unlock": who.can("users.manage"), "unlocked": unlocked},
                   who=who, session=session)
 
