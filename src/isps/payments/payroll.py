@@ -539,14 +539,16 @@ def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: dat
     p = {"imp": imp.id, "yes": True, "no": False}
     _lock(session, """SELECT DISTINCT i.payroll_id FROM payment_status_stage a JOIN payment_instruction i
         ON i.entitlement_id = a.entitlement_id AND i.attempt = a.attempt""", p)
-    # lines that cannot apply whatever else the file holds, each with its reason
+    # lines that cannot apply whatever else the file holds, each with its reason; the WHERE repeats the
+    # CASE's conditions so that only failing lines are written (a million good lines are read, not rewritten)
     statuses = ", ".join(f"'{x}'" for x in STATUSES)
     conn.execute(text(f"""UPDATE payment_status_stage SET reason = CASE
             WHEN status_on IS NULL THEN 'status_on ''' || raw_on || ''' is not a date (YYYY-MM-DD)'
             WHEN status NOT IN ({statuses}) THEN 'status ''' || status || ''' is not one of {", ".join(STATUSES)}'
             WHEN entitlement_id IS NULL THEN 'unknown EndToEndId'
             WHEN amount IS NULL THEN 'amount missing' END
-        WHERE outcome IS NULL"""))
+        WHERE outcome IS NULL AND (status_on IS NULL OR status NOT IN ({statuses}) OR entitlement_id IS NULL
+                                   OR amount IS NULL)"""))
     never_sent = ("'instruction ' || payment_status_stage.end_to_end_id || ' was never sent: payroll ' || "
                   "CAST(y.id AS VARCHAR(20)) || ")
     conn.execute(text(f"""UPDATE payment_status_stage SET reason = CASE
@@ -558,7 +560,9 @@ def reconcile(session: Session, data: bytes, file_name: str, actor: str, on: dat
                  || {_money_text(pg, 'i.amount')} || ' sent' END
         FROM payment_instruction i JOIN payroll y ON y.id = i.payroll_id
         WHERE i.entitlement_id = payment_status_stage.entitlement_id AND i.attempt = payment_status_stage.attempt
-        AND payment_status_stage.outcome IS NULL AND payment_status_stage.reason IS NULL"""))
+        AND payment_status_stage.outcome IS NULL AND payment_status_stage.reason IS NULL
+        AND (y.status <> 'exported' OR i.id > y.exported_upto
+             OR ABS(payment_status_stage.amount - i.amount) >= 0.005)"""))
     conn.execute(text("""UPDATE payment_status_stage SET reason = 'unknown EndToEndId' WHERE outcome IS NULL
         AND reason IS NULL AND NOT EXISTS (SELECT 1 FROM payment_instruction i
         WHERE i.entitlement_id = payment_status_stage.entitlement_id AND i.attempt = payment_status_stage.attempt)"""))
