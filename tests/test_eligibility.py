@@ -335,3 +335,14 @@ def test_member_conditions_of_a_rule_share_one_pass_over_the_members(engine):
             got = sum(1 << k for k, o in enumerate(d.outcomes) if not o.met)
             assert got == failed, (hid, d.summary)
         assert rules.count_eligible(s, rule, ON) == sum(1 for f in cases.values() if f == 0)
+
+
+def test_each_shipped_rule_is_named_as_in_the_program_catalogue():
+    """One display name per program: pages, chips, the CLI and the simulator read the rule's name."""
+    import json
+    from importlib import resources
+
+    catalogue = {p["code"]: p["name"] for p in json.loads(
+        resources.files("isps.programs.data").joinpath("catalogue.json").read_text())["programs"]}
+    for rule in rules.shipped_rules():
+        assert rule.name == catalogue[rule.code], rule.code

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
+from isps.cli.common import Table
 from isps.db import transaction
 
 feeds_app = typer.Typer(help="Data feeds from NADRA, DISCOs, telcos, Excise, land records, payrolls, NGOs, banks.",
