@@ -25,6 +25,8 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         summary = en.summary(session, code)
     except en.EnrolmentError:
         return r.error_page(request, session, who, 404, tr("programs.no_program"))
+    if who.scope is not None:  # the counts above a district's lists are the district's own
+        summary = {**summary, "counts": en.overview(session, who.scope).get(code, {}), "scoped": True}
     enrolled = en.listing(session, code, "enrolled", district_id=who.scope, limit=50)
     waiting = en.listing(session, code, "waiting", district_id=who.scope, limit=20)
     flagged = reassessment.reviews(session, code, district_id=who.scope, limit=50)
