@@ -105,7 +105,7 @@ def simulate(code: str,
         for sc in scenarios:
             sc.annual_budget = budget
         results = simulator.compare(s, code, scenarios, poor_share=poor_share / 100)
-        names = {c: r.name for c, r in ((row.program_code, r) for row, r in rules.active_rules(s))}
+        names = {row.program_code: rule.name for row, rule in rules.active_rules(s)}
     table = Table("scenario", "district", "eligible households", "beneficiaries", "annual cost (PKR m)",
                   "inclusion error", "exclusion error")
     for r in results:
@@ -116,10 +116,12 @@ def simulate(code: str,
     console.print(table)
     console.print(f"errors measured against the poorest {poor_share:g}% of households by consumption")
     if results and results[0].overlap:
-        shared = {names.get(k, k): n for k, n in results[-1].overlap.items() if n}
-        console.print("also eligible under other programs' latest runs: " +
-                      ", ".join(f"{k} {v:,}" for k, v in shared.items()) if shared else
-                      "no household eligible here is eligible under another program's latest run")
+        shared = {names.get(k, k): n for k, n in results[-1].overlap.items() if n}  # zeros say nothing
+        if shared:
+            console.print("also eligible under other programs' latest runs: " +
+                          ", ".join(f"{k} {v:,}" for k, v in shared.items()))
+        else:
+            console.print("no household eligible here is eligible under another program's latest run")
 
 
 def _pct(x: float | None) -> str:
