@@ -211,6 +211,12 @@ def test_an_officer_searches_opens_a_household_and_reads_it_in_urdu(visit):
     body = page.locator("body").inner_text()
     assert "افرادِ خانہ" in body and "تاریخچہ" in body and "لاہور" in body and "اسکور کیسے بنا" in body
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+    # the Nastaliq font shipped with the app (not whatever the machine has) draws the Urdu letters
+    page.evaluate("document.fonts.ready")
+    loaded = page.evaluate("""Array.from(document.fonts).filter(f => f.family.replace(/"/g, '') === 'ISPS Urdu')
+                              .map(f => f.status)""")
+    assert "loaded" in loaded, loaded
+    assert page.evaluate("document.fonts.check('16px \"ISPS Urdu\"', 'ہ')")
     visit.screenshot("household_ur.png")
     page.goto(visit.base + "/?search=1&pmt_max=50")
     page.locator("#results-body tr[data-household]").first.wait_for()

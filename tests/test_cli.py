@@ -181,3 +181,41 @@ def test_users_unlock_opens_a_locked_account(sqlite_env):
     with transaction(engine) as s:
         assert access.sign_in(s, "okara.officer", "pw-okara-1", "10.0.0.1", "web").username == "okara.officer"
     assert runner.invoke(app, ["users", "unlock", "nobody"]).exit_code == 1
+
+
+def test_cli_words_help_status_explain_and_simulate(sqlite_env):
+    """The words an operator reads: every promised command exists and says what it does, tables and
+    status read as tables, a missing household is named as missing, the poor share is a percent."""
+    r = runner.invoke(app, ["pmt", "--help"])
+    assert r.exit_code == 0 and "activate" in r.output
+    assert "Make an approved PMT model the active one" in r.output
+    r = runner.invoke(app, ["benefits", "--help"])
+    line = next(x for x in r.output.splitlines() if "return-unclaimed" in x)
+    assert "Return to each program's fund" in line
+    assert runner.invoke(app, ["synth", "-n", "400", "--seed", "3"]).exit_code == 0
+    r = runner.invoke(app, ["pmt", "activate", "99"])
+    assert r.exit_code == 1 and "there is no PMT model 99" in r.output
+    r = runner.invoke(app, ["pmt", "activate", "1"])
+    assert r.exit_code == 0 and "scored 400 households" in r.output, r.output
+    r = runner.invoke(app, ["benefits", "status", "bisp_kafaalat"])
+    assert r.exit_code == 0, r.output
+    assert "{" not in r.output and "places" in r.output and "not combined with" in r.output
+    r = runner.invoke(app, ["eligibility", "explain", "bisp_kafaalat", "99999999999"])
+    assert r.exit_code == 1 and "there is no household 99999999999" in r.output
+    assert "considers" not in r.output
+    assert runner.invoke(app, ["eligibility", "run", "bisp_taleemi_wazaif"]).exit_code == 0
+    r = runner.invoke(app, ["simulate", "bisp_kafaalat", "--poor-share", "25"])
+    assert r.exit_code == 0, r.output
+    assert "poorest 25% of households" in r.output
+    assert "bisp_taleemi_wazaif" not in r.output and ": 0" not in r.output
+    assert "BISP Benazir Taleemi Wazaif" in r.output or "no household eligible here" in r.output
+    assert runner.invoke(app, ["simulate", "bisp_kafaalat", "--poor-share", "0.2"]).exit_code != 0
+
+
+def test_cli_tables_fold_instead_of_cutting_at_80_columns(sqlite_env, monkeypatch):
+    from isps.cli.main import console
+    monkeypatch.setattr(console, "width", 80)
+    r = runner.invoke(app, ["sbr", "catalogue"])
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output
+    assert "Kafaalat" in r.output  # a long cell wraps onto the next line instead

@@ -113,7 +113,28 @@ def test_taleemi_wazaif_school_age_bands(engine, age, days, education, eligible)
         d = only(decide(s, "bisp_taleemi_wazaif", hid), "Child")
     assert d.eligible is eligible
     if not eligible:
-        assert f"age {age} is outside the bands: primary 4-12, secondary 8-18, higher secondary 13-22" in d.summary
+        band = {"none": "primary band 4-12", "primary": "secondary band 8-18", "middle": "secondary band 8-18",
+                "matric": "higher secondary band 13-22"}[education]
+        assert f"age {age} is outside the {band}" in d.summary
+
+
+@pytest.mark.parametrize("age, education, reason", [
+    # ages inside some band, failing for another reason: the sentence names the band that applies
+    (15, "none", "age 15 is outside the primary band 4-12"),
+    (18, "none", "age 18 is outside the primary band 4-12"),
+    (22, "middle", "age 22 is outside the secondary band 8-18"),
+    (15, "intermediate", "has completed more than matric"),
+])
+def test_taleemi_wazaif_names_the_band_of_the_childs_level_not_all_bands(engine, age, education, reason):
+    with transaction(engine) as s:
+        hid = make_household(s, 30.0, [HEAD, WIFE, dict(name="Child", sex="female", dob=born(age),
+                                                         relation="daughter", education=education, enrolled=True)])
+        d = only(decide(s, "bisp_taleemi_wazaif", hid), "Child")
+    assert not d.eligible
+    assert reason in d.summary
+    assert "outside the bands" not in d.summary
+    if education == "intermediate":  # age 15 fits a band: the age is not what fails
+        assert f"age {age}" not in d.summary
 
 
 def test_taleemi_wazaif_needs_enrolment_and_a_poor_household(engine):
@@ -179,6 +200,16 @@ def test_scholarship_needs_intermediate_and_undergraduate_age(engine, age, educa
     with transaction(engine) as s:
         d = only(decide(s, "undergraduate_scholarship", make_household(s, 60.0, [HEAD, student], 40_000)), "S")
     assert d.eligible is eligible
+    if not eligible:  # the reason names what fails, and only that
+        assert ("has not passed intermediate" in d.summary) is (education == "matric")
+        assert (f"age {age} is outside the undergraduate ages 17-25" in d.summary) is not (17 <= age <= 25)
+
+
+def test_scholarship_at_24_without_intermediate_is_not_told_its_age_is_outside(engine):
+    student = dict(name="S", sex="male", dob=born(24), relation="son", education="matric")
+    with transaction(engine) as s:
+        d = only(decide(s, "undergraduate_scholarship", make_household(s, 60.0, [HEAD, student], 40_000)), "S")
+    assert d.summary == "not eligible: has not passed intermediate (12 years of schooling)"
 
 
 # ---------------------------------------------------------------- Pakistan Bait-ul-Mal
@@ -304,3 +335,14 @@ def test_member_conditions_of_a_rule_share_one_pass_over_the_members(engine):
             got = sum(1 << k for k, o in enumerate(d.outcomes) if not o.met)
             assert got == failed, (hid, d.summary)
         assert rules.count_eligible(s, rule, ON) == sum(1 for f in cases.values() if f == 0)
+
+
+def test_each_shipped_rule_is_named_as_in_the_program_catalogue():
+    """One display name per program: pages, chips, the CLI and the simulator read the rule's name."""
+    import json
+    from importlib import resources
+
+    catalogue = {p["code"]: p["name"] for p in json.loads(
+        resources.files("isps.programs.data").joinpath("catalogue.json").read_text())["programs"]}
+    for rule in rules.shipped_rules():
+        assert rule.name == catalogue[rule.code], rule.code

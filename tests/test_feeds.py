@@ -284,3 +284,14 @@ def test_rescoring_after_a_delivery_records_households_that_crossed_the_cut_off(
         assert event.aggregate_id == hid
         assert event.payload["direction"] == "above" and event.payload["old_score"] == 0.0
         assert event.payload["new_score"] > 0.5 and event.payload["cutoff"] == 0.5
+
+
+def test_longest_unverified_comes_oldest_verification_first(province):
+    with transaction(province) as s:
+        ids = list(s.scalars(select(Household.id).order_by(Household.id).limit(3)))
+        s.execute(update(Household).values(verified_on=date(2025, 1, 1)))
+        for hid, when in zip(ids, (date(2022, 5, 1), date(2021, 3, 1), date(2022, 1, 1))):
+            s.execute(update(Household).where(Household.id == hid).values(verified_on=when))
+    with transaction(province) as s:
+        due = changes.recertification_due(s, 1095, None, on=date(2026, 6, 1), oldest_first=True)
+    assert [d.household_id for d in due] == [ids[1], ids[2], ids[0]]

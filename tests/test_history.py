@@ -87,3 +87,25 @@ def test_a_wrong_cnic_for_the_sex_is_refused(province):
         man = s.scalars(select(Individual).where(Individual.sex == "male")).first()
         with pytest.raises(RegistryError, match="male holder's CNIC ends in an odd digit"):
             registry.change_individual(s, man.id, {"cnic": "35202-1234567-2"}, Provenance("operator", "x", date.today()))
+
+
+def test_the_household_file_reads_the_new_score_after_an_edit_in_the_same_session(province):
+    """The counter visit (and the demo that prints it) shows the PMT the edit produced, not the
+    score the session read before the edit."""
+    from sqlalchemy import text
+
+    from isps.access.service import Principal
+    from isps.services import household_file as files
+
+    who = Principal("kasur_counter", "counter_operator", 2)
+    with transaction(province) as s:
+        hid = s.scalar(select(Household.id).where(Household.district_id == 2).order_by(Household.id).limit(1))
+        f = files.open_household(s, who, hid, "cli")
+        before = f.score.score
+        files.edit_household(s, who, hid, {"car": not f.household.car, "rooms": f.household.rooms + 3},
+                             "operator", date.today(), "counter visit", "cli")
+        stored = s.scalar(text("SELECT score FROM pmt_score WHERE household_id = :h AND model_id = :m"),
+                          {"h": hid, "m": f.score.model_id})
+        after = files.open_household(s, who, hid, "cli").score.score
+    assert stored != pytest.approx(before)  # the edit moved the score
+    assert after == pytest.approx(stored)

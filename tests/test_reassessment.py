@@ -159,6 +159,16 @@ def test_an_officer_keeps_a_flagged_enrolment_in_the_browser(client, province):
     row = page[page.index(f'<tr data-review="{eid}">'):]
     row = row[:row.index("</tr>")]
     assert "no longer eligible after registry update" in row and "PMT score" in row
+    assert 'id="review-readonly"' not in page
+    # the Lahore officer's counts are Lahore's, like the lists under them
+    with transaction(province) as s:
+        lahore = s.execute(text("SELECT COUNT(*) FROM enrolment WHERE program_code = :c AND status = 'enrolled' "
+                                "AND district_id = 1"), {"c": CODE}).scalar()
+    assert f'<dd dir="ltr" id="count-enrolled">{lahore}</dd>' in page and 'id="summary-scope"' in page
+    sign_in(client, "manager")  # sees the queue, cannot decide it: told who does, no dead buttons
+    page = client.get(f"/programs/{CODE}/enrolment").text
+    assert f'<tr data-review="{eid}">' in page and f"/enrolment/{eid}/keep" not in page
+    assert 'id="review-readonly"' in page and "decided by a district officer" in page
     sign_in(client, "kasur_counter")  # another district's officer cannot clear it
     assert client.post(f"/programs/{CODE}/enrolment/{eid}/keep", data={"reason": "not mine"}).status_code == 403
     sign_in(client, "lahore_officer")

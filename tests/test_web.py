@@ -373,3 +373,19 @@ def test_a_label_missing_in_urdu_falls_back_to_english(monkeypatch):
     assert tr("nav.search") == real("ur")["nav.search"]
     assert tr("no.such.key_here") == "key here"
     assert tr.value("roof", "rcc") == real("ur")["v.roof.rcc"] and tr.value("car", True) == real("ur")["yes"]
+
+
+def test_audit_actions_and_records_are_labelled_in_both_languages(client, province):
+    """The audit page shows actions and record types through labels: none may fall back to the code."""
+    from isps.access.service import ACTIONS
+
+    entities = {"household", "individual", "user", "enrolment", "payroll", "benefit_cycle", "pmt_model", "program",
+                "change_request", "source_conflict", "eligibility_run", "fund_release", "status_import"}
+    for code in ("en", "ur"):
+        labels = json.loads((I18N / f"{code}.json").read_text(encoding="utf-8"))
+        assert {a for a in ACTIONS if f"action.{a}" not in labels} == set(), code
+        assert {e for e in entities if f"entity.{e}" not in labels} == set(), code
+    sign_in(client, "auditor")
+    client.cookies.set("lang", "ur")
+    text = text_of(client.get("/audit").text)
+    assert "Sign in" not in text and "sign_in" not in text

@@ -67,3 +67,31 @@ def test_the_district_risk_map(client, province):
     assert len(districts) == 36 and districts.index("Rajanpur") < districts.index("Lahore")
     client.cookies.set("lang", "ur")
     assert "سیلاب" in client.get("/risk").text
+
+
+def test_programs_are_named_from_the_catalogue_and_badges_differ(client, province):
+    hh = first_household(province, 1, low=45)  # not eligible for Kafaalat
+    sign_in(client, "lahore_officer")
+    page = client.get(f"/households/{hh.id}").text
+    row = page[page.index('<tr data-program="bisp_kafaalat"'):]
+    row = row[:row.index("</tr>")]
+    assert 'class="tag no"' in row and 'class="tag ok"' not in row
+    assert "BISP Benazir Nashonuma" in page and "BISP Nashonuma" not in page
+    assert "; ;" not in text_of(page) and "; </td>" not in page
+    title = client.get("/programs/bisp_kafaalat/enrolment").text
+    assert "Enrolment: BISP Kafaalat</h1>" in title and "bisp_kafaalat</h1>" not in title
+    assert "· BISP Kafaalat" in title and "· bisp_kafaalat" not in title
+    client.cookies.set("lang", "ur")
+    page = client.get(f"/households/{hh.id}").text
+    assert "بی آئی ایس پی کفالت" in page and ">BISP Kafaalat<" not in page
+
+
+def test_the_simulator_names_overlapping_programs_and_skips_zeros(client, province):
+    with transaction(province) as s:
+        _, rule = rules.active_rule(s, "bisp_nashonuma")
+        rules.run(s, rules.active_rule(s, "bisp_nashonuma")[0], "test")
+    sign_in(client, "manager")
+    page = client.get("/simulator", params={"program": "bisp_kafaalat", "cutoffs": "32"}).text
+    text = text_of(page)
+    assert "bisp_nashonuma" not in text and ": 0 " not in text + " "
+    assert "BISP Benazir Nashonuma:" in text or "No household eligible here is eligible" in text

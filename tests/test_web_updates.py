@@ -138,3 +138,13 @@ def test_households_due_for_recertification_are_listed_by_district(client, provi
     assert re.search(r'id="due-total">\(0\)<', client.get("/updates", params={"older_than_days": 5 * 365}).text)
     sign_in(client, "kasur_counter")
     assert re.search(r'id="due-total">\(0\)<', client.get("/updates").text)
+
+
+def test_the_conflicts_hint_points_to_a_control_that_exists(client, province):
+    from tests.test_web import first_household, sign_in, text_of
+
+    sign_in(client, "lahore_officer")
+    hint = text_of(client.get("/updates").text)
+    assert "raise a change request" not in hint and "“Correct indicators”" in hint
+    page = text_of(client.get(f"/households/{first_household(province, 1).id}").text)
+    assert "Correct indicators" in page

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
+from isps.cli.common import Table
 from isps.db import transaction
 
 feeds_app = typer.Typer(help="Data feeds from NADRA, DISCOs, telcos, Excise, land records, payrolls, NGOs, banks.",
@@ -106,7 +106,7 @@ def due(older_than_days: Annotated[int, typer.Option()] = 1095,
     try:
         with transaction(_engine()) as s:
             counts = changes.count_recertification_due(s, older_than_days)
-            rows = changes.recertification_due(s, older_than_days, limit=max(1, limit))
+            rows = changes.recertification_due(s, older_than_days, limit=max(1, limit), oldest_first=True)
     except changes.ChangeRequestError as exc:
         _fail(str(exc))
     console.print(f"{sum(counts.values()):,} households due: " +

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
+from isps.cli.common import Table
 from isps.db import transaction
 
 linkage_app = typer.Typer(help="Single Beneficiary Registry: partner lists, identity resolution, duplicates.",

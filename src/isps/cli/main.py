@@ -13,10 +13,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy import func, select
 
-from isps.cli.common import _engine, _fail, console
+from isps.cli.common import Table, _engine, _fail, console
 from isps.db import transaction
 
 app = typer.Typer(help="ISPS: the Integrated Social Protection System.", no_args_is_help=True,
@@ -108,21 +107,11 @@ def score(pending: Annotated[bool, typer.Option(help="only households named by r
           activate: Annotated[Optional[int], typer.Option(help="make this PMT model id active first")] = None) -> None:
     """Re-score households with the active PMT model (set-based, in the database)."""
     from isps.targeting import pmt
-    from isps.targeting.models import PmtModel
 
     engine = _engine()
     if activate is not None:
-        with transaction(engine) as s:
-            model = s.get(PmtModel, activate)
-            if model is None:
-                _fail(f"there is no PMT model {activate}")
-            started = time.perf_counter()
-            try:
-                n = pmt.activate(s, model)
-            except pmt.PmtModelError as exc:
-                _fail(str(exc))
-        console.print(f"activated '{model.name}' v{model.version}; scored {n:,} households "
-                      f"in {time.perf_counter() - started:.1f}s")
+        from isps.cli.targeting import activate_model
+        activate_model(activate)
     elif pending:
         with transaction(engine) as s:
             n = pmt.process_events(s)

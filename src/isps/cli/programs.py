@@ -56,8 +56,26 @@ def capacity(program: str, slots: Optional[int] = None, budget: Optional[float] 
 @benefits_app.command("status")
 def status(program: str) -> None:
     """Places, quotas and how many are enrolled, waiting, exited..."""
+    from isps.cli.common import Table, _engine, _fail, console
     from isps.programs import enrolment as en
-    _run(lambda s: en.summary(s, program))
+
+    try:
+        with transaction(_engine()) as s:
+            out = en.summary(s, program)
+    except (en.EnrolmentError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table("", program, show_header=False)
+    places = "no limit" if out["capacity"] is None else f"{out['capacity']:,}"
+    table.add_row("unit, frequency", f"{out['unit']}, {out['frequency']}")
+    table.add_row("places", places + (f" (slots {out['slots']:,})" if out["slots"] is not None else "")
+                  + (f" (budget per cycle PKR {out['budget_per_cycle']:,.0f})" if out["budget_per_cycle"] is not None
+                     else ""))
+    for state, n in sorted(out["counts"].items()):
+        table.add_row(state, f"{n:,}")
+    for q in out["quotas"]:
+        table.add_row("quota", ", ".join(f"{k} {v}" for k, v in q.items()))
+    table.add_row("not combined with", ", ".join(out["incompatible"]) or "-")
+    console.print(table)
 
 
 @benefits_app.command("waiting")
@@ -152,7 +170,8 @@ def retry(payroll_id: int) -> None:
 
 
 @benefits_app.command("return-unclaimed")
-def return_unclaimed(days: int = 90) -> None:
+def return_unclaimed(days: Annotated[int, typer.Option(help="unclaimed for more than this many days")] = 90) -> None:
+    """Return to each program's fund the money of payments not collected within DAYS days (a ledger entry)."""
     from isps.payments import payroll as pr
     _run(lambda s: {"returned": pr.return_unclaimed(s, None, days)})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
+from isps.cli.common import Table
 from isps.db import transaction
 
 eligibility_app = typer.Typer(help="Program eligibility: counts, runs and explanations.", no_args_is_help=True)
@@ -68,14 +68,18 @@ def run(code: str, actor: Annotated[str, typer.Option()] = "cli") -> None:
 @eligibility_app.command("explain")
 def explain(code: str, household_id: int) -> None:
     """Why a household (or each of its members) is or is not eligible, in plain words."""
-    from isps.cli.common import _engine, console
+    from isps.cli.common import _engine, _fail, console
+    from isps.registry.models import Household
     from isps.targeting.eligibility import rules
 
     with transaction(_engine()) as s:
         _, rule = _rule(s, code)
         decisions = rules.explain(s, rule, household_id)
+        exists = bool(decisions) or s.get(Household, household_id) is not None
     if not decisions:
-        console.print(f"household {household_id} has no one this program considers")
+        if not exists:
+            _fail(f"there is no household {household_id}")
+        console.print(f"household {household_id} has no one {rule.name} considers")
     for d in decisions:
         console.print(f"{d.person or 'household ' + str(d.household_id)}: {d.summary}")
 
@@ -83,7 +87,9 @@ def explain(code: str, household_id: int) -> None:
 def simulate(code: str,
              cutoff: Annotated[Optional[list[float]], typer.Option(help="one scenario per cut-off")] = None,
              budget: Annotated[Optional[float], typer.Option(help="annual budget in PKR")] = None,
-             poor_share: Annotated[float, typer.Option(help="share of households counted as poor")] = 0.2,
+             poor_share: Annotated[float, typer.Option(
+                 help="percent of households counted as poor (20 = 20%), as on the web simulator",
+                 min=1, max=99)] = 20,
              by_district: Annotated[bool, typer.Option(help="a row per district")] = False) -> None:
     """What if: eligible households, annual cost and targeting errors for proposed cut-offs."""
     from isps.cli.common import _engine, _fail, console
@@ -98,7 +104,8 @@ def simulate(code: str,
             _fail(str(exc))
         for sc in scenarios:
             sc.annual_budget = budget
-        results = simulator.compare(s, code, scenarios, poor_share=poor_share)
+        results = simulator.compare(s, code, scenarios, poor_share=poor_share / 100)
+        names = {row.program_code: rule.name for row, rule in rules.active_rules(s)}
     table = Table("scenario", "district", "eligible households", "beneficiaries", "annual cost (PKR m)",
                   "inclusion error", "exclusion error")
     for r in results:
@@ -107,9 +114,14 @@ def simulate(code: str,
             table.add_row(r.scenario.label, d.district, f"{d.eligible_households:,}", f"{d.beneficiaries:,}",
                           f"{d.annual_cost / 1e6:,.1f}", _pct(d.inclusion_error), _pct(d.exclusion_error))
     console.print(table)
+    console.print(f"errors measured against the poorest {poor_share:g}% of households by consumption")
     if results and results[0].overlap:
-        console.print("overlap with other programs' latest runs: " +
-                      ", ".join(f"{k} {v:,}" for k, v in results[-1].overlap.items()))
+        shared = {names.get(k, k): n for k, n in results[-1].overlap.items() if n}  # zeros say nothing
+        if shared:
+            console.print("also eligible under other programs' latest runs: " +
+                          ", ".join(f"{k} {v:,}" for k, v in shared.items()))
+        else:
+            console.print("no household eligible here is eligible under another program's latest run")
 
 
 def _pct(x: float | None) -> str:
@@ -178,7 +190,34 @@ def pmt_approve(model_id: int, approver: Annotated[str, typer.Option(help="the c
             model = pmt.approve(s, model_id, approver)
     except pmt.PmtModelError as exc:
         _fail(str(exc))
-    console.print(f"{model.name} v{model.version} approved by {approver}; activate with: isps score --activate {model_id}")
+    console.print(f"{model.name} v{model.version} approved by {approver}; activate with: isps pmt activate {model_id}")
+
+
+@pmt_app.command("activate")
+def pmt_activate(model_id: int) -> None:
+    """Make an approved PMT model the active one and re-score every household with it."""
+    activate_model(model_id)
+
+
+def activate_model(model_id: int) -> None:
+    """The one way the CLI activates a model (``isps pmt activate`` and ``isps score --activate``)."""
+    import time
+
+    from isps.cli.common import _engine, _fail, console
+    from isps.targeting import pmt
+    from isps.targeting.models import PmtModel
+
+    started = time.perf_counter()
+    try:
+        with transaction(_engine()) as s:
+            model = s.get(PmtModel, model_id)
+            if model is None:
+                _fail(f"there is no PMT model {model_id}")
+            n = pmt.activate(s, model)
+            name, version = model.name, model.version
+    except pmt.PmtModelError as exc:
+        _fail(str(exc))
+    console.print(f"activated '{name}' v{version}; scored {n:,} households in {time.perf_counter() - started:.1f}s")
 
 
 vulnerability_app = typer.Typer(help="Vulnerability to shocks: scores and the district risk map.", no_args_is_help=True)

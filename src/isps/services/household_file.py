@@ -42,7 +42,10 @@ def _score(session: Session, household_id: int) -> tuple[PmtScore | None, str | 
     model = pmt.active_model(session)
     if model is None:
         return None, None, None
-    return session.get(PmtScore, (model.id, household_id)), model.name, model.version
+    # populate_existing: a re-score (an edit in this session) replaces the row by SQL, behind the
+    # ORM; the score already in the session would otherwise be shown as the new one
+    return (session.get(PmtScore, (model.id, household_id), populate_existing=True), model.name,
+            model.version)
 
 
 def open_household(session: Session, who: Principal, household_id: int, channel: str) -> HouseholdFile:

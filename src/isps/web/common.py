@@ -174,6 +174,16 @@ def _district_name(tr: i18n.Translator, d: District | None) -> str:
     return d.name_ur if tr.code == "ur" and d.name_ur else d.name
 
 
+def program_name(tr: i18n.Translator, code: str) -> str:
+    """A program's one display name: the catalogue's (in Urdu the i18n label ``program.<code>`` where
+    there is one), never its code; the rules, the chips and the page titles all read it here."""
+    from isps.programs.catalogue import shipped
+
+    if tr.code == "ur" and tr.has(f"program.{code}"):
+        return tr(f"program.{code}")
+    return next((p["name"] for p in shipped() if p["code"] == code), code)
+
+
 def render(request: Request, name: str, context: dict, *, who: Principal | None = None,
            session: Session | None = None, status: int = 200, headers: dict | None = None) -> Response:
     tr = _tr(request)
@@ -186,6 +196,7 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
               "can_simulate": who.can("pmt.manage"), "can_pay": who.can("pmt.manage") or who.can("audit.read")}
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
+           "program_name": lambda code: program_name(tr, code),
            "csrf": request.app.state.tokens.csrf(request.cookies.get(SESSION_COOKIE)) if who is not None else None,
            **context}
     resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)

@@ -46,6 +46,8 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         summary = en.summary(session, code)
     except en.EnrolmentError:
         return r.error_page(request, session, who, 404, tr("programs.no_program"))
+    if who.scope is not None:  # the counts above a district's lists are the district's own
+        summary = {**summary, "counts": en.overview(session, who.scope).get(code, {}), "scoped": True}
     filters = filters or _filters(who, None, None, "")
     geo = r.Geography.load(session)
     for status_ in ("enrolled", "waiting"):

@@ -348,7 +348,7 @@ def _programs_view(session: Session, household_id: int, tr: i18n.Translator) -> 
     for _, rule in eligibility.active_rules(session):
         for d in eligibility.explain(session, rule, household_id, lang=tr.code):
             out.append({"program": rule.name, "code": rule.code, "person": d.person, "eligible": d.eligible,
-                        "reasons": [o.sentence for o in d.outcomes if o.met == d.eligible]})
+                        "reasons": [o.sentence for o in d.outcomes if o.met == d.eligible and o.sentence]})
     out.sort(key=lambda r: (not r["eligible"], r["program"]))
     return out
 

@@ -35,7 +35,7 @@ def _page(request: Request, session, who, *, done: str = "", error: str | None =
                  "evidence": c.evidence, "requested_by": c.requested_by, "mine": c.requested_by == who.username}
                 for c in changes.list_change_requests(session, "pending", who.scope, limit=LIST)]
     due_counts = changes.count_recertification_due(session, older_than_days, who.scope)
-    due = changes.recertification_due(session, older_than_days, who.scope, limit=LIST)
+    due = changes.recertification_due(session, older_than_days, who.scope, limit=LIST, oldest_first=True)
     deliveries = feeds.deliveries(session, limit=10) if who.scope is None else []
     audit(session, who, CHANNEL, "read", "registry_updates", None, who.scope,
           detail=f"read the registry updates: {len(conflicts)} conflicts, {len(requests)} change requests, "

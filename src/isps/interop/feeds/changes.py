@@ -231,16 +231,17 @@ class DueHousehold:
 
 def recertification_due(session: Session, older_than_days: int = DEFAULT_RECERTIFY_DAYS,
                         district_scope: int | None = None, *, on: date | None = None, after: int = 0,
-                        limit: int | None = 1000) -> list[DueHousehold]:
+                        limit: int | None = 1000, oldest_first: bool = False) -> list[DueHousehold]:
     """Households not verified for more than ``older_than_days`` (default three years) on ``on``
-    (default today), oldest verification first within id order; paged by keyset (``after``)."""
+    (default today), in id order, paged by keyset (``after``); or, with ``oldest_first`` (the
+    "longest unverified" list an officer works from), the oldest verification first."""
     on = on or date.today()
     cutoff = _cutoff(on, older_than_days)
     q = select(Household.id, Household.ref, Household.district_id, Household.verified_on).where(
         Household.verified_on < cutoff, Household.id > after)
     if district_scope is not None:
         q = q.where(Household.district_id == district_scope)
-    q = q.order_by(Household.id)
+    q = q.order_by(Household.verified_on, Household.id) if oldest_first else q.order_by(Household.id)
     if limit:
         q = q.limit(limit)
     return [DueHousehold(i, r, d, v, (on - v).days) for i, r, d, v in session.execute(q)]

@@ -981,7 +981,8 @@ def list_conflicts(session: Session, district_scope: int | None = None, status: 
 
 def resolve_conflict(session: Session, conflict_id: int, actor: str, resolution: str,
                      district_scope: int | None = None) -> SourceConflict:
-    """Close a conflict with the operator's note (to take the offered value, raise a change request).
+    """Close a conflict with the operator's note (to take the offered value, correct the household
+    with the delivery as the reference).
     A district officer may close only the conflicts of their district."""
     row = session.get(SourceConflict, conflict_id)
     if row is None:
