@@ -43,7 +43,7 @@ from isps.registry.bulk import insert_arrow
 from isps.registry.fields import Field, as_text, parse_column
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.registry.transfer import TransferError, _mask_cnics, _parse_cnic, _read_csv, _read_parquet
-from isps.registry.transfer.arrays import _as_text_values as text_values, _np as np_of
+from isps.registry.transfer.arrays import _as_text_values as text_values, _np as np_of, _say
 from isps.registry.transfer.cells import write_report_csv
 from isps.interop.models import FeedDelivery, SourceConflict
 
@@ -441,20 +441,6 @@ class Job:
         if n:
             self.report.rows_written[target] = self.report.rows_written.get(target, 0) + n
         return n
-
-
-def _say(mask: np.ndarray, *parts) -> np.ndarray:
-    """Messages for the rows in ``mask`` only; each part is text or a per-row array."""
-    out = np.full(len(mask), None, dtype=object)
-    idx = np.flatnonzero(mask)
-    if len(idx):
-        msg = np.full(len(idx), "", dtype=object)
-        for part in parts:
-            if not isinstance(part, str):
-                part = np.asarray(part, dtype=object)[idx].astype(str).astype(object)
-            msg = msg + part
-        out[idx] = msg
-    return out
 
 
 say = _say
