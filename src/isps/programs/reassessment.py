@@ -23,7 +23,6 @@ Everything is set-based SQL; the loop is over the programs (a handful), never ov
 
 from __future__ import annotations
 
-import string
 from datetime import date
 
 from sqlalchemy import select, text
@@ -59,41 +58,14 @@ def _literal(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _number(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 and float(v).is_integer() else f"{v:g}"
-
-
-def _failure_sql(session: Session, rule, r: str = "r") -> str:
-    """SQL for the sentences of the criteria a decision of ``r`` (an ``eligibility_result`` alias)
-    failed, joined by '; ', the row's PMT score, age and income put in (as ``rules.sentences``)."""
-    pg = session.bind.dialect.name == "postgresql"
-    pmt = (f"CAST(CAST({r}.pmt AS DECIMAL(8, 2)) AS VARCHAR(12))" if pg else f"PRINTF('%.2f', {r}.pmt)")
-    values = {"pmt": f"CASE WHEN {r}.pmt IS NULL THEN 'not recorded' ELSE {pmt} END",
-              "age": f"COALESCE(CAST({r}.age AS VARCHAR(6)), 'not recorded')",
-              "monthly_income": f"COALESCE('Rs ' || CAST(CAST({r}.monthly_income AS BIGINT) AS VARCHAR(20)), "
-                                "'not declared')"}
-    parts = []
-    for k, c in enumerate(rule.criteria):
-        pieces = []
-        for literal, name, _spec, _conv in string.Formatter().parse(c.fail or c.id):
-            if literal:
-                pieces.append(_literal(literal))
-            if name is None:
-                continue
-            if name in rule.parameters:
-                pieces.append(_literal(_number(rule.parameters[name])))
-            else:
-                pieces.append(values.get(name, "'not recorded'"))
-        parts.append(f"CASE WHEN ({r}.failed & {1 << k}) <> 0 THEN '; ' || {' || '.join(pieces)} ELSE '' END")
-    return "SUBSTR(" + " || ".join(parts) + ", 3)"
-
-
 def process_events(session: Session, on: date | None = None, actor: str = "system") -> dict:
     """Re-assess the households named by the registry's events past this consumer's cursor, for every
     running program. Returns counts; the cursor moves in the same transaction."""
     from isps.targeting.eligibility import rules
+    from isps.targeting.eligibility.rules import failure_sentences_sql
 
     on = on or date.today()
+    dialect = session.bind.dialect.name
     start = events.cursor(session, CONSUMER)
     upto = events.latest_event_id(session)
     out = {"households": 0, "programs": {}, "listed": 0, "enrolled": 0, "flagged": 0, "cleared": 0}
@@ -118,8 +90,8 @@ def process_events(session: Session, on: date | None = None, actor: str = "syste
                     AND r.household_id = e.household_id AND r.individual_id = e.individual_id
                 WHERE e.program_code = :code AND e.status IN {OPEN} AND e.household_id IN ({named}) AND {alive}"""
             why = (f"SUBSTR('no longer eligible after registry update: ' || CASE WHEN r.household_id IS NULL "
-                   f"THEN 'no longer among the people the rule considers' ELSE {_failure_sql(session, rule)} END, "
-                   "1, 200)")
+                   "THEN 'no longer among the people the rule considers' "
+                   f"ELSE {failure_sentences_sql(rule, dialect)} END, 1, 200)")
             flagged = session.execute(text(f"""INSERT INTO enrolment_event
                     (enrolment_id, program_code, status, reason, actor, on_date)
                 SELECT e.id, e.program_code, 'review', {why}, :actor, :on {decided}

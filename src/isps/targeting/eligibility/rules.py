@@ -12,6 +12,7 @@ English or Urdu, without re-evaluating.
 from __future__ import annotations
 
 import json
+import string
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -398,9 +399,21 @@ class Decision:
         return "not eligible: " + "; ".join(o.sentence for o in self.outcomes if not o.met)
 
 
+# A criterion's sentences are written once, in the rule (``fail``/``pass`` and the Urdu
+# ``fail_ur``/``pass_ur``), as templates naming the rule's parameters and a decision's values in
+# braces. They are rendered in two places, side by side here so a change reaches both: in Python
+# (:func:`sentences`, for the counter and the results pages) and in SQL
+# (:func:`failure_sentences_sql`, for the set-based re-assessment that stores the reasons).
+# A parameter reads as :func:`_number`; a value as :func:`_fmt` / :func:`_value_sql`; any other
+# name as "not recorded".
+
+NOT_RECORDED = "not recorded"
+
+
 def _fmt(value, name: str) -> str:
+    """A decision's value as a sentence reads it (Python; :func:`_value_sql` is the SQL twin)."""
     if value is None:
-        return "not recorded" if name != "monthly_income" else "not declared"
+        return NOT_RECORDED if name != "monthly_income" else "not declared"
     if name == "monthly_income":
         return f"Rs {float(value):,.0f}"
     if name == "pmt":
@@ -410,12 +423,32 @@ def _fmt(value, name: str) -> str:
     return str(value)
 
 
+def _value_sql(name: str, r: str, dialect: str) -> str:
+    """The SQL twin of :func:`_fmt` for the values an ``eligibility_result`` row ``r`` keeps
+    (PMT score, age, declared income); any other name reads "not recorded", as in Python when
+    the value is not given (the results pages give only these three).
+    The income reads without thousands separators here (``Rs 25000``, Python ``Rs 25,000``):
+    kept as the stored review reasons have always read."""
+    pmt = (f"CAST(CAST({r}.pmt AS DECIMAL(8, 2)) AS VARCHAR(12))" if dialect == "postgresql"
+           else f"PRINTF('%.2f', {r}.pmt)")
+    return {"pmt": f"CASE WHEN {r}.pmt IS NULL THEN {_sql_literal(NOT_RECORDED)} ELSE {pmt} END",
+            "age": f"COALESCE(CAST({r}.age AS VARCHAR(6)), {_sql_literal(NOT_RECORDED)})",
+            "monthly_income": f"COALESCE('Rs ' || CAST(CAST({r}.monthly_income AS BIGINT) AS VARCHAR(20)), "
+                              "'not declared')"}.get(name, _sql_literal(NOT_RECORDED))
+
+
 def _number(v: float) -> str:
+    """A rule parameter as a sentence reads it, in both renderings."""
     return f"{v:,.0f}" if abs(v) >= 1000 and float(v).is_integer() else f"{v:g}"
+
+
+def _sql_literal(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
 def sentences(rule: Rule, failed: int, values: dict, parameters: dict | None = None,
               lang: str = "en") -> list[CriterionOutcome]:
+    """Each criterion's outcome for a decision's failure mask, its sentence rendered in Python."""
     params = {**rule.parameters, **(parameters or {})}
     fmt = _Values({**{k: _number(v) for k, v in params.items()}, **{k: _fmt(v, k) for k, v in values.items()}})
     out = []
@@ -427,7 +460,28 @@ def sentences(rule: Rule, failed: int, values: dict, parameters: dict | None = N
 
 class _Values(dict):
     def __missing__(self, key: str) -> str:
-        return "not recorded"
+        return NOT_RECORDED
+
+
+def failure_sentences_sql(rule: Rule, dialect: str, r: str = "r", *, parameters: dict | None = None,
+                          lang: str = "en") -> str:
+    """A SQL expression for the sentences of the criteria a decision failed, joined by '; ' (the
+    order and words of :func:`sentences`), for a set-based statement over ``eligibility_result``
+    rows aliased ``r`` (its ``failed`` mask and its values). A criterion without a failure
+    sentence is named by its id, so a stored reason is never blank. ``dialect`` is the
+    database's ("sqlite" or "postgresql")."""
+    params = {**rule.parameters, **(parameters or {})}
+    parts = []
+    for k, c in enumerate(rule.criteria):
+        pieces = []
+        for literal, name, _spec, _conv in string.Formatter().parse(c.sentence(False, lang) or c.id):
+            if literal:
+                pieces.append(_sql_literal(literal))
+            if name is None:
+                continue
+            pieces.append(_sql_literal(_number(params[name])) if name in params else _value_sql(name, r, dialect))
+        parts.append(f"CASE WHEN ({r}.failed & {1 << k}) <> 0 THEN '; ' || {' || '.join(pieces)} ELSE '' END")
+    return "SUBSTR(" + " || ".join(parts) + ", 3)"
 
 
 def explain(session: Session, rule: Rule, household_id: int, on: date | None = None,
@@ -470,4 +524,5 @@ def results_page(session: Session, run_row: EligibilityRun, *, eligible: bool | 
 
 
 __all__ = ["Rule", "Criterion", "RuleError", "shipped_rules", "install_shipped_rules", "save_rule", "active_rule",
-           "compile_rule", "count_eligible", "count_by_district", "run", "explain", "results_page"]
+           "compile_rule", "count_eligible", "count_by_district", "run", "explain", "results_page", "sentences",
+           "failure_sentences_sql"]
