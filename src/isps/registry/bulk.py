@@ -2,18 +2,21 @@
 
 PostgreSQL gets ``COPY ... FROM STDIN`` (the fastest path it has); SQLite gets one
 ``executemany`` per table inside the caller's transaction. Either way the caller's
-transaction decides: a failure leaves nothing half-written.
+transaction decides: a failure leaves nothing half-written. :func:`swap_in_partition` builds a
+whole partition of a partitioned table (PostgreSQL) as one new table, swapped in.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 
 def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:
@@ -87,3 +90,58 @@ def deferred_constraints(conn: Connection, tables: list[str]):
         conn.execute(text(f'ALTER TABLE {fk.table.name} ADD CONSTRAINT "{fk.name}" FOREIGN KEY ({cols}) '
                           f'REFERENCES {fk.referred_table.name} ({ref_cols}) NOT VALID'))
         conn.execute(text(f'ALTER TABLE {fk.table.name} VALIDATE CONSTRAINT "{fk.name}"'))
+
+
+def swap_in_partition(session: Session, parent: str, partition: str, key: str, value: int, select_sql: str,
+                      params: dict, *, not_null: Sequence[str], primary_key: Sequence[str],
+                      indexes: Mapping[str, str], foreign_keys: Mapping[str, str],
+                      defaults: Mapping[str, str] | None = None, replace: bool = False) -> int:
+    """Materialise ``select_sql`` as the partition of ``parent`` (PostgreSQL, partitioned by
+    ``key`` IN (``value``)) and return how many rows it holds.
+
+    Why not ``INSERT INTO parent SELECT``: PostgreSQL never runs an INSERT's SELECT in parallel,
+    and a million inserted rows cost a million foreign-key trigger calls and a million insertions
+    into every index. One table swap costs one ``CREATE TABLE AS`` (parallel where the planner
+    sees fit), one scan for the NOT NULLs and the CHECK on ``key`` (which spares ATTACH a scan of
+    its own), each index built in bulk after the load, each foreign key checked by one statement,
+    and ANALYZE before the attach (the planner must know the new rows' spread; done before, it
+    does not lengthen the lock the attach takes). Readers of ``parent`` keep reading until the
+    attach, which locks it (catalogue changes only) until the commit.
+
+    ``select_sql`` is the full SELECT, its columns named and cast as the partition's.
+    ``indexes`` maps an index's name suffix (``{partition}_{suffix}``) to its column list;
+    ``foreign_keys`` maps a column to what it references (``"pmt_model (id)"``); ``defaults``
+    maps a column to its default expression. With ``replace`` the partition already may exist
+    (its rows also may sit in ``{parent}_default``): the new rows are built beside it as
+    ``{partition}_new`` and only then is the old one dropped, its rows deleted from the default
+    partition and the new one renamed into its place; without, ``partition`` must be new.
+
+    Names (part of the schema): the primary key ``{partition}_pkey``, the CHECK
+    ``ck_{partition}_{key without _id}``, the foreign keys ``fk_{partition}_{column}``.
+    The caller holds whatever lock serialises builders of the same partition.
+    """
+    value = int(value)
+    target = f"{partition}_new" if replace else partition
+    x = session.execute
+    x(text("SET LOCAL maintenance_work_mem = '256MB'"))  # room to sort the index builds in memory
+    if replace:
+        x(text(f"DROP TABLE IF EXISTS {target}"))
+    n = x(text(f"CREATE TABLE {target} AS {select_sql}"), params).rowcount
+    alters = [f"ALTER {c} SET NOT NULL" for c in not_null]
+    alters += [f"ALTER {c} SET DEFAULT {d}" for c, d in (defaults or {}).items()]
+    alters.append(f"ADD CONSTRAINT ck_{partition}_{key.removesuffix('_id')} CHECK ({key} = {value})")
+    x(text(f"ALTER TABLE {target} " + ", ".join(alters)))  # one scan checks them all
+    x(text(f"ALTER TABLE {target} ADD CONSTRAINT {target}_pkey PRIMARY KEY ({', '.join(primary_key)})"))
+    for suffix, columns in indexes.items():
+        x(text(f"CREATE INDEX {target}_{suffix} ON {target} ({columns})"))
+    for column, ref in foreign_keys.items():
+        x(text(f"ALTER TABLE {target} ADD CONSTRAINT fk_{partition}_{column} FOREIGN KEY ({column}) REFERENCES {ref}"))
+    x(text(f"ANALYZE {target}"))
+    if replace:  # the swap: from here to the commit, parent is locked (catalogue changes only)
+        x(text(f"DROP TABLE IF EXISTS {partition}"))
+        x(text(f"DELETE FROM {parent}_default WHERE {key} = :v"), {"v": value})
+        x(text(f"ALTER TABLE {target} RENAME TO {partition}"))
+        for suffix in ["pkey", *indexes]:
+            x(text(f"ALTER INDEX {target}_{suffix} RENAME TO {partition}_{suffix}"))
+    x(text(f"ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES IN ({value})"))
+    return n

@@ -20,6 +20,7 @@ from sqlalchemy import Date, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from isps.registry import events, vocab
+from isps.registry.bulk import swap_in_partition
 from isps.targeting.models import PmtCoefficient, PmtModel, PmtScore
 
 CONSUMER = "targeting.pmt"
@@ -202,11 +203,11 @@ def _rescore_all_postgresql(session: Session, model: PmtModel, on: date) -> int:
     aggregate the members (parallel), score every household into a new table with
     ``CREATE TABLE AS`` (parallel where the planner sees fit), build its indexes in bulk, check
     the foreign key in one statement, and only then drop the old partition and attach the new
-    one. Readers keep reading the old scores while the new ones are built; only the swap at the
-    end (catalogue changes) locks ``pmt_score``, until the commit. SQLite keeps DELETE + INSERT.
+    one (:func:`isps.registry.bulk.swap_in_partition`). Readers keep reading the old scores while
+    the new ones are built; only the swap at the end (catalogue changes) locks ``pmt_score``,
+    until the commit. SQLite keeps DELETE + INSERT.
     """
     mid = int(model.id)
-    part, new = partition_name(mid), partition_name(mid) + "_new"
     score = _score_sql(model, coefficients(session, mid), "postgresql")
     x = session.execute
     x(text("SELECT pg_advisory_xact_lock(hashtext('isps.pmt_score'), :m)"), {"m": mid})  # one re-score per model at a time
@@ -214,33 +215,23 @@ def _rescore_all_postgresql(session: Session, model: PmtModel, on: date) -> int:
     # seconds compiling and optimising the wide scoring expression (its cost passes the
     # thresholds at 1M households) to save less than it costs
     x(text("SET LOCAL work_mem = '256MB'"))
-    x(text("SET LOCAL maintenance_work_mem = '256MB'"))
     x(text("SET LOCAL jit = off"))
     x(text("DROP TABLE IF EXISTS pmt_member_aggregates"))
     x(_bind_dates(text(f"CREATE TEMP TABLE pmt_member_aggregates ON COMMIT DROP AS {_member_aggregates('')}")),
       _age_params(on))
-    x(text(f"DROP TABLE IF EXISTS {new}"))
-    n = x(text(f"""CREATE TABLE {new} AS
-        SELECT CAST(:model_id AS BIGINT) AS model_id, h.id AS household_id,
+    n = swap_in_partition(
+        session, "pmt_score", partition_name(mid), "model_id", mid,
+        f"""SELECT CAST(:model_id AS BIGINT) AS model_id, h.id AS household_id,
                CAST(h.district_id AS SMALLINT) AS district_id, CAST({score} AS DOUBLE PRECISION) AS score,
                CAST(:scored_at AS TIMESTAMP) AS scored_at
-        FROM household h LEFT JOIN pmt_member_aggregates m ON m.household_id = h.id"""),
-          {"model_id": mid, "scored_at": datetime.combine(on, datetime.min.time())}).rowcount
-    # one scan checks the NOT NULLs and the partition bound (so ATTACH need not scan again)
-    x(text(f"""ALTER TABLE {new} ALTER model_id SET NOT NULL, ALTER household_id SET NOT NULL,
-        ALTER district_id SET NOT NULL, ALTER score SET NOT NULL, ALTER scored_at SET NOT NULL,
-        ALTER scored_at SET DEFAULT CURRENT_TIMESTAMP, ADD CONSTRAINT ck_{part}_model CHECK (model_id = {mid})"""))
-    x(text(f"ALTER TABLE {new} ADD CONSTRAINT {new}_pkey PRIMARY KEY (model_id, household_id)"))
-    x(text(f"CREATE INDEX {new}_district_score ON {new} (model_id, district_id, score)"))
-    x(text(f"ALTER TABLE {new} ADD CONSTRAINT fk_{part}_model_id FOREIGN KEY (model_id) REFERENCES pmt_model (id)"))
-    x(text(f"ANALYZE {new}"))  # the planner must know the new scores' spread
-    # the swap: from here to the commit, pmt_score is locked (catalogue changes only)
-    x(text(f"DROP TABLE IF EXISTS {part}"))
-    x(text("DELETE FROM pmt_score_default WHERE model_id = :m"), {"m": mid})
-    x(text(f"ALTER TABLE {new} RENAME TO {part}"))
-    x(text(f"ALTER INDEX {new}_pkey RENAME TO {part}_pkey"))
-    x(text(f"ALTER INDEX {new}_district_score RENAME TO {part}_district_score"))
-    x(text(f"ALTER TABLE pmt_score ATTACH PARTITION {part} FOR VALUES IN ({mid})"))
+        FROM household h LEFT JOIN pmt_member_aggregates m ON m.household_id = h.id""",
+        {"model_id": mid, "scored_at": datetime.combine(on, datetime.min.time())},
+        not_null=["model_id", "household_id", "district_id", "score", "scored_at"],
+        defaults={"scored_at": "CURRENT_TIMESTAMP"},
+        primary_key=["model_id", "household_id"],
+        indexes={"district_score": "model_id, district_id, score"},
+        foreign_keys={"model_id": "pmt_model (id)"},
+        replace=True)
     return n
 
 

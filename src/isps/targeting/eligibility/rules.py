@@ -21,6 +21,7 @@ from importlib import resources
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from isps.registry.bulk import swap_in_partition
 from isps.registry.models import District, Tehsil
 from isps.targeting.eligibility.language import HEAD_JOIN, NARROW, Compiler, RuleError
 from isps.targeting.eligibility.models import EligibilityResult, EligibilityRule, EligibilityRun
@@ -317,26 +318,21 @@ def _materialise_postgresql(session: Session, run_id: int, select_sql: str, para
     insertions per row; so the decisions are computed into a fresh table by one ``CREATE TABLE AS``
     (parallel where the planner sees fit), its keys are built in bulk, the foreign key is checked in
     one statement, and the table is attached as the run's partition (a CHECK constraint spares the
-    attach a scan of its own). Only the attach locks anything shared: the default partition (which
-    the database scans to prove it holds no row of this run, a new one) until the commit."""
-    part = partition_name(run_id)
-    x = session.execute
-    x(text("SET LOCAL maintenance_work_mem = '256MB'"))
-    x(text(f"""CREATE TABLE {part} AS
-        SELECT CAST(:run_id AS BIGINT) AS run_id, CAST(household_id AS BIGINT) AS household_id,
+    attach a scan of its own), by :func:`isps.registry.bulk.swap_in_partition`. Only the attach locks
+    anything shared: the default partition (which the database scans to prove it holds no row of
+    this run, a new one) until the commit."""
+    swap_in_partition(
+        session, "eligibility_result", partition_name(run_id), "run_id", run_id,
+        f"""SELECT CAST(:run_id AS BIGINT) AS run_id, CAST(household_id AS BIGINT) AS household_id,
                CAST(individual_id AS BIGINT) AS individual_id, CAST(district_id AS SMALLINT) AS district_id,
                (failed = 0) AS eligible, CAST(failed AS INTEGER) AS failed, CAST(pmt AS DOUBLE PRECISION) AS pmt,
                CAST(age AS SMALLINT) AS age, CAST(monthly_income AS DOUBLE PRECISION) AS monthly_income
-        FROM ({select_sql}) x"""), {**params, "run_id": run_id})
-    # one scan checks the NOT NULLs and the partition bound (so ATTACH need not scan again)
-    x(text(f"""ALTER TABLE {part} ALTER run_id SET NOT NULL, ALTER household_id SET NOT NULL,
-        ALTER individual_id SET NOT NULL, ALTER district_id SET NOT NULL, ALTER eligible SET NOT NULL,
-        ALTER failed SET NOT NULL, ADD CONSTRAINT ck_{part}_run CHECK (run_id = {int(run_id)})"""))
-    x(text(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY (run_id, household_id, individual_id)"))
-    x(text(f"CREATE INDEX {part}_run_district ON {part} (run_id, district_id, eligible)"))
-    x(text(f"ALTER TABLE {part} ADD CONSTRAINT fk_{part}_run_id FOREIGN KEY (run_id) REFERENCES eligibility_run (id)"))
-    x(text(f"ALTER TABLE eligibility_result ATTACH PARTITION {part} FOR VALUES IN ({int(run_id)})"))
-    x(text(f"ANALYZE {part}"))  # the planner must know the run's spread (enrolment reads it next)
+        FROM ({select_sql}) x""",
+        {**params, "run_id": run_id},
+        not_null=["run_id", "household_id", "individual_id", "district_id", "eligible", "failed"],
+        primary_key=["run_id", "household_id", "individual_id"],
+        indexes={"run_district": "run_id, district_id, eligible"},
+        foreign_keys={"run_id": "eligibility_run (id)"})
 
 
 def run(session: Session, rule_row: EligibilityRule, actor: str, on: date | None = None,
