@@ -45,6 +45,7 @@ from isps.registry.models import Household, IngestBatch, Individual, ValueChange
 from isps.registry.transfer import TransferError, _mask_cnics, _parse_cnic, _read_csv, _read_parquet
 from isps.registry.transfer.arrays import _as_text_values as text_values, _np as np_of, _say
 from isps.registry.transfer.cells import write_report_csv
+from isps.registry.transfer.report import RowErrors
 from isps.interop.models import FeedDelivery, SourceConflict
 
 RECORD_REF = Field("record_ref", "text", max_len=80)
@@ -97,7 +98,7 @@ class FeedRowError:
 
 
 @dataclass
-class FeedReport:
+class FeedReport(RowErrors):
     feed: str
     reference: str
     actor: str
@@ -116,16 +117,6 @@ class FeedReport:
     rows_written: dict = field(default_factory=dict)  # per table of the adapter (readings, accounts, ...)
     events: int = 0
     errors: list[FeedRowError] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def lines(self) -> list[str]:
-        return [str(e) for e in self.errors]
-
-    def to_rows(self) -> list[dict]:
-        return [asdict(e) for e in self.errors]
 
     def counts(self) -> dict:
         d = asdict(self)

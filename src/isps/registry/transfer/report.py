@@ -44,8 +44,26 @@ class SheetCounts:
                 f"{self.unchanged} unchanged, {self.rejected} rejected")
 
 
+class RowErrors:
+    """What every row-by-row report answers about its ``errors`` (imports here, feed deliveries in
+    :mod:`isps.interop.feeds.framework`): whether all went through, one line per problem, and the
+    problems as dicts for a CSV or a JSON answer."""
+
+    errors: list
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        return [str(e) for e in self.errors]
+
+    def to_rows(self) -> list[dict]:
+        return [asdict(e) for e in self.errors]
+
+
 @dataclass
-class ImportReport:
+class ImportReport(RowErrors):
     reference: str
     source: str
     actor: str
@@ -56,17 +74,6 @@ class ImportReport:
     value_changes: int = 0
     events: int = 0
     batch_id: int | None = None  # None when nothing was written
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def lines(self) -> list[str]:
-        return [str(e) for e in self.errors]
-
-    def to_rows(self) -> list[dict]:
-        """One dict per rejected value: sheet, row, household_ref, field, reason."""
-        return [asdict(e) for e in self.errors]
 
     def summary(self) -> str:
         batch = f"batch {self.batch_id}" if self.batch_id is not None else "nothing written"
