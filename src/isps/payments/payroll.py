@@ -104,6 +104,18 @@ def _lock(session: Session, payroll_ids: str, params: dict) -> None:
 
 # ---------------------------------------------------------------- the program's fund
 
+def _fund_movements(session: Session, program_code: str | None) -> tuple[float, float, float]:
+    """What was released into the fund, issued from it and returned to it, from the ledger (for one
+    program, or all): the figures both :func:`fund` and :func:`ledger_check` stand on."""
+    where = "AND program_code = :c" if program_code else ""
+    row = session.execute(text(f"""SELECT
+            COALESCE(SUM(CASE WHEN kind = 'rel' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'snd' THEN amount END), 0),
+            COALESCE(SUM(CASE WHEN kind = 'rt' THEN amount END), 0)
+        FROM ledger_entry WHERE kind IN ('rel', 'snd', 'rt') {where}"""), {"c": program_code}).one()
+    return float(row[0]), float(row[1]), float(row[2])
+
+
 def release_funds(session: Session, program_code: str, amount: float, reference: str, released_by: str) -> dict:
     """Record money released from the treasury into a program's fund (the treasury's release order
     ``reference``) and post it to the ledger (``released``: fund ← treasury). Recording the same
@@ -133,13 +145,9 @@ def fund(session: Session, program_code: str) -> dict:
     ``returned`` to it (unclaimed or stopped payments); ``available`` = released − issued + returned.
     A payroll's instructions are issued when it is generated, so a draft payroll holds its money
     already; ``shortfall`` is how much was issued beyond what was released (0 when funded)."""
-    rel, snd, rt = session.execute(text("""SELECT
-            COALESCE(SUM(CASE WHEN kind = 'rel' THEN amount END), 0),
-            COALESCE(SUM(CASE WHEN kind = 'snd' THEN amount END), 0),
-            COALESCE(SUM(CASE WHEN kind = 'rt' THEN amount END), 0)
-        FROM ledger_entry WHERE program_code = :c AND kind IN ('rel', 'snd', 'rt')"""), {"c": program_code}).one()
-    available = round(float(rel) - float(snd) + float(rt), 2)
-    return {"released": round(float(rel), 2), "issued": round(float(snd), 2), "returned": round(float(rt), 2),
+    rel, snd, rt = _fund_movements(session, program_code)
+    available = round(rel - snd + rt, 2)
+    return {"released": round(rel, 2), "issued": round(snd, 2), "returned": round(rt, 2),
             "available": max(available, 0.0), "shortfall": max(-available, 0.0)}
 
 
@@ -749,10 +757,7 @@ def ledger_check(session: Session, program_code: str | None = None) -> dict:
     bad = session.execute(text(f"""SELECT COUNT(*) FROM ledger_entry {where}
         {'AND' if where else 'WHERE'} (amount <= 0 OR debit = credit)"""), p).scalar_one()
     accounts = balances(session, program_code)
-    released, issued, returned = (float(x) for x in session.execute(text(f"""SELECT
-            COALESCE(SUM(CASE WHEN kind = 'rel' THEN amount END), 0),
-            COALESCE(SUM(CASE WHEN kind = 'snd' THEN amount END), 0),
-            COALESCE(SUM(CASE WHEN kind = 'rt' THEN amount END), 0) FROM ledger_entry {where}"""), p).one())
+    released, issued, returned = _fund_movements(session, program_code)
     held = sum(accounts.get(a, 0.0) for a in ("clearing", "disbursed", "payable"))
     total = sum(accounts.values())
     ok = (bad == 0 and abs(total) < 0.005 and abs(held - (issued - returned)) < 0.005
