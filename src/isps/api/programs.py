@@ -44,14 +44,14 @@ def _refusal_audited(session: Session, who: Principal, action: str, entity: str,
 def _guard(fn, *args, **kw):
     try:
         return fn(*args, **kw)
-    except pr.PaymentConflict as exc:
+    except (pr.PaymentConflict, cycles.CycleConflict) as exc:
         raise HTTPException(409, str(exc)) from None
     except en.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from None
     except (en.NotFound, cycles.CycleNotFound) as exc:
         raise HTTPException(404, str(exc)) from None
     except (en.EnrolmentError, cycles.CycleError, pr.PaymentError, ValueError) as exc:
-        raise HTTPException(409 if "approved" in str(exc) or "second person" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
 
 
 # ---------------------------------------------------------------- enrolment

@@ -77,7 +77,8 @@ class PaymentError(ValueError):
 
 
 class PaymentConflict(PaymentError):
-    """A request that collides with one already done or under way (the API answers 409)."""
+    """A request that collides with the state of what it acts on: done already or under way, its
+    maker approving, a step out of order (the doors answer 409)."""
 
 
 def e2e(entitlement_id: int, attempt: int) -> str:
@@ -161,7 +162,7 @@ def generate(session: Session, cycle_id: int, maker: str) -> Payroll:
     if cycle is None:
         raise PaymentError(f"no cycle {cycle_id}")
     if cycle.status != "approved":
-        raise PaymentError("a payroll is made only from an approved (frozen) cycle")
+        raise PaymentConflict("a payroll is made only from an approved (frozen) cycle")
     session.execute(text("""INSERT INTO payroll (cycle_id, program_code, status, instructions, total, made_by, made_at,
                                                exported_upto)
         VALUES (:c, :p, 'draft', 0, 0, :m, CURRENT_TIMESTAMP, 0) ON CONFLICT DO NOTHING"""),
@@ -200,14 +201,14 @@ def approve(session: Session, payroll_id: int, approver: str) -> Payroll:
     if payroll is None:
         raise PaymentError(f"no payroll {payroll_id}")
     if payroll.made_by == approver:
-        raise PaymentError(f"a second person must approve: {approver} made this payroll")
+        raise PaymentConflict(f"a second person must approve: {approver} made this payroll")
     if payroll.status == "draft":
         _require_funds(session, payroll)
     res = session.execute(text("""UPDATE payroll SET status = 'approved', approved_by = :a, approved_at = :t
         WHERE id = :p AND status = 'draft' AND made_by <> :a"""), {"a": approver, "t": datetime.now(), "p": payroll_id})
     session.refresh(payroll)
     if res.rowcount != 1:
-        raise PaymentError(f"payroll {payroll_id} is {payroll.status} (approved by {payroll.approved_by}); "
+        raise PaymentConflict(f"payroll {payroll_id} is {payroll.status} (approved by {payroll.approved_by}); "
                            "only a draft can be approved")
     return payroll
 
@@ -264,7 +265,7 @@ def export(session: Session, payroll_id: int, folder: Path | str, formats: tuple
     if payroll is None:
         raise PaymentError(f"no payroll {payroll_id}")
     if payroll.status not in ("approved", "exported"):
-        raise PaymentError("a payroll is exported only after a second person approved it")
+        raise PaymentConflict("a payroll is exported only after a second person approved it")
     _lock(session, ":p", {"p": payroll_id})
     stop_for_deaths(session, payroll_id)  # nothing leaves for a person the registry knows has died
     session.refresh(payroll)

@@ -33,6 +33,11 @@ class CycleNotFound(CycleError):
     """The cycle asked for does not exist."""
 
 
+class CycleConflict(CycleError):
+    """A step the cycle's state or maker-checker refuses (its maker approving, approved already):
+    doors answer it as a conflict (409), not as bad input."""
+
+
 class OutOfScope(enrolment.OutOfScope, CycleError):
     """A record names an enrolment outside the officer's district."""
 
@@ -152,14 +157,14 @@ def approve_cycle(session: Session, cycle_id: int, approver: str) -> BenefitCycl
     if cycle is None:
         raise CycleNotFound(f"there is no cycle {cycle_id}")
     if cycle.created_by == approver:
-        raise CycleError(f"a second person must approve: {approver} opened this cycle")
+        raise CycleConflict(f"a second person must approve: {approver} opened this cycle")
     digest = checksum(session, cycle_id)
     res = session.execute(text("""UPDATE benefit_cycle SET status = 'approved', approved_by = :a, approved_at = :t,
         checksum = :d WHERE id = :c AND status = 'draft' AND created_by <> :a"""),
                           {"a": approver, "t": datetime.now(), "d": digest, "c": cycle_id})
     if res.rowcount != 1:
         session.refresh(cycle)
-        raise CycleError(f"cycle {cycle.period} is {cycle.status} (approved by {cycle.approved_by}); "
+        raise CycleConflict(f"cycle {cycle.period} is {cycle.status} (approved by {cycle.approved_by}); "
                          "only a draft can be approved")
     session.refresh(cycle)
     return cycle

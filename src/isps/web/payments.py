@@ -80,7 +80,7 @@ def _status_of(exc: Exception) -> int:
     """The API's answer to a payment rule's refusal (``api/programs.py`` ``_guard``)."""
     if isinstance(exc, cycles.CycleNotFound):
         return 404
-    if isinstance(exc, pr.PaymentConflict) or "approved" in str(exc) or "second person" in str(exc):
+    if isinstance(exc, (pr.PaymentConflict, cycles.CycleConflict)):
         return 409
     return 422
 
