@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.registry.transfer.cells import spreadsheet_safe, string_cells
+from isps.registry.transfer.cells import append_rows, spreadsheet_safe
 from isps.web.common import CHANNEL, SECURITY_HEADERS
 
 PAGE = 50           # rows on one page of any list
@@ -120,21 +119,12 @@ def export(request: Request, session: Session, who: Principal, fmt: str, *, name
         writer.close()
     else:
         from openpyxl import Workbook
-        from openpyxl.cell.cell import ERROR_CODES
 
-        errors = pa.array(list(ERROR_CODES), pa.string())
         wb = Workbook(write_only=True)
         ws = wb.create_sheet(name[:31])
         ws.append([header for _, header in columns])
         for rows in chunks:
-            cols = []
-            for col in _table(rows, columns).columns:
-                col = col.combine_chunks()
-                mistyped = pc.fill_null(pc.or_(pc.starts_with(col, "="), pc.is_in(col, value_set=errors)),
-                                        False).to_pylist()
-                cols.append(string_cells(ws, col.to_pylist(), mistyped))
-            for row in zip(*cols):  # the workbook writer walks rows
-                ws.append(row)
+            append_rows(ws, _table(rows, columns).columns)
             count += len(rows)
         wb.save(out)
     audit(session, who, CHANNEL, "export", entity, None, who.scope, detail=f"{detail}: {count} rows as {suffix}")

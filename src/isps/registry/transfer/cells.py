@@ -60,6 +60,26 @@ def string_cells(ws, column: list, mask: list[bool] | None) -> list:
     return out
 
 
+def append_rows(ws, columns: list[pa.Array]) -> None:
+    """Append a chunk of (already :func:`spreadsheet_safe`) columns to a write-only worksheet. Text
+    that openpyxl would store as a formula or an error value (``#N/A``) becomes an explicit text cell
+    (:func:`string_cells`); the rest stays plain values. One writer for every Excel export."""
+    from openpyxl.cell.cell import ERROR_CODES
+
+    errors = pa.array(list(ERROR_CODES), pa.string())
+    cells = []
+    for col in columns:
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        mistyped = None
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            mistyped = pc.fill_null(pc.or_(pc.starts_with(col, "="), pc.is_in(col, value_set=errors)),
+                                    False).to_pylist()
+        cells.append(string_cells(ws, col.to_pylist(), mistyped))
+    for row in zip(*cells):  # the workbook writer walks rows
+        ws.append(row)
+
+
 def safe_text(value: object) -> object:
     """One cell of a small report as :func:`spreadsheet_safe` would write it (numbers unchanged)."""
     if not isinstance(value, str):

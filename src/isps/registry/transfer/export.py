@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from isps.registry import geography
 from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS
 from isps.registry.transfer.arrays import _ARROW_TYPES, _join
-from isps.registry.transfer.cells import spreadsheet_safe, string_cells
+from isps.registry.transfer.cells import append_rows, spreadsheet_safe
 from isps.registry.transfer.layout import _EXCEL_MAX_ROWS, _FORMATS, _HH_REST, HOUSEHOLDS, MEMBERS, _format_of
 from isps.registry.transfer.report import ExportReport, TransferError
 
@@ -116,24 +116,13 @@ def _write_table_file(path: Path, fmt: str, schema: pa.Schema, batches: Iterator
 
 def _write_xlsx(path: Path, sheets: list[tuple[str, pa.Schema, Iterator[pa.RecordBatch]]]) -> None:
     from openpyxl import Workbook
-    from openpyxl.cell.cell import ERROR_CODES
 
-    errors = pa.array(list(ERROR_CODES), pa.string())
     wb = Workbook(write_only=True)
     for name, schema, batches in sheets:
         ws = wb.create_sheet(name)
         ws.append(schema.names)
         for batch in batches:
-            batch = _present(batch, "xlsx")
-            columns = []
-            for col in batch.columns:
-                mistyped = None  # text openpyxl would store as a formula or an error value
-                if pa.types.is_string(col.type):
-                    mistyped = pc.fill_null(pc.or_(pc.starts_with(col, "="), pc.is_in(col, value_set=errors)),
-                                            False).to_pylist()
-                columns.append(string_cells(ws, col.to_pylist(), mistyped))
-            for row in zip(*columns):  # the file writer walks rows
-                ws.append(row)
+            append_rows(ws, _present(batch, "xlsx").columns)
     wb.save(path)
 
 
