@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +25,6 @@ from isps.targeting.models import PmtScore
 from isps.web import lang
 from tests.conftest import PASSWORD
 
-I18N = Path(lang.__file__).parent / "i18n"
 FULL_CNIC = re.compile(r"\b\d{5}-\d{7}-\d\b")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -319,7 +317,7 @@ def test_the_audit_log_is_for_auditors_and_administrators(client, province):
 
 def test_urdu_pages_are_right_to_left_and_translated(client, province):
     hh = first_household(province, 1)
-    ur = json.loads((I18N / "ur.json").read_text(encoding="utf-8"))
+    ur = lang.catalogue("ur")
     sign_in(client, "lahore_officer")
     r = client.get(f"/lang/ur?next=/households/{hh.id}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/households/{hh.id}"
@@ -342,8 +340,8 @@ def test_urdu_pages_are_right_to_left_and_translated(client, province):
 
 
 def test_urdu_catalogue_covers_every_english_label():
-    en = json.loads((I18N / "en.json").read_text(encoding="utf-8"))
-    ur = json.loads((I18N / "ur.json").read_text(encoding="utf-8"))
+    en = lang.catalogue("en")
+    ur = lang.catalogue("ur")
     missing = sorted(set(en) - set(ur))
     assert not missing, f"labels without Urdu: {missing}"
     arabic_script = re.compile(r"[\u0600-\u06ff]")
@@ -354,7 +352,7 @@ def test_urdu_catalogue_covers_every_english_label():
 
 
 def test_every_registry_code_and_role_has_a_label():
-    en = json.loads((I18N / "en.json").read_text(encoding="utf-8"))
+    en = lang.catalogue("en")
     for role, label in ROLE_LABELS.items():
         assert en[f"role.{role}"] == label
     for name in pmt.INDICATORS:
@@ -382,7 +380,7 @@ def test_audit_actions_and_records_are_labelled_in_both_languages(client, provin
     entities = {"household", "individual", "user", "enrolment", "payroll", "benefit_cycle", "pmt_model", "program",
                 "change_request", "source_conflict", "eligibility_run", "fund_release", "status_import"}
     for code in ("en", "ur"):
-        labels = json.loads((I18N / f"{code}.json").read_text(encoding="utf-8"))
+        labels = lang.catalogue(code)
         assert {a for a in ACTIONS if f"action.{a}" not in labels} == set(), code
         assert {e for e in entities if f"entity.{e}" not in labels} == set(), code
     sign_in(client, "auditor")

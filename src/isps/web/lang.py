@@ -1,7 +1,8 @@
 """The web app's two languages: English (the default) and Urdu, written right to left.
 
-Every label the pages show is a key in ``i18n/en.json``; ``i18n/ur.json`` holds the
-Urdu for the same keys. A key missing in Urdu falls back to English, and a key missing
+Every label the pages show is a key in ``i18n/en.json`` (or in a file of ``i18n/en/``, one
+per part of the app, so that screens added side by side do not edit one file); ``i18n/ur.json``
+and ``i18n/ur/`` hold the Urdu for the same keys. A key missing in Urdu falls back to English, and a key missing
 in both shows a readable form of itself, so a page never breaks for want of a label.
 Codes from the registry's vocabularies (``roof: rcc``) are labelled through the same
 catalogues (``v.roof.rcc``).
@@ -32,7 +33,16 @@ VOCAB_OF = {"head_education": "education"}
 
 @lru_cache(maxsize=len(LANGUAGES))
 def catalogue(code: str) -> dict[str, str]:
-    return json.loads((FOLDER / f"{code}.json").read_text(encoding="utf-8"))
+    """All labels of one language: ``<code>.json`` and every ``<code>/*.json``, in name order.
+    A key defined twice is a mistake, refused here so that one file cannot hide another's label."""
+    labels: dict[str, str] = {}
+    for path in [FOLDER / f"{code}.json", *sorted((FOLDER / code).glob("*.json"))]:
+        part = json.loads(path.read_text(encoding="utf-8"))
+        twice = sorted(set(labels) & set(part))
+        if twice:
+            raise ValueError(f"{path.name}: labels already defined in another file: {', '.join(twice[:5])}")
+        labels.update(part)
+    return labels
 
 
 def humanise(code: str) -> str:
