@@ -26,7 +26,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Date, bindparam, func, select, text
+from sqlalchemy import Date, bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
 from isps.registry import cnic as cnic_rules
@@ -330,6 +330,44 @@ def run_means_test(session: Session, method: str, through: date, threshold: floa
 def latest_run(session: Session, method: str) -> MeansTestRun | None:
     return session.scalar(select(MeansTestRun).where(MeansTestRun.targeting_method == method)
                           .order_by(MeansTestRun.id.desc()).limit(1))
+
+
+def runs(session: Session, *, before: int | None = None, limit: int = 50,
+         method: str | None = None) -> list[MeansTestRun]:
+    """A page of means test runs, newest first, by keyset (``before`` = the last id shown)."""
+    stmt = select(MeansTestRun)
+    if method:
+        stmt = stmt.where(MeansTestRun.targeting_method == method)
+    if before is not None:
+        stmt = stmt.where(MeansTestRun.id < before)
+    return list(session.scalars(stmt.order_by(MeansTestRun.id.desc()).limit(limit)))
+
+
+def count_runs(session: Session, *, method: str | None = None) -> int:
+    stmt = select(func.count()).select_from(MeansTestRun)
+    if method:
+        stmt = stmt.where(MeansTestRun.targeting_method == method)
+    return int(session.scalar(stmt) or 0)
+
+
+@dataclass(frozen=True)
+class RunDistrict:
+    district_id: int
+    eligible: int
+    not_eligible: int
+    insufficient_data: int
+
+
+def run_by_district(session: Session, run_id: int) -> list[RunDistrict]:
+    """A run's decisions counted per district (one GROUP BY over the run's results)."""
+    rows = session.execute(select(
+        MeansTestResult.district_id,
+        func.sum(case((MeansTestResult.status == "eligible", 1), else_=0)),
+        func.sum(case((MeansTestResult.status == "not_eligible", 1), else_=0)),
+        func.sum(case((MeansTestResult.status == "insufficient_data", 1), else_=0)),
+    ).where(MeansTestResult.run_id == run_id).group_by(MeansTestResult.district_id)
+        .order_by(MeansTestResult.district_id)).all()
+    return [RunDistrict(int(d), int(e or 0), int(n or 0), int(i or 0)) for d, e, n, i in rows]
 
 
 @dataclass(frozen=True)

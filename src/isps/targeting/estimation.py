@@ -29,7 +29,7 @@ Everything numeric is NumPy; the database does the joins and aggregates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -534,11 +534,14 @@ class Comparison:
 
 def compare(session: Session, estimators: Sequence[str] = ESTIMATORS, *, coverage: float = DEFAULT_COVERAGE,
             holdout: float = DEFAULT_HOLDOUT, cutoffs: Sequence[float] = DEFAULT_CUTOFFS,
-            on: date | None = None) -> Comparison:
+            on: date | None = None, progress: Callable[[str], None] | None = None) -> Comparison:
     """Fit each estimator on the training households and judge it beside the model in force,
-    all on the same held-out households. Nothing is stored."""
+    all on the same held-out households. Nothing is stored. ``progress`` is told each step
+    in words (a page shows it while the work runs in the background)."""
+    say = progress or (lambda step: None)
     if not MIN_COVERAGE <= coverage <= MAX_COVERAGE:  # also refuses nan
         raise EstimationError(f"coverage must be a share from {MIN_COVERAGE:g} to {MAX_COVERAGE:g}, not {coverage:g}")
+    say("reading the surveyed households' indicators and consumption")
     data = load_design(session, on)
     test = holdout_mask(data.household_id, holdout)
     train_d, test_d = data.subset(~test), data.subset(test)
@@ -550,7 +553,9 @@ def compare(session: Session, estimators: Sequence[str] = ESTIMATORS, *, coverag
     name = active.name if active is not None else ref_spec["name"]
     specs = {"active": ref_spec}
     for est in estimators:
+        say(f"fitting {ESTIMATOR_LABELS[est]} on {len(train_d):,} households")
         specs[est] = estimate(train_d, est, ref_spec, name=name, holdout=holdout)
+    say(f"judging the models on {len(test_d):,} held-out households")
     evals = [evaluate_model("active", _label("active", active), ref_spec, test_d, coverage, cutoffs)]
     ref_pred = predict(ref_spec, test_d)
     evals += [evaluate_model(est, _label(est), specs[est], test_d, coverage, cutoffs, ref_pred)
@@ -568,14 +573,14 @@ class Fitted:
 
 def fit_and_store(session: Session, estimator: str, actor: str, *, coverage: float = DEFAULT_COVERAGE,
                   holdout: float = DEFAULT_HOLDOUT, cutoffs: Sequence[float] = DEFAULT_CUTOFFS,
-                  on: date | None = None) -> Fitted:
+                  on: date | None = None, progress: Callable[[str], None] | None = None) -> Fitted:
     """Estimate a model, judge it beside the model in force, and store it as a draft.
 
     The draft carries its ``estimator`` and ``evaluation`` (the report as a dict); it must be
     approved by someone other than ``actor`` (:func:`approve`) before :func:`pmt.activate`
     accepts it.
     """
-    cmp = compare(session, [estimator], coverage=coverage, holdout=holdout, cutoffs=cutoffs, on=on)
+    cmp = compare(session, [estimator], coverage=coverage, holdout=holdout, cutoffs=cutoffs, on=on, progress=progress)
     spec = cmp.specs[estimator]
     model = pmt.create_model(session, spec, actor=actor)
     model.estimator = estimator

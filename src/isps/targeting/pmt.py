@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 
-from sqlalchemy import Date, bindparam, delete, select, text, update
+from sqlalchemy import Date, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from isps.registry import events, vocab
@@ -174,6 +174,24 @@ def active_model(session: Session) -> PmtModel | None:
     return session.scalar(select(PmtModel).where(PmtModel.status == "active"))
 
 
+def models(session: Session, *, before: int | None = None, limit: int = 50,
+           status: str | None = None) -> list[PmtModel]:
+    """A page of model versions, newest first, by keyset (``before`` = the last id shown)."""
+    stmt = select(PmtModel)
+    if status:
+        stmt = stmt.where(PmtModel.status == status)
+    if before is not None:
+        stmt = stmt.where(PmtModel.id < before)
+    return list(session.scalars(stmt.order_by(PmtModel.id.desc()).limit(limit)))
+
+
+def count_models(session: Session, *, status: str | None = None) -> int:
+    stmt = select(func.count()).select_from(PmtModel)
+    if status:
+        stmt = stmt.where(PmtModel.status == status)
+    return int(session.scalar(stmt) or 0)
+
+
 def _insert_scores(session: Session, model: PmtModel, where: str, on: date) -> int:
     score = _score_sql(model, coefficients(session, model.id), session.bind.dialect.name)
     params = {"model_id": model.id, "scored_at": datetime.combine(on, datetime.min.time()), **_age_params(on)}
@@ -300,7 +318,7 @@ def approve(session: Session, model_id: int, approver: str) -> PmtModel:
     return model
 
 
-def _check_approval(model: PmtModel) -> None:
+def check_approval(model: PmtModel) -> None:
     """Every model but the shipped ones (created by "system") is activated only once someone other
     than its creator approved it, whether it was estimated or written by hand: a change of
     formula changes who is poor enough for every program."""
@@ -319,7 +337,7 @@ def activate(session: Session, model: PmtModel, on: date | None = None) -> int:
     """Make ``model`` the active one and re-score every household with it, in one transaction.
 
     An estimated model must have been approved by a second person (:func:`approve`)."""
-    _check_approval(model)
+    check_approval(model)
     session.execute(update(PmtModel).where(PmtModel.status == "active", PmtModel.id != model.id)
                     .values(status="retired"))
     model.status = "active"

@@ -32,7 +32,7 @@ from isps.registry.models import District, UnionCouncil
 from isps.registry.service import OutOfScope, RegistryError, history
 from isps.services import household_file as files
 from isps.services.household_file import search_sentence
-from isps.targeting import pmt, simulator, vulnerability
+from isps.targeting import pmt, vulnerability
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
 from isps.targeting.search import SearchError, count_households, search_households
@@ -557,70 +557,13 @@ def risk_page(request: Request, session: DB, who: User, shock: str = "flood") ->
                                          "scored": any(r.households for r in rows)}, who=who, session=session)
 
 
-# ---------------------------------------------------------------- the policy simulator
-
-def _chart(results: list[simulator.Result]) -> list[dict]:
-    """Bars for the chart: eligible households, and both errors, per scenario (widths in %)."""
-    top = max((r.total.eligible_households for r in results), default=0) or 1
-    return [{"label": r.scenario.label, "eligible": r.total.eligible_households,
-             "width": round(100 * r.total.eligible_households / top, 1),
-             "inclusion": round(100 * (r.total.inclusion_error or 0), 1),
-             "exclusion": round(100 * (r.total.exclusion_error or 0), 1)} for r in results]
-
-
-@router.get("/simulator")
-def simulator_page(request: Request, session: DB, who: User, program: str = "bisp_kafaalat",
-                   cutoffs: str = "30, 32, 35", budget: str = "", poor_share: str = "20") -> Response:
-    """What if: program staff compare cut-offs (or a budget) by district, with cost and errors."""
-    tr = _tr(request)
-    if not who.can("pmt.manage"):
-        return error_page(request, session, who, 403, tr("sim.forbidden", role=tr(f"role.{who.role}")))
-    programs = [(r.code, r.name, "cutoff" in r.parameters) for _, r in eligibility.active_rules(session)]
-    form = {"program": program, "cutoffs": cutoffs, "budget": budget, "poor_share": poor_share}
-    error, results = None, []
-    try:
-        values, cutoff_error = simulator.parse_cutoffs(cutoffs), None
-    except simulator.ScenarioError as exc:
-        values, cutoff_error = None, f"{tr('sim.error.cutoffs')} ({exc})"
-    try:
-        share = float(poor_share) / 100
-        budget_value = float(budget.replace(",", "")) if budget.strip() else None
-    except ValueError:
-        share, budget_value, error = 0.2, None, tr("sim.error.number")
-    if values is None:
-        error = cutoff_error
-    elif not 0 < share < 1:
-        error = tr("sim.error.share")
-    elif program not in {p[0] for p in programs}:
-        error = tr("sim.error.program")
-    if error is None:
-        try:
-            has_cutoff = next(p[2] for p in programs if p[0] == program)
-            scenarios = (simulator.cutoff_scenarios(program, values, session) if values and has_cutoff
-                         else [simulator.Scenario(tr("sim.today"))])
-            for sc in scenarios:
-                sc.annual_budget = budget_value
-            results = simulator.compare(session, program, scenarios, poor_share=share)
-        except eligibility.RuleError as exc:
-            error = str(exc)
-    geo = Geography.load(session)
-    districts = []
-    if results:
-        for i, d in enumerate(results[0].districts):
-            districts.append({"name": _district_name(tr, geo.district_by_id.get(d.district_id)),
-                              "cells": [r.districts[i] for r in results]})
-    return render(request, "simulator.html", {
-        "programs": programs, "form": form, "error": error, "results": results, "districts": districts,
-        "chart": _chart(results), "has_cutoff": next((p[2] for p in programs if p[0] == program), False),
-    }, who=who, session=session, status=422 if error else 200)
-
-
 def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.include_router(__import__("isps.web.payments", fromlist=["router"]).router)  # funds, cycles, payrolls, files
+    app.include_router(__import__("isps.web.targeting", fromlist=["router"]).router)  # PMT models, means tests, simulator
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)
