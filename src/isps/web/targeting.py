@@ -445,7 +445,7 @@ def means_run(request: Request, session: DB, who: User, method: Annotated[str, F
               detail=f"{method} through {end:%Y-%m}, {n} months, at most {run.threshold:g}: {run.eligible} eligible")
         return {"next": f"/means-tests/runs/{run.id}?done=ran", "run_id": run.id}
 
-    job = jobs.start(request.app.state.engine, MEANS_JOB, who.username, tr(f"mt.method.{method}"), work,
+    job = jobs.start(request.app.state.engine, MEANS_JOB, who.username, f"mt.method.{method}", work,
                      refusals=(alternative.AlternativeTargetingError,),
                      on_failure=_audit_failure(who, "create", "means_test_run", None))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -517,10 +517,17 @@ def _sim_form(request: Request, session: Session, program: str, cutoffs: str, bu
     return out
 
 
-def _chart(results: list[simulator.Result]) -> list[dict]:
+def _scenario_name(tr, scenario: simulator.Scenario) -> str:
+    """A cut-off scenario in the reader's language ("cut-off 32", "حد 32"); any other as the simulator named it."""
+    if "cutoff" in scenario.parameters and scenario.label.startswith("cut-off") and not scenario.overrides:
+        return tr("sim.scenario_cutoff", cutoff=f"{scenario.parameters['cutoff']:g}")
+    return scenario.label
+
+
+def _chart(results: list[simulator.Result], tr) -> list[dict]:
     """Bars for the chart: eligible households, and both errors, per scenario (widths in %)."""
     top = max((x.total.eligible_households for x in results), default=0) or 1
-    return [{"label": x.scenario.label, "eligible": x.total.eligible_households,
+    return [{"label": _scenario_name(tr, x.scenario), "eligible": x.total.eligible_households,
              "width": round(100 * x.total.eligible_households / top, 1),
              "inclusion": round(100 * (x.total.inclusion_error or 0), 1),
              "exclusion": round(100 * (x.total.exclusion_error or 0), 1)} for x in results]
@@ -573,7 +580,8 @@ def simulator_results(request: Request, session: DB, who: User, program: str = "
     from_form = r._is_htmx(request) and request.headers.get("HX-Trigger") == "sim-form"
     headers = {"HX-Push-Url": "/simulator?" + urlencode(ctx["form"])} if from_form else {}
     return r.render(request, "_simulator_results.html", {**ctx, "results": results, "districts": districts,
-                                                         "chart": _chart(results)},
+                                                         "chart": _chart(results, tr),
+                                                         "scenario_name": lambda sc: _scenario_name(tr, sc)},
                     status=_swappable(request, 422 if ctx["error"] else 200), headers=headers)
 
 
