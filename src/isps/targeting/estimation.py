@@ -553,7 +553,7 @@ def compare(session: Session, estimators: Sequence[str] = ESTIMATORS, *, coverag
     name = active.name if active is not None else ref_spec["name"]
     specs = {"active": ref_spec}
     for est in estimators:
-        say(f"fitting {ESTIMATOR_LABELS[est]} on {len(train_d):,} households")
+        say(f"fitting {ESTIMATOR_LABELS.get(est, est)} on {len(train_d):,} households")
         specs[est] = estimate(train_d, est, ref_spec, name=name, holdout=holdout)
     say(f"judging the models on {len(test_d):,} held-out households")
     evals = [evaluate_model("active", _label("active", active), ref_spec, test_d, coverage, cutoffs)]
