@@ -160,3 +160,23 @@ def test_a_means_test_is_run_in_the_browser_and_its_decisions_counted_by_distric
     assert client.get("/means-tests/evaluation", params={"through": "soon"}).status_code == 422
     csv = client.get("/means-tests", params={"format": "csv", "list": "runs"})
     assert csv.status_code == 200 and str(run_id) in csv.text
+
+
+def test_the_simulator_page_opens_without_simulating_and_its_results_come_by_htmx(client, province):
+    as_user(client, "manager")
+    shell = client.get("/simulator", params={"cutoffs": "30, 35"})
+    assert shell.status_code == 200 and 'hx-trigger="load"' in shell.text and 'id="sim-totals"' not in shell.text
+    assert "/simulator/results?program=bisp_kafaalat&amp;cutoffs=30%2C+35" in shell.text
+    # asked for by the form: the address follows what is shown; by the page's load: it does not move
+    from_form = client.get("/simulator/results", params={"cutoffs": "30, 35"},
+                           headers={"HX-Request": "true", "HX-Trigger": "sim-form"})
+    assert from_form.status_code == 200 and from_form.headers["HX-Push-Url"].startswith("/simulator?program=")
+    assert from_form.text.count("<tr data-scenario=") == 2
+    on_load = client.get("/simulator/results", headers={"HX-Request": "true", "HX-Trigger": "sim-results"})
+    assert "HX-Push-Url" not in on_load.headers
+    # bad input: a 422 to a plain request, the message swapped into the page for htmx (htmx drops 4xx bodies)
+    assert client.get("/simulator/results", params={"poor_share": "abc"}).status_code == 422
+    bad = client.get("/simulator/results", params={"poor_share": "abc"}, headers={"HX-Request": "true"})
+    assert bad.status_code == 200 and 'id="sim-error"' in bad.text and "must be numbers" in text_of(bad.text)
+    as_user(client, "auditor")
+    assert client.get("/simulator/results").status_code == 403
