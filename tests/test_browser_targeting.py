@@ -66,6 +66,13 @@ def test_the_policy_job_in_the_browser_and_in_urdu(browser, server, surveyed_pro
         # the maker fits a quantile model; the job page follows it to the new draft
         m.get_by_role("navigation").get_by_role("link", name="PMT models").click()
         m.wait_for_url(server + "/pmt")
+        # first both estimators beside the model in force, nothing stored (isps pmt evaluate)
+        _press(m, "Compare only")
+        m.locator("#job #eval-summary").wait_for(timeout=120_000)
+        assert m.locator("#eval-summary tbody tr").count() == 3
+        _no_overflow(m)
+        maker.screenshot("pmt_compare_en.png")
+        m.goto(server + "/pmt")
         m.get_by_label("Estimator").select_option("quantile")
         _press(m, "Fit")
         m.wait_for_url(re.compile(r".*/pmt/models/\d+\?done=fitted"), timeout=120_000)

@@ -100,6 +100,9 @@ def test_a_second_person_approves_and_activation_rescores_every_household(client
     assert job.result["next"] == f"/pmt/models/{model_id}?done=activated"
     status = client.get(f"/jobs/{job.id}/status", headers={"HX-Request": "true"})
     assert status.headers["HX-Redirect"] == job.result["next"]
+    # a job over before its page was asked for: the page sends the browser straight on
+    over = client.get(f"/jobs/{job.id}", follow_redirects=False)
+    assert over.status_code == 303 and over.headers["location"] == job.result["next"]
     with transaction(province) as s:
         assert pmt.active_model(s).id == model_id
     assert scalar(province, "SELECT COUNT(*) FROM pmt_score WHERE model_id = :m", m=model_id) == households
@@ -124,6 +127,9 @@ def test_bad_fit_input_is_named_in_the_form_and_a_refused_fit_says_why(client, p
     assert job.state == "failed" and "too few to estimate" in job.error
     page = client.get(f"/jobs/{job.id}").text
     assert "too few to estimate" in text_of(page) and 'hx-trigger="every 1s"' not in page
+    compared = finished(post(client, "/pmt/evaluate", estimator="", coverage="20", holdout="30"))
+    assert compared.state == "failed" and "too few to estimate" in compared.error
+    assert post(client, "/pmt/evaluate", coverage="200", holdout="30").status_code == 422
     assert scalar(province, "SELECT COUNT(*) FROM pmt_model") == before
     assert denied(province, "manager", "fit") == 1
     unknown = client.get("/jobs/0123456789abcdef")

@@ -37,7 +37,7 @@ from isps.web.common import DB, User
 
 router = APIRouter(include_in_schema=False)
 ACT = "pmt.manage"       # program managers and administrators, as the API's Manager
-PMT_JOBS = ("pmt.fit", "pmt.activate")
+PMT_JOBS = ("pmt.fit", "pmt.activate", "pmt.evaluate")
 MEANS_JOB = "means_test"
 METHODS = {"electricity": alternative.ELECTRICITY, "telecom": alternative.TELECOM}
 MAX_MONTHS = 12
@@ -145,6 +145,11 @@ def pmt_home(request: Request, session: DB, who: User) -> Response:
     return _viewer(request, session, who, "pmt_model") or _pmt_home(request, session, who)
 
 
+def _subject(tr, job: jobs.Job) -> str:
+    """What a job works on, in the reader's language when it was given as a label key."""
+    return tr(job.subject) if tr.has(job.subject) else job.subject
+
+
 def _another_job(kinds: tuple[str, ...]) -> jobs.Job | None:
     return next((j for k in kinds if (j := jobs.running(k)) is not None), None)
 
@@ -156,23 +161,9 @@ def pmt_fit(request: Request, session: DB, who: User, estimator: Annotated[str, 
     refused = _actor(request, session, who, "fit", "pmt_model", None, "fit a PMT model")
     if refused:
         return refused
-    tr = r._tr(request)
-    form = {"estimator": estimator, "coverage": coverage, "holdout": holdout}
-    errors = {}
-    if estimator not in estimation.ESTIMATORS:
-        errors["estimator"] = tr("pmt.error.estimator")
-    share = _percent(coverage, 100 * estimation.MIN_COVERAGE, 100 * estimation.MAX_COVERAGE)
-    if share is None:
-        errors["coverage"] = tr("pmt.error.coverage")
-    held = _percent(holdout, 10, 50)
-    if held is None:
-        errors["holdout"] = tr("pmt.error.holdout")
-    if errors:
-        return _pmt_home(request, session, who, errors=errors, form=form, status=422)
-    busy = _another_job(PMT_JOBS)
-    if busy is not None:
-        return _pmt_home(request, session, who, form=form, status=409,
-                         message=tr("pmt.error.busy", who=busy.owner, what=busy.subject))
+    form, share, held, problem = _fit_form(request, session, who, estimator, coverage, holdout)
+    if problem is not None:
+        return problem
 
     def work(s: Session, progress: jobs.Progress) -> dict:
         fitted = estimation.fit_and_store(s, estimator, who.username, coverage=share, holdout=held, progress=progress)
@@ -184,6 +175,49 @@ def pmt_fit(request: Request, session: DB, who: User, estimator: Annotated[str, 
                      f"{estimation.ESTIMATOR_LABELS[estimator]} PMT", work,
                      refusals=(estimation.EstimationError, pmt.PmtModelError),
                      on_failure=_audit_failure(who, "fit", "pmt_model", None))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+def _fit_form(request: Request, session: Session, who: Principal, estimator: str, coverage: str, holdout: str,
+              *, any_estimator: bool = False) -> tuple[dict, float, float, Response | None]:
+    """The fit form read and checked: (form, share targeted, share held out, the page refusing it or None)."""
+    tr = r._tr(request)
+    form = {"estimator": estimator, "coverage": coverage, "holdout": holdout}
+    errors = {}
+    if estimator not in estimation.ESTIMATORS and not any_estimator:
+        errors["estimator"] = tr("pmt.error.estimator")
+    share = _percent(coverage, 100 * estimation.MIN_COVERAGE, 100 * estimation.MAX_COVERAGE)
+    if share is None:
+        errors["coverage"] = tr("pmt.error.coverage")
+    held = _percent(holdout, 10, 50)
+    if held is None:
+        errors["holdout"] = tr("pmt.error.holdout")
+    if errors:
+        return form, 0.0, 0.0, _pmt_home(request, session, who, errors=errors, form=form, status=422)
+    busy = _another_job(PMT_JOBS)
+    if busy is not None:
+        return form, 0.0, 0.0, _pmt_home(request, session, who, form=form, status=409,
+                                         message=tr("pmt.error.busy", who=busy.owner, what=_subject(tr, busy)))
+    return form, share, held, None
+
+
+@router.post("/pmt/evaluate")
+def pmt_evaluate(request: Request, session: DB, who: User, estimator: Annotated[str, Form()] = "",
+                 coverage: Annotated[str, Form()] = "", holdout: Annotated[str, Form()] = "") -> Response:
+    """OLS and quantile fitted and judged beside the model in force, nothing stored (``isps pmt
+    evaluate``): in the background, the report shown on the job's page when it is done."""
+    refused = _actor(request, session, who, "fit", "pmt_model", None, "evaluate PMT estimators")
+    if refused:
+        return refused
+    _, share, held, problem = _fit_form(request, session, who, estimator, coverage, holdout, any_estimator=True)
+    if problem is not None:
+        return problem
+
+    def work(s: Session, progress: jobs.Progress) -> dict:
+        return {"report": estimation.compare(s, coverage=share, holdout=held, progress=progress).report.to_dict()}
+
+    job = jobs.start(request.app.state.engine, "pmt.evaluate", who.username, "pmt.compare_subject", work,
+                     refusals=(estimation.EstimationError,))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -288,7 +322,7 @@ def pmt_activate(request: Request, model_id: Id, session: DB, who: User) -> Resp
     problem = (tr("pmt.error.active") if model.status == "active" else _approval_problem(model))
     busy = _another_job(PMT_JOBS)
     if problem is None and busy is not None:
-        problem = tr("pmt.error.busy", who=busy.owner, what=busy.subject)
+        problem = tr("pmt.error.busy", who=busy.owner, what=_subject(tr, busy))
     if problem is not None:
         audit(session, who, r.CHANNEL, "activate", "pmt_model", model_id, outcome="denied",
               detail=f"refused: {problem[:400]}")
@@ -311,7 +345,11 @@ def pmt_activate(request: Request, model_id: Id, session: DB, who: User) -> Resp
 # ---------------------------------------------------------------- background jobs: the page that polls
 
 def _job_view(request: Request, job: jobs.Job | None) -> dict:
-    return {"job": job, "back": "/means-tests" if job and job.kind == MEANS_JOB else "/pmt"}
+    """The job, where its list is, and a comparison's report (which is kept nowhere else)."""
+    report = (estimation.Report.from_dict(job.result["report"])
+              if job is not None and job.state == "done" and "report" in job.result else None)
+    return {"job": job, "back": "/means-tests" if job and job.kind == MEANS_JOB else "/pmt", "report": report,
+            "bars": _bars(report)}
 
 
 @router.get("/jobs/{job_id}")
@@ -321,6 +359,8 @@ def job_page(request: Request, job_id: str, session: DB, who: User) -> Response:
     if refused:
         return refused
     job = jobs.get(job_id[:40])
+    if job is not None and job.state == "done" and job.result.get("next"):
+        return RedirectResponse(job.result["next"], status_code=303)  # over before the page was asked for
     return r.render(request, "job.html", _job_view(request, job), who=who, session=session,
                     status=200 if job else 404)
 
@@ -436,7 +476,7 @@ def means_run(request: Request, session: DB, who: User, method: Annotated[str, F
     busy = jobs.running(MEANS_JOB)
     if busy is not None:
         return _means_home(request, session, who, form=form, status=409,
-                           message=tr("pmt.error.busy", who=busy.owner, what=busy.subject))
+                           message=tr("pmt.error.busy", who=busy.owner, what=_subject(tr, busy)))
 
     def work(s: Session, progress: jobs.Progress) -> dict:
         progress(f"deciding every household by the {method} test")
