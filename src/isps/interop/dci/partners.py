@@ -147,10 +147,7 @@ def record_consent_by_identifier(session: Session, partner_id: int, number: str,
     (:func:`isps.interop.dci.search.member_consent`), so that is the purpose an officer means."""
     person_id = _person_by_identifier(session, number)
     if purpose is None:
-        purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
-                                                                    DciAgreement.active))
-        if purpose is None:
-            raise PartnerError("this partner has no agreement in force: give the consent's purpose")
+        purpose = _agreement_purpose(session, partner_id)
     return record_consent(session, partner_id, person_id, purpose, actor, expires_on=expires_on, evidence=evidence)
 
 
@@ -335,12 +332,14 @@ def end_agreement(session: Session, who, channel: str, partner_id: int, agreemen
     return row
 
 
-def consent_at_counter(session: Session, who, channel: str, partner_id: int, number: str,
-                       purpose: str | None = None, expires_on: date | None = None,
+def consent_at_counter(session: Session, who, channel: str, partner_id: int, number: str | None = None, *,
+                       individual_id: int | None = None, purpose: str | None = None, expires_on: date | None = None,
                        evidence: str | None = None) -> tuple[DciConsent, str]:
-    """A counter operator or officer records a citizen's consent to share their record with a partner:
-    the person must live in the user's district (district roles), the partner must be active, and
-    the record is audited (``record``, on the person). Returns the consent and the masked CNIC."""
+    """A counter operator or officer records a citizen's consent to share their record with a partner,
+    the person named by CNIC / B-form ``number`` or chosen by ``individual_id`` from their household:
+    the person must be registered in the user's district (district roles; a refusal is audited and
+    nothing written), the partner active, the purpose that of its agreement unless given. Audited
+    ``record`` on the person. Returns the consent and the person's masked CNIC."""
     from isps.access.service import AccessError, audit
     from isps.registry import cnic as cnic_rules
     from isps.registry.models import Individual
@@ -352,17 +351,31 @@ def consent_at_counter(session: Session, who, channel: str, partner_id: int, num
     if expires_on is not None and expires_on <= date.today():
         raise PartnerError("consent: expires on: a day after today")
     evidence = (evidence or "").strip()[:200] or None
-    person_id = _person_by_identifier(session, number)
-    person = session.get(Individual, person_id)
+    if individual_id is not None:
+        person = session.get(Individual, individual_id)
+        if person is None:
+            raise PartnerError(f"consent: no person {individual_id} in the registry")
+    elif number and number.strip():
+        person = session.get(Individual, _person_by_identifier(session, number))
+    else:
+        raise PartnerError("consent: give the person's CNIC or B-form number")
     if who.scope is not None and person.district_id != who.scope:
         audit(session, who, channel, "record", "individual", person.id, who.scope, outcome="denied",
               detail=f"refused: consent for {p.sender_id} of a person outside the user's district")
         raise AccessError("this person is registered in another district: their consent is recorded there")
-    row = record_consent_by_identifier(session, p.id, number, who.username, (purpose or "").strip()[:60] or None,
-                                       expires_on, evidence)
+    purpose = (purpose or "").strip()[:60] or _agreement_purpose(session, p.id)
+    row = record_consent(session, p.id, person.id, purpose, who.username, expires_on=expires_on, evidence=evidence)
     audit(session, who, channel, "record", "individual", person.id, person.district_id,
           detail=f"consent {row.id} for {p.sender_id} ({row.purpose})" + (f", evidence {evidence[:60]}" if evidence else ""))
-    return row, cnic_rules.mask(person.cnic)
+    return row, cnic_rules.mask(person.cnic) if person.cnic else "—"
+
+
+def _agreement_purpose(session: Session, partner_id: int) -> str:
+    purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
+                                                                DciAgreement.active))
+    if purpose is None:
+        raise PartnerError("this partner has no agreement in force: give the consent's purpose")
+    return purpose
 
 
 # ---------------------------------------------------------------- look-ups (cached briefly per process)

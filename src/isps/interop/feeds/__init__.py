@@ -12,7 +12,7 @@ Public functions::
     exclusions(session, district_scope=None)
 
 Change requests (maker-checker) and re-certification are in :mod:`.changes`; the list of
-deliveries and one delivery's stored row report in :mod:`.deliveries`.
+deliveries and one delivery's stored row report in :mod:`.delivery_log`.
 
 The formats are documented in ``docs/feeds.md``.
 """

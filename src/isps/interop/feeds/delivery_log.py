@@ -109,3 +109,8 @@ def conflicts_raised(session: Session, d: dict, *, limit: int = 200) -> tuple[in
                                 r.kept_since, cnic_rules.mask(r.offered_value) if r.field == "cnic" else r.offered_value,
                                 r.offered_source, r.offered_effective, r.source_ref, r.status, r.recorded_at)
                    for r in rows]
+
+
+def count_rejections(session: Session, delivery_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(FeedRejection)
+                          .where(FeedRejection.delivery_id == delivery_id)) or 0
