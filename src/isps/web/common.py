@@ -2,7 +2,8 @@
 reader's language with the security headers, error pages, and the geography for filters.
 
 The page modules (:mod:`isps.web.routes`, :mod:`isps.web.programs`, :mod:`isps.web.linkage`,
-:mod:`isps.web.updates`, :mod:`isps.web.payments`) import from here and never from each other.
+:mod:`isps.web.updates`, :mod:`isps.web.payments`, :mod:`isps.web.feeds`, :mod:`isps.web.partners`,
+:mod:`isps.web.users`) import from here and never from each other.
 """
 
 from __future__ import annotations
