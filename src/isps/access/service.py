@@ -435,8 +435,8 @@ def count_users(session: Session, *, role: str | None = None, district_id: int |
 
 def _check_username(username: str) -> str:
     name = username.strip().lower()
-    if not 3 <= len(name) <= 60 or not set(name) <= USERNAME_CHARS:
-        raise UserError(f"user name '{username[:60]}': 3 to 60 letters, digits, dots, dashes or underscores")
+    if not 2 <= len(name) <= 60 or not set(name) <= USERNAME_CHARS:
+        raise UserError(f"user name '{username[:60]}': 2 to 60 letters, digits, dots, dashes or underscores")
     return name
 
 
