@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from isps.db import transaction
 from isps.interop import feeds
+from isps.interop.dci import partners as dci_partners
 from isps.registry import cnic as cnic_rules
 from tests.conftest import PASSWORD
 from tests.test_web import sign_in, text_of
@@ -244,13 +245,24 @@ def test_administrator_registers_a_partner_with_an_agreement(client, province):
     page = client.get(f"/partners/{pid}").text
     assert "MOU-2026-14" in page and "name, poverty_score" in page
     aid = scalar(province, "SELECT id FROM dci_agreement WHERE reference = 'MOU-2026-14'")
-    # rotate the secret: the new one differs and is shown once
+    client_id = scalar(province, "SELECT client_id FROM dci_partner WHERE id = :i", i=pid)
+
+    def token(with_secret: str) -> int:
+        return client.post("/dci/oauth2/client/token", data={"grant_type": "client_credentials", "client_id": client_id,
+                                                              "client_secret": with_secret}).status_code
+
+    assert token(secret) == 200
+    # rotate the secret: the new one differs, is shown once, and the old one stops working
     r = post(client, f"/partners/{pid}/secret")
-    assert secret_on(r.text, "client-secret") != secret
+    rotated = secret_on(r.text, "client-secret")
+    assert rotated != secret and token(secret) == 401 and token(rotated) == 200
     # end the agreement, revoke the partner
     assert post(client, f"/partners/{pid}/agreements/{aid}/end").status_code == 303
     assert scalar(province, "SELECT COUNT(*) FROM dci_agreement WHERE active = :t", t=True) == 0
+    with transaction(province) as s:  # the DCI API serves the partner without an agreement at once
+        assert dci_partners.partner_by_sender(s, "pk-bisp-nsp").agreement is None
     assert post(client, f"/partners/{pid}/revoke").status_code == 303
+    assert token(rotated) == 401  # a revoked partner gets no token
     for action in ("create", "rotate", "end", "revoke"):
         assert audited(province, "admin", action) >= 1, action
     assert "pk-bisp-nsp" in client.get("/partners?format=csv&list=partners").text
