@@ -166,6 +166,12 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         assert "ڈیٹا شیئرنگ معاہدے" in a.content()
         admin.screenshot("admin-partner-ur.png")
         _no_overflow(a)
+        a.goto(server + "/users")
+        a.locator('tr[data-user="kasur_officer"] a').click()
+        a.wait_for_load_state()
+        assert a.locator("#district").inner_text() == "قصور"
+        admin.screenshot("admin-user-ur.png")
+        _no_overflow(a)
         for url, name in (("/users", "admin-users-ur.png"), ("/feeds/deliveries/1", "admin-feed-report-ur.png"),
                           ("/feeds/deliveries", "admin-feeds-ur.png")):
             a.goto(server + url)

@@ -106,6 +106,11 @@ def test_administrator_creates_a_district_officer_and_manages_the_account(client
     # filters: by role and district
     assert "okara_officer" in client.get("/users?role=district_officer&district_id=2").text
     assert "okara_officer" not in client.get("/users?role=counter_operator").text
+    # another user's page offers every step; the administrator's own page does not offer a change of role
+    page = client.get(f"/users/{uid}").text
+    assert re.search(r'<select id="c-role" name="role">', page) and 'id="disable">' in page
+    me = scalar(province, "SELECT id FROM app_user WHERE username = 'admin'")
+    assert '<select id="c-role" name="role" disabled>' in client.get(f"/users/{me}").text
     # a change of role and district, a reset, a disable: each audited
     assert post(client, f"/users/{uid}/role", role="counter_operator", district_id="1").status_code == 303
     assert scalar(province, "SELECT district_id FROM app_user WHERE id = :i", i=uid) == 1
@@ -117,7 +122,6 @@ def test_administrator_creates_a_district_officer_and_manages_the_account(client
     for action in ("edit", "reset_password", "disable"):
         assert audited(province, "admin", action) == 1, action
     # the administrator cannot disable their own account or change their own role
-    me = scalar(province, "SELECT id FROM app_user WHERE username = 'admin'")
     r = post(client, f"/users/{me}/disable")
     assert r.status_code == 422 and "own account" in text_of(r.text)
     assert scalar(province, "SELECT COUNT(*) FROM app_user WHERE username = 'admin' AND active = :t", t=True) == 1

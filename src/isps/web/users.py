@@ -126,7 +126,7 @@ def _one(request: Request, session: Session, who: Principal, user_id: int, *, er
     audit(session, who, r.CHANNEL, "read", "user", user_id, None, detail=f"opened {row.username}")
     return r.render(request, "admin_user.html", {
         "u": u, "geo": geo, "roles": access.ROLES, "scoped": access.SCOPED_ROLES,
-        "notice": notice, "error": error, "made": made, "self": row.username == who.username},
+        "notice": notice, "error": error, "made": made, "is_self": row.username == who.username},
         who=who, session=session, status=status)
 
 
