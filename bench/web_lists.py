@@ -68,6 +68,14 @@ def populate(engine) -> dict:
             SELECT b.id, b.household_id, 5.0, 0.5, {json_empty}, 'review', 1 FROM beneficiary b
             WHERE b.batch_id = :batch"""), {"batch": batch.id})
         s.execute(text("UPDATE beneficiary SET household_id = NULL WHERE batch_id = :batch"), {"batch": batch.id})
+        # one feed delivery per household, and one refused row per household in the first one's report
+        s.execute(text("""INSERT INTO feed_delivery (feed, reference, actor, received_at, records, accepted, rejected)
+            SELECT 'nadra', 'bench-' || CAST(h.id AS VARCHAR(20)), 'bench', :at, 10, 9, 1 FROM household h"""),
+                  {"at": day})
+        first = s.scalar(text("SELECT min(id) FROM feed_delivery"))
+        s.execute(text("""INSERT INTO feed_rejection (delivery_id, seq, row, record_ref, field, reason)
+            SELECT :d, ROW_NUMBER() OVER (ORDER BY h.id), 1, 'R' || CAST(h.id AS VARCHAR(20)), 'cnic',
+                   'must be 13 digits' FROM household h"""), {"d": first})
         create_user(s, "bench", "bench-pass", "administrator")
         counts = {name: s.scalar(text(sql)) for name, sql in (
             ("enrolled", "SELECT count(*) FROM enrolment WHERE status = 'enrolled'"),
@@ -105,11 +113,20 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
         "review": at("SELECT id FROM match_candidate WHERE status = 'review' ORDER BY id", 20,
                      "/sbr/review?after={}"),
         "search": at("SELECT id FROM household ORDER BY id", 25, "/?search=1&after={}"),
+        "feed_deliveries": at("SELECT id FROM feed_delivery ORDER BY id DESC", 50, "/feeds/deliveries?before={}"),
+        "feed_report": at("SELECT seq FROM feed_rejection WHERE delivery_id = (SELECT min(id) FROM feed_delivery) "
+                          "ORDER BY seq", 50, f"/feeds/deliveries/{_first_delivery(engine)}?after={{}}"),
     }
 
 
+def _first_delivery(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT min(id) FROM feed_delivery")).scalar()
+
+
 FIRST = {"enrolled": f"/programs/{PROGRAM}/enrolment", "waiting": f"/programs/{PROGRAM}/enrolment",
-         "audit": "/audit", "review": "/sbr/review", "search": "/?search=1"}
+         "audit": "/audit", "review": "/sbr/review", "search": "/?search=1", "feed_deliveries": "/feeds/deliveries",
+         "feed_report": "/feeds/deliveries/{first}"}
 
 
 def time_pages(engine, backend: str, n: int, samples: int, deep: int = DEEP) -> None:
@@ -117,7 +134,8 @@ def time_pages(engine, backend: str, n: int, samples: int, deep: int = DEEP) -> 
 
     from isps.api.app import create_app
 
-    pages = [{name: (1, url) for name, url in FIRST.items()}, deep_cursors(engine, deep)]
+    first = _first_delivery(engine)
+    pages = [{name: (1, url.format(first=first)) for name, url in FIRST.items()}, deep_cursors(engine, deep)]
     with TestClient(create_app(engine, secret="bench")) as client:
         r = client.post("/login", data={"username": "bench", "password": "bench-pass"}, follow_redirects=False)
         assert r.status_code == 303, r.text

@@ -56,12 +56,12 @@ def test_demo_builds_runs_the_flows_and_prints_sign_in(sqlite_env):
 
 
 def test_users_create_validates_role_and_district(sqlite_env):
-    r = runner.invoke(app, ["users", "create", "okara.officer", "--role", "district_officer", "--password", "x1"])
+    r = runner.invoke(app, ["users", "create", "okara.officer", "--role", "district_officer", "--password", "x1-long-enough"])
     assert r.exit_code == 1 and "needs a district" in r.output
-    r = runner.invoke(app, ["users", "create", "o2", "--role", "district_officer", "--password", "x1",
+    r = runner.invoke(app, ["users", "create", "o2", "--role", "district_officer", "--password", "x1-long-enough",
                             "--district", "Atlantis"])
     assert r.exit_code == 1 and "no district 'Atlantis'" in r.output
-    r = runner.invoke(app, ["users", "create", "o3", "--role", "district_officer", "--password", "x1",
+    r = runner.invoke(app, ["users", "create", "o3", "--role", "district_officer", "--password", "x1-long-enough",
                             "--district", "Okara"])
     assert r.exit_code == 0, r.output
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "pmt.manage": ("administrator", "program_manager"),
     "audit.read": ("administrator", "auditor"),
     "users.manage": ("administrator",),
+    "partners.manage": ("administrator",),                      # DCI partners, keys, agreements
+    "consent.record": ("administrator", "district_officer", "counter_operator"),
 }
 
 ROLE_LABELS = {
@@ -50,6 +52,7 @@ ACTIONS = frozenset({
     "approve", "reject", "decide", "enrol", "exit", "suspend", "reinstate", "keep", "review", "graduate",
     "fit", "activate", "reconcile", "release", "notify", "record",
     "sign_in", "sign_out", "unlock",                                      # sessions and accounts
+    "disable", "enable", "reset_password", "rotate", "revoke", "end",     # accounts, partners' keys, agreements
     "refused",  # a request refused before it reached an action (forged form, cookie write, role)
 })
 OUTCOMES = ("ok", "denied", "not_found", "failed")
@@ -371,3 +374,179 @@ def count_trail(session: Session, *, entity: str | None = None, entity_id: int |
     """How many audit records :func:`audit_trail` pages through with the same filters."""
     return session.scalar(select(func.count()).select_from(AuditRecord).where(
         *_trail_where(entity, entity_id, actor, action, outcome, district_id, since, until))) or 0
+
+
+# ---------------------------------------------------------------- managing users (administrators)
+
+USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+PASSWORD_MIN = 10
+
+
+class UserError(ValueError):
+    """A user change that cannot be made; the message names the user and the field."""
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    full_name: str
+    role: str
+    district_id: int | None
+    active: bool
+    locked: bool
+    created_at: datetime | None
+
+
+def _user_where(role: str | None, district_id: int | None, active: bool | None, locked_only: bool) -> list:
+    where = []
+    if role:
+        where.append(User.role == role)
+    if district_id is not None:
+        where.append(User.district_id == district_id)
+    if active is not None:
+        where.append(User.active == active)
+    if locked_only:
+        where.append(User.username.in_(select(func.substr(SignInFailure.key, 6))
+                                       .where(SignInFailure.key.like("user:%"), SignInFailure.locked)))
+    return where
+
+
+def list_users(session: Session, *, after: int | None = None, limit: int = 50, role: str | None = None,
+               district_id: int | None = None, active: bool | None = None, locked_only: bool = False) -> list[UserRow]:
+    """Users by id, a keyset page at a time (``after`` the last id shown), with whether each is locked
+    after failed sign-ins (one join on the failure counters, never a look-up per user)."""
+    lock = (select(SignInFailure.locked).where(SignInFailure.key == literal("user:") + User.username)
+            .correlate(User).scalar_subquery())
+    stmt = select(User, lock).where(*_user_where(role, district_id, active, locked_only))
+    if after:
+        stmt = stmt.where(User.id > after)
+    rows = session.execute(stmt.order_by(User.id).limit(limit)).all()
+    return [UserRow(u.id, u.username, u.full_name, u.role, u.district_id, u.active, bool(locked), u.created_at)
+            for u, locked in rows]
+
+
+def count_users(session: Session, *, role: str | None = None, district_id: int | None = None,
+                active: bool | None = None, locked_only: bool = False) -> int:
+    """How many users :func:`list_users` pages through with the same filters."""
+    return session.scalar(select(func.count()).select_from(User).where(
+        *_user_where(role, district_id, active, locked_only))) or 0
+
+
+def _check_username(username: str) -> str:
+    name = username.strip().lower()
+    if not 2 <= len(name) <= 60 or not set(name) <= USERNAME_CHARS:
+        raise UserError(f"user name '{username[:60]}': 2 to 60 letters, digits, dots, dashes or underscores")
+    return name
+
+
+def _check_password(username: str, password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise UserError(f"user {username}: password: at least {PASSWORD_MIN} characters")
+    if password.strip().lower() == username:
+        raise UserError(f"user {username}: password: must not be the user name")
+
+
+def _role_district(username: str, role: str, district_id: int | None) -> int | None:
+    if role not in ROLES:
+        raise UserError(f"user {username}: role: must be one of {', '.join(ROLES)}")
+    if role in SCOPED_ROLES and district_id is None:
+        raise UserError(f"user {username}: district: a {ROLE_LABELS[role].lower()} needs a district")
+    return district_id if role in SCOPED_ROLES else None
+
+
+def new_password() -> str:
+    """An initial or reset password, shown once to the administrator: 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user '{username[:60]}'")
+    return user
+
+
+def _end_sessions(session: Session, username: str) -> None:
+    """Sign a user out everywhere (disabled, password reset): their open sessions are revoked."""
+    session.execute(update(AuthSession).where(AuthSession.username == username, AuthSession.revoked_at.is_(None))
+                    .values(revoked_at=_now()))
+
+
+def add_user(session: Session, who: Principal, channel: str, username: str, role: str, *, full_name: str = "",
+             district_id: int | None = None, password: str | None = None) -> tuple[User, str | None]:
+    """An administrator creates a user (audited ``create``). Without a password one is made and
+    returned, to be shown once; with one, None is returned in its place."""
+    who.require("users.manage")
+    name = _check_username(username)
+    district_id = _role_district(name, role, district_id)
+    if district_id is not None:
+        from isps.registry.models import District
+        if session.get(District, district_id) is None:
+            raise UserError(f"user {name}: district: no district {district_id}")
+    made = password is None
+    password = new_password() if made else password
+    _check_password(name, password)
+    try:
+        user = create_user(session, name, password, role, full_name.strip()[:120], district_id)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    audit(session, who, channel, "create", "user", user.id, district_id,
+          detail=f"created {name} as {role}" + (f" in district {district_id}" if district_id else "")
+          + ("; initial password generated" if made else "; initial password set"))
+    return user, password if made else None
+
+
+def change_role(session: Session, who: Principal, channel: str, username: str, role: str,
+                district_id: int | None) -> User:
+    """An administrator changes a user's role and district scope (audited ``edit``, old and new). The
+    new scope applies within :attr:`Tokens.user_ttl` seconds to sessions already open."""
+    who.require("users.manage")
+    user = _user(session, username)
+    district_id = _role_district(user.username, role, district_id)
+    if user.username == who.username and role != user.role:
+        raise UserError(f"user {user.username}: role: you may not change your own role")
+    if district_id is not None:
+        from isps.registry.models import District
+        if session.get(District, district_id) is None:
+            raise UserError(f"user {user.username}: district: no district {district_id}")
+    before = f"{user.role}" + (f" in district {user.district_id}" if user.district_id else "")
+    user.role, user.district_id = role, district_id
+    session.flush()
+    audit(session, who, channel, "edit", "user", user.id, district_id,
+          detail=f"{user.username}: {before} -> {role}" + (f" in district {district_id}" if district_id else ""))
+    return user
+
+
+def set_active(session: Session, who: Principal, channel: str, username: str, active: bool) -> User:
+    """An administrator disables a user (signed out everywhere, can no longer sign in) or enables
+    them again; audited ``disable`` / ``enable``. No one disables their own account."""
+    who.require("users.manage")
+    user = _user(session, username)
+    if not active and user.username == who.username:
+        raise UserError(f"user {user.username}: you may not disable your own account")
+    user.active = active
+    if not active:
+        _end_sessions(session, user.username)
+    session.flush()
+    audit(session, who, channel, "enable" if active else "disable", "user", user.id, user.district_id,
+          detail=f"{'enabled' if active else 'disabled'} {user.username}")
+    return user
+
+
+def reset_password(session: Session, who: Principal, channel: str, username: str,
+                   password: str | None = None) -> str | None:
+    """An administrator sets a new password (or has one made, returned to be shown once); the user's
+    sessions are ended and a lock after failed sign-ins cleared. Audited ``reset_password``."""
+    who.require("users.manage")
+    user = _user(session, username)
+    made = password is None
+    password = new_password() if made else password
+    _check_password(user.username, password)
+    user.password_hash = hash_password(password)
+    _end_sessions(session, user.username)
+    session.execute(delete(SignInFailure).where(SignInFailure.key == _account_key(user.username)))
+    session.flush()
+    audit(session, who, channel, "reset_password", "user", user.id, user.district_id,
+          detail=f"password of {user.username} {'generated' if made else 'set'}; sessions ended")
+    return password if made else None

@@ -194,8 +194,9 @@ def users_create(username: str, role: Annotated[str, typer.Option()],
                  password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
                  district: Annotated[Optional[str], typer.Option(help="district name, for scoped roles")] = None,
                  full_name: Annotated[str, typer.Option()] = "") -> None:
-    """Create a user with a role (and a district for district officers and counter operators)."""
-    from isps.access.service import create_user
+    """Create a user with a role (and a district for district officers and counter operators); audited
+    as done by 'cli', with the same checks as the web's user desk."""
+    from isps.access.service import Principal, add_user
     from isps.registry.geography import district_by_name
 
     engine = _engine()
@@ -207,10 +208,11 @@ def users_create(username: str, role: Annotated[str, typer.Option()],
         district_id = info.id
     try:
         with transaction(engine) as s:
-            create_user(s, username, password, role, full_name, district_id)
+            user, _ = add_user(s, Principal("cli", "administrator", None), "cli", username, role,
+                               full_name=full_name, district_id=district_id, password=password)
     except ValueError as exc:
         _fail(str(exc))
-    console.print(f"created {username} ({role})")
+    console.print(f"created {user.username} ({role})")
 
 
 def ensure_demo_users(engine) -> None:

@@ -26,6 +26,13 @@ def _partner_id(s, sender_id: str) -> int:
     return pid
 
 
+def _cli(actor: str = "cli"):
+    """Whoever runs the CLI on the server is trusted as an administrator; audited under ``actor``."""
+    from isps.access.service import Principal
+
+    return Principal(actor[:60] or "cli", "administrator", None)
+
+
 @partners_app.command("register")
 def register(sender_id: str, name: Annotated[str, typer.Option()],
              callback: Annotated[Optional[str], typer.Option(help="base URL for on-search and notify")] = None,
@@ -39,7 +46,7 @@ def register(sender_id: str, name: Annotated[str, typer.Option()],
 
     try:
         with transaction(_engine()) as s:
-            partner, secret = partners.register_partner(s, sender_id, name, callback, test, accept_unsigned)
+            partner, secret = partners.register(s, _cli(), "cli", sender_id, name, callback, test, accept_unsigned)
     except partners.PartnerError as exc:
         _fail(str(exc))
     if test:
@@ -77,8 +84,8 @@ def agreement(sender_id: str, reference: Annotated[str, typer.Option()], purpose
 
     try:
         with transaction(_engine()) as s:
-            row = partners.set_agreement(s, _partner_id(s, sender_id), reference, purpose,
-                                         [f.strip() for f in fields.split(",") if f.strip()], consent, actor)
+            row = partners.make_agreement(s, _cli(actor), "cli", _partner_id(s, sender_id), reference, purpose,
+                                          [f.strip() for f in fields.split(",") if f.strip()], consent)
     except partners.PartnerError as exc:
         _fail(str(exc))
     console.print(f"agreement {row.reference} for {sender_id}: {', '.join(row.fields)}"
@@ -94,14 +101,38 @@ def consent(sender_id: str, identifier: Annotated[str, typer.Argument(help="the 
     """Record a person's consent to share their record with a partner (agreements that require consent)."""
     from isps.cli.common import _engine, _fail, console
     from isps.interop.dci import partners
-    from isps.registry.cnic import mask
-    from isps.registry.models import Individual
 
     try:
         with transaction(_engine()) as s:
-            row = partners.record_consent_by_identifier(s, _partner_id(s, sender_id), identifier, actor, purpose,
-                                                        expires.date() if expires else None, evidence)
-            number = s.get(Individual, row.individual_id).cnic
+            row, masked = partners.consent_at_counter(s, _cli(actor), "cli", _partner_id(s, sender_id), identifier,
+                                                      purpose=purpose, expires_on=expires.date() if expires else None,
+                                                      evidence=evidence)
     except partners.PartnerError as exc:
         _fail(str(exc))
-    console.print(f"consent {row.id} recorded: {mask(number)} for {sender_id} ({row.purpose})")
+    console.print(f"consent {row.id} recorded: {masked} for {sender_id} ({row.purpose})")
+
+
+@partners_app.command("rotate")
+def rotate(sender_id: str) -> None:
+    """A new client secret for a partner (shown once); the old one stops working at once."""
+    from isps.cli.common import _engine, _fail, console
+    from isps.interop.dci import partners
+
+    try:
+        with transaction(_engine()) as s:
+            secret = partners.rotate_secret(s, _cli(), "cli", _partner_id(s, sender_id))
+    except partners.PartnerError as exc:
+        _fail(str(exc))
+    console.print(f"new client_secret for {sender_id} (shown once; store it now):")
+    console.print(secret, soft_wrap=True, markup=False, highlight=False)
+
+
+@partners_app.command("revoke")
+def revoke(sender_id: str) -> None:
+    """Revoke a partner: no new token, no request served (restore it from the web's partner page)."""
+    from isps.cli.common import _engine, console
+    from isps.interop.dci import partners
+
+    with transaction(_engine()) as s:
+        partners.set_partner_active(s, _cli(), "cli", _partner_id(s, sender_id), False)
+    console.print(f"{sender_id} revoked")

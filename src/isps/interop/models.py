@@ -33,6 +33,19 @@ class FeedDelivery(Base):
     __table_args__ = (UniqueConstraint("feed", "reference", name="uq_feed_delivery_feed_reference"),)
 
 
+class FeedRejection(Base):
+    """One refused row of a delivery and why, written in the delivery's own transaction, so that its
+    row report can be read (and downloaded) later, not only by whoever sent it."""
+
+    __tablename__ = "feed_rejection"
+    delivery_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)   # order in the report
+    row: Mapped[int] = mapped_column(Integer)
+    record_ref: Mapped[str] = mapped_column(String(80))
+    field: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(300))
+
+
 class FeedRecord(Base):
     """A record already applied, by the sender's own reference (idempotency per record)."""
 

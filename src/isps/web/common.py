@@ -2,7 +2,8 @@
 reader's language with the security headers, error pages, and the geography for filters.
 
 The page modules (:mod:`isps.web.routes`, :mod:`isps.web.programs`, :mod:`isps.web.linkage`,
-:mod:`isps.web.updates`, :mod:`isps.web.payments`, :mod:`isps.web.targeting`) import from here and never from each other.
+:mod:`isps.web.updates`, :mod:`isps.web.payments`, :mod:`isps.web.targeting`, :mod:`isps.web.feeds`,
+:mod:`isps.web.partners`, :mod:`isps.web.users`) import from here and never from each other.
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
               "district": _district_name(tr, district) if district else tr("header.all_punjab"),
               "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
               "can_simulate": who.can("pmt.manage"), "can_pay": who.can("pmt.manage") or who.can("audit.read")}
+        me.update(can_users=who.can("users.manage"), can_feeds=who.can("registry.import"),
+                  can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"))
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
            "program_name": lambda code: program_name(tr, code),

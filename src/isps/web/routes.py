@@ -564,6 +564,9 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.include_router(__import__("isps.web.payments", fromlist=["router"]).router)  # funds, cycles, payrolls, files
     app.include_router(__import__("isps.web.targeting", fromlist=["router"]).router)  # PMT models, means tests, simulator
+    app.include_router(__import__("isps.web.feeds", fromlist=["router"]).router)  # feed deliveries, row reports
+    app.include_router(__import__("isps.web.partners", fromlist=["router"]).router)  # DCI partners, consent
+    app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)

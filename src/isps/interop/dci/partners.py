@@ -145,6 +145,14 @@ def record_consent_by_identifier(session: Session, partner_id: int, number: str,
     """A person's consent, found by CNIC or B-form number, for ``purpose`` or else the purpose of the
     partner's agreement in force: consent gates results only when its purpose is the agreement's
     (:func:`isps.interop.dci.search.member_consent`), so that is the purpose an officer means."""
+    person_id = _person_by_identifier(session, number)
+    if purpose is None:
+        purpose = _agreement_purpose(session, partner_id)
+    return record_consent(session, partner_id, person_id, purpose, actor, expires_on=expires_on, evidence=evidence)
+
+
+def _person_by_identifier(session: Session, number: str) -> int:
+    """The one registry person holding a CNIC or B-form number (messages name it masked)."""
     from isps.registry import cnic as cnic_rules
     from isps.registry.models import Individual
 
@@ -156,16 +164,218 @@ def record_consent_by_identifier(session: Session, partner_id: int, number: str,
     if len(people) != 1:
         raise PartnerError(f"no one in the registry holds {cnic_rules.mask(normalised)}" if not people else
                            f"more than one person holds {cnic_rules.mask(normalised)}: correct the registry first")
-    if purpose is None:
-        purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
-                                                                    DciAgreement.active))
-        if purpose is None:
-            raise PartnerError("this partner has no agreement in force: give the consent's purpose")
-    return record_consent(session, partner_id, people[0], purpose, actor, expires_on=expires_on, evidence=evidence)
+    return people[0]
 
 
 def revoke_consent(session: Session, consent_id: int) -> None:
     session.execute(update(DciConsent).where(DciConsent.id == consent_id).values(revoked_at=datetime.now()))
+
+
+# ---------------------------------------------------------------- the administrator's desk (audited)
+
+def _partner(session: Session, partner_id: int) -> DciPartner:
+    row = session.get(DciPartner, partner_id)
+    if row is None:
+        raise PartnerError(f"no partner {partner_id}")
+    return row
+
+
+def list_partners(session: Session, *, after: int | None = None, limit: int = 50) -> list[dict]:
+    """Partners by id, a keyset page at a time, each with its agreement in force (if any)."""
+    stmt = select(DciPartner, DciAgreement).outerjoin(
+        DciAgreement, and_(DciAgreement.partner_id == DciPartner.id, DciAgreement.active))
+    if after:
+        stmt = stmt.where(DciPartner.id > after)
+    return [{"id": p.id, "sender_id": p.sender_id, "name": p.name, "client_id": p.client_id, "active": p.active,
+             "test": p.test_partner, "agreement": a.reference if a else None, "purpose": a.purpose if a else None}
+            for p, a in session.execute(stmt.order_by(DciPartner.id).limit(limit))]
+
+
+def count_partners(session: Session) -> int:
+    from sqlalchemy import func
+    return session.scalar(select(func.count()).select_from(DciPartner)) or 0
+
+
+def partner_file(session: Session, partner_id: int) -> dict:
+    """One partner: its registration, signing keys, every agreement (newest first) and its consents on record."""
+    from sqlalchemy import func
+    p = _partner(session, partner_id)
+    keys = list(session.scalars(select(DciPartnerKey).where(DciPartnerKey.partner_id == p.id).order_by(DciPartnerKey.id)))
+    agreements = list(session.scalars(select(DciAgreement).where(DciAgreement.partner_id == p.id)
+                                      .order_by(DciAgreement.id.desc())))
+    consents = session.scalar(select(func.count()).select_from(DciConsent).where(
+        DciConsent.partner_id == p.id, DciConsent.revoked_at.is_(None))) or 0
+    return {"partner": p, "keys": keys, "agreements": agreements, "consents": consents}
+
+
+def register(session: Session, who, channel: str, sender_id: str, name: str, callback_uri: str | None = None,
+             test: bool = False, accept_unsigned: bool = False) -> tuple[DciPartner, str]:
+    """:func:`register_partner` by an administrator, checked and audited (``create``)."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    sender_id, name = sender_id.strip(), name.strip()
+    if not sender_id or len(sender_id) > 100 or any(c.isspace() for c in sender_id):
+        raise PartnerError("sender id: 1 to 100 characters without spaces (the DCI header's sender_id)")
+    if not name or len(name) > 200:
+        raise PartnerError(f"partner {sender_id}: name: 1 to 200 characters")
+    callback_uri = (callback_uri or "").strip() or None
+    if callback_uri and (len(callback_uri) > 300 or not callback_uri.startswith(("https://", "http://"))):
+        raise PartnerError(f"partner {sender_id}: callback: an http(s) address of at most 300 characters")
+    partner, secret = register_partner(session, sender_id, name, callback_uri, test, accept_unsigned)
+    audit(session, who, channel, "create", "dci_partner", partner.id,
+          detail=f"registered {sender_id} ({name[:80]}), client {partner.client_id}" + (" TEST PARTNER" if test else ""))
+    return partner, secret
+
+
+def rotate_secret(session: Session, who, channel: str, partner_id: int) -> str:
+    """A new client secret (returned once, stored hashed); the old one stops working at once.
+    Tokens already issued stay valid until they expire (at most the token lifetime)."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    p = _partner(session, partner_id)
+    secret = secrets.token_urlsafe(32)
+    p.client_secret_hash = hash_password(secret)
+    session.flush()
+    _CACHE.clear()
+    audit(session, who, channel, "rotate", "dci_partner", p.id, detail=f"new client secret for {p.sender_id}")
+    return secret
+
+
+def set_partner_active(session: Session, who, channel: str, partner_id: int, active: bool) -> DciPartner:
+    """Revoke a partner (no new token, no request served) or restore it; audited."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    p = _partner(session, partner_id)
+    p.active = active
+    session.flush()
+    _CACHE.clear()
+    audit(session, who, channel, "enable" if active else "revoke", "dci_partner", p.id,
+          detail=f"{'restored' if active else 'revoked'} partner {p.sender_id}")
+    return p
+
+
+def add_signing_key(session: Session, who, channel: str, partner_id: int, kid: str, algorithm: str,
+                    public_key_pem: str) -> DciPartnerKey:
+    """:func:`add_key` by an administrator, audited (``create``)."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    p = _partner(session, partner_id)
+    kid = kid.strip()
+    if not kid or len(kid) > 100:
+        raise PartnerError(f"partner {p.sender_id}: key id: 1 to 100 characters")
+    if algorithm not in signing.ALGORITHMS:
+        raise PartnerError(f"partner {p.sender_id}: algorithm: ed25519 or rsa-sha256")
+    if session.scalar(select(DciPartnerKey.id).where(DciPartnerKey.partner_id == p.id, DciPartnerKey.kid == kid,
+                                                     DciPartnerKey.active)) is not None:
+        raise PartnerError(f"partner {p.sender_id}: key {kid} is registered already; revoke it first")
+    key = add_key(session, p.id, kid, algorithm, public_key_pem.strip() + "\n")
+    audit(session, who, channel, "create", "dci_partner_key", key.id, detail=f"key {kid} ({algorithm}) for {p.sender_id}")
+    return key
+
+
+def revoke_key(session: Session, who, channel: str, partner_id: int, key_id: int) -> DciPartnerKey:
+    """A signing key no longer verifies the partner's messages; audited."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    key = session.get(DciPartnerKey, key_id)
+    if key is None or key.partner_id != partner_id:
+        raise PartnerError(f"partner {partner_id} has no key {key_id}")
+    key.active = False
+    session.flush()
+    _CACHE.clear()
+    audit(session, who, channel, "revoke", "dci_partner_key", key.id, detail=f"key {key.kid} of partner {partner_id}")
+    return key
+
+
+def make_agreement(session: Session, who, channel: str, partner_id: int, reference: str, purpose: str,
+                   fields: list[str], consent_required: bool, valid_to: date | None = None) -> DciAgreement:
+    """:func:`set_agreement` by an administrator (it replaces the one in force), checked and audited."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    p = _partner(session, partner_id)
+    reference, purpose = reference.strip(), purpose.strip()
+    if not reference or len(reference) > 100:
+        raise PartnerError(f"agreement for {p.sender_id}: reference: 1 to 100 characters")
+    if not purpose or len(purpose) > 60:
+        raise PartnerError(f"agreement {reference}: purpose: 1 to 60 characters")
+    if not fields:
+        raise PartnerError(f"agreement {reference}: fields: grant at least one field")
+    if valid_to is not None and valid_to < date.today():
+        raise PartnerError(f"agreement {reference}: valid to: a day from today on")
+    row = set_agreement(session, p.id, reference, purpose, fields, consent_required, who.username, valid_to=valid_to)
+    audit(session, who, channel, "create", "dci_agreement", row.id,
+          detail=f"{reference} for {p.sender_id}: {purpose}; {', '.join(row.fields)}"
+                 + ("; consent required" if consent_required else ""))
+    return row
+
+
+def end_agreement(session: Session, who, channel: str, partner_id: int, agreement_id: int) -> DciAgreement:
+    """The agreement ends today: the partner receives no more fields under it; audited (``end``)."""
+    from isps.access.service import audit
+
+    who.require("partners.manage")
+    row = session.get(DciAgreement, agreement_id)
+    if row is None or row.partner_id != partner_id:
+        raise PartnerError(f"partner {partner_id} has no agreement {agreement_id}")
+    if not row.active:
+        raise PartnerError(f"agreement {row.reference} has ended already")
+    row.active, row.valid_to = False, date.today()
+    session.flush()
+    _CACHE.clear()
+    audit(session, who, channel, "end", "dci_agreement", row.id, detail=f"ended {row.reference} of partner {partner_id}")
+    return row
+
+
+def consent_at_counter(session: Session, who, channel: str, partner_id: int, number: str | None = None, *,
+                       individual_id: int | None = None, purpose: str | None = None, expires_on: date | None = None,
+                       evidence: str | None = None) -> tuple[DciConsent, str]:
+    """A counter operator or officer records a citizen's consent to share their record with a partner,
+    the person named by CNIC / B-form ``number`` or chosen by ``individual_id`` from their household:
+    the person must be registered in the user's district (district roles; a refusal is audited and
+    nothing written), the partner active, the purpose that of its agreement unless given. Audited
+    ``record`` on the person. Returns the consent and the person's masked CNIC."""
+    from isps.access.service import AccessError, audit
+    from isps.registry import cnic as cnic_rules
+    from isps.registry.models import Individual
+
+    who.require("consent.record")
+    p = _partner(session, partner_id)
+    if not p.active:
+        raise PartnerError(f"partner {p.sender_id} is revoked: no consent can be recorded for it")
+    if expires_on is not None and expires_on <= date.today():
+        raise PartnerError("consent: expires on: a day after today")
+    evidence = (evidence or "").strip()[:200] or None
+    if individual_id is not None:
+        person = session.get(Individual, individual_id)
+        if person is None:
+            raise PartnerError(f"consent: no person {individual_id} in the registry")
+    elif number and number.strip():
+        person = session.get(Individual, _person_by_identifier(session, number))
+    else:
+        raise PartnerError("consent: give the person's CNIC or B-form number")
+    if who.scope is not None and person.district_id != who.scope:
+        audit(session, who, channel, "record", "individual", person.id, who.scope, outcome="denied",
+              detail=f"refused: consent for {p.sender_id} of a person outside the user's district")
+        raise AccessError("this person is registered in another district: their consent is recorded there")
+    purpose = (purpose or "").strip()[:60] or _agreement_purpose(session, p.id)
+    row = record_consent(session, p.id, person.id, purpose, who.username, expires_on=expires_on, evidence=evidence)
+    audit(session, who, channel, "record", "individual", person.id, person.district_id,
+          detail=f"consent {row.id} for {p.sender_id} ({row.purpose})" + (f", evidence {evidence[:60]}" if evidence else ""))
+    return row, cnic_rules.mask(person.cnic) if person.cnic else "—"
+
+
+def _agreement_purpose(session: Session, partner_id: int) -> str:
+    purpose = session.scalar(select(DciAgreement.purpose).where(DciAgreement.partner_id == partner_id,
+                                                                DciAgreement.active))
+    if purpose is None:
+        raise PartnerError("this partner has no agreement in force: give the consent's purpose")
+    return purpose
 
 
 # ---------------------------------------------------------------- look-ups (cached briefly per process)

@@ -11,7 +11,8 @@ Public functions::
     list_accounts(session, household_id=..., individual_id=...)   # numbers masked
     exclusions(session, district_scope=None)
 
-Change requests (maker-checker) and re-certification are in :mod:`.changes`.
+Change requests (maker-checker) and re-certification are in :mod:`.changes`; the list of
+deliveries and one delivery's stored row report in :mod:`.delivery_log`.
 
 The formats are documented in ``docs/feeds.md``.
 """

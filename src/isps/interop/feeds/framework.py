@@ -842,14 +842,28 @@ def apply_delivery(engine: Engine, feed: str, path_or_records, *, reference: str
             accepted=report.accepted, rejected=report.rejected, summary=summary))
         conn.execute(IngestBatch.__table__.update().where(IngestBatch.__table__.c.id == batch_id).values(
             summary=summary))
-    errors = []
-    for mask, fname, reason in problems:  # the error path: only rejected rows are visited
-        idx = np.flatnonzero(mask)
-        texts = reason[idx] if isinstance(reason, np.ndarray) else [reason] * len(idx)
-        errors.extend(FeedRowError(int(inp.rows[i]), str(refs[i]), fname, str(r)) for i, r in zip(idx, texts))
-    errors += [FeedRowError(r, "", "row", why) for r, why in inp.broken]
-    report.errors = sorted(errors, key=lambda e: e.row)
+        errors = []
+        for mask, fname, reason in problems:  # the error path: only rejected rows are visited
+            idx = np.flatnonzero(mask)
+            texts = reason[idx] if isinstance(reason, np.ndarray) else [reason] * len(idx)
+            errors.extend(FeedRowError(int(inp.rows[i]), str(refs[i]), fname, str(r)) for i, r in zip(idx, texts))
+        errors += [FeedRowError(r, "", "row", why) for r, why in inp.broken]
+        report.errors = sorted(errors, key=lambda e: e.row)
+        _keep_rejections(conn, delivery_id, report.errors)
     return report
+
+
+def _keep_rejections(conn: Connection, delivery_id: int, errors: list[FeedRowError]) -> None:
+    """The report's refused rows, in the delivery's transaction (COPY on PostgreSQL)."""
+    if not errors:
+        return
+    insert_arrow(conn, "feed_rejection", pa.table({
+        "delivery_id": pa.array([delivery_id] * len(errors), pa.int64()),
+        "seq": pa.array(range(1, len(errors) + 1), pa.int32()),
+        "row": pa.array([e.row for e in errors], pa.int32()),
+        "record_ref": pa.array([e.record_ref[:80] for e in errors], pa.string()),
+        "field": pa.array([e.field[:40] for e in errors], pa.string()),
+        "reason": pa.array([e.reason[:300] for e in errors], pa.string())}))
 
 
 HOUSEHOLD_CROSSED_CUTOFF = "household.crossed_cutoff"
