@@ -304,3 +304,86 @@ def test_shop_certificate_is_unique_scoped_and_refuses_bad_input(small):
         with pytest.raises(LabourError, match="no person with CNIC"):
             shops.register_shop(s, "35202-1111111-1", "Shop", "x", "y", TODAY, "t")
         assert shops.count_shops(s, a.district_id) == 2
+
+
+# ---------------------------------------------------------------- the web pages
+
+@pytest.fixture
+def web(small):
+    from isps.access.service import create_user
+    from isps.api.app import create_app
+    from tests.conftest import PASSWORD, page_client
+
+    with transaction(small) as s:
+        district = _adults(s, 1)[0].district_id
+        create_user(s, "counter", PASSWORD, "counter_operator", district_id=district)
+        create_user(s, "admin", PASSWORD, "administrator")
+        create_user(s, "auditor", PASSWORD, "auditor")
+    app = create_app(small, secret="test-secret")
+    with page_client(app) as c:
+        c.district = district
+        yield c
+
+
+def _sign_in(client, who: str):
+    from tests.conftest import PASSWORD
+
+    r = client.post("/login", data={"username": who, "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def test_web_booth_shop_certificate_and_job_board_in_the_counter_operators_district(web):
+    from isps.access.models import AuditRecord as AuditLog
+
+    with transaction(_engine_of(web)) as s:
+        mine = _adults(s, 4, district_id=web.district)
+        other = next(p for p in _adults(s, 60) if p.district_id != web.district)
+        mine_cnic = [formatted(p.cnic) for p in mine]
+        other_cnic = formatted(other.cnic)
+    _sign_in(web, "counter")
+    # booth registration: two wagers, then an offer of one place goes to the one idle longest
+    for number, day in ((mine_cnic[0], "2026-11-02"), (mine_cnic[1], "2026-11-01")):
+        r = web.post("/labour/wagers", data={"cnic": number, "booth": "Lari Adda chowk", "registered_on": day},
+                     follow_redirects=False)
+        assert r.status_code == 303, r.text
+    r = web.post("/labour/wagers", data={"cnic": other_cnic, "booth": "Lari Adda chowk"})
+    assert r.status_code == 422 and "outside your district" in r.text
+    r = web.post("/labour/wagers/offer", data={"booth": "Lari Adda chowk", "slots": "1", "employer": "DHA Phase 9",
+                                               "description": "Loading bricks", "work_on": "2026-12-01"})
+    assert r.status_code == 200 and 'id="picks"' in r.text
+    assert r.text.index(mine[1].full_name) > 0 and mine[0].full_name not in r.text.split('id="picks"')[1].split("</table>")[0]
+    page = web.get("/labour/wagers")
+    assert page.status_code == 200 and 'data-total="2"' in page.text and "*****" in page.text
+    assert web.get("/labour/wagers?format=csv&list=wagers").text.count("\n") == 3
+    # shop registration goes to its printable certificate
+    r = web.post("/labour/shops", data={"cnic": mine_cnic[2], "shop_name": "Madina Karyana Store", "trade": "grocery",
+                                        "address": "Main Bazar, Chunian"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/certificate")
+    cert = web.get(r.headers["location"])
+    assert cert.status_code == 200 and "Madina Karyana Store" in cert.text and 'id="certificate-no"' in cert.text
+    bad = web.post("/labour/shops", data={"cnic": mine_cnic[3], "shop_name": "=HYPERLINK(1)", "trade": "x", "address": "y"})
+    assert bad.status_code == 422 and "shop_name" in bad.text
+    # the job board: a laid-off worker, a vacancy, the match
+    r = web.post("/labour/jobs/laid-off", data={"cnic": mine_cnic[3], "laid_off_on": "2026-11-20",
+                                                "skills": ["electrician", "welder"]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    r = web.post("/labour/jobs/vacancies", data={"employer": "Sitara Chemicals", "title": "Plant electrician",
+                                                 "skills": ["electrician"], "slots": "2"})
+    assert r.status_code == 200 and 'id="matches"' in r.text and mine[3].full_name in r.text
+    assert web.get("/labour/jobs").status_code == 200
+    ur = web.get("/labour/jobs", cookies={"lang": "ur"})
+    assert 'dir="rtl"' in ur.text and "ملازمتوں کا بورڈ" in ur.text
+    # an auditor reads but may not register; every action was audited
+    web.post("/logout")
+    _sign_in(web, "auditor")
+    refused = web.post("/labour/shops", data={"cnic": mine_cnic[0], "shop_name": "X", "trade": "y", "address": "z"})
+    assert refused.status_code == 403
+    with transaction(_engine_of(web)) as s:
+        actions = {(a.action, a.entity, a.outcome) for a in s.scalars(select(AuditLog))}
+    assert {("create", "labour_worker", "ok"), ("record", "labour_work_offer", "ok"), ("create", "labour_shop", "ok"),
+            ("read", "labour_shop", "ok"), ("create", "labour_vacancy", "ok"), ("read", "labour_vacancy", "ok"),
+            ("create", "labour_shop", "denied"), ("export", "labour_worker", "ok")} <= actions
+
+
+def _engine_of(client):
+    return client.app.state.engine

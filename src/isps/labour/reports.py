@@ -122,3 +122,7 @@ def overdue(session: Session, on: date, district_id: int | None = None, limit: i
     if district_id is not None:
         q = q.where(LabourPerson.district_id == district_id)
     return list(session.scalars(q.order_by(LabourPerson.report_due, LabourPerson.individual_id).limit(limit)))
+
+
+def next_due(session: Session, individual_id: int) -> date | None:
+    return session.scalar(select(LabourPerson.report_due).where(LabourPerson.individual_id == individual_id))
