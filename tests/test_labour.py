@@ -153,6 +153,30 @@ def test_an_accepted_upload_attaches_records_changes_labour_status_and_rescores(
         assert _stored(s) == stored
 
 
+def test_labour_status_moves_the_pmt_score_through_the_events_when_a_model_weights_earners(small, tmp_path):
+    from isps.targeting.models import PmtCoefficient, PmtScore
+
+    with transaction(small) as s:
+        people = [p for p in _adults(s, 30) if p.labour_status not in ("employed_formal", "employed_informal",
+                                                                      "self_employed", "daily_wager")][:2]
+        assert len(people) == 2
+        model = pmt.active_model(s)
+        for region in ("urban", "rural"):  # a model that sees work: each earner adds to predicted consumption
+            s.add(PmtCoefficient(model_id=model.id, region=region, indicator="earners", level="", weight=0.15))
+        s.flush()
+        pmt.rescore_all(s, model, on=TODAY)
+        before = {p.household_id: s.get(PmtScore, (model.id, p.household_id)).score for p in people}
+        numbers = [formatted(p.cnic) for p in people]
+    path = _csv(tmp_path / "fuel.csv", list(uploads.DOORS["sector"].names),
+                [["PSO-112", "Bhatti Filling Station", "fuel_station", n, "W", "2026-11-01", "30", "32000"]
+                 for n in numbers])
+    assert uploads.upload(small, "sector", path, actor="t", today=TODAY).ok
+    with transaction(small) as s:
+        assert pmt.process_events(s, TODAY) >= 2   # the households the events named, re-scored
+        after = {h: s.get(PmtScore, (model.id, h)).score for h in before}
+    assert all(after[h] > before[h] or before[h] == 100 for h in before), (before, after)
+
+
 def test_labour_registry_outranks_the_survey_but_not_the_public_payroll(small, tmp_path):
     from isps.interop import feeds
 
