@@ -411,3 +411,35 @@ def test_web_booth_shop_certificate_and_job_board_in_the_counter_operators_distr
 
 def _engine_of(client):
     return client.app.state.engine
+
+
+def test_labour_cli_upload_refusal_shop_wager_offer_and_quarterly(small, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import isps.cli.common as common
+    import isps.cli.main as main
+
+    monkeypatch.setattr(common, "_engine", lambda: small)
+    monkeypatch.setattr(common.console, "width", 300)
+    run = CliRunner().invoke
+    with transaction(small) as s:
+        a, b = _adults(s, 2, district_id=_adults(s, 1)[0].district_id)
+        numbers, district = [formatted(a.cnic), formatted(b.cnic)], a.district_id
+    r = run(main.app, ["labour", "doors"])
+    assert r.exit_code == 0 and "contribution" in r.output and "fuel_station" in r.output
+    bad = _csv(tmp_path / "adp.csv", list(uploads.DOORS["contractor"].names),
+               [["C-1", "Malik Builders", "ADP-1", numbers[0], "A", "2026-11-01", "45", "900"]])
+    r = run(main.app, ["labour", "upload", "contractor", str(bad), "--report", str(tmp_path / "p.csv")])
+    assert r.exit_code == 1 and "refused, nothing stored" in r.output and "row 2: days_worked" in r.output
+    assert "days_worked" in (tmp_path / "p.csv").read_text()
+    r = run(main.app, ["labour", "shop", numbers[0], "Ali Shoes", "footwear", "Urdu Bazar", "--on", "2026-08-01"])
+    assert r.exit_code == 0 and "PSR-" in r.output, r.output
+    r = run(main.app, ["labour", "wager", numbers[1], "Chowk Yateem Khana", "--on", "2026-08-01"])
+    assert r.exit_code == 0, r.output
+    r = run(main.app, ["labour", "offer", str(district), "Chowk Yateem Khana", "1", "WAPDA Town", "Digging",
+                       "--on", "2026-12-01", "--take"])
+    assert r.exit_code == 0 and str(b.id) in r.output, r.output
+    r = run(main.app, ["labour", "quarterly", "--on", "2026-12-07"])
+    assert r.exit_code == 0 and "2 made stale" in r.output, r.output
+    r = run(main.app, ["labour", "report", str(b.id), "daily_wager", "--on", "2026-12-06"])
+    assert r.exit_code == 0 and "2027-03-07" in r.output, r.output
