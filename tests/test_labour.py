@@ -443,3 +443,36 @@ def test_labour_cli_upload_refusal_shop_wager_offer_and_quarterly(small, tmp_pat
     assert r.exit_code == 0 and "2 made stale" in r.output, r.output
     r = run(main.app, ["labour", "report", str(b.id), "daily_wager", "--on", "2026-12-06"])
     assert r.exit_code == 0 and "2027-03-07" in r.output, r.output
+
+
+def test_web_upload_door_refuses_a_bad_file_and_accepts_a_good_one_and_the_counter_records_a_report(web, tmp_path):
+    with transaction(_engine_of(web)) as s:
+        a, b = _adults(s, 2, district_id=web.district)
+        numbers = [formatted(a.cnic), formatted(b.cnic)]
+    header = ",".join(uploads.DOORS["sector"].names)
+    bad = f"{header}\nHTL-9,Pearl Continental,hotel,{numbers[0]},A,2026-11-01,26,30000\nHTL-9,@SUM(1),hotel,{numbers[1]},B,2026-11-01,26,30000\n"
+    _sign_in(web, "admin")
+    page = web.get("/labour/uploads")
+    assert page.status_code == 200 and "employer_ref" in page.text
+    r = web.post("/labour/uploads", data={"door": "sector"}, files={"file": ("pc_nov.csv", bad, "text/csv")})
+    assert r.status_code == 422 and 'id="refused"' in r.text and "employer_name" in r.text
+    with transaction(_engine_of(web)) as s:
+        assert _stored(s) == NOTHING
+    good = bad.replace("@SUM(1)", "Pearl Continental")
+    r = web.post("/labour/uploads", data={"door": "sector"}, files={"file": ("pc_nov.csv", good, "text/csv")})
+    assert r.status_code == 200 and 'id="accepted"' in r.text and "pc_nov.csv" in r.text
+    with transaction(_engine_of(web)) as s:
+        assert s.get(Individual, a.id).labour_status == "employed_informal"
+    web.post("/logout")
+    # a counter operator may not upload, but records a worker's quarterly report
+    _sign_in(web, "counter")
+    assert web.post("/labour/uploads", data={"door": "sector"},
+                    files={"file": ("x.csv", good, "text/csv")}).status_code == 403
+    r = web.post("/labour/reports", data={"cnic": numbers[0], "status": "unemployed", "reported_on": "2026-12-05"},
+                 follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with transaction(_engine_of(web)) as s:
+        assert s.get(Individual, a.id).labour_status == "unemployed"
+        assert s.get(LabourPerson, a.id).report_due == date(2026, 12, 5) + timedelta(days=91)
+    r = web.post("/labour/reports", data={"cnic": numbers[0], "status": "rich", "reported_on": "2026-12-05"})
+    assert r.status_code == 422 and "status: must be one of" in r.text

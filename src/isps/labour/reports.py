@@ -59,6 +59,13 @@ def report_status(session: Session, individual_id: int, reported: str, reported_
     return row
 
 
+def report_by_cnic(session: Session, cnic: str, reported: str, reported_on: date, actor: str,
+                   channel: str = "counter", district_scope: int | None = None) -> LabourReport:
+    """A report made at a counter: the person found by CNIC within the user's district."""
+    person = status_writer.person_for(session, cnic, district_scope)
+    return report_status(session, person.id, reported, reported_on, actor, channel, district_scope)
+
+
 def _shift(column: str, days: int, dialect: str) -> str:
     if dialect == "postgresql":
         return f"({column} + {int(days)})"

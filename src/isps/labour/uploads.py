@@ -339,3 +339,24 @@ def _store(conn, door: Door, values: dict, rows: np.ndarray, p: dict, register: 
                                       reference=f"{door.name} upload {upload_id}", actor=actor, batch_id=batch_id)
     return {k: v for k, v in asdict(fr).items() if k in ("applied", "late", "unchanged", "conflicts", "events",
                                                           "value_changes")}
+
+
+def _received(door: str | None):
+    from sqlalchemy import select as _select
+
+    q = _select(LabourUpload)
+    return q.where(LabourUpload.door == door) if door else q
+
+
+def received(session, door: str | None = None, after: int | None = None, limit: int = 50) -> list[LabourUpload]:
+    """Uploads received, newest first, by keyset (``after``: the last id seen; ids fall)."""
+    q = _received(door)
+    if after:
+        q = q.where(LabourUpload.id < after)
+    return list(session.scalars(q.order_by(LabourUpload.id.desc()).limit(limit)))
+
+
+def count_received(session, door: str | None = None) -> int:
+    from sqlalchemy import func as _func, select as _select
+
+    return session.scalar(_select(_func.count()).select_from(_received(door).subquery())) or 0

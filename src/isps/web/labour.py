@@ -10,14 +10,17 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
 from isps.api.params import After, Id, QueryId
-from isps.labour import jobs, reports, shops, wagers
+from isps.labour import jobs, reports, shops, uploads, wagers
 from isps.labour.status import LabourError
-from isps.labour.vocab import SKILLS
+from isps.labour.vocab import REPORTABLE, SKILLS
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import Individual
 from isps.web import listing
@@ -261,7 +264,7 @@ def _jobs_page(request: Request, session, who, *, after: int | None = None, dist
     audit(session, who, CHANNEL, "read", "labour_vacancy", None, who.scope, detail="read the job board")
     return render(request, "labour_jobs.html", {
         "rows": view, "pager": pager, "geo": geo, "locked": who.scope is not None, "district_id": scope,
-        "can_write": who.can(WRITE), "skills": SKILLS, "counts": counts, "done": done, "error": error,
+        "can_write": who.can(WRITE), "skills": SKILLS, "counts": counts, "reportable": REPORTABLE, "done": done, "error": error,
         "form": form or {}, "today": date.today().isoformat()}, who=who, session=session, status=status)
 
 
@@ -271,7 +274,24 @@ def jobs_page(request: Request, session: DB, who: User, after: After = None, dis
     """The job board: open vacancies (keyset, total, export), posting one, registering a laid-off
     worker with skills, and the labour registry's counts (stale reports not counted as employed)."""
     return _jobs_page(request, session, who, after=after, district_id=district_id,
-                      done=done if done in ("laid_off",) else "")
+                      done=done if done in ("laid_off", "report") else "")
+
+
+@router.post("/labour/reports")
+def quarterly_report(request: Request, session: DB, who: User, cnic: Annotated[str, Form(max_length=40)] = "",
+                     status: Annotated[str, Form(max_length=30)] = "",
+                     reported_on: Annotated[str, Form(max_length=20)] = "") -> Response:
+    """A quarterly employment-status report made at the counter."""
+    if not who.can(WRITE):
+        return _refused(request, session, who, "labour_report")
+    try:
+        row = reports.report_by_cnic(session, cnic, status, _day(reported_on), who.username, "counter", who.scope)
+    except LabourError as exc:
+        session.rollback()
+        return _jobs_page(request, session, who, error=str(exc), status=422, form={"report_cnic": cnic})
+    audit(session, who, CHANNEL, "record", "labour_report", row.id, row.district_id, detail=f"reported {status}")
+    session.commit()
+    return RedirectResponse("/labour/jobs?done=report", status_code=303)
 
 
 @router.post("/labour/jobs/laid-off")
@@ -326,3 +346,70 @@ def vacancy_matches(request: Request, vacancy_id: Id, session: DB, who: User) ->
     return render(request, "labour_matches.html", {
         "v": _vacancy_rows([vacancy], geo, _tr(request))[0], "matches": found,
         "district_of": lambda d: _district_name(_tr(request), geo.district_by_id.get(d))}, who=who, session=session)
+
+
+# ---------------------------------------------------------------- employers' uploads
+
+IMPORT = "registry.import"
+UPLOAD_COLUMNS = [("id", "upload"), ("door", "door"), ("reference", "reference"), ("employer", "employer"),
+                  ("rows", "rows"), ("actor", "received_by"), ("received_at", "received_at")]
+MAX_UPLOAD = 50 << 20
+
+
+def _upload_rows(rows) -> list[dict]:
+    return [{"id": u.id, "door": u.door, "reference": u.reference, "employer": u.employer, "rows": u.rows,
+             "actor": u.actor, "received_at": u.received_at.strftime("%Y-%m-%d %H:%M")} for u in rows]
+
+
+def _uploads_page(request: Request, session, who, *, after: int | None = None, report=None,
+                  status: int = 200, error: str | None = None) -> Response:
+    fmt = listing.wants_export(request, "uploads")
+    if fmt:
+        return listing.export(request, session, who, fmt, name="labour_uploads", entity="labour_upload",
+                              columns=UPLOAD_COLUMNS, detail="the employers' uploads",
+                              chunks=(_upload_rows(rows) for rows in listing.keyset_chunks(
+                                  lambda a, n: uploads.received(session, after=a, limit=n), lambda u: u.id)))
+    rows = uploads.received(session, after=after, limit=listing.PAGE + 1)
+    view = _upload_rows(rows[:listing.PAGE])
+    pager = listing.pager(request, total=uploads.count_received(session), shown=len(view), id="uploads",
+                          next_after=rows[listing.PAGE - 1].id if len(rows) > listing.PAGE else None)
+    audit(session, who, CHANNEL, "read", "labour_upload", None, who.scope, detail="read the employers' uploads")
+    return render(request, "labour_uploads.html", {
+        "rows": view, "pager": pager, "doors": uploads.DOORS.values(), "can_upload": who.can(IMPORT),
+        "report": report, "errors": (report.errors[:200] if report else []), "error": error},
+        who=who, session=session, status=status)
+
+
+@router.get("/labour/uploads")
+def uploads_page(request: Request, session: DB, who: User, after: After = None) -> Response:
+    """The employers' and contractors' doors: the prescribed formats, the upload form and the files
+    received (newest first)."""
+    return _uploads_page(request, session, who, after=after)
+
+
+@router.post("/labour/uploads")
+async def upload_file(request: Request, session: DB, who: User, door: Annotated[str, Form(max_length=20)] = "",
+                      file: Annotated[UploadFile | None, File()] = None) -> Response:
+    """Receive one file; a file with any bad row is refused whole and the page lists every problem."""
+    if not who.can(IMPORT):
+        return _refused(request, session, who, "labour_upload")
+    if file is None or not file.filename:
+        return _uploads_page(request, session, who, status=422, error=_tr(request)("labour.uploads.no_file"))
+    name = Path(file.filename).name[:200]
+    data = await file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        return _uploads_page(request, session, who, status=422, error=_tr(request)("labour.uploads.too_big"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / (Path(name).stem[:80] + Path(name).suffix.lower())
+        path.write_bytes(data)
+        try:
+            report = uploads.upload(request.app.state.engine, door, path, actor=who.username, reference=name,
+                                    district_scope=who.scope)
+        except uploads.UploadError as exc:
+            audit(session, who, CHANNEL, "import", "labour_upload", None, who.scope, outcome="failed", detail=name)
+            session.commit()
+            return _uploads_page(request, session, who, status=422, error=str(exc))
+    audit(session, who, CHANNEL, "import", "labour_upload", report.upload_id, who.scope,
+          outcome="ok" if report.ok else "failed", detail=report.summary()[:400])
+    session.commit()
+    return _uploads_page(request, session, who, report=report, status=200 if report.ok else 422)
