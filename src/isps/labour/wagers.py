@@ -70,19 +70,28 @@ def record_day(session: Session, individual_id: int, worked_on: date, actor: str
 _PICK = """
 INSERT INTO labour_offer_pick (offer_id, individual_id, district_id, work_on, rank, idle_since)
 SELECT :offer, individual_id, district_id, :on, rnk, idle_since FROM (
-    SELECT w.individual_id, w.district_id, COALESCE(d.last_day, w.since) AS idle_since,
-           ROW_NUMBER() OVER (ORDER BY COALESCE(d.last_day, w.since), COALESCE(d.days, 0), w.since,
-                              w.individual_id) AS rnk
-    FROM labour_worker w
-    JOIN individual i ON i.id = w.individual_id AND i.date_of_death IS NULL
-    LEFT JOIN (SELECT individual_id, MAX(worked_on) AS last_day, COUNT(*) AS days FROM labour_wager_day
-               WHERE district_id = :district AND worked_on < :on GROUP BY individual_id) d
-           ON d.individual_id = w.individual_id
-    WHERE w.register = 'daily_wager' AND w.active = :yes AND w.district_id = :district AND w.booth = :booth
-      AND w.since <= :on
-      AND NOT EXISTS (SELECT 1 FROM labour_offer_pick p WHERE p.individual_id = w.individual_id AND p.work_on = :on)
-      AND NOT EXISTS (SELECT 1 FROM labour_wager_day x WHERE x.individual_id = w.individual_id AND x.worked_on = :on)
+    SELECT individual_id, district_id, COALESCE(last_day, since) AS idle_since,
+           ROW_NUMBER() OVER (ORDER BY COALESCE(last_day, since), days, since, individual_id) AS rnk
+    FROM (
+        SELECT w.individual_id, w.district_id, w.since,
+               (SELECT MAX(d.worked_on) FROM labour_wager_day d
+                WHERE d.individual_id = w.individual_id AND d.worked_on < :on) AS last_day,
+               (SELECT COUNT(*) FROM labour_wager_day d
+                WHERE d.individual_id = w.individual_id AND d.worked_on < :on) AS days
+        FROM labour_worker w
+        JOIN individual i ON i.id = w.individual_id AND i.date_of_death IS NULL
+        WHERE w.register = 'daily_wager' AND w.active = :yes AND w.district_id = :district AND w.booth = :booth
+          AND w.since <= :on
+          AND NOT EXISTS (SELECT 1 FROM labour_offer_pick p WHERE p.individual_id = w.individual_id
+                          AND p.work_on = :on)
+          AND NOT EXISTS (SELECT 1 FROM labour_wager_day x WHERE x.individual_id = w.individual_id
+                          AND x.worked_on = :on)
+    ) booth
 ) ranked WHERE rnk <= :slots"""
+# Each wager's last day and count of days are read through the primary key (individual_id,
+# worked_on) of labour_wager_day: a few index pages per wager of the booth, whatever the planner
+# believes about the tables' sizes (a GROUP BY over the district's days was re-run per wager when
+# the statistics of a young table said it was empty).
 
 
 def offer_work(session: Session, district_id: int, booth: str, work_on: date, slots: int, employer: str,
