@@ -32,7 +32,7 @@ from isps.registry.service import OutOfScope, find_by_cnic
 
 SOURCE = "labour"
 REPORT_EVERY = timedelta(days=REPORT_EVERY_DAYS)
-_DOOR = Feed("labour", "Labour registries", SOURCE, (), "effective", apply=lambda job: None,
+DOOR = Feed("labour", "Labour registries", SOURCE, (), "effective", apply=lambda job: None,
              generate=lambda *a: None, doc=__doc__ or "")
 
 
@@ -73,7 +73,7 @@ def write_statuses(conn: Connection, *, individual_id, household_id, district_id
     """Propose ``labour_status = status`` for each person (whole arrays, one per row), effective on
     ``effective``, and write what the registry takes, set-based, with its events."""
     n = len(individual_id)
-    report = FeedReport(_DOOR.name, reference, actor)
+    report = FeedReport(DOOR.name, reference, actor)
     if n == 0:
         return report
     eff = np.empty(n, dtype=object)
@@ -81,7 +81,7 @@ def write_statuses(conn: Connection, *, individual_id, household_id, district_id
     if batch_id is None:
         batch_id = new_batch(conn, reference, max(eff), actor)
     report.batch_id = batch_id
-    job = Job(_DOOR, conn, {"effective": eff}, np.asarray(refs, dtype=object), np.arange(1, n + 1),
+    job = Job(DOOR, conn, {"effective": eff}, np.asarray(refs, dtype=object), np.arange(1, n + 1),
               np.ones(n, dtype=bool), report, batch_id, 0, actor, reference)
     job.change(np.ones(n, dtype=bool), "individual", np.asarray(individual_id), np.asarray(household_id),
                np.asarray(district_id), "labour_status", np.asarray(status, dtype=object), eff)

@@ -244,7 +244,7 @@ def _check_and_store(engine, door, values, rows, live, problems, broken, report,
     with transaction(engine) as s:
         conn = s.connection()
         feed_report = FeedReport(door.name, report.reference, actor)
-        job = Job(status_writer._DOOR, conn, values, np.full(n, "", dtype=object), rows, live.copy(), feed_report,
+        job = Job(status_writer.DOOR, conn, values, np.full(n, "", dtype=object), rows, live.copy(), feed_report,
                   0, 0, actor, report.reference)
         p = job.people_by_cnic("cnic", what="worker")
         if district_scope is not None:
