@@ -395,7 +395,9 @@ def test_web_booth_shop_certificate_and_job_board_in_the_counter_operators_distr
                                                  "skills": ["electrician"], "slots": "2"})
     assert r.status_code == 200 and 'id="matches"' in r.text and mine[3].full_name in r.text
     assert web.get("/labour/jobs").status_code == 200
-    ur = web.get("/labour/jobs", cookies={"lang": "ur"})
+    web.cookies.set("lang", "ur")
+    ur = web.get("/labour/jobs")
+    web.cookies.delete("lang")
     assert 'dir="rtl"' in ur.text and "ملازمتوں کا بورڈ" in ur.text
     # an auditor reads but may not register; every action was audited
     web.post("/logout")
