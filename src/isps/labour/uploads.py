@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
 
 from isps.db import transaction
 from isps.interop.feeds.framework import FeedReport, Job, month_start
@@ -233,6 +234,10 @@ def upload(engine: Engine, door_name: str, path: Path | str, *, actor: str, refe
         return _check_and_store(engine, door, values, rows, live, problems, sheet.broken, report, district_scope, actor)
     except _Refused:
         return report
+    except IntegrityError:  # the same file or lines committed by another upload while this one was checked
+        raise UploadError(f"{door.name} {reference}: this file or its lines were received by another upload "
+                          "while this one was being checked; nothing of this one was stored. Send it again to "
+                          "see which lines are already in.") from None
 
 
 class _Refused(Exception):
