@@ -234,7 +234,9 @@ def upload(engine: Engine, door_name: str, path: Path | str, *, actor: str, refe
         return _check_and_store(engine, door, values, rows, live, problems, sheet.broken, report, district_scope, actor)
     except _Refused:
         return report
-    except IntegrityError:  # the same file or lines committed by another upload while this one was checked
+    except Exception as exc:  # the same file or lines committed by another upload while this one was checked
+        if not (isinstance(exc, IntegrityError) or getattr(exc, "sqlstate", None) == "23505"):
+            raise  # (a unique key refusing a COPY on PostgreSQL is the driver's error, not SQLAlchemy's)
         raise UploadError(f"{door.name} {reference}: this file or its lines were received by another upload "
                           "while this one was being checked; nothing of this one was stored. Send it again to "
                           "see which lines are already in.") from None
