@@ -478,3 +478,25 @@ def test_web_upload_door_refuses_a_bad_file_and_accepts_a_good_one_and_the_count
         assert s.get(LabourPerson, a.id).report_due == date(2026, 12, 5) + timedelta(days=91)
     r = web.post("/labour/reports", data={"cnic": numbers[0], "status": "rich", "reported_on": "2026-12-05"})
     assert r.status_code == 422 and "status: must be one of" in r.text
+
+
+def test_api_upload_door_answers_422_row_by_row_and_stores_nothing_then_accepts(web):
+    from tests.conftest import token_for
+
+    with transaction(_engine_of(web)) as s:
+        a = _adults(s, 1)[0]
+    auth = token_for(web, "admin")
+    header = ",".join(uploads.DOORS["contractor"].names)
+    bad = f"{header}\nPEC-1,Malik Builders,ADP-12,{formatted(a.cnic)},A,2026-11-01,32,1200\n"
+    r = web.post("/api/v1/labour/uploads/contractor", headers=auth, files={"file": ("adp.csv", bad, "text/csv")})
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "row 2: days_worked", "message": "must be a number from 0 to 31"}], r.text
+    with transaction(_engine_of(web)) as s:
+        assert _stored(s) == NOTHING
+    r = web.post("/api/v1/labour/uploads/contractor", headers=auth,
+                 files={"file": ("adp.csv", bad.replace(",32,", ",22,"), "text/csv")})
+    assert r.status_code == 200 and r.json()["upload_id"] and r.json()["workers"] == 1, r.text
+    assert web.post("/api/v1/labour/uploads/contractor", headers=token_for(web, "counter"),
+                    files={"file": ("adp2.csv", bad, "text/csv")}).status_code == 403
+    assert web.post("/api/v1/labour/uploads/nonsense", headers=auth,
+                    files={"file": ("x.csv", bad, "text/csv")}).status_code == 422
