@@ -499,4 +499,5 @@ def test_api_upload_door_answers_422_row_by_row_and_stores_nothing_then_accepts(
     assert web.post("/api/v1/labour/uploads/contractor", headers=token_for(web, "counter"),
                     files={"file": ("adp2.csv", bad, "text/csv")}).status_code == 403
     assert web.post("/api/v1/labour/uploads/nonsense", headers=auth,
-                    files={"file": ("x.csv", bad, "text/csv")}).status_code == 422
+                    files={"file": ("x.csv", bad, "text/csv")}).status_code == 404
+    assert web.get("/api/v1/labour/doors", headers=auth).json()[0]["door"] == "formal"

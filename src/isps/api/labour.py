@@ -25,7 +25,7 @@ Importer = Annotated[Principal, Depends(require("registry.import"))]
 MAX_UPLOAD = 50 << 20
 
 
-@router.get("/doors")
+@router.get("/doors", responses=responses(401, 403))
 def doors(who: Importer) -> list[dict]:
     """The prescribed formats: each door's columns and what each may hold."""
     return [{"door": d.name, "title": d.title,
@@ -33,11 +33,13 @@ def doors(who: Importer) -> list[dict]:
                           else "a CNIC, 13 digits"} for c in d.columns]} for d in uploads.DOORS.values()]
 
 
-@router.post("/uploads/{door}", responses=responses(401, 403, 422))
+@router.post("/uploads/{door}", responses=responses(401, 403, 404, 422))
 def upload(session: DB, who: Importer, file: Annotated[UploadFile, File()],
            door: Annotated[str, PathParam(max_length=20, description="formal, contractor or sector")],
            reference: Annotated[str | None, Form(max_length=200)] = None):
     """Receive one employer's or contractor's file, whole or not at all."""
+    if door not in uploads.DOORS:
+        raise HTTPException(404, f"no door '{door}'; doors: {', '.join(uploads.DOORS)}")
     name = Path(file.filename or "upload.csv").name[:200]
     data = file.file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
