@@ -376,6 +376,10 @@ def test_web_booth_shop_certificate_and_job_board_in_the_counter_operators_distr
                                                "description": "Loading bricks", "work_on": "2026-12-01"})
     assert r.status_code == 200 and 'id="picks"' in r.text
     assert r.text.index(mine[1].full_name) > 0 and mine[0].full_name not in r.text.split('id="picks"')[1].split("</table>")[0]
+    r = web.post("/labour/wagers/day", data={"cnic": mine_cnic[1], "worked_on": "2026-12-02"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    again = web.post("/labour/wagers/day", data={"cnic": mine_cnic[1], "worked_on": "2026-12-02"})
+    assert again.status_code == 422 and "recorded already" in again.text
     page = web.get("/labour/wagers")
     assert page.status_code == 200 and 'data-total="2"' in page.text and "*****" in page.text
     assert web.get("/labour/wagers?format=csv&list=wagers").text.count("\n") == 3
@@ -443,6 +447,10 @@ def test_labour_cli_upload_refusal_shop_wager_offer_and_quarterly(small, tmp_pat
     assert r.exit_code == 0 and str(b.id) in r.output, r.output
     r = run(main.app, ["labour", "quarterly", "--on", "2026-12-07"])
     assert r.exit_code == 0 and "2 made stale" in r.output, r.output
+    r = run(main.app, ["labour", "overdue", "--on", "2026-12-07"])
+    assert r.exit_code == 0 and str(b.id) in r.output and "stale" in r.output, r.output
+    r = run(main.app, ["labour", "day", str(b.id), "--on", "2026-12-02"])
+    assert r.exit_code == 0 and "2026-12-02" in r.output, r.output
     r = run(main.app, ["labour", "report", str(b.id), "daily_wager", "--on", "2026-12-06"])
     assert r.exit_code == 0 and "2027-03-07" in r.output, r.output
 

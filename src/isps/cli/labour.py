@@ -104,6 +104,22 @@ def wager_cmd(cnic: str, booth: str, actor: Actor = "cli",
         _fail(str(exc))
 
 
+@labour_app.command("day")
+def day_cmd(individual_id: int, actor: Actor = "cli",
+            on: Annotated[Optional[str], typer.Option(help="the day worked (default today)")] = None) -> None:
+    """Record a day a daily wager worked on their own (reported at the booth)."""
+    from isps.cli.common import _engine, _fail, console
+    from isps.labour import wagers
+    from isps.labour.status import LabourError
+
+    try:
+        with transaction(_engine()) as s:
+            d = wagers.record_day(s, individual_id, _day(on), actor)
+            console.print(f"day worked recorded: individual {d.individual_id} on {d.worked_on}")
+    except LabourError as exc:
+        _fail(str(exc))
+
+
 @labour_app.command("offer")
 def offer_cmd(district_id: int, booth: str, slots: int, employer: str, description: str, actor: Actor = "cli",
               on: Annotated[Optional[str], typer.Option(help="the day of work (default today)")] = None,
@@ -214,3 +230,20 @@ def quarterly_cmd(on: Annotated[Optional[str], typer.Option(help="as of (default
     console.print(f"{day}: {owed} reminders owed, {stale} made stale; {c.people} people on labour registers: "
                   f"{c.employed} employed, {c.unemployed} unemployed, {c.stale} stale (not counted as employed), "
                   f"{c.due_within_14_days} reports due within 14 days")
+
+
+@labour_app.command("overdue")
+def overdue_cmd(on: Annotated[Optional[str], typer.Option(help="as of (default today)")] = None,
+                district_id: Annotated[Optional[int], typer.Option(help="one district")] = None,
+                limit: int = 50) -> None:
+    """People whose quarterly report is overdue, the longest overdue first."""
+    from isps.cli.common import _engine, console
+    from isps.labour import reports
+
+    day = _day(on)
+    table = Table("individual", "district", "status", "status since", "report due", "days late")
+    with transaction(_engine()) as s:
+        for p in reports.overdue(s, day, district_id, limit):
+            table.add_row(str(p.individual_id), str(p.district_id), p.status, str(p.status_on), str(p.report_due),
+                          str((day - p.report_due).days))
+    console.print(table)

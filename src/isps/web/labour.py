@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from isps.access.service import audit
 from isps.api.params import After, Id, QueryId
 from isps.labour import jobs, reports, shops, uploads, wagers
-from isps.labour.status import LabourError
+from isps.labour.status import LabourError, person_for
 from isps.labour.vocab import REPORTABLE, SKILLS
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import Individual
@@ -126,6 +126,24 @@ def register_wager(request: Request, session: DB, who: User, cnic: Annotated[str
           detail=f"daily wager at {w.booth}: individual {w.individual_id}")
     session.commit()
     return RedirectResponse("/labour/wagers?done=registered", status_code=303)
+
+
+@router.post("/labour/wagers/day")
+def record_day(request: Request, session: DB, who: User, cnic: Annotated[str, Form(max_length=40)] = "",
+               worked_on: Annotated[str, Form(max_length=20)] = "") -> Response:
+    """A day a wager worked on their own, reported at the booth: it counts in the rotation."""
+    if not who.can(WRITE):
+        return _refused(request, session, who, "labour_wager_day")
+    try:
+        person = person_for(session, cnic, who.scope)
+        day = wagers.record_day(session, person.id, _day(worked_on), who.username, who.scope)
+    except LabourError as exc:
+        session.rollback()
+        return _wagers_page(request, session, who, error=str(exc), status=422, form={"day_cnic": cnic})
+    audit(session, who, CHANNEL, "record", "labour_wager_day", None, day.district_id,
+          detail=f"individual {day.individual_id} worked on {day.worked_on}")
+    session.commit()
+    return RedirectResponse("/labour/wagers?done=day", status_code=303)
 
 
 @router.post("/labour/wagers/offer")
