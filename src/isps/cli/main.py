@@ -41,6 +41,9 @@ from isps.cli.programs import benefits_app  # noqa: E402
 
 app.add_typer(linkage_app, name="sbr")
 app.add_typer(benefits_app, name="benefits")
+from isps.cli.labour import labour_app  # noqa: E402
+
+app.add_typer(labour_app, name="labour")
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"

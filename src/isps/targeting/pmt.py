@@ -47,6 +47,8 @@ INDICATORS: dict[str, Indicator] = {
     "dependency_ratio": Indicator("numeric", "COALESCE(CAST(m.dependents AS DOUBLE PRECISION) / NULLIF(m.members, 0), 0)",
                                   "Share of children under 15 and elders 65+"),
     "head_education": Indicator("category", "m.head_education", "Education of the head", vocab.EDUCATION),
+    # members in work by their labour status, which the labour registries and the payroll feed keep current
+    "earners": Indicator("numeric", "COALESCE(m.earners, 0)", "Members in work (labour status)"),
     "rooms_per_member": Indicator("numeric", "CAST(h.rooms AS DOUBLE PRECISION) / COALESCE(NULLIF(m.members, 0), 1)", "Rooms per member"),
     "land_acres": Indicator("numeric", "CASE WHEN h.land_acres > 25 THEN 25 ELSE h.land_acres END",
                             "Agricultural land (acres, up to 25)"),
@@ -66,7 +68,9 @@ def _member_aggregates(where: str = "") -> str:
     return f"""
         SELECT household_id, COUNT(*) AS members,
                SUM(CASE WHEN date_of_birth > :child_cutoff OR date_of_birth <= :elder_cutoff THEN 1 ELSE 0 END) AS dependents,
-               MAX(CASE WHEN relation_to_head = 'head' THEN education END) AS head_education
+               MAX(CASE WHEN relation_to_head = 'head' THEN education END) AS head_education,
+               SUM(CASE WHEN labour_status IN ('employed_formal', 'employed_informal', 'self_employed', 'daily_wager')
+                        THEN 1 ELSE 0 END) AS earners
         FROM individual WHERE date_of_death IS NULL {where}
         GROUP BY household_id"""
 

@@ -561,6 +561,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
+    app.include_router(__import__("isps.web.labour", fromlist=["router"]).router)  # labour registries
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.include_router(__import__("isps.web.payments", fromlist=["router"]).router)  # funds, cycles, payrolls, files
     app.include_router(__import__("isps.web.targeting", fromlist=["router"]).router)  # PMT models, means tests, simulator

@@ -693,6 +693,14 @@ def _write_events(job: Job) -> None:
     job.report.events += len(topic)
 
 
+def write_changes(job: Job) -> None:
+    """Apply the field changes a job proposed and write their outbox events: the one set-based path
+    by which a door other than a feed (the labour registries, :mod:`isps.labour`) changes the
+    registry, with the feeds' rules for precedence, late news, history and events."""
+    _apply_changes(job)
+    _write_events(job)
+
+
 # ---------------------------------------------------------------- the entry point
 
 def _parse(feed: Feed, t: pa.Table) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, str, object]]]:

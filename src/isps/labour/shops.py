@@ -1,0 +1,98 @@
+"""Shopkeepers: registration with a unique certificate number, and the certificate to display.
+
+The number is ``PSR-<district id, two digits>-<shop id, six digits>`` (Punjab Shop Registration):
+unique because the shop id is, readable at a glance, and carrying the district that issued it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from isps.labour import registers
+from isps.labour.models import Shop
+from isps.labour.status import LabourError, person_for
+from isps.registry import cnic as cnic_rules
+from isps.registry.fields import Field, check_value
+from isps.registry.models import District, Individual
+
+_NAME = Field("shop_name", "text", max_len=120, words=True)
+_TRADE = Field("trade", "text", max_len=80, words=True)
+_ADDRESS = Field("address", "text", max_len=200, words=True)
+
+
+def _checked(spec: Field, raw: str) -> str:
+    try:
+        value = check_value(spec, (raw or "").strip())
+    except ValueError as exc:
+        raise LabourError(f"{spec.name}: {exc}") from None
+    if not value:
+        raise LabourError(f"{spec.name}: is required")
+    return value
+
+
+def register_shop(session: Session, cnic: str, shop_name: str, trade: str, address: str, registered_on: date,
+                  actor: str, district_scope: int | None = None) -> Shop:
+    """Register a shop for the registry person holding ``cnic`` (within the user's district); the
+    owner goes on the shopkeeper register (self-employed in the registry)."""
+    name, what, where = _checked(_NAME, shop_name), _checked(_TRADE, trade), _checked(_ADDRESS, address)
+    person = person_for(session, cnic, district_scope)
+    shop = Shop(certificate_no="pending", individual_id=person.id, household_id=person.household_id,
+                district_id=person.district_id, shop_name=name, trade=what, address=where,
+                registered_on=registered_on, registered_by=actor)
+    session.add(shop)
+    session.flush()
+    shop.certificate_no = f"PSR-{person.district_id:02d}-{shop.id:06d}"
+    if not session.scalar(select(func.count()).select_from(Shop).where(
+            Shop.individual_id == person.id, Shop.id != shop.id)):
+        registers.enrol(session, person, "shopkeeper", registered_on, actor, source_ref=shop.certificate_no)
+    session.flush()
+    return shop
+
+
+@dataclass(frozen=True)
+class Certificate:
+    certificate_no: str
+    shop_name: str
+    trade: str
+    address: str
+    owner: str
+    owner_cnic: str          # masked
+    district: str
+    district_ur: str
+    registered_on: date
+    registered_by: str
+    district_id: int
+
+
+def certificate(session: Session, certificate_no: str, district_scope: int | None = None) -> Certificate:
+    shop = session.scalar(select(Shop).where(Shop.certificate_no == certificate_no.strip().upper()))
+    if shop is None:
+        raise LabourError(f"certificate: no shop has the certificate number {certificate_no[:30]}")
+    if district_scope is not None and shop.district_id != district_scope:
+        raise LabourError(f"certificate: {shop.certificate_no} was issued outside your district")
+    owner = session.get(Individual, shop.individual_id)
+    district = session.get(District, shop.district_id)
+    return Certificate(shop.certificate_no, shop.shop_name, shop.trade, shop.address, owner.full_name,
+                       cnic_rules.mask(owner.cnic) if owner.cnic else "—", district.name, district.name_ur,
+                       shop.registered_on, shop.registered_by, shop.district_id)
+
+
+def _filtered(district_id: int | None):
+    q = select(Shop)
+    return q.where(Shop.district_id == district_id) if district_id is not None else q
+
+
+def shops(session: Session, district_id: int | None = None, after: int | None = None, limit: int = 50) -> list[Shop]:
+    """Registered shops by keyset (``after`` the last id seen)."""
+    q = _filtered(district_id)
+    if after:
+        q = q.where(Shop.id > after)
+    return list(session.scalars(q.order_by(Shop.id).limit(limit)))
+
+
+def count_shops(session: Session, district_id: int | None = None) -> int:
+    return session.scalar(select(func.count()).select_from(_filtered(district_id).subquery())) or 0
