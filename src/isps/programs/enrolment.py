@@ -27,6 +27,7 @@ from datetime import date
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from isps.programs import counts
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
 
@@ -183,9 +184,9 @@ def refresh_channels(session: Session, where: str = "1 = 1", params: dict | None
 # ---------------------------------------------------------------- the one path in
 
 def _counts(session: Session, code: str) -> dict[str, int]:
-    rows = session.execute(select(Enrolment.status, func.count()).where(Enrolment.program_code == code)
-                           .group_by(Enrolment.status))
-    return {s: int(n) for s, n in rows}
+    """The program's enrolments per status, from the counts the database keeps (:mod:`.counts`)."""
+    session.flush()  # an enrolment changed through the ORM is counted once it reaches the database
+    return counts.by_status(session, code)
 
 
 def incompatible_with(session: Session, code: str) -> list[str]:
@@ -540,15 +541,10 @@ def summary(session: Session, code: str) -> dict:
 
 
 def overview(session: Session, district_id: int | None = None) -> dict[str, dict[str, int]]:
-    """Enrolments per program and status in one GROUP BY (for the programs page), optionally
-    within one district."""
-    stmt = select(Enrolment.program_code, Enrolment.status, func.count())
-    if district_id is not None:
-        stmt = stmt.where(Enrolment.district_id == district_id)
-    out: dict[str, dict[str, int]] = {}
-    for code, status, n in session.execute(stmt.group_by(Enrolment.program_code, Enrolment.status)):
-        out.setdefault(code, {})[status] = int(n)
-    return out
+    """Enrolments per program and status (for the programs page), optionally within one district:
+    read from the kept counts (:mod:`.counts`), not counted."""
+    session.flush()
+    return counts.by_program(session, district_id)
 
 
 def _row(e: Enrolment) -> dict:
@@ -606,7 +602,11 @@ def listing(session: Session, code: str, status: str, *, district_id: int | None
 
 def count_listing(session: Session, code: str, status: str, *, district_id: int | None = None,
                   tehsil_id: int | None = None, channel: str | None = None) -> int:
-    """How many enrolments :func:`listing` pages through with the same filters (one COUNT)."""
+    """How many enrolments :func:`listing` pages through with the same filters: the kept count
+    when only the district narrows the list, else one COUNT of the filtered rows."""
+    if tehsil_id is None and not channel:
+        session.flush()
+        return counts.by_status(session, code, district_id).get(status, 0)
     return session.scalar(select(func.count()).select_from(Enrolment)
                           .where(*_listed(code, status, district_id, tehsil_id, channel))) or 0
 

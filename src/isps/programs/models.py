@@ -63,6 +63,19 @@ class Enrolment(Base):
     )
 
 
+class EnrolmentCount(Base):
+    """How many enrolments each program has per district and status, kept by the database itself
+    (triggers of migration ``0015_enrolment_counts``, in the transaction that changes ``enrolment``):
+    the totals above a program's lists read a few rows here instead of counting a million
+    enrolments on every request. :mod:`isps.programs.counts` reads it, checks it and rebuilds it."""
+
+    __tablename__ = "enrolment_count"
+    program_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    district_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class EnrolmentEvent(Base):
     """Every change of an enrolment's status, with its reason: the history a grievance reads."""
 
