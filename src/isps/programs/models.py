@@ -58,6 +58,10 @@ class Enrolment(Base):
         UniqueConstraint("program_code", "household_id", "individual_id", name="uq_enrolment_person"),
         Index("ix_enrolment_program_status", "program_code", "status", "rank_value"),
         Index("ix_enrolment_program_status_id", "program_code", "status", "id"),  # keyset pages and totals
+        # the other orders a list offers (programs.enrolment.SORTS): (sort value, id) keysets
+        Index("ix_enrolment_sort_district", "program_code", "status", "district_id", "id"),
+        Index("ix_enrolment_sort_listed", "program_code", "status", "listed_on", "id"),
+        Index("ix_enrolment_sort_enrolled", "program_code", "status", "enrolled_on", "id"),
         Index("ix_enrolment_household", "household_id"),
         Index("ix_enrolment_recipient", "recipient_id"),
     )
