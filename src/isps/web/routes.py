@@ -182,7 +182,7 @@ class Results:
 
 SEARCH_COLUMNS = [("id", "household"), ("ref", "ref"), ("district", "district"), ("tehsil", "tehsil"),
                   ("area", "area"), ("address", "address"), ("head_name", "head_name"),
-                  ("head_cnic_masked", "head_cnic_masked"), ("score", "pmt")]
+                  ("head_cnic_masked", "head_cnic_masked"), ("pmt", "pmt")]
 
 
 def _search_filters(session: Session, who: Principal, form: SearchForm) -> dict:
@@ -197,6 +197,7 @@ def _named_rows(rows: list[dict], geo: Geography, tr: i18n.Translator) -> list[d
         r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
         r["tehsil"] = tehsil_name(tr, geo.tehsil_by_id.get(r["tehsil_id"]))
         r["area"] = "urban" if r.get("urban") else "rural"
+        r["pmt"] = None if r.get("score") is None else f"{r['score']:.2f}"  # as the page shows it
     return rows
 
 
