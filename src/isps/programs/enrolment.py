@@ -551,6 +551,7 @@ def overview(session: Session, district_id: int | None = None) -> dict[str, dict
 def _row(e: Enrolment) -> dict:
     return {"id": e.id, "program": e.program_code, "household_id": e.household_id,
             "individual_id": e.individual_id or None, "recipient_id": e.recipient_id, "district_id": e.district_id,
+            "tehsil_id": e.tehsil_id,
             "status": e.status, "rank_value": e.rank_value, "female": e.female, "disabled": e.disabled,
             "channel": e.channel, "listed_on": e.listed_on.isoformat(),
             "enrolled_on": e.enrolled_on.isoformat() if e.enrolled_on else None, "reason": e.reason}
