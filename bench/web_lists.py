@@ -8,7 +8,8 @@ list page through the app in process (FastAPI's TestClient, signed in as an admi
 1 and at page 1,000, in its default order and in one other order a column header offers
 (``enrolled.district``, ``waiting.listed_on``, ``audit.action``, ``review.weight``, ``search.pmt``).
 The enrolment totals come from ``enrolment_count``, which the database's triggers keep through the
-bulk INSERT below as through any other change. The page-1,000 cursor is picked once in SQL (the id at OFFSET 999 pages) and
+bulk INSERT below as through any other change. The page-1,000 cursor is picked once in SQL (the id
+at OFFSET 999 pages) and
 passed as the page's keyset cursor, exactly as the "next page" link would after 999 clicks.
 Rows ``{"name": "web.list", "backend", "n", "page", "list", "p50_ms", "p99_ms"}`` go to
 ``bench/results/web.list.json``.
@@ -113,12 +114,14 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
                                 "ORDER BY district_id DESC, id DESC", 50,
                                 f"/programs/{PROGRAM}/enrolment?sort=-district&after={{}}"),
         "waiting.listed_on": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'waiting' "
-                                "ORDER BY listed_on, id", 50, f"/programs/{PROGRAM}/enrolment?wsort=listed_on&wafter={{}}"),
+                                "ORDER BY listed_on, id", 50,
+                                f"/programs/{PROGRAM}/enrolment?wsort=listed_on&wafter={{}}"),
         "audit.action": at("SELECT id FROM audit_log ORDER BY action, id", 100, "/audit?sort=action&before_id={}"),
-        "review.weight": at("SELECT id FROM match_candidate WHERE status = 'review' ORDER BY match_weight DESC, id DESC",
-                            20, "/sbr/review?sort=-weight&after={}"),
+        "review.weight": at("SELECT id FROM match_candidate WHERE status = 'review' "
+                            "ORDER BY match_weight DESC, id DESC", 20, "/sbr/review?sort=-weight&after={}"),
         "search.pmt": at("SELECT h.id FROM household h JOIN pmt_score p ON p.household_id = h.id "
-                         "WHERE h.district_id = 1 ORDER BY p.score, h.id", 25, "/?search=1&district_id=1&sort=pmt&after={}"),
+                         "WHERE h.district_id = 1 ORDER BY p.score, h.id", 25,
+                         "/?search=1&district_id=1&sort=pmt&after={}"),
     }
 
 

@@ -123,7 +123,8 @@ def test_headers_sort_the_page_and_the_pages_follow(client, listed):
     sign_in(client, "manager")
     url = f"/programs/{PROGRAM}/enrolment"
     page = client.get(url).text
-    assert re.search(r'aria-sort="ascending"[^>]*><a class="sort" id="waiting-sort-pmt"', page)  # the waiting list's default
+    # the waiting list's default order: by PMT
+    assert re.search(r'aria-sort="ascending"[^>]*><a class="sort" id="waiting-sort-pmt"', page)
     assert re.search(r'aria-sort="none"[^>]*><a class="sort" id="enrolled-sort-district"', page)
     link = html.unescape(re.search(r'id="enrolled-sort-district" href="([^"]+)"', page).group(1))
     seen = []
@@ -154,7 +155,8 @@ def test_headers_sort_the_page_and_the_pages_follow(client, listed):
     assert any(name in ur for name in tehsil_names_ur().values())
 
 
-@pytest.mark.parametrize("url", [f"/programs/{PROGRAM}/enrolment?sort=rank_value", f"/programs/{PROGRAM}/enrolment?wsort=-",
+@pytest.mark.parametrize("url", [f"/programs/{PROGRAM}/enrolment?sort=rank_value",
+                                 f"/programs/{PROGRAM}/enrolment?wsort=-",
                                  "/audit?sort=detail", "/audit?sort=id;drop", "/sbr/review?sort=partner_name",
                                  "/?search=1&sort=score", "/search/results?sort=--pmt"])
 def test_a_sort_the_list_does_not_offer_is_a_400_page(client, listed, url):
@@ -198,7 +200,11 @@ def test_search_export_is_what_the_search_shows(client, listed):
     # a district officer's export is their district's only, whatever the address asks
     sign_in(client, "lahore_officer")
     other = client.get("/search/results?district_id=2&format=csv&list=search")
-    assert other.status_code in (400, 403)
+    assert other.status_code == 403 and "text/csv" not in other.headers["content-type"]
+    with transaction(listed) as s:
+        refused = s.scalar(select(AuditRecord).where(AuditRecord.actor == "lahore_officer",
+                                                     AuditRecord.action == "export"))
+    assert refused.outcome == "denied" and refused.district_id == 2
 
 
 def test_every_tehsil_has_an_urdu_name(engine):

@@ -47,11 +47,12 @@ class Pager:
     id: str = "list"
 
 
-def _url(request: Request, drop: tuple[str, ...], **extra: object) -> str:
-    """This page's address with its filters kept, the cursor (and anything in ``drop``) removed."""
+def _url(request: Request, drop: tuple[str, ...], path: str | None = None, **extra: object) -> str:
+    """This page's address (or ``path``) with its filters kept, the cursor (and anything in
+    ``drop``) removed."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in drop and k not in extra and v != ""]
     params += [(k, str(v)) for k, v in extra.items() if v is not None]
-    return request.url.path + ("?" + urlencode(params) if params else "")
+    return (path or request.url.path) + ("?" + urlencode(params) if params else "")
 
 
 def pager(request: Request, *, total: int, shown: int, next_after: int | None, cursor: str = "after",
@@ -87,9 +88,10 @@ def sort_of(request: Request, allowed: tuple[str, ...], default: Sort, param: st
 
 
 def columns(request: Request, allowed: tuple[str, ...], current: Sort, *, param: str = "sort",
-            cursor: str = "after") -> dict[str, Column]:
-    """The header links of a list's sortable columns. A new order starts again at page 1 (the
-    cursor and its position are dropped); the filters and the other lists' cursors are kept."""
+            cursor: str = "after", path: str | None = None) -> dict[str, Column]:
+    """The header links of a list's sortable columns (to ``path``, by default this page). A new
+    order starts again at page 1 (the cursor and its position are dropped); the filters and the
+    other lists' cursors are kept."""
     drop = (cursor, f"{cursor}_at", "format", "list", "done")
     out = {}
     for key in allowed:
@@ -98,7 +100,7 @@ def columns(request: Request, allowed: tuple[str, ...], current: Sort, *, param:
                 ("▼" if current.desc else "▲")
         else:
             nxt, aria, arrow = Sort(key), "none", ""
-        out[key] = Column(_url(request, drop, **{param: nxt.param}), aria, arrow)
+        out[key] = Column(_url(request, drop, path, **{param: nxt.param}), aria, arrow)
     return out
 
 

@@ -41,7 +41,7 @@ from isps.web import lang as i18n
 from isps.keyset import Sort, SortError
 from isps.keyset import parse as parse_sort
 from isps.targeting.search import SORTS as SEARCH_SORTS
-from isps.web.listing import Column, columns, export, keyset_chunks, pager, sort_of, wants_export
+from isps.web.listing import columns, export, keyset_chunks, pager, sort_of, wants_export
 from isps.web.common import tehsil_name
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
@@ -202,17 +202,9 @@ def _named_rows(rows: list[dict], geo: Geography, tr: i18n.Translator) -> list[d
 
 
 def _search_links(request: Request, form: SearchForm) -> tuple[dict, dict]:
-    """The column headers' addresses (each a new order, from the first page, on the search page
+    """The column headers' addresses (each a new order from the first page, on the search page
     wherever it is routed) and the export addresses (the same filters and order)."""
-    page = request.url_for("search_page").path
-    base = form.query(sort=False)
-    cols = {}
-    for key in SEARCH_SORTS:
-        current = form.sort.key == key
-        nxt = Sort(key, not form.sort.desc) if current else Sort(key)
-        query = (base + "&" if base else "") + urlencode({"sort": nxt.param})
-        cols[key] = Column(f"{page}?{query}", ("descending" if form.sort.desc else "ascending") if current else "none",
-                           ("▼" if form.sort.desc else "▲") if current else "")
+    cols = columns(request, tuple(SEARCH_SORTS), form.sort, path=request.url_for("search_page").path)
     query = form.query()
     exports = {fmt: "/search/results?" + (query + "&" if query else "") + f"format={fmt}&list=search"
                for fmt in ("csv", "xlsx")}
@@ -223,6 +215,12 @@ def _export_search(request: Request, session: Session, who: Principal, form: Sea
                    geo: Geography, tr: i18n.Translator) -> Response:
     """The whole of what the search shows (its filters, its order), CSV or Excel, CNICs masked as
     on the page, audited as an export (:func:`isps.web.listing.export`)."""
+    if form.scope_refused is not None:  # refused and audited, as the page's search is
+        audit(session, who, CHANNEL, "export", "household", district_id=form.scope_refused, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for an export of "
+                     f"district {form.scope_refused}")
+        session.commit()
+        return error_page(request, session, who, 403, tr("search.error.scope"))
     if form.errors or form.sort_error:
         return error_page(request, session, who, 400, " ".join(form.errors) or form.sort_error)
     filters = _search_filters(session, who, form)
@@ -235,9 +233,10 @@ def _export_search(request: Request, session: Session, who: Principal, form: Sea
     chunks = keyset_chunks(lambda a, n: _named_rows(search_households(session, after=a, limit=n, sort=form.sort,
                                                                       **filters).rows, geo, tr),
                            lambda r: r["id"])
+    asked = search_sentence(form.tehsil_id, form.pmt_min, form.pmt_max, form.name, 0)
+    asked = asked.removeprefix("searched ").rsplit(":", 1)[0]  # what was asked, without the count
     return export(request, session, who, fmt, name="households", entity="household", columns=SEARCH_COLUMNS,
-                  chunks=chunks, detail="the search results of " + search_sentence(
-                      form.tehsil_id, form.pmt_min, form.pmt_max, form.name, 0).removeprefix("searched ").rsplit(":", 1)[0]
+                  chunks=chunks, detail=f"the search results of {asked}"
                   + (f" in district {form.district_id}" if form.district_id else "") + f", sorted by {form.sort.param}")
 
 
@@ -263,7 +262,8 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
 
 
 def _wants_results(params) -> bool:
-    return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search"))
+    return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search",
+                                     "sort"))
 
 
 @router.get("/")
@@ -377,7 +377,8 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
     income = getattr(hh, "monthly_income", None)  # declared by the family, where the registry holds it
     return {
         "id": hh.id, "ref": hh.ref, "address": hh.address, "district": _district_name(tr, district),
-        "tehsil": tehsil_name(tr, session.get(Tehsil, hh.tehsil_id)), "uc": uc.name if uc else "—", "area": tr("area.urban" if hh.urban else "area.rural"),
+        "tehsil": tehsil_name(tr, session.get(Tehsil, hh.tehsil_id)),
+        "uc": uc.name if uc else "—", "area": tr("area.urban" if hh.urban else "area.rural"),
         "surveyed_on": hh.surveyed_on.isoformat(), "verified_on": hh.verified_on.isoformat(), "version": hh.version,
         "housing": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in HOUSING],
         "durables": [(tr.field(k), getattr(hh, k)) for k in vocab.DURABLES],
