@@ -33,7 +33,7 @@ def like_pattern(text: str) -> str:
 
 def _filtered(*, district_id: int | None, tehsil_id: int | None, pmt_min: float | None, pmt_max: float | None,
               name: str | None, model_id: int | None, district_scope: int | None, counting: bool = False,
-              after: int | None = None):
+              after: int | None = None, score_by_district: bool = False):
     """The search's rows before paging: one query shared by the page and its count. The count
     joins the head and the score only when a filter needs them (one head per household and one
     score per household and model, so the outer joins never change how many rows there are)."""
@@ -49,6 +49,8 @@ def _filtered(*, district_id: int | None, tehsil_id: int | None, pmt_min: float 
         head = head.where(Individual.household_id > after)  # join reads every head before the page
     head = head.subquery()
     score_join = (PmtScore.household_id == Household.id) & (PmtScore.model_id == (model_id or -1))
+    if score_by_district and district_id is not None:  # the same score rows, said of the score's own district
+        score_join &= PmtScore.district_id == district_id  # so the (model, district, score) index reads them in order
     if counting:
         stmt = select(Household.id)
         if pmt_min is not None or pmt_max is not None:
@@ -103,7 +105,7 @@ def search_households(session: Session, *, district_id: int | None = None, tehsi
     by_id = sort.key == "id"
     stmt = _filtered(district_id=district_id, tehsil_id=tehsil_id, pmt_min=pmt_min, pmt_max=pmt_max, name=name,
                      model_id=model_id, district_scope=district_scope,
-                     after=after if by_id and not sort.desc else None)
+                     after=after if by_id and not sort.desc else None, score_by_district=sort.key == "pmt")
     rows = keyset.page(session, stmt, SORTS[sort.key], Household.id, after=after, limit=limit + 1, desc=sort.desc)
     rows = [r._mapping for r in rows]
     page = [dict(r) for r in rows[:limit]]
