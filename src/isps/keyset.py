@@ -66,7 +66,9 @@ def page(session: Session, stmt: Select, value: ColumnElement, id_col: ColumnEle
         cursor_value = found[0]
         cursor_null = cursor_value is None
     past_id = (id_col < after if desc else id_col > after) if after is not None else None
-    order = [value.desc(), id_col.desc()] if desc else [value.asc(), id_col.asc()]
+    order = [id_col.desc() if desc else id_col.asc()]
+    if not same:
+        order.insert(0, value.desc() if desc else value.asc())
     rows: list = []
     if not cursor_null:
         valued = stmt.where(value.is_not(None)) if nullable else stmt
