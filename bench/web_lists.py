@@ -5,7 +5,11 @@ costs what page 1 does", p99 at most 300 ms for any list page at 1M households).
 enrols every household in a program set-based (half enrolled, half on the waiting list), writes
 one audit record per household and one review pair per tenth registry person, then times each
 list page through the app in process (FastAPI's TestClient, signed in as an administrator) at page
-1 and at page 1,000. The page-1,000 cursor is picked once in SQL (the id at OFFSET 999 pages) and
+1 and at page 1,000, in its default order and in one other order a column header offers
+(``enrolled.district``, ``waiting.listed_on``, ``audit.action``, ``review.weight``, ``search.pmt``).
+The enrolment totals come from ``enrolment_count``, which the database's triggers keep through the
+bulk INSERT below as through any other change. The page-1,000 cursor is picked once in SQL (the id
+at OFFSET 999 pages) and
 passed as the page's keyset cursor, exactly as the "next page" link would after 999 clicks.
 Rows ``{"name": "web.list", "backend", "n", "page", "list", "p50_ms", "p99_ms"}`` go to
 ``bench/results/web.list.json``.
@@ -116,6 +120,19 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
         "feed_deliveries": at("SELECT id FROM feed_delivery ORDER BY id DESC", 50, "/feeds/deliveries?before={}"),
         "feed_report": at("SELECT seq FROM feed_rejection WHERE delivery_id = (SELECT min(id) FROM feed_delivery) "
                           "ORDER BY seq", 50, f"/feeds/deliveries/{_first_delivery(engine)}?after={{}}"),
+        # the same lists in another order a column header offers: the keyset (value, id)
+        "enrolled.district": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'enrolled' "
+                                "ORDER BY district_id DESC, id DESC", 50,
+                                f"/programs/{PROGRAM}/enrolment?sort=-district&after={{}}"),
+        "waiting.listed_on": at("SELECT id FROM enrolment WHERE program_code = :c AND status = 'waiting' "
+                                "ORDER BY listed_on, id", 50,
+                                f"/programs/{PROGRAM}/enrolment?wsort=listed_on&wafter={{}}"),
+        "audit.action": at("SELECT id FROM audit_log ORDER BY action, id", 100, "/audit?sort=action&before_id={}"),
+        "review.weight": at("SELECT id FROM match_candidate WHERE status = 'review' "
+                            "ORDER BY match_weight DESC, id DESC", 20, "/sbr/review?sort=-weight&after={}"),
+        "search.pmt": at("SELECT h.id FROM household h JOIN pmt_score p ON p.household_id = h.id "
+                         "WHERE h.district_id = 1 ORDER BY p.score, h.id", 25,
+                         "/?search=1&district_id=1&sort=pmt&after={}"),
     }
 
 
@@ -126,7 +143,10 @@ def _first_delivery(engine) -> int:
 
 FIRST = {"enrolled": f"/programs/{PROGRAM}/enrolment", "waiting": f"/programs/{PROGRAM}/enrolment",
          "audit": "/audit", "review": "/sbr/review", "search": "/?search=1", "feed_deliveries": "/feeds/deliveries",
-         "feed_report": "/feeds/deliveries/{first}"}
+         "feed_report": "/feeds/deliveries/{first}",
+         "enrolled.district": f"/programs/{PROGRAM}/enrolment?sort=-district",
+         "waiting.listed_on": f"/programs/{PROGRAM}/enrolment?wsort=listed_on", "audit.action": "/audit?sort=action",
+         "review.weight": "/sbr/review?sort=-weight", "search.pmt": "/?search=1&district_id=1&sort=pmt"}
 
 
 def time_pages(engine, backend: str, n: int, samples: int, deep: int = DEEP) -> None:

@@ -74,7 +74,7 @@ def enrolled_ids(page: str) -> list[int]:
 
 
 def waiting_ids(page: str) -> list[int]:
-    return [int(x) for x in re.findall(r'<li data-enrolment="(\d+)"', _section(page, 'id="waiting-list"', "</ol>"))]
+    return [int(x) for x in re.findall(r'<tr data-enrolment="(\d+)"', _section(page, 'id="waiting-list"', "</table>"))]
 
 
 def _db_ids(engine, status: str, **where) -> list[int]:

@@ -40,7 +40,8 @@ class AuditRecord(Base):
     outcome: Mapped[str] = mapped_column(String(10), default="ok")  # ok | denied | not_found
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), Index("ix_audit_log_actor", "actor", "id"))
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), Index("ix_audit_log_actor", "actor", "id"),
+                      Index("ix_audit_log_action", "action", "id"))  # sorted by action (migration 0015_list_sorts)
 
 
 class AuthSession(Base):

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, case, delete, func, literal, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from isps import keyset
 from isps.access.models import AuditRecord, AuthSession, SignInFailure, User
 
 ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "auditor")
@@ -355,17 +356,28 @@ def _trail_where(entity: str | None, entity_id: int | None, actor: str | None, a
     return where
 
 
+# the orders the audit log offers, each a (column, id) index; "at" is the id order, the order the
+# log is written in (ids are given in the order records are written, "at" is the writer's clock)
+TRAIL_SORTS = {"at": AuditRecord.id, "actor": AuditRecord.actor, "action": AuditRecord.action}
+TRAIL_DEFAULT_SORT = keyset.Sort("at", desc=True)
+
+
 def audit_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,
                 actor: str | None = None, limit: int = 200, before_id: int | None = None,
                 action: str | None = None, outcome: str | None = None, district_id: int | None = None,
-                since: date | None = None, until: date | None = None) -> list[AuditRecord]:
-    """The audit log newest first, a page at a time by keyset (``before_id``: the last id of the
-    previous page), filtered by who, what, which record, outcome, district and day range."""
+                since: date | None = None, until: date | None = None,
+                sort: keyset.Sort | None = None) -> list[AuditRecord]:
+    """The audit log, newest first unless another order (:data:`TRAIL_SORTS`) is asked for, a page
+    at a time by keyset (``before_id``: the last id of the previous page, in whichever order),
+    filtered by who, what, which record, outcome, district and day range."""
     stmt = select(AuditRecord).where(*_trail_where(entity, entity_id, actor, action, outcome, district_id,
                                                    since, until))
-    if before_id:
-        stmt = stmt.where(AuditRecord.id < before_id)
-    return list(session.scalars(stmt.order_by(AuditRecord.id.desc()).limit(limit)))
+    sort = sort or TRAIL_DEFAULT_SORT
+    if sort.key not in TRAIL_SORTS:
+        raise keyset.SortError(f"sort must be one of {', '.join(TRAIL_SORTS)}, not {sort.key!r}")
+    rows = keyset.page(session, stmt, TRAIL_SORTS[sort.key], AuditRecord.id, after=before_id or None, limit=limit,
+                       desc=sort.desc, nullable=False)
+    return [r[0] for r in rows]
 
 
 def count_trail(session: Session, *, entity: str | None = None, entity_id: int | None = None,

@@ -95,7 +95,8 @@ class MatchCandidate(Base):
     decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
-    __table_args__ = (Index("ix_match_candidate_status", "status", "id"),)
+    __table_args__ = (Index("ix_match_candidate_status", "status", "id"),
+                      Index("ix_match_candidate_status_weight", "status", "match_weight", "id"))  # sorted by weight
 
 
 class PersonHistory(Base):

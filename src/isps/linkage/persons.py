@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from isps import keyset
 from isps.linkage.models import Beneficiary, MatchCandidate, Person, PersonHistory
 from isps.registry.models import Individual
 
@@ -57,16 +58,23 @@ def _queue_where(district_id: int | None, program: str | None, min_weight: float
     return where
 
 
+# the orders the review queue offers: oldest first, or by match weight (each an index: status, column, id)
+QUEUE_SORTS = {"id": MatchCandidate.id, "weight": MatchCandidate.match_weight}
+
+
 def review_queue(session: Session, *, district_id: int | None = None, limit: int = 50,
                  after: int | None = None, program: str | None = None,
-                 min_weight: float | None = None) -> list[ReviewItem]:
-    """Pairs waiting for a clerk, oldest first, a page at a time by keyset (``after``: the last
-    pair id of the previous page), with the registry individuals read in one query."""
+                 min_weight: float | None = None, sort: keyset.Sort | None = None) -> list[ReviewItem]:
+    """Pairs waiting for a clerk, oldest first unless ordered by weight (:data:`QUEUE_SORTS`), a
+    page at a time by keyset (``after``: the last pair id of the previous page), with the registry
+    individuals read in one query."""
     stmt = (select(MatchCandidate, Beneficiary).join(Beneficiary, Beneficiary.id == MatchCandidate.beneficiary_id)
             .where(*_queue_where(district_id, program, min_weight)))
-    if after:
-        stmt = stmt.where(MatchCandidate.id > after)
-    rows = session.execute(stmt.order_by(MatchCandidate.id).limit(limit)).all()
+    sort = sort or keyset.Sort("id")
+    if sort.key not in QUEUE_SORTS:
+        raise keyset.SortError(f"sort must be one of {', '.join(QUEUE_SORTS)}, not {sort.key!r}")
+    rows = keyset.page(session, stmt, QUEUE_SORTS[sort.key], MatchCandidate.id, after=after or None, limit=limit,
+                       desc=sort.desc, nullable=False)
     wanted = {c.individual_id for c, _ in rows}
     people = ({i.id: i for i in session.scalars(select(Individual).where(Individual.id.in_(wanted)))}
               if wanted else {})

@@ -27,6 +27,8 @@ from datetime import date
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from isps import keyset
+from isps.programs import counts
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
 
@@ -183,9 +185,9 @@ def refresh_channels(session: Session, where: str = "1 = 1", params: dict | None
 # ---------------------------------------------------------------- the one path in
 
 def _counts(session: Session, code: str) -> dict[str, int]:
-    rows = session.execute(select(Enrolment.status, func.count()).where(Enrolment.program_code == code)
-                           .group_by(Enrolment.status))
-    return {s: int(n) for s, n in rows}
+    """The program's enrolments per status, from the counts the database keeps (:mod:`.counts`)."""
+    session.flush()  # an enrolment changed through the ORM is counted once it reaches the database
+    return counts.by_status(session, code)
 
 
 def incompatible_with(session: Session, code: str) -> list[str]:
@@ -540,20 +542,16 @@ def summary(session: Session, code: str) -> dict:
 
 
 def overview(session: Session, district_id: int | None = None) -> dict[str, dict[str, int]]:
-    """Enrolments per program and status in one GROUP BY (for the programs page), optionally
-    within one district."""
-    stmt = select(Enrolment.program_code, Enrolment.status, func.count())
-    if district_id is not None:
-        stmt = stmt.where(Enrolment.district_id == district_id)
-    out: dict[str, dict[str, int]] = {}
-    for code, status, n in session.execute(stmt.group_by(Enrolment.program_code, Enrolment.status)):
-        out.setdefault(code, {})[status] = int(n)
-    return out
+    """Enrolments per program and status (for the programs page), optionally within one district:
+    read from the kept counts (:mod:`.counts`), not counted."""
+    session.flush()
+    return counts.by_program(session, district_id)
 
 
 def _row(e: Enrolment) -> dict:
     return {"id": e.id, "program": e.program_code, "household_id": e.household_id,
             "individual_id": e.individual_id or None, "recipient_id": e.recipient_id, "district_id": e.district_id,
+            "tehsil_id": e.tehsil_id,
             "status": e.status, "rank_value": e.rank_value, "female": e.female, "disabled": e.disabled,
             "channel": e.channel, "listed_on": e.listed_on.isoformat(),
             "enrolled_on": e.enrolled_on.isoformat() if e.enrolled_on else None, "reason": e.reason}
@@ -572,41 +570,41 @@ def _listed(code: str, status: str, district_id: int | None, tehsil_id: int | No
     return where
 
 
+SORTS = {"id": Enrolment.id, "pmt": Enrolment.rank_value, "district": Enrolment.district_id,
+         "listed_on": Enrolment.listed_on, "enrolled_on": Enrolment.enrolled_on}
+"""The orders a program's lists offer, each served by an index (program, status, column, id)."""
+DEFAULT_SORT = {"waiting": keyset.Sort("pmt")}  # the waiting list in rank order; the others by id
+
+
+def default_sort(status: str) -> keyset.Sort:
+    return DEFAULT_SORT.get(status, keyset.Sort("id"))
+
+
 def listing(session: Session, code: str, status: str, *, district_id: int | None = None, limit: int = 100,
-            after: int | None = None, tehsil_id: int | None = None, channel: str | None = None) -> list[dict]:
-    """Enrolments of a program in one status, a page at a time by keyset: ``after`` is the last id
-    of the previous page, so page 1,000 costs what page 1 does. The waiting list comes in rank
-    order (lowest PMT first, unranked last, then id); its cursor is still the last enrolment id,
-    whose rank is read to continue from it."""
+            after: int | None = None, tehsil_id: int | None = None, channel: str | None = None,
+            sort: keyset.Sort | None = None) -> list[dict]:
+    """Enrolments of a program in one status, a page at a time by keyset in the chosen order
+    (:data:`SORTS`; by default the waiting list by rank, lowest PMT first and unranked last, the
+    others by id): ``after`` is the last id of the previous page, whose sort value is read to
+    continue from it (:func:`isps.keyset.page`), so page 1,000 costs what page 1 does."""
     if not 1 <= limit <= MAX_PAGE:  # a negative LIMIT is no limit at all on SQLite, an error on PostgreSQL
         raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
-    where = _listed(code, status, district_id, tehsil_id, channel)
-    if status != "waiting":
-        stmt = select(Enrolment).where(*where).order_by(Enrolment.id)
-        if after is not None:
-            stmt = stmt.where(Enrolment.id > after)
-        return [_row(e) for e in session.scalars(stmt.limit(limit))]
-    # the ranked first (by rank, then id), then the unranked (by id): two range reads of the
-    # (program, status, rank) index, each starting at the cursor, rather than one sort of the list
-    rank = session.scalar(select(Enrolment.rank_value).where(Enrolment.id == after)) if after is not None else None
-    rows: list[Enrolment] = []
-    if after is None or rank is not None:
-        ranked = select(Enrolment).where(*where, Enrolment.rank_value.is_not(None))
-        if rank is not None:
-            ranked = ranked.where(Enrolment.rank_value >= rank,
-                                  (Enrolment.rank_value > rank) | (Enrolment.id > after))
-        rows = list(session.scalars(ranked.order_by(Enrolment.rank_value, Enrolment.id).limit(limit)))
-    if len(rows) < limit:
-        unranked = select(Enrolment).where(*where, Enrolment.rank_value.is_(None))
-        if after is not None and rank is None:
-            unranked = unranked.where(Enrolment.id > after)
-        rows += session.scalars(unranked.order_by(Enrolment.id).limit(limit - len(rows)))
-    return [_row(e) for e in rows]
+    sort = sort or default_sort(status)
+    if sort.key not in SORTS:
+        raise keyset.SortError(f"sort must be one of {', '.join(SORTS)}, not {sort.key!r}")
+    stmt = select(Enrolment).where(*_listed(code, status, district_id, tehsil_id, channel))
+    rows = keyset.page(session, stmt, SORTS[sort.key], Enrolment.id, after=after, limit=limit, desc=sort.desc,
+                       nullable=sort.key in ("pmt", "enrolled_on"))
+    return [_row(r[0]) for r in rows]
 
 
 def count_listing(session: Session, code: str, status: str, *, district_id: int | None = None,
                   tehsil_id: int | None = None, channel: str | None = None) -> int:
-    """How many enrolments :func:`listing` pages through with the same filters (one COUNT)."""
+    """How many enrolments :func:`listing` pages through with the same filters: the kept count
+    when only the district narrows the list, else one COUNT of the filtered rows."""
+    if tehsil_id is None and not channel:
+        session.flush()
+        return counts.by_status(session, code, district_id).get(status, 0)
     return session.scalar(select(func.count()).select_from(Enrolment)
                           .where(*_listed(code, status, district_id, tehsil_id, channel))) or 0
 
@@ -627,5 +625,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
-           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "count_listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
+           "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "count_listing", "SORTS", "default_sort", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
            "best_accounts", "channel_sql", "refresh_channels"]

@@ -58,9 +58,26 @@ class Enrolment(Base):
         UniqueConstraint("program_code", "household_id", "individual_id", name="uq_enrolment_person"),
         Index("ix_enrolment_program_status", "program_code", "status", "rank_value"),
         Index("ix_enrolment_program_status_id", "program_code", "status", "id"),  # keyset pages and totals
+        # the other orders a list offers (programs.enrolment.SORTS): (sort value, id) keysets
+        Index("ix_enrolment_sort_district", "program_code", "status", "district_id", "id"),
+        Index("ix_enrolment_sort_listed", "program_code", "status", "listed_on", "id"),
+        Index("ix_enrolment_sort_enrolled", "program_code", "status", "enrolled_on", "id"),
         Index("ix_enrolment_household", "household_id"),
         Index("ix_enrolment_recipient", "recipient_id"),
     )
+
+
+class EnrolmentCount(Base):
+    """How many enrolments each program has per district and status, kept by the database itself
+    (triggers of migration ``0015_enrolment_counts``, in the transaction that changes ``enrolment``):
+    the totals above a program's lists read a few rows here instead of counting a million
+    enrolments on every request. :mod:`isps.programs.counts` reads it, checks it and rebuilds it."""
+
+    __tablename__ = "enrolment_count"
+    program_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    district_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class EnrolmentEvent(Base):

@@ -46,6 +46,13 @@ def districts() -> tuple[DistrictInfo, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def tehsil_names_ur() -> dict[int, str]:
+    """Each tehsil's name in Urdu, by tehsil id (as districts carry ``name_ur``)."""
+    return {t["id"]: t["name_ur"] for div in punjab()["divisions"] for d in div["districts"] for t in d["tehsils"]
+            if t.get("name_ur")}
+
+
 def district_by_name(name: str) -> DistrictInfo | None:
     key = name.strip().lower()
     return next((d for d in districts() if d.name.lower() == key), None)
@@ -72,7 +79,7 @@ def seed(session: Session) -> None:
     session.flush()
     for d in districts():
         for tid, tname in d.tehsils:
-            session.add(Tehsil(id=tid, district_id=d.id, name=tname))
+            session.add(Tehsil(id=tid, district_id=d.id, name=tname, name_ur=tehsil_names_ur().get(tid)))
     session.flush()
     session.add_all(UnionCouncil(id=u, tehsil_id=t, name=n) for d in districts() for u, t, n in union_councils(d))
     session.flush()

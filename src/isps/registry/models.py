@@ -44,6 +44,7 @@ class Tehsil(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     district_id: Mapped[int] = mapped_column(ForeignKey("district.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
+    name_ur: Mapped[str | None] = mapped_column(String(60), nullable=True)  # migration 0015_tehsil_name_ur
 
 
 class UnionCouncil(Base):

@@ -175,6 +175,13 @@ def _district_name(tr: i18n.Translator, d: District | None) -> str:
     return d.name_ur if tr.code == "ur" and d.name_ur else d.name
 
 
+def tehsil_name(tr: i18n.Translator, t: Tehsil | None) -> str:
+    """A tehsil's name in the page's language (the Urdu name where the geography has one)."""
+    if t is None:
+        return "—"
+    return t.name_ur if tr.code == "ur" and getattr(t, "name_ur", None) else t.name
+
+
 def program_name(tr: i18n.Translator, code: str) -> str:
     """A program's one display name: the catalogue's (in Urdu the i18n label ``program.<code>`` where
     there is one), never its code; the rules, the chips and the page titles all read it here."""
@@ -199,6 +206,7 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
                   can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"))
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
+           "tehsil_name": lambda t: tehsil_name(tr, t),
            "program_name": lambda code: program_name(tr, code),
            "csrf": request.app.state.tokens.csrf(request.cookies.get(SESSION_COOKIE)) if who is not None else None,
            **context}

@@ -18,7 +18,7 @@ from isps.programs import catalogue
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing
-from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, error_page, render
+from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, bad_address_page, error_page, render
 from isps.web.common import _tr
 
 router = APIRouter(include_in_schema=False)
@@ -66,15 +66,20 @@ def review_page(request: Request, session: DB, who: User, after: After = None, d
     """The clerical review queue, a page of pairs at a time by keyset, with its total for the
     filters (program, district, lowest weight), its export, and bulk decisions."""
     filters = _queue_filters(who, district_id, program, min_weight)
+    try:  # the order chosen (oldest first, or by weight): whitelisted, else a 400 page
+        sort = listing.sort_of(request, tuple(persons.QUEUE_SORTS), listing.Sort("id"))
+    except listing.SortError as exc:
+        return bad_address_page(request, str(exc), 400)
     names = _districts(session)
     fmt = listing.wants_export(request, "queue")
     if fmt:
         return listing.export(request, session, who, fmt, name="review_queue", entity="match_candidate",
                               columns=QUEUE_COLUMNS, detail="the review queue",
                               chunks=(_flat(items, names) for items in listing.keyset_chunks(
-                                  lambda a, n: persons.review_queue(session, after=a, limit=n, **filters),
+                                  lambda a, n: persons.review_queue(session, after=a, limit=n, sort=sort,
+                                                                    **filters),
                                   lambda i: i.candidate.id)))
-    items = persons.review_queue(session, after=after, limit=PAGE + 1, **filters)
+    items = persons.review_queue(session, after=after, limit=PAGE + 1, sort=sort, **filters)
     audit(session, who, CHANNEL, "read", "match_candidate", None, district_id=who.scope)
     view = [{"id": i.candidate.id, "weight": round(i.candidate.match_weight, 1),
              "probability": round(100 * i.candidate.match_probability, 1),
@@ -93,7 +98,9 @@ def review_page(request: Request, session: DB, who: User, after: After = None, d
     return render(request, "linkage_review.html", {
         "items": view, "can_decide": who.can(DECIDE), "done": done if done in ("accept", "reject") else "",
         "decided": decided, "pager": pager, "filters": filters, "programs": programs, "locked": who.scope is not None,
-        "districts": sorted(names.items(), key=lambda kv: kv[1])}, who=who, session=session)
+        "districts": sorted(names.items(), key=lambda kv: kv[1]),
+        "columns": listing.columns(request, tuple(persons.QUEUE_SORTS), sort),
+        "sort_param": request.query_params.get("sort", "")}, who=who, session=session)
 
 
 def _refuse_decision(request: Request, session, who, ids: list[int]) -> Response:

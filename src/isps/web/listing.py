@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
+from isps.keyset import Sort, SortError, parse  # noqa: F401  (SortError: what pages catch)
 from isps.registry.transfer.cells import append_rows, spreadsheet_safe
 from isps.web.common import CHANNEL, SECURITY_HEADERS
 
@@ -46,11 +47,12 @@ class Pager:
     id: str = "list"
 
 
-def _url(request: Request, drop: tuple[str, ...], **extra: object) -> str:
-    """This page's address with its filters kept, the cursor (and anything in ``drop``) removed."""
+def _url(request: Request, drop: tuple[str, ...], path: str | None = None, **extra: object) -> str:
+    """This page's address (or ``path``) with its filters kept, the cursor (and anything in
+    ``drop``) removed."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in drop and k not in extra and v != ""]
     params += [(k, str(v)) for k, v in extra.items() if v is not None]
-    return request.url.path + ("?" + urlencode(params) if params else "")
+    return (path or request.url.path) + ("?" + urlencode(params) if params else "")
 
 
 def pager(request: Request, *, total: int, shown: int, next_after: int | None, cursor: str = "after",
@@ -67,6 +69,39 @@ def pager(request: Request, *, total: int, shown: int, next_after: int | None, c
     csv_url = _url(request, (*drop, *others), format="csv", list=id) if exportable else None
     xlsx_url = _url(request, (*drop, *others), format="xlsx", list=id) if exportable else None
     return Pager(total, at + 1 if shown else 0, shown, next_url, first_url, csv_url, xlsx_url, id)
+
+
+@dataclass
+class Column:
+    """One sortable column header: the address that sorts by it (ascending first, then the other
+    way), and its ``aria-sort`` state for screen readers."""
+
+    url: str
+    aria: str    # ascending | descending | none
+    arrow: str   # ▲ ▼ or nothing (the arrow is decoration; aria-sort says it)
+
+
+def sort_of(request: Request, allowed: tuple[str, ...], default: Sort, param: str = "sort") -> Sort:
+    """The order asked for in ``param`` (``key`` or ``-key``), whitelisted; raises
+    :class:`isps.keyset.SortError` for anything else (the page answers 400, never 500)."""
+    return parse(request.query_params.get(param), allowed, default)
+
+
+def columns(request: Request, allowed: tuple[str, ...], current: Sort, *, param: str = "sort",
+            cursor: str = "after", path: str | None = None) -> dict[str, Column]:
+    """The header links of a list's sortable columns (to ``path``, by default this page). A new
+    order starts again at page 1 (the cursor and its position are dropped); the filters and the
+    other lists' cursors are kept."""
+    drop = (cursor, f"{cursor}_at", "format", "list", "done")
+    out = {}
+    for key in allowed:
+        if key == current.key:
+            nxt, aria, arrow = Sort(key, not current.desc), ("descending" if current.desc else "ascending"), \
+                ("▼" if current.desc else "▲")
+        else:
+            nxt, aria, arrow = Sort(key), "none", ""
+        out[key] = Column(_url(request, drop, path, **{param: nxt.param}), aria, arrow)
+    return out
 
 
 def _position(request: Request, cursor: str) -> int:

@@ -34,14 +34,22 @@ def _named(rows: list[dict], geo: r.Geography, tr) -> list[dict]:
     for e in rows:
         e["district"] = r._district_name(tr, geo.district_by_id.get(e["district_id"]))
         t = geo.tehsil_by_id.get(e.get("tehsil_id") or -1)
-        e["tehsil"] = t.name if t else "—"
+        e["tehsil"] = r.tehsil_name(tr, t)
     return rows
+
+
+SORT_PARAMS = {"enrolled": ("sort", "after"), "waiting": ("wsort", "wafter")}  # each list's order and cursor
 
 
 def _page(request: Request, session, who, code: str, promoted: str = "", exited: int | None = None,
           error: str | None = None, status: int = 200, kept: int | None = None, after: int | None = None,
           wafter: int | None = None, filters: dict | None = None) -> Response:
     tr = r._tr(request)
+    try:  # each list's order, chosen by its column headers: whitelisted, else a 400 page
+        sorts = {s_: listing.sort_of(request, tuple(en.SORTS), en.default_sort(s_), param)
+                 for s_, (param, _) in SORT_PARAMS.items()}
+    except listing.SortError as exc:
+        return r.bad_address_page(request, str(exc), 400)
     try:
         summary = en.summary(session, code)
     except en.EnrolmentError:
@@ -56,11 +64,14 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
             return listing.export(
                 request, session, who, fmt, name=f"{code}_{status_}", entity="enrolment", columns=ENROLLED_COLUMNS,
                 chunks=(_named(rows, geo, tr) for rows in listing.keyset_chunks(
-                    lambda a, n, s_=status_: en.listing(session, code, s_, after=a, limit=n, **filters),
+                    lambda a, n, s_=status_: en.listing(session, code, s_, after=a, limit=n, sort=sorts[s_],
+                                                        **filters),
                     lambda e: e["id"])),
                 detail=f"the {status_} list of {code}")
-    enrolled = _named(en.listing(session, code, "enrolled", after=after, limit=listing.PAGE + 1, **filters), geo, tr)
-    waiting = _named(en.listing(session, code, "waiting", after=wafter, limit=listing.PAGE + 1, **filters), geo, tr)
+    enrolled = _named(en.listing(session, code, "enrolled", after=after, limit=listing.PAGE + 1,
+                                 sort=sorts["enrolled"], **filters), geo, tr)
+    waiting = _named(en.listing(session, code, "waiting", after=wafter, limit=listing.PAGE + 1,
+                                sort=sorts["waiting"], **filters), geo, tr)
     unfiltered = all(v is None for v in filters.values())  # the summary has counted these already
 
     def total(status_: str) -> int:
@@ -79,7 +90,9 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         "promoted": promoted_ids, "exited": exited, "error": error, "can_exit": who.can("registry.write"),
         "flagged": flagged, "kept": kept, "pagers": pagers, "filters": filters, "geo": geo,
         "locked": who.scope is not None, "channels": en.CHANNELS,
-        "wafter_at": pagers["waiting"].start}, who=who, session=session, status=status)
+        "wafter_at": pagers["waiting"].start,
+        "columns": {s_: listing.columns(request, tuple(en.SORTS), sorts[s_], param=param, cursor=cursor)
+                    for s_, (param, cursor) in SORT_PARAMS.items()}}, who=who, session=session, status=status)
 
 
 @router.get("/programs/{code}/enrolment")

@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
+from isps.access.service import TRAIL_DEFAULT_SORT, TRAIL_SORTS
 from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
 from isps.access.service import unlock as access_unlock
@@ -28,7 +29,7 @@ from isps.api.params import MAX_ID, Day, QueryId
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
-from isps.registry.models import District, UnionCouncil
+from isps.registry.models import District, Tehsil, UnionCouncil
 from isps.registry.service import OutOfScope, RegistryError, history
 from isps.services import household_file as files
 from isps.services.household_file import search_sentence
@@ -37,7 +38,11 @@ from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtScore
 from isps.targeting.search import SearchError, count_households, search_households
 from isps.web import lang as i18n
-from isps.web.listing import export, keyset_chunks, pager, wants_export
+from isps.keyset import Sort, SortError
+from isps.keyset import parse as parse_sort
+from isps.targeting.search import SORTS as SEARCH_SORTS
+from isps.web.listing import columns, export, keyset_chunks, pager, sort_of, wants_export
+from isps.web.common import tehsil_name
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
                              csrf_guard, error_page, origin_guard, render)
@@ -115,19 +120,27 @@ class SearchForm:
     scope_refused: int | None = None  # the other district a scoped user asked for (refused, audited)
     raw: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    sort: Sort = field(default_factory=lambda: Sort("id"))
+    sort_error: str | None = None  # a sort the results do not offer (the page answers 400)
 
-    def query(self, after: int | None = None) -> str:
-        """The filters as a query string (for "more" and for the address bar)."""
+    def query(self, after: int | None = None, sort: bool = True) -> str:
+        """The filters (and the order, unless ``sort`` is False) as a query string (for "more",
+        the column headers, the exports and the address bar)."""
         keep = {k: v for k, v in self.raw.items() if k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name")
-                and v}
+                + (("sort",) if sort else ()) and v}
         if after is not None:
             keep["after"] = str(after)
         return urlencode(keep)
 
 
 def _parse_search(params, who: Principal, tr: i18n.Translator) -> SearchForm:
-    raw = {k: (params.get(k) or "").strip() for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after")}
+    raw = {k: (params.get(k) or "").strip()
+           for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "sort")}
     form = SearchForm(name=raw["name"][:80], raw=raw)
+    try:
+        form.sort = parse_sort(raw["sort"], tuple(SEARCH_SORTS), Sort("id"))
+    except SortError as exc:
+        form.sort_error = str(exc)
     for key in ("district_id", "tehsil_id", "after"):
         if raw[key]:
             value = _record_id(raw[key], lowest=0 if key == "after" else 1)
@@ -163,6 +176,68 @@ class Results:
     query: str
     error: str | None = None
     total: int | None = None  # how many households match the filters (all pages)
+    columns: dict = field(default_factory=dict)  # the sortable headers (isps.web.listing.Column)
+    exports: dict = field(default_factory=dict)  # format → address of the export of these results
+
+
+SEARCH_COLUMNS = [("id", "household"), ("ref", "ref"), ("district", "district"), ("tehsil", "tehsil"),
+                  ("area", "area"), ("address", "address"), ("head_name", "head_name"),
+                  ("head_cnic_masked", "head_cnic_masked"), ("pmt", "pmt")]
+
+
+def _search_filters(session: Session, who: Principal, form: SearchForm) -> dict:
+    model = pmt.active_model(session)
+    return {"district_id": form.district_id, "tehsil_id": form.tehsil_id, "pmt_min": form.pmt_min,
+            "pmt_max": form.pmt_max, "name": form.name or None, "model_id": model.id if model else None,
+            "district_scope": who.scope}
+
+
+def _named_rows(rows: list[dict], geo: Geography, tr: i18n.Translator) -> list[dict]:
+    for r in rows:
+        r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
+        r["tehsil"] = tehsil_name(tr, geo.tehsil_by_id.get(r["tehsil_id"]))
+        r["area"] = "urban" if r.get("urban") else "rural"
+        r["pmt"] = None if r.get("score") is None else f"{r['score']:.2f}"  # as the page shows it
+    return rows
+
+
+def _search_links(request: Request, form: SearchForm) -> tuple[dict, dict]:
+    """The column headers' addresses (each a new order from the first page, on the search page
+    wherever it is routed) and the export addresses (the same filters and order)."""
+    cols = columns(request, tuple(SEARCH_SORTS), form.sort, path=request.url_for("search_page").path)
+    query = form.query()
+    exports = {fmt: "/search/results?" + (query + "&" if query else "") + f"format={fmt}&list=search"
+               for fmt in ("csv", "xlsx")}
+    return cols, exports
+
+
+def _export_search(request: Request, session: Session, who: Principal, form: SearchForm, fmt: str,
+                   geo: Geography, tr: i18n.Translator) -> Response:
+    """The whole of what the search shows (its filters, its order), CSV or Excel, CNICs masked as
+    on the page, audited as an export (:func:`isps.web.listing.export`)."""
+    if form.scope_refused is not None:  # refused and audited, as the page's search is
+        audit(session, who, CHANNEL, "export", "household", district_id=form.scope_refused, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} of district {who.scope} asked for an export of "
+                     f"district {form.scope_refused}")
+        session.commit()
+        return error_page(request, session, who, 403, tr("search.error.scope"))
+    if form.errors or form.sort_error:
+        return error_page(request, session, who, 400, " ".join(form.errors) or form.sort_error)
+    filters = _search_filters(session, who, form)
+    try:
+        count_households(session, **filters)  # the scope and the name's length checked before anything is written
+    except OutOfScope:
+        return error_page(request, session, who, 403, tr("search.error.scope"))
+    except SearchError as exc:
+        return error_page(request, session, who, 400, str(exc))
+    chunks = keyset_chunks(lambda a, n: _named_rows(search_households(session, after=a, limit=n, sort=form.sort,
+                                                                      **filters).rows, geo, tr),
+                           lambda r: r["id"])
+    asked = search_sentence(form.tehsil_id, form.pmt_min, form.pmt_max, form.name, 0)
+    asked = asked.removeprefix("searched ").rsplit(":", 1)[0]  # what was asked, without the count
+    return export(request, session, who, fmt, name="households", entity="household", columns=SEARCH_COLUMNS,
+                  chunks=chunks, detail=f"the search results of {asked}"
+                  + (f" in district {form.district_id}" if form.district_id else "") + f", sorted by {form.sort.param}")
 
 
 def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geography, tr: i18n.Translator) -> Results:
@@ -172,12 +247,9 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
                      f"district {form.scope_refused}")
     if form.errors:
         return Results([], None, form.query(), error=" ".join(form.errors))
-    model = pmt.active_model(session)
-    filters = {"district_id": form.district_id, "tehsil_id": form.tehsil_id, "pmt_min": form.pmt_min,
-               "pmt_max": form.pmt_max, "name": form.name or None, "model_id": model.id if model else None,
-               "district_scope": who.scope}
+    filters = _search_filters(session, who, form)
     try:
-        page = search_households(session, after=form.after, limit=PAGE_SIZE, **filters)
+        page = search_households(session, after=form.after, limit=PAGE_SIZE, sort=form.sort, **filters)
         total = count_households(session, **filters) if form.after is None else None  # the first page says it
     except OutOfScope:
         return Results([], None, form.query(), error=tr("search.error.scope"))
@@ -185,23 +257,30 @@ def _run_search(session: Session, who: Principal, form: SearchForm, geo: Geograp
         return Results([], None, form.query(), error=str(exc))
     audit(session, who, CHANNEL, "search", "household", district_id=form.district_id or who.scope,
           detail=search_sentence(form.tehsil_id, form.pmt_min, form.pmt_max, form.name, len(page.rows), form.after))
-    for r in page.rows:
-        r["district"] = _district_name(tr, geo.district_by_id.get(r["district_id"]))
-        tehsil = geo.tehsil_by_id.get(r["tehsil_id"])
-        r["tehsil"] = tehsil.name if tehsil else "—"
+    _named_rows(page.rows, geo, tr)
     return Results(page.rows, page.next_after, form.query(), None, total)
 
 
 def _wants_results(params) -> bool:
-    return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search"))
+    return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search",
+                                     "sort"))
 
 
 @router.get("/")
 def search_page(request: Request, session: DB, who: User) -> Response:
+    """The registry search: filters, the results in the chosen order with their count, and the
+    export of what they show."""
     tr = _tr(request)
     geo = Geography.load(session)
     form = _parse_search(request.query_params, who, tr)
+    if form.sort_error:
+        return bad_address_page(request, form.sort_error, 400)
+    fmt = wants_export(request, "search")
+    if fmt:
+        return _export_search(request, session, who, form, fmt, geo, tr)
     results = _run_search(session, who, form, geo, tr) if _wants_results(request.query_params) else None
+    if results is not None:
+        results.columns, results.exports = _search_links(request, form)
     return render(request, "search.html", {"form": form, "geo": geo, "results": results, "locked": who.scope is not None,
                                            "tehsils": geo.tehsils_of(form.district_id), "cnic_result": None},
                   who=who, session=session)
@@ -213,7 +292,13 @@ def search_results(request: Request, session: DB, who: User) -> Response:
     tr = _tr(request)
     geo = Geography.load(session)
     form = _parse_search(request.query_params, who, tr)
+    if form.sort_error:
+        return bad_address_page(request, form.sort_error, 400)
+    fmt = wants_export(request, "search")
+    if fmt:
+        return _export_search(request, session, who, form, fmt, geo, tr)
     results = _run_search(session, who, form, geo, tr)
+    results.columns, results.exports = _search_links(request, form)
     headers = {}
     if _is_htmx(request) and form.after is None:
         headers["HX-Push-Url"] = "/?" + (results.query or "search=1")
@@ -292,7 +377,8 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
     income = getattr(hh, "monthly_income", None)  # declared by the family, where the registry holds it
     return {
         "id": hh.id, "ref": hh.ref, "address": hh.address, "district": _district_name(tr, district),
-        "tehsil": f.tehsil, "uc": uc.name if uc else "—", "area": tr("area.urban" if hh.urban else "area.rural"),
+        "tehsil": tehsil_name(tr, session.get(Tehsil, hh.tehsil_id)),
+        "uc": uc.name if uc else "—", "area": tr("area.urban" if hh.urban else "area.rural"),
         "surveyed_on": hh.surveyed_on.isoformat(), "verified_on": hh.verified_on.isoformat(), "version": hh.version,
         "housing": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in HOUSING],
         "durables": [(tr.field(k), getattr(hh, k)) for k in vocab.DURABLES],
@@ -485,6 +571,10 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
     for name, raw in (("entity_id", entity_id), ("before_id", before_id)):
         if raw.strip() and as_int(raw) is None:
             return bad_address_page(request, f"{name} must be a record id from 1 to {MAX_ID}", 400)
+    try:  # the order chosen by a column header (whitelisted); the cursor is the last id shown in it
+        sort = sort_of(request, tuple(TRAIL_SORTS), TRAIL_DEFAULT_SORT)
+    except SortError as exc:
+        return bad_address_page(request, str(exc), 400)
     entity = entity if entity in AUDIT_ENTITIES else ""
     query = {"entity": entity or None, "entity_id": as_int(entity_id), "actor": actor.strip() or None,
              "action": action if action in ACTIONS else None, "outcome": outcome if outcome in OUTCOMES else None,
@@ -502,11 +592,11 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
 
     fmt = wants_export(request, "audit")
     if fmt:  # the codes, not the labels: an export is read by tools as much as by people
-        chunks = keyset_chunks(lambda before, n: audit_trail(session, limit=n, before_id=before, **query),
+        chunks = keyset_chunks(lambda before, n: audit_trail(session, limit=n, before_id=before, sort=sort, **query),
                                lambda a: a.id)
         return export(request, session, who, fmt, name="audit_log", entity="audit_log", columns=AUDIT_COLUMNS,
                       detail="the audit log", chunks=(view(rows, lambda key: key.split(".", 1)[1]) for rows in chunks))
-    rows = audit_trail(session, limit=AUDIT_PAGE + 1, before_id=as_int(before_id), **query)
+    rows = audit_trail(session, limit=AUDIT_PAGE + 1, before_id=as_int(before_id), sort=sort, **query)
     entries = view(rows[:AUDIT_PAGE], tr)
     more = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
     filters = {"actor": actor.strip(), "entity": entity, "entity_id": entity_id.strip(),
@@ -519,7 +609,8 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
                 if done else None)
     return render(request, "audit.html", {"entries": entries, "filters": filters, "pager": pg, "geo": geo,
                                           "entities": AUDIT_ENTITIES, "actions": sorted(ACTIONS), "outcomes": OUTCOMES,
-                                          "can_unlock": who.can("users.manage"), "unlocked": unlocked},
+                                          "can_unlock": who.can("users.manage"), "unlocked": unlocked,
+                                          "columns": columns(request, tuple(TRAIL_SORTS), sort, cursor="before_id")},
                   who=who, session=session)
 
 
