@@ -196,7 +196,7 @@ def _wants_results(params) -> bool:
     return any(k in params for k in ("district_id", "tehsil_id", "pmt_min", "pmt_max", "name", "after", "search"))
 
 
-@router.get("/")
+@router.get("/search")
 def search_page(request: Request, session: DB, who: User) -> Response:
     tr = _tr(request)
     geo = Geography.load(session)
@@ -216,7 +216,7 @@ def search_results(request: Request, session: DB, who: User) -> Response:
     results = _run_search(session, who, form, geo, tr)
     headers = {}
     if _is_htmx(request) and form.after is None:
-        headers["HX-Push-Url"] = "/?" + (results.query or "search=1")
+        headers["HX-Push-Url"] = "/search?" + (results.query or "search=1")
     name = "_rows.html" if form.after is not None and not results.error else "_results.html"
     return render(request, name, {"results": results}, headers=headers)
 
@@ -617,6 +617,7 @@ def simulator_page(request: Request, session: DB, who: User, program: str = "bis
 
 def mount(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(__import__("isps.web.home", fromlist=["router"]).router)  # / : the home page
     app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
