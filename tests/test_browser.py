@@ -218,7 +218,7 @@ def test_an_officer_searches_opens_a_household_and_reads_it_in_urdu(visit):
     assert "loaded" in loaded, loaded
     assert page.evaluate("document.fonts.check('16px \"ISPS Urdu\"', 'ہ')")
     visit.screenshot("household_ur.png")
-    page.goto(visit.base + "/?search=1&pmt_max=50")
+    page.goto(visit.base + "/search?search=1&pmt_max=50")
     page.locator("#results-body tr[data-household]").first.wait_for()
     visit.screenshot("search_ur.png")
     page.locator("a.lang-switch").click()
@@ -231,6 +231,7 @@ def test_an_officer_searches_opens_a_household_and_reads_it_in_urdu(visit):
 def test_an_edit_in_the_browser_rescores_the_household(visit):
     page = visit.page
     visit.sign_in("admin")
+    page.goto(visit.base + "/search")
     page.get_by_label("Highest score").fill("70")
     page.get_by_label("Lowest score").fill("20")
     page.get_by_role("button", name="Search", exact=True).click()

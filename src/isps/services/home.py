@@ -156,10 +156,10 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
 
 def _href(key: str, today: date) -> str:
     return {
-        "change_requests": "/updates#requests", "late_change_requests": "/updates#requests",
-        "conflicts": "/updates#conflicts", "late_conflicts": "/updates#conflicts", "review": "/sbr/review",
-        "recertification": "/updates#due", "cycles": "/payments", "payrolls": "/payments", "pmt_models": "/pmt",
-        "failed_payments": "/payments", "unclaimed_payments": "/payments", "refused_deliveries": "/updates#deliveries",
+        "change_requests": "/updates#upd-requests", "late_change_requests": "/updates#upd-requests",
+        "conflicts": "/updates#upd-conflicts", "late_conflicts": "/updates#upd-conflicts", "review": "/sbr/review",
+        "recertification": "/updates#upd-recert", "cycles": "/payments", "payrolls": "/payments", "pmt_models": "/pmt",
+        "failed_payments": "/payments", "unclaimed_payments": "/payments", "refused_deliveries": "/updates#upd-deliveries",
         "refused_access": f"/audit?outcome=denied&since={(today - timedelta(days=AUDIT_DAYS)).isoformat()}",
     }[key]
 

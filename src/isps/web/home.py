@@ -36,10 +36,24 @@ def _money(value: float) -> str:
     return f"Rs {value:,.0f}"
 
 
+def _paths(routes) -> set[str]:
+    """Every path the app serves (the routes of included routers too; web routers have no prefix)."""
+    out: set[str] = set()
+    for r in routes:
+        if getattr(r, "path", None):
+            out.add(r.path)
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            out |= _paths(inner.routes)
+    return out
+
+
 def _existing(request: Request, href: str) -> str | None:
     """The queue's list, if this app serves that page (a page another part adds later may be missing)."""
-    path = href.split("?", 1)[0].split("#", 1)[0]
-    return href if any(getattr(r, "path", None) == path for r in request.app.routes) else None
+    paths = getattr(request.app.state, "page_paths", None)
+    if paths is None:  # the routes are fixed once the app is built
+        paths = request.app.state.page_paths = _paths(request.app.routes)
+    return href if href.split("?", 1)[0].split("#", 1)[0] in paths else None
 
 
 def _charts(tr, figs: home.Figures) -> dict:
