@@ -185,3 +185,11 @@ def test_the_home_page_reads_in_urdu(client, busy):
     for key in ("home.work", "home.households", "home.people", "home.queue.conflicts", "nav.home"):
         assert ur[key] in body, key
     assert "Households" not in body and "Your work" not in body
+
+
+def test_the_audit_filter_form_with_empty_fields_filters_by_what_was_filled(client, province):
+    """The auditor's filter form sends every field; the empty ones (district, dates) are no filter, not an error."""
+    sign_in(client, "auditor")
+    r = client.get("/audit?actor=auditor&entity=&entity_id=&action=&outcome=&district_id=&since=&until=")
+    assert r.status_code == 200 and 'id="audit-log"' in r.text
+    assert client.get("/audit?district_id=abc").status_code in (400, 422)

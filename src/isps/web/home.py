@@ -32,6 +32,12 @@ COLOURS = {"enrolled": "#0b5d3b", "waiting": "#e0b64a", "band": "#7aa893", "poor
            "reversed": "#7d3c98", "returned": "#2c6e91", "stopped": "#3d3d3d"}
 
 
+def _ltr(value: str) -> str:
+    """A left-to-right run (a score range, a period) kept in its order inside right-to-left text and
+    chart labels: Unicode's left-to-right isolate."""
+    return f"\u2066{value}\u2069"
+
+
 def _money(value: float) -> str:
     return f"Rs {value:,.0f}"
 
@@ -64,13 +70,13 @@ def _charts(tr, figs: home.Figures) -> dict:
                                "backgroundColor": COLOURS["enrolled"]},
                               {"label": tr("home.waiting"), "data": [p["waiting"] for p in figs.enrolment],
                                "backgroundColor": COLOURS["waiting"]}]}
-    bands = {"type": "bar", "labels": [f"{b['low']}–{b['high']}" for b in figs.pmt_bands], "legend": False,
+    bands = {"type": "bar", "labels": [_ltr(f"{b['low']}–{b['high']}") for b in figs.pmt_bands], "legend": False,
              "datasets": [{"label": tr("home.households"), "data": [b["households"] for b in figs.pmt_bands],
                            "backgroundColor": [COLOURS["poor"] if b["low"] < figs.poor_cutoff else COLOURS["band"]
                                                for b in figs.pmt_bands]}]}
     shown = [s for s in figs.statuses if any(c["counts"].get(s) for c in figs.payments_by_cycle)]
     payments = {"type": "bar", "stacked": True,
-                "labels": [f"{program_name(tr, c['program'])} {c['period']}" for c in figs.payments_by_cycle],
+                "labels": [f"{program_name(tr, c['program'])} {_ltr(c['period'])}" for c in figs.payments_by_cycle],
                 "datasets": [{"label": tr(f"payments.state.{s}"),
                               "data": [c["counts"].get(s, 0) for c in figs.payments_by_cycle],
                               "backgroundColor": COLOURS.get(s, "#8a9a91")} for s in shown]}
@@ -92,6 +98,6 @@ def home_page(request: Request, session: DB, who: User) -> Response:
     scope = _district_name(tr, district) if district else tr("header.all_punjab")
     return render(request, "home.html", {
         "queues": queues, "figs": figs, "scope": scope, "charts": _charts(tr, figs),
-        "money": _money, "late_days": home.LATE_DAYS, "quarter": figs.quarter,
+        "money": _money, "late_days": home.LATE_DAYS, "quarter": _ltr(figs.quarter),
         "programs": [{**p, "name": program_name(tr, p["code"])} for p in figs.enrolment],
     }, who=who, session=session)

@@ -24,7 +24,7 @@ from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, 
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
 from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
-from isps.api.params import MAX_ID, Day, QueryId
+from isps.api.params import MAX_ID
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -38,6 +38,7 @@ from isps.targeting.models import PmtScore
 from isps.targeting.search import SearchError, count_households, search_households
 from isps.web import lang as i18n
 from isps.web.listing import export, keyset_chunks, pager, wants_export
+from isps.web.common import FilterDay, FilterId
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
                              csrf_guard, error_page, origin_guard, render)
@@ -474,7 +475,7 @@ AUDIT_ENTITIES = ("household", "individual", "enrolment", "match_candidate", "pa
 @router.get("/audit")
 def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Query(max_length=60)] = "",
                entity: str = "", entity_id: str = "", before_id: str = "", action: str = "", outcome: str = "",
-               district_id: QueryId = None, since: Day = None, until: Day = None) -> Response:
+               district_id: FilterId = None, since: FilterDay = None, until: FilterDay = None) -> Response:
     """The audit log newest first, a page at a time by keyset (``before_id``), with its total for the
     filters (who, what, which record, outcome, district, days) and its export (itself audited)."""
     tr = _tr(request)

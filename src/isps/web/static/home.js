@@ -38,6 +38,7 @@
         }
       }
     });
+    canvas.setAttribute("data-drawn", "true");  // for tests and tools: this chart is on screen
   }
 
   function start() {
@@ -47,9 +48,18 @@
     for (var i = 0; i < canvases.length; i++) { draw(canvases[i]); }
   }
 
+  /* A canvas is drawn once, with the fonts there are at that moment: wait for the page's fonts (the
+     bundled Nastaliq on Urdu pages) so the labels are not drawn in a fallback without Urdu letters. */
+  function whenFontsReady() {
+    var fonts = document.fonts;
+    if (!fonts || !fonts.load) { start(); return; }
+    var wanted = document.documentElement.lang === "ur" ? fonts.load('12px "ISPS Urdu"', "\u06c1") : Promise.resolve();
+    wanted.then(function () { return fonts.ready; }).then(start, start);
+  }
+
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
+    document.addEventListener("DOMContentLoaded", whenFontsReady);
   } else {
-    start();
+    whenFontsReady();
   }
 }());
