@@ -91,6 +91,11 @@ class Figures:
         return round(100 * self.verified_recently / self.households, 1) if self.households else None
 
 
+def fresh_since(day: date) -> date:
+    """Households verified on or after this day are not due for re-certification."""
+    return _cutoff(day, DEFAULT_RECERTIFY_DAYS)
+
+
 def quarter_of(day: date) -> tuple[date, str]:
     first_month = 3 * ((day.month - 1) // 3) + 1
     return date(day.year, first_month, 1), f"{day.year}-Q{(day.month - 1) // 3 + 1}"
@@ -187,7 +192,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
     today = today or date.today()
     households, fresh = session.execute(
         select(func.count(), func.coalesce(func.sum(case(
-            (Household.verified_on >= _cutoff(today, DEFAULT_RECERTIFY_DAYS), 1), else_=0)), 0))
+            (Household.verified_on >= fresh_since(today), 1), else_=0)), 0))
         .select_from(Household).where(_in(Household.district_id, scope))).one()
     people = _count(session, Individual, Individual.date_of_death.is_(None), _in(Individual.district_id, scope))
 

@@ -98,6 +98,6 @@ def home_page(request: Request, session: DB, who: User) -> Response:
     scope = _district_name(tr, district) if district else tr("header.all_punjab")
     return render(request, "home.html", {
         "queues": queues, "figs": figs, "scope": scope, "charts": _charts(tr, figs),
-        "money": _money, "late_days": home.LATE_DAYS, "quarter": _ltr(figs.quarter),
+        "money": _money, "late_days": home.LATE_DAYS, "fresh_since": _ltr(home.fresh_since(today).isoformat()), "quarter": _ltr(figs.quarter),
         "programs": [{**p, "name": program_name(tr, p["code"])} for p in figs.enrolment],
     }, who=who, session=session)

@@ -23,7 +23,7 @@
     if (horizontal) { category.position = rtl ? "right" : "left"; }
     new window.Chart(canvas, {
       type: "bar",
-      data: { labels: spec.labels, datasets: spec.datasets },
+      data: { labels: spec.labels, datasets: spec.datasets.map(function (d) { d.maxBarThickness = 90; return d; }) },
       options: {
         indexAxis: horizontal ? "y" : "x",
         maintainAspectRatio: false,
