@@ -140,6 +140,9 @@ def test_the_home_page_shows_each_role_its_work_and_scope(client, busy):
     assert _figure(page, "households").endswith(f"{int(lahore['households']):,}")
     assert f"{int(lahore['people']):,}" in _figure(page, "people")
     assert f"Rs {lahore['paid']:,.0f}" in _figure(page, "paid_quarter")
+    row = re.search(r'<tr data-program="bisp_kafaalat">(.*?)</tr>', page, re.S).group(1)
+    assert [int(n.replace(",", "")) for n in re.findall(r'<td class="num">([\d,]+)</td>', row)] == \
+        [lahore["enrolled"], lahore["waiting"]]
     assert _queue(page, "change_requests") == (2, "/updates#upd-requests")
     assert _queue(page, "late_change_requests")[0] == 1
     assert _queue(page, "conflicts") == (lahore["conflicts"], "/updates#upd-conflicts")

@@ -60,6 +60,7 @@ class Enrolment(Base):
         Index("ix_enrolment_program_status_id", "program_code", "status", "id"),  # keyset pages and totals
         Index("ix_enrolment_household", "household_id"),
         Index("ix_enrolment_recipient", "recipient_id"),
+        Index("ix_enrolment_district_status", "district_id", "status", "program_code"),  # a district's counts (home)
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, select
+from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from isps.access.models import AuditRecord
@@ -101,8 +101,10 @@ def quarter_of(day: date) -> tuple[date, str]:
     return date(day.year, first_month, 1), f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
-def _in(column, scope: int | None):
-    return column == scope if scope is not None else literal(True)
+def _in(column, scope: int | None) -> tuple:
+    """The district condition, or none at all for all Punjab (no "1 = 1": a constant term can keep
+    a planner from a partial index)."""
+    return (column == scope,) if scope is not None else ()
 
 
 def _count(session: Session, model, *where) -> int:
@@ -113,7 +115,7 @@ def _count(session: Session, model, *where) -> int:
 
 def _failed_to_retry(scope: int | None):
     later = aliased(PaymentInstruction)
-    return (PaymentInstruction.status.in_(("failed", "reversed")), _in(PaymentInstruction.district_id, scope),
+    return (PaymentInstruction.status.in_(("failed", "reversed")), *_in(PaymentInstruction.district_id, scope),
             ~select(later.id).where(later.entitlement_id == PaymentInstruction.entitlement_id,
                                     later.attempt > PaymentInstruction.attempt).exists())
 
@@ -123,20 +125,20 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
     scope = who.scope
     late = datetime.combine(today - timedelta(days=LATE_DAYS), datetime.min.time())
     if key == "change_requests":
-        return _count(session, ChangeRequest, ChangeRequest.status == "pending", _in(ChangeRequest.district_id, scope))
+        return _count(session, ChangeRequest, ChangeRequest.status == "pending", *_in(ChangeRequest.district_id, scope))
     if key == "late_change_requests":
-        return _count(session, ChangeRequest, ChangeRequest.status == "pending", _in(ChangeRequest.district_id, scope),
+        return _count(session, ChangeRequest, ChangeRequest.status == "pending", *_in(ChangeRequest.district_id, scope),
                       ChangeRequest.requested_at < late)
     if key == "conflicts":
-        return _count(session, SourceConflict, SourceConflict.status == "open", _in(SourceConflict.district_id, scope))
+        return _count(session, SourceConflict, SourceConflict.status == "open", *_in(SourceConflict.district_id, scope))
     if key == "late_conflicts":
-        return _count(session, SourceConflict, SourceConflict.status == "open", _in(SourceConflict.district_id, scope),
+        return _count(session, SourceConflict, SourceConflict.status == "open", *_in(SourceConflict.district_id, scope),
                       SourceConflict.recorded_at < late)
     if key == "review":
         return persons.count_queue(session, district_id=scope)
     if key == "recertification":
         return _count(session, Household, Household.verified_on < _cutoff(today, DEFAULT_RECERTIFY_DAYS),
-                      _in(Household.district_id, scope))
+                      *_in(Household.district_id, scope))
     if key == "cycles":  # computed, waiting for a second person
         return _count(session, BenefitCycle, BenefitCycle.status == "draft", BenefitCycle.entitlements > 0)
     if key == "payrolls":
@@ -148,14 +150,14 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
         return _count(session, PaymentInstruction, *_failed_to_retry(scope))
     if key == "unclaimed_payments":
         return _count(session, PaymentInstruction, PaymentInstruction.status == "unclaimed",
-                      _in(PaymentInstruction.district_id, scope))
+                      *_in(PaymentInstruction.district_id, scope))
     if key == "refused_deliveries":
         since = datetime.combine(today - timedelta(days=RECENT_DAYS), datetime.min.time())
         return _count(session, FeedDelivery, FeedDelivery.rejected > 0, FeedDelivery.received_at >= since)
     if key == "refused_access":
         return _count(session, AuditRecord, AuditRecord.outcome == "denied",
                       AuditRecord.at >= datetime.combine(today - timedelta(days=AUDIT_DAYS), datetime.min.time()),
-                      _in(AuditRecord.district_id, scope))
+                      *_in(AuditRecord.district_id, scope))
     raise ValueError(f"no queue {key!r}")
 
 
@@ -193,8 +195,8 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
     households, fresh = session.execute(
         select(func.count(), func.coalesce(func.sum(case(
             (Household.verified_on >= fresh_since(today), 1), else_=0)), 0))
-        .select_from(Household).where(_in(Household.district_id, scope))).one()
-    people = _count(session, Individual, Individual.date_of_death.is_(None), _in(Individual.district_id, scope))
+        .select_from(Household).where(*_in(Household.district_id, scope))).one()
+    people = _count(session, Individual, Individual.date_of_death.is_(None), *_in(Individual.district_id, scope))
 
     model = pmt.active_model(session)
     cutoff = poor_cutoff(session)
@@ -207,7 +209,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
             bucket = func.min(cast(PmtScore.score / 10, Integer), 9)
         for b, n, p in session.execute(
                 select(bucket, func.count(), func.sum(case((PmtScore.score <= cutoff, 1), else_=0)))
-                .where(PmtScore.model_id == model.id, _in(PmtScore.district_id, scope)).group_by(bucket)):
+                .where(PmtScore.model_id == model.id, *_in(PmtScore.district_id, scope)).group_by(bucket)):
             bands[int(b)] = int(n)
             scored += int(n)
             poor += int(p or 0)
@@ -216,7 +218,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
     enrolment: dict[str, dict] = {}
     for code, status, n in session.execute(
             select(Enrolment.program_code, Enrolment.status, func.count())
-            .where(Enrolment.status.in_(("enrolled", "waiting")), _in(Enrolment.district_id, scope))
+            .where(Enrolment.status.in_(("enrolled", "waiting")), *_in(Enrolment.district_id, scope))
             .group_by(Enrolment.program_code, Enrolment.status)):
         enrolment.setdefault(code, {"code": code, "enrolled": 0, "waiting": 0})[status] = int(n)
 
@@ -224,7 +226,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
     paid, paid_n = session.execute(
         select(func.coalesce(func.sum(PaymentInstruction.amount), 0), func.count())
         .where(PaymentInstruction.status == "paid", PaymentInstruction.status_on >= start,
-               PaymentInstruction.status_on <= today, _in(PaymentInstruction.district_id, scope))).one()
+               PaymentInstruction.status_on <= today, *_in(PaymentInstruction.district_id, scope))).one()
 
     newest = (select(BenefitCycle.id).join(Payroll, Payroll.cycle_id == BenefitCycle.id)
               .order_by(BenefitCycle.starts_on.desc(), BenefitCycle.id.desc()).limit(CYCLES_SHOWN).subquery())
@@ -234,7 +236,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
                    PaymentInstruction.status, func.count())
             .join(Payroll, Payroll.cycle_id == BenefitCycle.id)
             .join(PaymentInstruction, PaymentInstruction.payroll_id == Payroll.id)
-            .where(BenefitCycle.id.in_(select(newest.c.id)), _in(PaymentInstruction.district_id, scope))
+            .where(BenefitCycle.id.in_(select(newest.c.id)), *_in(PaymentInstruction.district_id, scope))
             .group_by(BenefitCycle.id, BenefitCycle.program_code, BenefitCycle.period, BenefitCycle.starts_on,
                       PaymentInstruction.status)):
         row = by_cycle.setdefault(cid, {"cycle_id": cid, "program": code, "period": period, "starts_on": starts,

@@ -1,18 +1,23 @@
-"""The living people of a district, counted without reading the whole registry
+"""The home page's counts read from indexes, not from whole tables
 
 Revision ID: 0015_home_counts
-Revises: 0012
+Revises: 0012, 0008
 
-The home page shows how many people a district holds (``services.home.figures``). Individuals
-carry ``district_id`` but had no index on it, so the count read every person of Punjab; a partial
-index on the living gives it as an index-only count of the district's entries.
+The home page (``services.home``) counts, for a district or all Punjab: the living people
+(individuals carry ``district_id`` with no index: a partial index on the living makes it an
+index-only count), enrolled and waiting per program (enrolment by district and status), failed,
+unclaimed and paid-this-quarter payments (instructions by status, district and day), and the
+newest payrolls' instructions by status (by payroll, status and district).
+
+Revision 0008 creates its tables from the current models, so a new database already has the
+enrolment and payment indexes: they are created here only where missing (as in 0014_lists_keyset).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_home_counts"
-down_revision = "0012"
+down_revision = ("0012", "0008")
 branch_labels = None
 depends_on = None
 
@@ -21,7 +26,16 @@ def upgrade() -> None:
     op.create_index("ix_individual_district_alive", "individual", ["district_id"],
                     sqlite_where=sa.text("date_of_death IS NULL"),
                     postgresql_where=sa.text("date_of_death IS NULL"))
+    op.create_index("ix_enrolment_district_status", "enrolment", ["district_id", "status", "program_code"],
+                    if_not_exists=True)
+    op.create_index("ix_payment_instruction_status", "payment_instruction", ["status", "district_id", "status_on"],
+                    if_not_exists=True)
+    op.create_index("ix_payment_instruction_payroll_status", "payment_instruction",
+                    ["payroll_id", "status", "district_id"], if_not_exists=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payment_instruction_payroll_status", table_name="payment_instruction", if_exists=True)
+    op.drop_index("ix_payment_instruction_status", table_name="payment_instruction", if_exists=True)
+    op.drop_index("ix_enrolment_district_status", table_name="enrolment", if_exists=True)
     op.drop_index("ix_individual_district_alive", table_name="individual")
