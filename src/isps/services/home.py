@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, aliased
 
 from isps.access.models import AuditRecord
 from isps.access.service import Principal
-from isps.interop.feeds.changes import DEFAULT_RECERTIFY_DAYS, _cutoff
+from isps.interop.feeds import changes
+from isps.interop.feeds.changes import DEFAULT_RECERTIFY_DAYS
 from isps.interop.models import ChangeRequest, FeedDelivery, SourceConflict
 from isps.linkage import persons
 from isps.payments.models import Payroll, PaymentInstruction
@@ -93,7 +94,7 @@ class Figures:
 
 def fresh_since(day: date) -> date:
     """Households verified on or after this day are not due for re-certification."""
-    return _cutoff(day, DEFAULT_RECERTIFY_DAYS)
+    return day - timedelta(days=DEFAULT_RECERTIFY_DAYS)
 
 
 def quarter_of(day: date) -> tuple[date, str]:
@@ -137,8 +138,7 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
     if key == "review":
         return persons.count_queue(session, district_id=scope)
     if key == "recertification":
-        return _count(session, Household, Household.verified_on < _cutoff(today, DEFAULT_RECERTIFY_DAYS),
-                      *_in(Household.district_id, scope))
+        return sum(changes.count_recertification_due(session, DEFAULT_RECERTIFY_DAYS, scope, on=today).values())
     if key == "cycles":  # computed, waiting for a second person
         return _count(session, BenefitCycle, BenefitCycle.status == "draft", BenefitCycle.entitlements > 0)
     if key == "payrolls":
