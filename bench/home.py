@@ -67,7 +67,8 @@ def time_home(engine, backend: str, n: int, samples: int) -> None:
     from isps.api.app import create_app
 
     with transaction(engine) as s:
-        create_user(s, "bench_lahore", "bench-pass", "district_officer", district_id=1)
+        if not s.execute(text("SELECT 1 FROM app_user WHERE username = 'bench_lahore'")).first():
+            create_user(s, "bench_lahore", "bench-pass", "district_officer", district_id=1)
     users = {"lahore": ("bench_lahore", Principal("bench_lahore", "district_officer", 1)),
              "punjab": ("bench", Principal("bench", "administrator", None))}
     for scope, (username, who) in users.items():
@@ -114,9 +115,19 @@ def run(backend: str, n: int, workdir: Path, samples: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="time again on the PostgreSQL database the last run left (after a schema change)")
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
+    if args.reuse:
+        from bench.run import PG_ADMIN
+
+        engine = make_engine(PG_ADMIN.rsplit("/", 1)[0] + "/isps_bench_home")
+        upgrade(engine)
+        n = int(engine.connect().execute(text("SELECT COUNT(*) FROM household")).scalar())
+        time_home(engine, "postgresql", n, args.samples)
+        return
     with tempfile.TemporaryDirectory(dir=os.environ.get("ISPS_BENCH_DIR")) as tmp:
         for backend in args.backends.split(","):
             run(backend, args.scale, Path(tmp), args.samples)

@@ -110,6 +110,8 @@ class Household(Base):
 
     __table_args__ = (
         Index("ix_household_district_tehsil", "district_id", "tehsil_id", "id"),
+        # households due for re-certification and the verified share, counted from the index (home page)
+        Index("ix_household_district_verified", "district_id", "verified_on"),
     )
 
 
