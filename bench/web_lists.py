@@ -104,12 +104,12 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
         "audit": at("SELECT id FROM audit_log ORDER BY id DESC", 100, "/audit?before_id={}"),
         "review": at("SELECT id FROM match_candidate WHERE status = 'review' ORDER BY id", 20,
                      "/sbr/review?after={}"),
-        "search": at("SELECT id FROM household ORDER BY id", 25, "/search?search=1&after={}"),
+        "search": at("SELECT id FROM household ORDER BY id", 25, "/?search=1&after={}"),
     }
 
 
 FIRST = {"enrolled": f"/programs/{PROGRAM}/enrolment", "waiting": f"/programs/{PROGRAM}/enrolment",
-         "audit": "/audit", "review": "/sbr/review", "search": "/search?search=1"}
+         "audit": "/audit", "review": "/sbr/review", "search": "/?search=1"}
 
 
 def time_pages(engine, backend: str, n: int, samples: int, deep: int = DEEP) -> None:
