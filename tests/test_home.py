@@ -157,6 +157,12 @@ def test_the_home_page_shows_each_role_its_work_and_scope(client, busy):
     assert _figure(page, "households").endswith(f"{int(punjab['households']):,}")
     assert _queue(page, "failed_payments") == (punjab["failed"], "/payments")
     assert _queue(page, "unclaimed_payments") == (punjab["unclaimed"], "/payments")
+    # a queue links to the first of its lists the app serves: the deliveries' own page where there is one
+    from isps.web.home import _paths
+
+    served = _paths(client.app.routes)
+    assert _queue(page, "refused_deliveries")[1] == ("/feeds/deliveries" if "/feeds/deliveries" in served
+                                                     else "/updates#upd-deliveries")
 
     sign_in(client, "lahore_officer")
     client.get("/households/20000000001")  # a Kasur household: refused and audited

@@ -58,7 +58,7 @@ class Queue:
 
     key: str
     count: int
-    href: str
+    hrefs: tuple[str, ...]  # the list behind it, best first (an adapter shows the first page it serves)
     late: bool = False
 
 
@@ -161,21 +161,23 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
     raise ValueError(f"no queue {key!r}")
 
 
-def _href(key: str, today: date) -> str:
-    return {
+def _hrefs(key: str, today: date) -> tuple[str, ...]:
+    one = {
         "change_requests": "/updates#upd-requests", "late_change_requests": "/updates#upd-requests",
         "conflicts": "/updates#upd-conflicts", "late_conflicts": "/updates#upd-conflicts", "review": "/sbr/review",
         "recertification": "/updates#upd-recert", "cycles": "/payments", "payrolls": "/payments", "pmt_models": "/pmt",
         "failed_payments": "/payments", "unclaimed_payments": "/payments", "refused_deliveries": "/updates#upd-deliveries",
         "refused_access": f"/audit?outcome=denied&since={(today - timedelta(days=AUDIT_DAYS)).isoformat()}",
     }[key]
+    better = {"refused_deliveries": "/feeds/deliveries"}  # the deliveries' own list, where it exists
+    return (better[key], one) if key in better else (one,)
 
 
 def queues(session: Session, who: Principal, today: date | None = None) -> list[Queue]:
     """The signed-in user's work: each queue of their role with its count and the list behind it."""
     today = today or date.today()
     keys = ROLE_QUEUES.get(who.role, ALL_QUEUES)
-    return [Queue(k, count_queue(session, k, who, today), _href(k, today), k in LATE) for k in keys]
+    return [Queue(k, count_queue(session, k, who, today), _hrefs(k, today), k in LATE) for k in keys]
 
 
 # ---------------------------------------------------------------- key figures

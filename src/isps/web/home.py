@@ -54,12 +54,12 @@ def _paths(routes) -> set[str]:
     return out
 
 
-def _existing(request: Request, href: str) -> str | None:
-    """The queue's list, if this app serves that page (a page another part adds later may be missing)."""
+def _existing(request: Request, hrefs: tuple[str, ...]) -> str | None:
+    """The queue's list: the first of its pages this app serves (a page another part adds may be missing)."""
     paths = getattr(request.app.state, "page_paths", None)
     if paths is None:  # the routes are fixed once the app is built
         paths = request.app.state.page_paths = _paths(request.app.routes)
-    return href if href.split("?", 1)[0].split("#", 1)[0] in paths else None
+    return next((h for h in hrefs if h.split("?", 1)[0].split("#", 1)[0] in paths), None)
 
 
 def _charts(tr, figs: home.Figures) -> dict:
@@ -90,7 +90,7 @@ def home_page(request: Request, session: DB, who: User) -> Response:
         return RedirectResponse("/search?" + request.url.query, status_code=303)
     tr = _tr(request)
     today = date.today()
-    queues = [{"key": q.key, "count": q.count, "late": q.late, "href": _existing(request, q.href),
+    queues = [{"key": q.key, "count": q.count, "late": q.late, "href": _existing(request, q.hrefs),
                "label": tr(f"home.queue.{q.key}", days=home.LATE_DAYS)}
               for q in home.queues(session, who, today)]
     figs = home.figures(session, who.scope, today)
