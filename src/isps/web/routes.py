@@ -25,6 +25,7 @@ from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, 
 from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
 from isps.api.params import MAX_ID
+from isps.web.common import FilterDay, FilterId  # a filter form's empty fields are no filter
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -38,7 +39,6 @@ from isps.targeting.models import PmtScore
 from isps.targeting.search import SearchError, count_households, search_households
 from isps.web import lang as i18n
 from isps.web.listing import export, keyset_chunks, pager, wants_export
-from isps.web.common import FilterDay, FilterId
 from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
                              csrf_guard, error_page, origin_guard, render)
