@@ -115,7 +115,7 @@ def test_search_filters_by_district_and_pmt_and_pages_with_more(client, province
     sign_in(client, "manager")
     seen, url = [], "/search/results?district_id=1&pmt_max=40"
     first = client.get(url, headers={"HX-Request": "true"})
-    assert first.headers["HX-Push-Url"] == "/?district_id=1&pmt_max=40"
+    assert first.headers["HX-Push-Url"] == "/search?district_id=1&pmt_max=40"
     page = first.text
     while True:
         seen += result_rows(page)
@@ -150,7 +150,7 @@ def test_the_search_page_renders_results_without_javascript(client):
 
 def test_a_district_user_searches_only_their_district(client):
     sign_in(client, "kasur_counter")
-    page = client.get("/").text
+    page = client.get("/search").text
     select_html = re.search(r'<select id="district_id"[^>]*>.*?</select>', page, flags=re.S).group(0)
     assert "disabled" in select_html and "Kasur" in select_html and "Lahore" not in select_html
     rows = result_rows(client.get("/search/results").text)

@@ -69,6 +69,7 @@ class Beneficiary(Base):
         # only the lines waiting for resolution: small, and free for lines resolved on arrival
         Index("ix_beneficiary_pending", "id", postgresql_where=text("run_id IS NULL"),
               sqlite_where=text("run_id IS NULL")),
+        Index("ix_beneficiary_district", "district_id", "id"),  # a district's review queue (home page)
     )
 
 

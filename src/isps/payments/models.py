@@ -65,6 +65,10 @@ class PaymentInstruction(Base):
               sqlite_where=text("status IN ('pending','sent','paid','unclaimed')"),
               postgresql_where=text("status IN ('pending','sent','paid','unclaimed')")),
         Index("ix_payment_instruction_payroll", "payroll_id"),
+        # the home page's counts, read from the index: failed, unclaimed and paid this quarter by district,
+        # and each payroll's instructions by status and district (migration 0015_home_counts)
+        Index("ix_payment_instruction_status", "status", "district_id", "status_on", "amount"),
+        Index("ix_payment_instruction_payroll_status", "payroll_id", "status", "district_id"),
     )
 
 

@@ -64,6 +64,7 @@ class Enrolment(Base):
         Index("ix_enrolment_sort_enrolled", "program_code", "status", "enrolled_on", "id"),
         Index("ix_enrolment_household", "household_id"),
         Index("ix_enrolment_recipient", "recipient_id"),
+        Index("ix_enrolment_district_status", "district_id", "status", "program_code"),  # a district's counts (home)
     )
 
 

@@ -111,6 +111,8 @@ class Household(Base):
 
     __table_args__ = (
         Index("ix_household_district_tehsil", "district_id", "tehsil_id", "id"),
+        # households due for re-certification and the verified share, counted from the index (home page)
+        Index("ix_household_district_verified", "district_id", "verified_on"),
     )
 
 
@@ -142,7 +144,10 @@ class Individual(Base):
 
     # the dead, found without reading everyone (migration 0012): payments check them before every export
     __table_args__ = (Index("ix_individual_deceased", "id", sqlite_where=text("date_of_death IS NOT NULL"),
-                            postgresql_where=text("date_of_death IS NOT NULL")),)
+                            postgresql_where=text("date_of_death IS NOT NULL")),
+                      # the living of a district, counted from the index (home page, migration 0015)
+                      Index("ix_individual_district_alive", "district_id", sqlite_where=text("date_of_death IS NULL"),
+                            postgresql_where=text("date_of_death IS NULL")))
 
 
 class ValueChange(Base):

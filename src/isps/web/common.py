@@ -14,16 +14,27 @@ from typing import Annotated
 import hmac
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import Depends, Request
+from datetime import date
+
+from fastapi import Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import AuthError, Principal
 from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, db_session
+from isps.api.params import FIRST_DAY, LAST_DAY, MAX_ID
 from isps.registry.models import District, Tehsil
 from isps.web import lang as i18n
+
+# A filter form sends every field, the empty ones as "": for a page's filter an empty field is no filter,
+# not a bad number or date (the API's QueryId and Day keep refusing "")
+_blank = BeforeValidator(lambda v: None if v == "" else v)
+FilterId = Annotated[Annotated[int, Field(ge=1, le=MAX_ID)] | None, _blank, Query(description="a record's id")]
+FilterDay = Annotated[Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)] | None, _blank,
+                      Query(description="a date from 1900-01-01 to 2100-12-31")]
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -25,7 +25,8 @@ from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, 
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
 from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
-from isps.api.params import MAX_ID, Day, QueryId
+from isps.api.params import MAX_ID
+from isps.web.common import FilterDay, FilterId  # a filter form's empty fields are no filter
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.cnic import CnicError
@@ -266,7 +267,7 @@ def _wants_results(params) -> bool:
                                      "sort"))
 
 
-@router.get("/")
+@router.get("/search")
 def search_page(request: Request, session: DB, who: User) -> Response:
     """The registry search: filters, the results in the chosen order with their count, and the
     export of what they show."""
@@ -301,7 +302,7 @@ def search_results(request: Request, session: DB, who: User) -> Response:
     results.columns, results.exports = _search_links(request, form)
     headers = {}
     if _is_htmx(request) and form.after is None:
-        headers["HX-Push-Url"] = "/?" + (results.query or "search=1")
+        headers["HX-Push-Url"] = "/search?" + (results.query or "search=1")
     name = "_rows.html" if form.after is not None and not results.error else "_results.html"
     return render(request, name, {"results": results}, headers=headers)
 
@@ -560,7 +561,7 @@ AUDIT_ENTITIES = ("household", "individual", "enrolment", "match_candidate", "pa
 @router.get("/audit")
 def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Query(max_length=60)] = "",
                entity: str = "", entity_id: str = "", before_id: str = "", action: str = "", outcome: str = "",
-               district_id: QueryId = None, since: Day = None, until: Day = None) -> Response:
+               district_id: FilterId = None, since: FilterDay = None, until: FilterDay = None) -> Response:
     """The audit log newest first, a page at a time by keyset (``before_id``), with its total for the
     filters (who, what, which record, outcome, district, days) and its export (itself audited)."""
     tr = _tr(request)
@@ -650,6 +651,7 @@ def risk_page(request: Request, session: DB, who: User, shock: str = "flood") ->
 
 def mount(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(__import__("isps.web.home", fromlist=["router"]).router)  # / : the home page
     app.include_router(__import__("isps.web.linkage", fromlist=["router"]).router)  # /sbr review and reports
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
     app.include_router(__import__("isps.web.labour", fromlist=["router"]).router)  # labour registries
