@@ -116,7 +116,7 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
         "audit": at("SELECT id FROM audit_log ORDER BY id DESC", 100, "/audit?before_id={}"),
         "review": at("SELECT id FROM match_candidate WHERE status = 'review' ORDER BY id", 20,
                      "/sbr/review?after={}"),
-        "search": at("SELECT id FROM household ORDER BY id", 25, "/?search=1&after={}"),
+        "search": at("SELECT id FROM household ORDER BY id", 25, "/search?search=1&after={}"),
         "feed_deliveries": at("SELECT id FROM feed_delivery ORDER BY id DESC", 50, "/feeds/deliveries?before={}"),
         "feed_report": at("SELECT seq FROM feed_rejection WHERE delivery_id = (SELECT min(id) FROM feed_delivery) "
                           "ORDER BY seq", 50, f"/feeds/deliveries/{_first_delivery(engine)}?after={{}}"),
@@ -132,7 +132,7 @@ def deep_cursors(engine, page: int) -> dict[str, tuple[int, str]]:
                             "ORDER BY match_weight DESC, id DESC", 20, "/sbr/review?sort=-weight&after={}"),
         "search.pmt": at("SELECT h.id FROM household h JOIN pmt_score p ON p.household_id = h.id "
                          "WHERE h.district_id = 1 ORDER BY p.score, h.id", 25,
-                         "/?search=1&district_id=1&sort=pmt&after={}"),
+                         "/search?search=1&district_id=1&sort=pmt&after={}"),
     }
 
 
@@ -142,11 +142,11 @@ def _first_delivery(engine) -> int:
 
 
 FIRST = {"enrolled": f"/programs/{PROGRAM}/enrolment", "waiting": f"/programs/{PROGRAM}/enrolment",
-         "audit": "/audit", "review": "/sbr/review", "search": "/?search=1", "feed_deliveries": "/feeds/deliveries",
+         "audit": "/audit", "review": "/sbr/review", "search": "/search?search=1", "feed_deliveries": "/feeds/deliveries",
          "feed_report": "/feeds/deliveries/{first}",
          "enrolled.district": f"/programs/{PROGRAM}/enrolment?sort=-district",
          "waiting.listed_on": f"/programs/{PROGRAM}/enrolment?wsort=listed_on", "audit.action": "/audit?sort=action",
-         "review.weight": "/sbr/review?sort=-weight", "search.pmt": "/?search=1&district_id=1&sort=pmt"}
+         "review.weight": "/sbr/review?sort=-weight", "search.pmt": "/search?search=1&district_id=1&sort=pmt"}
 
 
 def time_pages(engine, backend: str, n: int, samples: int, deep: int = DEEP) -> None:

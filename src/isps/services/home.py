@@ -24,7 +24,8 @@ from isps.interop.feeds.changes import DEFAULT_RECERTIFY_DAYS
 from isps.interop.models import ChangeRequest, FeedDelivery, SourceConflict
 from isps.linkage import persons
 from isps.payments.models import Payroll, PaymentInstruction
-from isps.programs.models import BenefitCycle, Enrolment
+from isps.programs import counts as enrolment_counts
+from isps.programs.models import BenefitCycle
 from isps.registry.models import Household, Individual
 from isps.targeting import pmt
 from isps.targeting.eligibility import rules as eligibility
@@ -217,12 +218,10 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
             poor += int(p or 0)
     pmt_bands = [{"low": 10 * b, "high": 10 * b + 10, "households": bands.get(b, 0)} for b in range(10)]
 
-    enrolment: dict[str, dict] = {}
-    for code, status, n in session.execute(
-            select(Enrolment.program_code, Enrolment.status, func.count())
-            .where(Enrolment.status.in_(("enrolled", "waiting")), *_in(Enrolment.district_id, scope))
-            .group_by(Enrolment.program_code, Enrolment.status)):
-        enrolment.setdefault(code, {"code": code, "enrolled": 0, "waiting": 0})[status] = int(n)
+    # the maintained counts (programs.counts), not a COUNT over a million enrolments
+    enrolment = {code: {"code": code, "enrolled": by.get("enrolled", 0), "waiting": by.get("waiting", 0)}
+                 for code, by in enrolment_counts.by_program(session, scope).items()
+                 if by.get("enrolled") or by.get("waiting")}
 
     start, quarter = quarter_of(today)
     paid, paid_n = session.execute(
