@@ -141,3 +141,13 @@ def token_for(client, username: str) -> dict:
     r = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def nav_to(page, name: str) -> None:
+    """Follow the main navigation's link called ``name`` in a browser page, opening its group first
+    when the link sits in a closed group (the navigation's <details> menus)."""
+    nav = page.get_by_role("navigation")
+    link = nav.get_by_role("link", name=name, exact=True)
+    if not link.is_visible():
+        nav.locator(f'details.nav-group:has(a:text-is("{name}")) > summary').click()
+    link.click()

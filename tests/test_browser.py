@@ -25,7 +25,7 @@ from isps.access.service import create_user
 from isps.db import make_engine, transaction
 from isps.migrate import upgrade
 from isps.synth.load import load_synthetic
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, nav_to
 
 pytestmark = pytest.mark.browser
 
@@ -171,7 +171,7 @@ def test_an_officer_searches_opens_a_household_and_reads_it_in_urdu(visit):
     visit.sign_in("lahore_officer")
     header = page.locator("header.top")
     assert "lahore_officer" in header.inner_text() and "District officer" in header.inner_text()
-    page.get_by_role("navigation").get_by_role("link", name="Search the registry").click()  # from the home page
+    nav_to(page, "Search the registry")  # from the home page
     page.wait_for_url("**/search")
     assert page.locator("#district_id").is_disabled()
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from isps.db import transaction
 from isps.interop import feeds
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
+from tests.conftest import nav_to
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +70,7 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         counter.sign_in("kasur_counter")
 
         # 1. a district officer for Kasur, from the main navigation
-        a.get_by_role("navigation").get_by_role("link", name="Users").click()
+        nav_to(a, "Users")
         a.wait_for_url(server + "/users")
         form = a.locator("#new-user-form")
         form.get_by_label("User name").fill("kasur_officer")
@@ -96,7 +97,7 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
             officer.close()
 
         # 2. a NADRA delivery uploaded and its row report read, then downloaded
-        a.get_by_role("navigation").get_by_role("link", name="Feed deliveries").click()
+        nav_to(a, "Feed deliveries")
         a.wait_for_url(server + "/feeds/deliveries")
         path, bad_ref = _delivery(sqlite_province, tmp_path)
         up = a.locator("#upload-form")
@@ -120,7 +121,7 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         admin.screenshot("admin-feeds-en.png")
 
         # 3. a partner registered, its secret shown once on one line, an agreement made
-        a.get_by_role("navigation").get_by_role("link", name="DCI partners").click()
+        nav_to(a, "DCI partners")
         reg = a.locator("#register-form")
         reg.get_by_label("Sender id").fill("pk-pspa-nsp")
         reg.get_by_label("Name").fill("National Socio-economic Portal")

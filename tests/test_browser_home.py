@@ -24,6 +24,7 @@ from isps.registry.models import Individual
 from isps.targeting.eligibility import rules
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
 from tests.test_web_updates import _adult, _conflict
+from tests.conftest import nav_to
 
 pytestmark = pytest.mark.browser
 TODAY = date.today()
@@ -145,7 +146,7 @@ def test_the_district_officer_works_from_home(visit, working_province):
         req.get_by_role("button", name="Approve").click()
     assert "Change approved" in page.locator("#done-notice").inner_text()
 
-    page.get_by_role("navigation").get_by_role("link", name="Home").click()
+    nav_to(page, "Home")
     page.wait_for_url(visit.base + "/")
     assert queue(page, "change_requests") == requests - 1 and queue(page, "conflicts") == conflicts - 1
     assert not visit.foreign and not visit.errors, (visit.foreign, visit.errors)

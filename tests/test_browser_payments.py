@@ -17,6 +17,7 @@ from isps.payments import payroll as pr
 from isps.programs import enrolment as en
 from isps.targeting.eligibility import rules
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
+from tests.conftest import nav_to
 
 pytestmark = pytest.mark.browser
 CODE = "bisp_kafaalat"
@@ -68,7 +69,7 @@ def test_maker_and_checker_pay_a_cycle_in_the_browser_and_read_it_in_urdu(browse
         checker.sign_in("admin")
 
         # the maker: from the main navigation to the payments home; funds released, a cycle opened and computed
-        m.get_by_role("navigation").get_by_role("link", name="Payments").click()
+        nav_to(m, "Payments")
         m.wait_for_url(server + "/payments")
         card = m.locator(f"#program-{CODE}")
         card.get_by_label("Amount (Rs)").fill("100,000,000")

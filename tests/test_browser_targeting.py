@@ -17,7 +17,7 @@ from isps.db import make_engine, transaction
 from isps.migrate import upgrade
 from isps.synth.load import load_synthetic
 from isps.targeting import alternative, pmt
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, nav_to
 from tests.test_browser import Visit, _require_chromium, browser, serve  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ def test_the_policy_job_in_the_browser_and_in_urdu(browser, server, surveyed_pro
         checker.sign_in("admin")
 
         # the maker fits a quantile model; the job page follows it to the new draft
-        m.get_by_role("navigation").get_by_role("link", name="PMT models").click()
+        nav_to(m, "PMT models")
         m.wait_for_url(server + "/pmt")
         # first both estimators beside the model in force, nothing stored (isps pmt evaluate)
         _press(m, "Compare only")
@@ -110,7 +110,7 @@ def test_the_policy_job_in_the_browser_and_in_urdu(browser, server, surveyed_pro
         maker.screenshot("pmt_models_en.png")
 
         # a means test: run, its decisions by district, then every test beside PMT against welfare
-        m.get_by_role("navigation").get_by_role("link", name="Means tests").click()
+        nav_to(m, "Means tests")
         m.locator("#run-form").get_by_label("Last month of the window").fill("2026-11")
         _press(m, "Run")
         m.wait_for_url(re.compile(r".*/means-tests/runs/\d+\?done=ran"), timeout=60_000)
@@ -125,7 +125,7 @@ def test_the_policy_job_in_the_browser_and_in_urdu(browser, server, surveyed_pro
         maker.screenshot("means_tests_en.png")
 
         # the simulator opens at once, then computes: a spinner, then the results swapped in
-        m.get_by_role("navigation").get_by_role("link", name="Policy simulator").click()
+        nav_to(m, "Policy simulator")
         m.wait_for_url(re.compile(r".*/simulator"))
         m.locator("#sim-totals").wait_for(timeout=60_000)
         assert m.locator("#sim-totals tbody tr").count() == 3
@@ -150,7 +150,7 @@ def test_the_policy_job_in_the_browser_and_in_urdu(browser, server, surveyed_pro
             assert m.locator("html").get_attribute("dir") == "rtl"
             _no_overflow(m)
             maker.screenshot(name)
-        assert "پی ایم ٹی ماڈل" in m.locator("header.top nav").inner_text()
+        assert "پی ایم ٹی ماڈل" in m.locator("header.top nav").text_content()
 
         assert not maker.errors and not checker.errors, maker.errors + checker.errors
         assert not maker.foreign and not checker.foreign
