@@ -780,3 +780,21 @@ def test_partners_register_test_partner_from_the_cli(cli, province, monkeypatch)
     with transaction(province) as s:
         row = s.scalar(select(DciPartner).where(DciPartner.sender_id == "suite.example"))
     assert row.test_partner and row.accept_unsigned
+
+
+def test_dci_audit_actions_come_from_one_vocabulary():
+    """A DCI audit row with an action outside access.service.DCI_ACTIONS is refused before it is written,
+    as audit() refuses an officer's; every action the /dci routes write is in it."""
+    import re
+    from pathlib import Path
+
+    from isps.access.service import DCI_ACTIONS
+    from isps.interop.dci import service
+
+    with pytest.raises(ValueError, match="dci.bogus"):
+        service._dci_action("dci.bogus")
+    written = set()
+    for path in (Path(service.__file__).parent, Path(service.__file__).parents[2] / "api"):
+        for f in path.glob("*.py"):
+            written |= set(re.findall(r'"(dci\.[a-z_]+)"', f.read_text()))
+    assert written and written <= DCI_ACTIONS, written - DCI_ACTIONS

@@ -56,6 +56,10 @@ ACTIONS = frozenset({
     "disable", "enable", "reset_password", "rotate", "revoke", "end",     # accounts, partners' keys, agreements
     "refused",  # a request refused before it reached an action (forged form, cookie write, role)
 })
+# What a DCI partner's request did (interop.dci writes these rows itself, in batches, without a
+# Principal): a vocabulary of its own, checked there, listed and labelled on the audit page.
+DCI_ACTIONS = frozenset({"dci.token", "dci.sync_search", "dci.search", "dci.sync_txn_status", "dci.txn_status",
+                         "dci.subscribe", "dci.unsubscribe", "dci.notify"})
 OUTCOMES = ("ok", "denied", "not_found", "failed")
 
 # sign-in throttling: an account is locked after this many failures in the window (until an

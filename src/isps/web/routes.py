@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
 from isps.access.service import TRAIL_DEFAULT_SORT, TRAIL_SORTS
-from isps.access.service import (ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
+from isps.access.service import (ACTIONS, DCI_ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
 from isps.access.service import unlock as access_unlock
 from isps.api.deps import SESSION_COOKIE, client_address
@@ -578,7 +578,7 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
         return bad_address_page(request, str(exc), 400)
     entity = entity if entity in AUDIT_ENTITIES else ""
     query = {"entity": entity or None, "entity_id": as_int(entity_id), "actor": actor.strip() or None,
-             "action": action if action in ACTIONS else None, "outcome": outcome if outcome in OUTCOMES else None,
+             "action": action if action in ACTIONS | DCI_ACTIONS else None, "outcome": outcome if outcome in OUTCOMES else None,
              "district_id": district_id, "since": since, "until": until}
     geo = Geography.load(session)
 
@@ -609,7 +609,7 @@ def audit_page(request: Request, session: DB, who: User, actor: Annotated[str, Q
     unlocked = (tr("audit.unlock.done" if request.query_params.get("was") == "1" else "audit.unlock.was_not", name=done)
                 if done else None)
     return render(request, "audit.html", {"entries": entries, "filters": filters, "pager": pg, "geo": geo,
-                                          "entities": AUDIT_ENTITIES, "actions": sorted(ACTIONS), "outcomes": OUTCOMES,
+                                          "entities": AUDIT_ENTITIES, "actions": sorted(ACTIONS | DCI_ACTIONS), "outcomes": OUTCOMES,
                                           "can_unlock": who.can("users.manage"), "unlocked": unlocked,
                                           "columns": columns(request, tuple(TRAIL_SORTS), sort, cursor="before_id")},
                   who=who, session=session)

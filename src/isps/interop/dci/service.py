@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from isps import config
 from isps.access.models import AuditRecord
+from isps.access.service import DCI_ACTIONS
 from isps.interop.dci import envelope as env_mod
 from isps.interop.dci import partners, search, signing
 from isps.interop.dci.envelope import DciError, Envelope, callback_header, new_id, now_ts
@@ -229,10 +230,18 @@ def test_mark(partner: Partner | None) -> str:
     return "test partner, signature not checked: " if partner.accept_unsigned else "test partner: "
 
 
+def _dci_action(action: str) -> str:
+    """The action of a DCI audit row, refused unless it is in the DCI vocabulary, as
+    :func:`isps.access.service.audit` refuses an officer's unknown action."""
+    if action not in DCI_ACTIONS:
+        raise ValueError(f"DCI audit action '{action}' is not in the vocabulary (isps.access.service.DCI_ACTIONS)")
+    return action
+
+
 def audit_values(partner: Partner, action: str, rows: list[tuple]) -> list[dict]:
     """audit_log rows for (entity, entity_id, district_id, outcome, detail) tuples, all with the same
     columns; a test partner's are marked (:func:`test_mark`)."""
-    actor, action, mark = partner.sender_id[:60], action[:30], test_mark(partner)
+    actor, action, mark = partner.sender_id[:60], _dci_action(action), test_mark(partner)
     return [{"actor": actor, "role": "partner", "channel": "dci", "action": action, "entity": e, "entity_id": i,
              "district_id": d, "outcome": o, "detail": (mark + (t or ""))[:300] or None} for e, i, d, o, t in rows]
 
@@ -247,7 +256,8 @@ def audit_rows(session: Session, partner: Partner, action: str, rows: list[tuple
 def audit_request(session: Session, actor: str, action: str, outcome: str, detail: str,
                   partner: Partner | None = None) -> None:
     """The request's own audit row; ``partner`` (when known) marks a test partner's."""
-    session.execute(insert(AUDIT), [{"actor": actor[:60], "role": "partner", "channel": "dci", "action": action[:30],
+    session.execute(insert(AUDIT), [{"actor": actor[:60], "role": "partner", "channel": "dci",
+                                     "action": _dci_action(action),
                                      "entity": "dci_request", "entity_id": None, "district_id": None,
                                      "outcome": outcome, "detail": (test_mark(partner) + detail)[:300] or None}])
 
