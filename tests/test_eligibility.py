@@ -343,7 +343,7 @@ def test_each_shipped_rule_is_named_as_in_the_program_catalogue():
     from importlib import resources
 
     catalogue = {p["code"]: p["name"] for p in json.loads(
-        resources.files("isps.programs.data").joinpath("catalogue.json").read_text())["programs"]}
+        resources.files("isps.catalogue.data").joinpath("catalogue.json").read_text())["programs"]}
     for rule in rules.shipped_rules():
         assert rule.name == catalogue[rule.code], rule.code
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from isps.db import transaction
 from isps.linkage import ingest, persons, reports, resolve, synthetic
 from isps.linkage.models import Beneficiary, MatchCandidate
-from isps.programs import catalogue
+from isps import catalogue
 from isps.synth.generator import generate
 from isps.synth.load import load_synthetic
 

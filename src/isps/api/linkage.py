@@ -20,7 +20,7 @@ from isps.api.deps import db_session, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId, Record
 from isps.linkage import ingest, persons, reports, resolve
-from isps.programs import catalogue
+from isps import catalogue
 
 router = APIRouter(prefix="/api/v1/sbr", tags=["single beneficiary registry"])
 DB = Annotated[Session, Depends(db_session)]

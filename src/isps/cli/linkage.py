@@ -24,7 +24,7 @@ def catalogue_cmd(pillar: Annotated[Optional[str], typer.Option(help="social_ass
                                                                      "labour_market or social_care")] = None) -> None:
     """List the program catalogue."""
     from isps.cli.common import _engine, console
-    from isps.programs import catalogue
+    from isps import catalogue
 
     table = Table("code", "program", "agency", "pillar", "life stage", "benefit", "PKR a year")
     with transaction(_engine()) as s:

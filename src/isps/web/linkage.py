@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from isps.access.service import audit, audit_many
 from isps.api.params import MAX_ID, After, Id, QueryId
 from isps.linkage import persons, reports
-from isps.programs import catalogue
+from isps import catalogue
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing

@@ -138,7 +138,7 @@ def exit_(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
 def programs_page(request: Request, session: DB, who: User, pillar: str = "") -> Response:
     """The program catalogue beside what each program holds today (enrolled, waiting, within the
     user's district), with the way into each program's enrolment page (payments: ``web/payments.py``)."""
-    from isps.programs import catalogue
+    from isps import catalogue
 
     chosen = pillar if pillar in catalogue.PILLARS else None
     counts = en.overview(session, district_id=who.scope)
