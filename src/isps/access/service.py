@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "pmt.manage": ("administrator", "program_manager"),
     "audit.read": ("administrator", "auditor"),
     "users.manage": ("administrator",),
+    "enrolment.apply": ("administrator", "district_officer", "counter_operator"),
 }
 
 ROLE_LABELS = {

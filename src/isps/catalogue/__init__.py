@@ -87,18 +87,20 @@ class ProgramRule(Base):
     b: Mapped[str | None] = mapped_column(String(60), nullable=True)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     why: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    why_ur: Mapped[str | None] = mapped_column(String(200), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 def shipped_rules() -> list[dict]:
     data = _shipped_file()
     dup = data.get("duplication", {})
-    rows = [{"rule": "exclusive_kind", "a": k, "b": None, "value": None, "why": None} for k in dup.get("exclusive_kinds", [])]
-    rows += [{"rule": "incompatible", "a": r["a"], "b": r["b"], "value": None, "why": r.get("why")}
+    rows = [{"rule": "exclusive_kind", "a": k, "b": None, "value": None, "why": None, "why_ur": None} for k in dup.get("exclusive_kinds", [])]
+    rows += [{"rule": "incompatible", "a": r["a"], "b": r["b"], "value": None, "why": r.get("why"),
+              "why_ur": r.get("why_ur")}
              for r in dup.get("incompatible", [])]
     if dup.get("household_yearly_ceiling_pkr") is not None:
         rows.append({"rule": "household_ceiling", "a": None, "b": None,
-                     "value": float(dup["household_yearly_ceiling_pkr"]), "why": None})
+                     "value": float(dup["household_yearly_ceiling_pkr"]), "why": None, "why_ur": None})
     return [{**r, "version": data["version"]} for r in rows]
 
 
@@ -144,6 +146,7 @@ class Conflict:
     program: str
     rule: str
     why: str
+    why_ur: str = ""
 
 
 def conflicts(session: Session, code: str, extra: tuple[str, ...] = ()) -> list[Conflict]:
@@ -170,14 +173,15 @@ def conflicts(session: Session, code: str, extra: tuple[str, ...] = ()) -> list[
             if mine(side):
                 for c in members(other):
                     if c != code:
-                        out.setdefault(c, Conflict(c, "incompatible", r.why or ""))
+                        out.setdefault(c, Conflict(c, "incompatible", r.why or "", r.why_ur or ""))
     if me is not None and any(r.rule == "exclusive_kind" and r.a == me.kind for r in rules):
         for c, p in progs.items():
             if p.kind == me.kind and c != code:
                 out.setdefault(c, Conflict(c, "same_kind", me.kind))
     for c in extra:
         if c != code:
-            out.setdefault(c, Conflict(c, "incompatible", "the program's policy does not allow both"))
+            out.setdefault(c, Conflict(c, "incompatible", "the program's policy does not allow both",
+                                         "پروگرام کی پالیسی دونوں کی اجازت نہیں دیتی"))
     return sorted(out.values(), key=lambda x: x.program)
 
 

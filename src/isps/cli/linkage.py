@@ -55,6 +55,18 @@ def ingest_cmd(program: str, path: Path, partner: Annotated[str, typer.Option(he
     if report:
         rep.write_csv(report)
         console.print(f"report written to {report}")
+    _flag_duplicates()
+
+
+def _flag_duplicates() -> None:
+    """After a list is resolved: programs flag for review the enrolments it shows to be duplicates."""
+    from isps.cli.common import _engine, console
+    from isps.services.events import drain
+
+    flagged = drain(_engine())["duplicates_flagged"]
+    if flagged:
+        console.print(f"{flagged:,} enrolments flagged for an officer's review: the list shows another benefit "
+                      "they cannot be combined with (web: the program's enrolment page)")
 
 
 @linkage_app.command("resolve")
@@ -65,6 +77,7 @@ def resolve_cmd(actor: str = "cli", accept_weight: float = 8.0, review_weight: f
 
     rep = resolve.resolve(_engine(), actor=actor, accept_weight=accept_weight, review_weight=review_weight)
     console.print(rep.summary())
+    _flag_duplicates()
 
 
 @linkage_app.command("review")

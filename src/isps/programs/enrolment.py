@@ -295,6 +295,16 @@ def _over_ceiling(session: Session, code: str, params: dict) -> None:
     _analyze(session, "enrol_value")
 
 
+def conflicts_of(session: Session, code: str) -> list:
+    """Every program ``code`` cannot be combined with: the catalogue's rules (same kind, incompatible
+    pairs) and the enrolment policies' own lists, both ways."""
+    try:
+        extra = tuple(incompatible_with(session, code))
+    except EnrolmentError:  # a catalogue program nobody enrols into through ISPS
+        extra = ()
+    return catalogue.conflicts(session, code, extra)
+
+
 class NotFound(EnrolmentError):
     """The enrolment or run asked for does not exist."""
 
@@ -322,7 +332,6 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     on = on or date.today()
     pol = policy(session, code)
     unit = pol.unit
-    incompatible = incompatible_with(session, code)
     params = {"run": run_id, "code": code, "on": on, "actor": actor}
     adult = date(on.year - 18, on.month, min(on.day, 28))
     params["adult"] = adult
@@ -370,7 +379,7 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
         FROM ({keyed}) k"""), params)
     _analyze(session, "enrol_cand")
     # 2. every other program they receive that this one cannot be combined with (catalogue rules)
-    conflicts = catalogue.conflicts(session, code, tuple(incompatible))
+    conflicts = conflicts_of(session, code)
     clash_rule = _clashes(session, code, unit, conflicts, params)
     # 3. the household's yearly value from every program, with this one, against the ceiling
     _over_ceiling(session, code, params)
@@ -452,6 +461,7 @@ def enrol_one(session: Session, code: str, household_id: int, individual_id: int
     result = _list_and_fill(session, code, row.id, actor, on)
     session.execute(text("DELETE FROM eligibility_result WHERE run_id = :r"), {"r": row.id})
     if result["listed"] == 0:
+        # "incompatible": kept off because of another program (its refusal is stored, see last_refusal)
         return ("duplicate" if result["duplicates"] else "incompatible"), None
     e = session.scalar(select(Enrolment).where(Enrolment.program_code == code, Enrolment.household_id == household_id,
                                                Enrolment.individual_id == individual_id))
@@ -459,6 +469,112 @@ def enrol_one(session: Session, code: str, household_id: int, individual_id: int
                     {"r": reason[:200], "e": e.id})
     e.reason = reason[:200]
     return "listed", e.id
+
+
+# ---------------------------------------------------------------- refusals
+
+def _refusals_where(program: str | None, household_id: int | None, district_id: int | None, rule: str | None):
+    where, p = ["1 = 1"], {}
+    if program:
+        where.append("f.program_code = :program")
+        p["program"] = program
+    if household_id is not None:
+        where.append("f.household_id = :household")
+        p["household"] = household_id
+    if district_id is not None:
+        where.append("f.district_id = :district")
+        p["district"] = district_id
+    if rule in REFUSALS:
+        where.append("f.rule = :rule")
+        p["rule"] = rule
+    return " AND ".join(where), p
+
+
+def refusals(session: Session, *, program: str | None = None, household_id: int | None = None,
+             district_id: int | None = None, rule: str | None = None, after: int | None = None,
+             limit: int = 100) -> list[dict]:
+    """The stored refusals (newest first, keyset ``after`` = the last id shown), each with what it
+    found: the other program's name, agency and kind, and for a partner's line the list (partner,
+    reference, date received) and the line's own reference; ``reason`` says it in plain English
+    (:func:`refusal_reason`; the web page words it in the reader's language from the same fields)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
+    where, p = _refusals_where(program, household_id, district_id, rule)
+    if after is not None:
+        where += " AND f.id < :after"
+        p["after"] = after
+    rows = session.execute(text(f"""SELECT f.id, f.program_code, f.household_id, f.individual_id,
+            f.person_individual_id, f.district_id, f.rule, f.other_program, f.source, f.other_ref, f.partner_ref,
+            f.yearly_value, f.on_date, f.actor, f.run_id, o.name AS other_name, o.agency AS other_agency,
+            o.kind AS other_kind, mine.name AS program_name, bb.partner, bb.reference, bb.received_at,
+            i.full_name AS person_name
+        FROM enrolment_refusal f
+        LEFT JOIN program o ON o.code = f.other_program
+        LEFT JOIN program mine ON mine.code = f.program_code
+        LEFT JOIN beneficiary_batch bb ON bb.id = f.batch_id
+        LEFT JOIN individual i ON i.id = f.person_individual_id
+        WHERE {where} ORDER BY f.id DESC LIMIT :limit"""), {**p, "limit": limit}).mappings().all()
+    ceiling = catalogue.household_ceiling(session)
+    why: dict[str, dict] = {}
+    out = []
+    for r in rows:
+        if r["program_code"] not in why:
+            why[r["program_code"]] = {c.program: c for c in conflicts_of(session, r["program_code"])}
+        received = r["received_at"]
+        row = {"id": r["id"], "program": r["program_code"], "program_name": r["program_name"] or r["program_code"],
+               "household_id": r["household_id"], "individual_id": r["individual_id"] or None,
+               "person_id": r["person_individual_id"], "person_name": r["person_name"],
+               "district_id": r["district_id"], "rule": r["rule"], "other_program": r["other_program"],
+               "other_name": r["other_name"] or r["other_program"], "other_agency": r["other_agency"] or "",
+               "other_kind": r["other_kind"] or "", "source": r["source"], "other_ref": r["other_ref"],
+               "partner": r["partner"], "list_reference": r["reference"], "partner_ref": r["partner_ref"],
+               "list_received": str(received)[:10] if received else None,
+               "why": getattr(why[r["program_code"]].get(r["other_program"]), "why", ""),
+               "why_ur": getattr(why[r["program_code"]].get(r["other_program"]), "why_ur", ""),
+               "household_yearly_value": r["yearly_value"], "ceiling": ceiling,
+               "on": r["on_date"].isoformat() if hasattr(r["on_date"], "isoformat") else str(r["on_date"]),
+               "actor": r["actor"], "run_id": r["run_id"]}
+        row["reason"] = refusal_reason(row)
+        out.append(row)
+    return out
+
+
+def count_refusals(session: Session, *, program: str | None = None, household_id: int | None = None,
+                   district_id: int | None = None, rule: str | None = None) -> int:
+    where, p = _refusals_where(program, household_id, district_id, rule)
+    return int(session.execute(text(f"SELECT COUNT(*) FROM enrolment_refusal f WHERE {where}"), p).scalar_one())
+
+
+def refusal_source(row: dict) -> str:
+    """Where the other benefit was found, in plain English."""
+    if row["source"] == "list":
+        return (f"line {row['partner_ref']} of the list \u201c{row['list_reference']}\u201d from {row['partner']}, "
+                f"received {row['list_received']}")
+    return f"ISPS enrolment {row['other_ref']}"
+
+
+def refusal_reason(row: dict) -> str:
+    """One refusal in plain English, naming the other program, its agency and the list it came from."""
+    other = f"{row['other_name']} ({row['other_agency']})"
+    src = refusal_source(row)
+    if row["rule"] == "same_kind":
+        return (f"already receives {other}, which pays for the same need "
+                f"({row['other_kind'].replace('_', ' ')}): {src}")
+    if row["rule"] == "ceiling":
+        return (f"the household would receive PKR {row['household_yearly_value'] or 0:,.0f} a year from all programs, "
+                f"above the ceiling of PKR {row['ceiling'] or 0:,.0f}; the largest is {other}: {src}")
+    because = f" ({row['why']})" if row.get("why") else ""
+    return f"already receives {other}, which cannot be combined with this program{because}: {src}"
+
+
+def last_refusal(session: Session, code: str, household_id: int, individual_id: int) -> dict | None:
+    """The newest refusal of one household or person for a program (what a counter shows)."""
+    rid = session.execute(text("""SELECT MAX(id) FROM enrolment_refusal WHERE program_code = :c
+        AND household_id = :h AND individual_id = :i"""), {"c": code, "h": household_id, "i": individual_id}).scalar()
+    if rid is None:
+        return None
+    rows = refusals(session, program=code, household_id=household_id, after=rid + 1, limit=1)
+    return rows[0] if rows else None
 
 
 # ---------------------------------------------------------------- the waiting list
@@ -749,4 +865,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
            "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "count_listing", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
-           "best_accounts", "channel_sql", "refresh_channels"]
+           "best_accounts", "channel_sql", "refresh_channels", "REFUSALS", "refusals", "count_refusals",
+           "refusal_reason", "last_refusal"]

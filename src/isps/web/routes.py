@@ -621,6 +621,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.programs", fromlist=["router"]).router)  # enrolment pages
     app.include_router(__import__("isps.web.updates", fromlist=["router"]).router)  # NSER Plus: conflicts, requests
     app.include_router(__import__("isps.web.payments", fromlist=["router"]).router)  # funds, cycles, payrolls, files
+    app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("b", sa.String(60), nullable=True),
         sa.Column("value", sa.Float(), nullable=True),
         sa.Column("why", sa.String(200), nullable=True),
+        sa.Column("why_ur", sa.String(200), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
     )
     op.create_table(

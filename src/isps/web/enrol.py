@@ -1,0 +1,142 @@
+"""Enrolment at the counter: on a household's page, an operator applies for a program for the
+household or one member, through the one enrolment path (``programs.enrolment.enrol_one``: the
+duplicate, incompatibility, same-kind and ceiling filter against ISPS's own enrolments and every
+partner list). A refusal is shown at once with its reason in the reader's language (the other
+program, its agency and the list it came from); the household's past refusals are listed below.
+
+The panel is a fragment the household page loads (``hx-get``), so the household page itself does
+not change; the form posts with the anti-forgery token, the role is checked here, and reading the
+panel is audited like the household page."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select, text
+
+from isps.access.service import audit
+from isps.api.params import Id
+from isps.programs import enrolment as en
+from isps.programs.models import EnrolmentPolicy
+from isps.registry.service import OutOfScope
+from isps.services import household_file as files
+from isps.web import lang as i18n
+from isps.web.common import CHANNEL, DB, User, _is_htmx, _tr, error_page, program_name, render
+
+router = APIRouter(include_in_schema=False)
+APPLY = "enrolment.apply"
+
+
+def enrolling_programs(session) -> list[str]:
+    """The programs ISPS enrols into: those with a shipped or stored enrolment policy."""
+    return sorted(set(en.DEFAULT_POLICIES) | set(session.scalars(select(EnrolmentPolicy.program_code))))
+
+
+def refusal_text(tr: i18n.Translator, row: dict) -> str:
+    """A stored refusal in the reader's language, from its fields (names of programs and agencies
+    and the partner's list are proper names and stay as written)."""
+    if row["source"] == "list":
+        source = tr("enrol.source.list", ref=row["partner_ref"] or "—", reference=row["list_reference"] or "—",
+                    partner=row["partner"] or "—", date=row["list_received"] or "—")
+    else:
+        source = tr("enrol.source.enrolment", ref=row["other_ref"])
+    other = f"{program_name(tr, row['other_program'])} ({row['other_agency']})"
+    if row["rule"] == "same_kind":
+        kind = row["other_kind"]
+        return tr("enrol.refusal.same_kind", other=other, source=source,
+                  kind=tr(f"enrol.kind.{kind}") if tr.has(f"enrol.kind.{kind}") else kind.replace("_", " "))
+    if row["rule"] == "ceiling":
+        return tr("enrol.refusal.ceiling", other=other, source=source,
+                  total=money(row["household_yearly_value"]), ceiling=money(row["ceiling"]))
+    why = row.get("why_ur") if tr.code == "ur" and row.get("why_ur") else row.get("why")
+    return tr("enrol.refusal.incompatible", other=other, source=source, why=f" ({why})" if why else "")
+
+
+def money(value: float | None) -> str:
+    return f"PKR {value or 0:,.0f}"
+
+
+def _panel(request: Request, session, who, household_id: int, outcome: dict | None = None,
+           status: int = 200) -> Response:
+    tr = _tr(request)
+    try:
+        f = files.open_household(session, who, household_id, CHANNEL)
+    except OutOfScope:
+        session.commit()
+        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except files.NotFound:
+        session.commit()
+        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    rows = en.refusals(session, household_id=household_id, limit=50)
+    for r in rows:
+        r["text"] = refusal_text(tr, r)
+    if outcome and outcome.get("refusal"):
+        outcome["refusal"]["text"] = refusal_text(tr, outcome["refusal"])
+    enrolments = session.execute(text("""SELECT id, program_code, individual_id, status, reason FROM enrolment
+        WHERE household_id = :h ORDER BY id"""), {"h": household_id}).mappings().all()
+    names = {m.id: m.full_name for m in f.members}
+    members = [{"id": m.id, "name": m.full_name} for m in f.members if m.date_of_death is None]
+    return render(request, "_enrolment.html", {
+        "household_id": household_id, "can_apply": who.can(APPLY), "programs": enrolling_programs(session),
+        "members": members, "refusals": rows, "names": names, "outcome": outcome,
+        "enrolments": [dict(e) for e in enrolments]}, who=who, session=session, status=status)
+
+
+@router.get("/households/{household_id}/enrolment")
+def panel(request: Request, household_id: Id, session: DB, who: User) -> Response:
+    return _panel(request, session, who, household_id)
+
+
+@router.post("/households/{household_id}/enrol")
+def apply(request: Request, household_id: Id, session: DB, who: User,
+          program: Annotated[str, Form()] = "", member: Annotated[str, Form()] = "") -> Response:
+    """Apply for one program for the household (or one member, for a member program) through the
+    one enrolment path; the answer (listed, enrolled, or refused with its reason) comes back in the
+    panel. A plain (non-htmx) post returns to the household page."""
+    tr = _tr(request)
+    if not who.can(APPLY):
+        audit(session, who, CHANNEL, "enrol", "household", household_id, who.scope, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not apply for a program")
+        session.commit()
+        return error_page(request, session, who, 403, tr("enrol.cannot_apply"))
+    if program not in enrolling_programs(session):
+        return _panel(request, session, who, household_id, {"error": tr("enrol.bad_program", program=program[:40])},
+                      status=422)
+    try:
+        f = files.open_household(session, who, household_id, CHANNEL)
+    except OutOfScope:
+        session.commit()
+        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except files.NotFound:
+        session.commit()
+        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    unit = en.policy(session, program).unit
+    individual = 0
+    if unit == "member":
+        living = {m.id for m in f.members if m.date_of_death is None}
+        try:
+            individual = int(member)
+        except ValueError:
+            individual = -1
+        if individual not in living:
+            return _panel(request, session, who, household_id, {"error": tr("enrol.pick_member")}, status=422)
+    try:
+        result, enrolment_id = en.enrol_one(session, program, household_id, individual, who.username,
+                                            f"applied at the counter by {who.username}", on=date.today())
+    except en.EnrolmentError as exc:
+        session.rollback()
+        return _panel(request, session, who, household_id, {"error": str(exc)}, status=422)
+    refusal = en.last_refusal(session, program, household_id, individual) if result == "incompatible" else None
+    detail = (f"{program}: {result}" + (f" ({refusal['reason']})" if refusal else ""))[:400]
+    audit(session, who, CHANNEL, "enrol", "household", household_id, f.household.district_id, detail=detail)
+    session.commit()
+    if not _is_htmx(request):
+        return RedirectResponse(f"/households/{household_id}#enrolment", status_code=303)
+    status_now = None
+    if enrolment_id is not None:
+        status_now = session.execute(text("SELECT status FROM enrolment WHERE id = :i"), {"i": enrolment_id}).scalar()
+    return _panel(request, session, who, household_id, {
+        "program": program, "result": result, "status": status_now, "refusal": refusal})
