@@ -23,8 +23,8 @@ from isps.programs import enrolment as en
 from isps.programs.models import EnrolmentPolicy
 from isps.registry.service import OutOfScope
 from isps.services import household_file as files
-from isps.web import lang as i18n
-from isps.web.common import CHANNEL, DB, User, _is_htmx, _tr, error_page, program_name, render
+from isps.web.common import CHANNEL, DB, User, _is_htmx, _tr, error_page, render
+from isps.web.refusals import refusal_text
 
 router = APIRouter(include_in_schema=False)
 APPLY = "enrolment.apply"
@@ -33,30 +33,6 @@ APPLY = "enrolment.apply"
 def enrolling_programs(session) -> list[str]:
     """The programs ISPS enrols into: those with a shipped or stored enrolment policy."""
     return sorted(set(en.DEFAULT_POLICIES) | set(session.scalars(select(EnrolmentPolicy.program_code))))
-
-
-def refusal_text(tr: i18n.Translator, row: dict) -> str:
-    """A stored refusal in the reader's language, from its fields (names of programs and agencies
-    and the partner's list are proper names and stay as written)."""
-    if row["source"] == "list":
-        source = tr("enrol.source.list", ref=row["partner_ref"] or "—", reference=row["list_reference"] or "—",
-                    partner=row["partner"] or "—", date=row["list_received"] or "—")
-    else:
-        source = tr("enrol.source.enrolment", ref=row["other_ref"])
-    other = f"{program_name(tr, row['other_program'])} ({row['other_agency']})"
-    if row["rule"] == "same_kind":
-        kind = row["other_kind"]
-        return tr("enrol.refusal.same_kind", other=other, source=source,
-                  kind=tr(f"enrol.kind.{kind}") if tr.has(f"enrol.kind.{kind}") else kind.replace("_", " "))
-    if row["rule"] == "ceiling":
-        return tr("enrol.refusal.ceiling", other=other, source=source,
-                  total=money(row["household_yearly_value"]), ceiling=money(row["ceiling"]))
-    why = row.get("why_ur") if tr.code == "ur" and row.get("why_ur") else row.get("why")
-    return tr("enrol.refusal.incompatible", other=other, source=source, why=f" ({why})" if why else "")
-
-
-def money(value: float | None) -> str:
-    return f"PKR {value or 0:,.0f}"
 
 
 def _panel(request: Request, session, who, household_id: int, outcome: dict | None = None,
