@@ -65,6 +65,7 @@ def post_batch(batch: Batch, session: DB, who: Importer, background: BackgroundT
     except ingest.IngestError as exc:
         raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    session.commit()  # the audit record first: the background step writes in a transaction of its own
     background.add_task(drain, _engine(session))  # programs flag the duplicates a new list reveals
     return rep.to_dict()
 
@@ -83,6 +84,7 @@ def post_file(session: DB, who: Importer, program_code: Annotated[str, Form()], 
         except ingest.IngestError as exc:
             raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    session.commit()  # the audit record first: the background step writes in a transaction of its own
     background.add_task(drain, _engine(session))  # programs flag the duplicates a new list reveals
     return rep.to_dict()
 
@@ -92,6 +94,7 @@ def run_resolve(session: DB, who: Importer, background: BackgroundTasks) -> dict
     session.commit()
     rep = resolve.resolve(_engine(session), actor=who.username)
     audit(session, who, "api", "resolve", "linkage_run", rep.run_id, detail=rep.summary())
+    session.commit()
     background.add_task(drain, _engine(session))
     return asdict(rep)
 
@@ -173,6 +176,6 @@ def report(name: str, session: DB, who: Reader, program: Annotated[str | None, Q
     rows = reports.run_report(session, name, district_id=district, program=program, ceiling=ceiling)
     audit(session, who, "api", "report", "report", None, district_id=district, detail=name)
     if format == "csv":
-        return Response(reports.to_csv(rows), media_type="text/csv",
+        return Response(reports.to_csv(rows, name), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return [asdict(r) for r in rows]

@@ -153,7 +153,7 @@ def report_cmd(name: Annotated[str, typer.Argument(help="same_kind, household_ov
     with transaction(_engine()) as s:
         rows = reports.run_report(s, name, district_id=district, program=program, ceiling=ceiling)
     if csv:
-        csv.write_text(reports.to_csv(rows), encoding="utf-8")
+        csv.write_text(reports.to_csv(rows, name), encoding="utf-8")
         console.print(f"{len(rows)} rows written to {csv}")
         return
     if not rows:
