@@ -55,10 +55,60 @@ def _panel(request: Request, session, who, household_id: int, outcome: dict | No
         WHERE household_id = :h ORDER BY id"""), {"h": household_id}).mappings().all()
     names = {m.id: m.full_name for m in f.members}
     members = [{"id": m.id, "name": m.full_name} for m in f.members if m.date_of_death is None]
+    exclusions = [dict(x) for x in session.execute(text("""SELECT x.individual_id, x.reason, x.detail,
+            x.source_ref AS source, x.effective_date, x.active, (SELECT MAX(c.id) FROM change_request c WHERE c.entity = 'individual'
+                AND c.entity_id = x.individual_id AND c.status = 'pending') AS pending
+        FROM exclusion_flag x WHERE x.household_id = :h ORDER BY x.individual_id, x.reason"""),
+                                                   {"h": household_id}).mappings()]
+    for x in exclusions:
+        x["name"] = names.get(x["individual_id"], "—")
+        x["date"] = str(x["effective_date"])[:10]
     return render(request, "_enrolment.html", {
+        "exclusions": exclusions, "can_appeal": who.can("registry.write"),
         "household_id": household_id, "can_apply": who.can(APPLY), "programs": enrolling_programs(session),
         "members": members, "refusals": rows, "names": names, "outcome": outcome,
         "enrolments": [dict(e) for e in enrolments]}, who=who, session=session, status=status)
+
+
+@router.post("/households/{household_id}/appeal")
+def appeal(request: Request, household_id: Id, session: DB, who: User, individual: Annotated[str, Form()] = "",
+           reason: Annotated[str, Form()] = "", evidence: Annotated[str, Form()] = "",
+           evidence_ref: Annotated[str, Form()] = "") -> Response:
+    """Appeal a member's administrative exclusion (the public-sector payroll flag): a change request
+    with its evidence, lifted once a second person approves it (Registry updates)."""
+    from isps.interop.feeds import changes
+
+    tr = _tr(request)
+    if not who.can("registry.write"):
+        audit(session, who, CHANNEL, "create", "change_request", None, who.scope, outcome="denied",
+              detail=f"refused: a {who.role.replace('_', ' ')} may not appeal an exclusion")
+        session.commit()
+        return error_page(request, session, who, 403, tr("enrol.cannot_appeal"))
+    try:
+        person = int(individual)
+    except ValueError:
+        return _panel(request, session, who, household_id, {"error": tr("enrol.pick_member")}, status=422)
+    with session.no_autoflush:
+        owner = session.execute(text("SELECT household_id FROM individual WHERE id = :i"), {"i": person}).scalar()
+    if owner != household_id:
+        return _panel(request, session, who, household_id, {"error": tr("enrol.pick_member")}, status=422)
+    try:
+        row = changes.request_change(session, entity="individual", entity_id=person,
+                                     changes={changes.APPEAL + reason[:30]: changes.LIFTED}, source="operator",
+                                     evidence=evidence[:2000], requested_by=who.username,
+                                     evidence_ref=evidence_ref.strip()[:200] or None, district_scope=who.scope)
+    except OutOfScope:
+        session.rollback()
+        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except changes.ChangeRequestError as exc:
+        session.rollback()
+        return _panel(request, session, who, household_id, {"error": str(exc)}, status=422)
+    audit(session, who, CHANNEL, "create", "change_request", row.id, row.district_id,
+          detail=f"appeal against the exclusion {reason[:30]} of individual {person}")
+    session.commit()
+    if not _is_htmx(request):
+        return RedirectResponse(f"/households/{household_id}#enrolment", status_code=303)
+    return _panel(request, session, who, household_id, {"appealed": row.id})
 
 
 @router.get("/households/{household_id}/enrolment")
