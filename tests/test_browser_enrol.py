@@ -148,3 +148,50 @@ def test_an_empty_report_downloads_with_its_header_row(listed_province, tmp_path
     with transaction(listed_province[0]) as s:
         empty = reports.run_report(s, "household_overlaps", program="bisp_flood_relief")
     assert empty == [] and reports.to_csv(empty, "household_overlaps").startswith("Household,Kind of benefit")
+
+
+def test_the_household_page_says_excluded_and_a_counter_appeals(browser, server, listed_province,  # noqa: F811
+                                                                  tmp_path):
+    from tests.test_exclusions import _payroll
+
+    engine, _ = listed_province
+    with engine.connect() as conn:
+        member, household = conn.execute(text("""SELECT i.id, i.household_id FROM individual i WHERE i.district_id = 2
+            AND i.cnic IS NOT NULL AND i.date_of_birth <= '1990-01-01' AND i.date_of_death IS NULL
+            AND NOT EXISTS (SELECT 1 FROM exclusion_flag x WHERE x.household_id = i.household_id)
+            ORDER BY i.id DESC LIMIT 1""")).one()
+    _payroll(engine, member, "payroll-browser-2026-05")
+    counter = Visit(browser, server, tmp_path)
+    try:
+        p = counter.page
+        counter.sign_in("kasur_counter")
+        p.goto(f"{server}/households/{household}")
+        note = p.locator(f"section#enrolment .exclusion[data-individual='{member}']")
+        note.wait_for()
+        assert "Excluded: a member is on the public-sector payroll" in note.inner_text()
+        assert "Health Department, BPS 9: payroll payroll-browser-2026-05 #E-1, 2026-05-01" in note.inner_text()
+        kafaalat = p.locator("#eligibility tr[data-program='bisp_kafaalat']").first.inner_text()
+        assert "excluded: a member is on the public-sector payroll (Health Department" in kafaalat
+        counter.screenshot("excluded_en.png")
+        note.get_by_label("Evidence (what shows the exclusion is wrong)").fill("retired on 2026-03-31, pension order")
+        note.get_by_label("Document reference").fill("PO-2026-311")
+        note.get_by_role("button", name="Appeal this exclusion").click()
+        done = p.locator("#enrol-outcome")
+        done.wait_for()
+        assert "Appeal recorded as change request" in done.inner_text()
+        assert "waiting for a second person" in p.locator(f".exclusion[data-individual='{member}']").inner_text()
+        _section(counter, "section#enrolment", "appeal_en.png")
+        p.locator("a.lang-switch").click()
+        p.wait_for_url(f"**/households/{household}")
+        p.locator(f"section#enrolment .exclusion[data-individual='{member}']").wait_for()
+        assert "خارج" in p.locator("#eligibility tr[data-program='bisp_kafaalat']").first.inner_text()
+        _section(counter, "section#enrolment", "appeal_ur.png")
+        p.locator("a.lang-switch").click()
+        p.wait_for_function("document.documentElement.dir === 'ltr'")
+        with engine.connect() as conn:
+            req = conn.execute(text("SELECT requested_by, evidence_ref, status FROM change_request "
+                                    "WHERE entity_id = :i"), {"i": member}).one()
+        assert tuple(req) == ("kasur_counter", "PO-2026-311", "pending")
+        assert counter.errors == [] and counter.foreign == []
+    finally:
+        counter.close()
