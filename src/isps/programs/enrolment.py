@@ -3,8 +3,12 @@
 :func:`enrol_from_run` takes a run of the program's own rule (a run of another program is refused)
 and lists every eligible household (or member) of it that passes the duplication filter (not
 already on the program, the same CNIC not already on it under another record nor twice in the run:
-of a CNIC's lines only the best-ranked goes on, the rest count as duplicates; not in an
-incompatible program, incompatibility read both ways) on the program's waiting list, ranked by the policy's rule
+of a CNIC's lines only the best-ranked goes on, the rest count as duplicates) and the other-programs
+filter (not already receiving a program this one cannot be combined with: same kind, an incompatible
+pair, read both ways, or a household yearly value past the ceiling, all from the catalogue's rules
+(:mod:`isps.catalogue`); found in ISPS's own enrolments and in every partner's resolved list lines, by
+the person's cluster and by the household; each refusal stored in ``enrolment_refusal`` with what it
+found, read by :func:`refusals`) on the program's waiting list, ranked by the policy's rule
 (PMT ascending by default), and then :func:`fill` enrols from the top of the list while the
 program has slots and funds, meeting its quotas (e.g. 50% women, 2% persons with disabilities)
 first. Whenever a place frees up (an exit, a death read from the registry's ``member.deceased``
