@@ -48,34 +48,49 @@ def feeds_flow(engine: Engine, console: Console) -> None:
     console.print("registry feeds: records accepted (" + ", ".join(lines) + f"); {rescored:,} households re-scored")
 
 
-# The partners' lists of the demo: (program, partner, reference, people drawn from, lines, seed, prefix).
+# The partners' lists of the demo.
 # Zakat reaches part of the poor (adult women of households Kafaalat's rule takes), so Kafaalat's
 # enrolment meets it (same kind: a regular cash transfer to the household); Punjab's Bait-ul-Maal and
 # Pakistan Bait-ul-Mal both pay one-off emergency assistance, to partly the same people; a few
 # households also had large medical grants, which takes them past the yearly ceiling.
 POOL = "i.date_of_death IS NULL AND i.id % 40 = 0"
-POOR_WOMEN = f"""i.date_of_death IS NULL AND i.sex = 'female' AND i.date_of_birth <= '{date.today().year - 18}-01-01'
-    AND i.id % 4 = 0 AND i.household_id IN (SELECT r.household_id FROM eligibility_result r
+ADULT_WOMEN_OF_POOR = """i.date_of_death IS NULL AND i.sex = 'female' AND i.date_of_birth <= '{born}-01-01'
+    AND i.id % 20 = {residue} AND i.household_id IN (SELECT r.household_id FROM eligibility_result r
         WHERE r.eligible = TRUE AND r.run_id = (SELECT MAX(x.id) FROM eligibility_run x JOIN eligibility_rule u
-            ON u.id = x.rule_id WHERE u.program_code = '{PROGRAM}'))"""
+            ON u.id = x.rule_id WHERE u.program_code = '{program}'))"""
+
+
+def _poor_women(residue: int) -> str:
+    """Adult women of households Kafaalat's rule takes, one in twenty (``residue`` picks which)."""
+    return ADULT_WOMEN_OF_POOR.format(born=date.today().year - 18, residue=residue, program=PROGRAM)
+
+
+# (program, partner, reference, people drawn from, at most this many lines, share of those people, seed, prefix)
 LISTS = (
-    ("pbm_financial_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-2026-q3", POOL, 5000, 5, "PBM"),
-    ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q3", POOR_WOMEN, 3000, 6,
-     "ZG"),
+    ("pbm_financial_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-2026-q3", POOL, 5000, 0.3, 5, "PBM"),
+    ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q3", _poor_women(0),
+     3000, 1.0, 6, "ZG"),
     ("punjab_bait_ul_maal_assistance", "Punjab Social Welfare and Bait-ul-Maal Department",
-     "demo-punjab-baitulmaal-2026", POOL, 2500, 7, "PBA"),
-    ("pbm_medical_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-medical-2026", POOR_WOMEN, 300, 8, "PBMM"),
+     "demo-punjab-baitulmaal-2026", POOL, 2500, 0.15, 7, "PBA"),
+    ("pbm_medical_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-medical-2026", _poor_women(10), 300, 0.5, 8, "PBMM"),
+    # a local Zakat committee's own list names the husband of some women already on the provincial
+    # list: one household drawing Guzara twice through two members
+    ("zakat_guzara_allowance", "Local Zakat Committee", "demo-zakat-lzc-2026", """i.date_of_death IS NULL
+        AND i.relation_to_head = 'head' AND i.sex = 'male' AND i.household_id IN (SELECT b.household_id
+            FROM beneficiary b JOIN beneficiary_batch bb ON bb.id = b.batch_id
+            WHERE bb.reference = 'demo-zakat-guzara-2026-q3' AND b.household_id IS NOT NULL)""", 500, 0.15, 10, "LZC"),
 )
 # arriving after Kafaalat's enrolment: Zakat's next quarter names some women already on Kafaalat
 LATER = ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q4",
          f"""i.date_of_death IS NULL AND i.id IN (SELECT e.recipient_id FROM enrolment e
-             WHERE e.program_code = '{PROGRAM}' AND e.status = 'enrolled' AND e.recipient_id % 25 = 0)""", 150, 9,
-         "ZG4")
+             WHERE e.program_code = '{PROGRAM}' AND e.status = 'enrolled' AND e.recipient_id % 25 = 0)""", 150, 1.0,
+         9, "ZG4")
 
 
-def _send_list(engine: Engine, program: str, partner: str, reference: str, where: str, n: int, seed: int,
-               prefix: str):
-    """A partner's list of ``n`` registry people matching ``where`` (alias ``i``), written the way
+def _send_list(engine: Engine, program: str, partner: str, reference: str, where: str, n: int, share: float,
+               seed: int, prefix: str):
+    """A partner's list of registry people matching ``where`` (alias ``i``): ``share`` of them, at most
+    ``n`` (so a small demo province is not all on one list), written the way
     partners write (CNICs missing or mistyped, spelling variants, day and month swapped), ingested
     and resolved; None if nobody matches."""
     from isps.linkage import ingest, synthetic
@@ -90,7 +105,8 @@ def _send_list(engine: Engine, program: str, partner: str, reference: str, where
     if not people.num_rows:
         return None
     people = people.append_column("marital_status", pa.array(marital, pa.string()))
-    lst = synthetic.partner_list(people, min(n, people.num_rows), seed=seed, prefix=prefix).drop(["true_individual_id"])
+    lines = max(1, min(n, int(people.num_rows * share)))
+    lst = synthetic.partner_list(people, lines, seed=seed, prefix=prefix).drop(["true_individual_id"])
     if program == "pbm_medical_assistance":  # grants as approved, not the scheme's maximum
         grants = [str(80_000 + (k * 37_000) % 220_000) for k in range(lst.num_rows)]
         lst = lst.append_column("yearly_value", pa.array(grants, pa.string()))
@@ -112,8 +128,8 @@ def linkage_flow(engine: Engine, console: Console) -> None:
         return
     done = []
     with console.status("partners' beneficiary lists resolved against the registry (CNIC, then Splink)"):
-        for program, partner, reference, where, n, seed, prefix in todo:
-            report = _send_list(engine, program, partner, reference, where, n, seed, prefix)
+        for program, partner, reference, where, n, share, seed, prefix in todo:
+            report = _send_list(engine, program, partner, reference, where, n, share, seed, prefix)
             if report is not None:
                 res = report.resolution
                 done.append(f"{partner} ({program}) {res.records:,} lines: {res.by_cnic:,} by CNIC, "
@@ -128,13 +144,13 @@ def later_list_flow(engine: Engine, console: Console) -> None:
     officer's review on Kafaalat's enrolment page, never cut off by the list."""
     from isps.linkage.models import BeneficiaryBatch
 
-    program, partner, reference, where, n, seed, prefix = LATER
+    program, partner, reference, where, n, share, seed, prefix = LATER
     with transaction(engine) as s:
         if s.scalar(select(BeneficiaryBatch.id).where(BeneficiaryBatch.reference == reference)):
             console.print(f"later list {reference}: already received")
             return
     with console.status("a later Zakat list, checked against the running enrolments"):
-        _send_list(engine, program, partner, reference, where, n, seed, prefix)
+        _send_list(engine, program, partner, reference, where, n, share, seed, prefix)
         flagged = drain(engine)["duplicates_flagged"]
     console.print(f"later list {reference}: {flagged:,} Kafaalat enrolments flagged for review "
                   f"(web: /programs/{PROGRAM}/enrolment)")
