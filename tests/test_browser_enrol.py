@@ -96,7 +96,8 @@ def test_a_counter_is_refused_with_the_reason_and_the_duplicate_page_lists_rows(
         with transaction(engine) as s:
             assert s.execute(text("SELECT COUNT(*) FROM enrolment WHERE program_code = 'pbm_financial_assistance' "
                                   "AND household_id = :h"), {"h": household}).scalar_one() == 0
-            assert en.last_refusal(s, "pbm_financial_assistance", household, woman)["partner"] == "Zakat Committee Kasur"
+            refusal = en.last_refusal(s, "pbm_financial_assistance", household, woman)
+            assert refusal["partner"] == "Zakat Committee Kasur"
 
         # in Urdu: the same refusal, worded in Urdu, right to left
         p.locator("a.lang-switch").click()

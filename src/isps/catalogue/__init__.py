@@ -94,7 +94,8 @@ class ProgramRule(Base):
 def shipped_rules() -> list[dict]:
     data = _shipped_file()
     dup = data.get("duplication", {})
-    rows = [{"rule": "exclusive_kind", "a": k, "b": None, "value": None, "why": None, "why_ur": None} for k in dup.get("exclusive_kinds", [])]
+    rows = [{"rule": "exclusive_kind", "a": k, "b": None, "value": None, "why": None, "why_ur": None}
+            for k in dup.get("exclusive_kinds", [])]
     rows += [{"rule": "incompatible", "a": r["a"], "b": r["b"], "value": None, "why": r.get("why"),
               "why_ur": r.get("why_ur")}
              for r in dup.get("incompatible", [])]

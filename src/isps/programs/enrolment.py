@@ -32,7 +32,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from isps import catalogue
-from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy, EnrolmentRefusal
+from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
 
 ACTIVE = ("enrolled", "suspended")
@@ -237,15 +237,13 @@ def _clashes(session: Session, code: str, unit: str, conflicts: list, params: di
     none = "CAST(NULL AS BIGINT) AS batch_id, CAST(NULL AS VARCHAR(60)) AS partner_ref"
     ours = "SELECT k.household_id, k.individual_id, k.person_id FROM enrol_cand k WHERE k.verdict = 'candidate'"
     enrolled = "e.program_code IN ({conf}) AND e.status IN ('enrolled','suspended')".format(conf=conf)
+    other = (f"SELECT k.household_id, k.individual_id, e.program_code AS other_program, 'enrolment' AS source, "
+             f"e.id AS other_ref, {none}, 0 AS pri FROM ({ours}) k JOIN enrolment e ON ")
     if unit == "household":
-        isps = [f"SELECT k.household_id, k.individual_id, e.program_code AS other_program, 'enrolment' AS source, e.id AS other_ref, {none}, 0 AS pri "
-                f"FROM ({ours}) k JOIN enrolment e ON e.household_id = k.household_id WHERE {enrolled}"]
+        isps = [f"{other} e.household_id = k.household_id WHERE {enrolled}"]
     else:
-        isps = [f"SELECT k.household_id, k.individual_id, e.program_code AS other_program, 'enrolment' AS source, e.id AS other_ref, {none}, 0 AS pri "
-                f"FROM ({ours}) k JOIN enrolment e ON e.individual_id = k.individual_id WHERE {enrolled}",
-                f"SELECT k.household_id, k.individual_id, e.program_code AS other_program, 'enrolment' AS source, e.id AS other_ref, {none}, 0 AS pri "
-                f"FROM ({ours}) k JOIN enrolment e ON e.household_id = k.household_id AND e.individual_id = 0 "
-                f"WHERE {enrolled}"]
+        isps = [f"{other} e.individual_id = k.individual_id WHERE {enrolled}",
+                f"{other} e.household_id = k.household_id AND e.individual_id = 0 WHERE {enrolled}"]
     line = ("b.program_code AS other_program, 'list' AS source, b.id AS other_ref, b.batch_id, b.partner_ref, "
             "1 AS pri")
     lists = [f"SELECT k.household_id, k.individual_id, {line} FROM ({ours}) k "

@@ -56,7 +56,8 @@ def _panel(request: Request, session, who, household_id: int, outcome: dict | No
     names = {m.id: m.full_name for m in f.members}
     members = [{"id": m.id, "name": m.full_name} for m in f.members if m.date_of_death is None]
     exclusions = [dict(x) for x in session.execute(text("""SELECT x.individual_id, x.reason, x.detail,
-            x.source_ref AS source, x.effective_date, x.active, (SELECT MAX(c.id) FROM change_request c WHERE c.entity = 'individual'
+            x.source_ref AS source, x.effective_date, x.active,
+            (SELECT MAX(c.id) FROM change_request c WHERE c.entity = 'individual'
                 AND c.entity_id = x.individual_id AND c.status = 'pending') AS pending
         FROM exclusion_flag x WHERE x.household_id = :h ORDER BY x.individual_id, x.reason"""),
                                                    {"h": household_id}).mappings()]

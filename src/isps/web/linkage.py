@@ -162,7 +162,8 @@ def _report_rows(session, tr, name: str, rows: list) -> list[dict]:
         if name == "same_kind":
             d["programs"] = ", ".join(program_name(tr, c) for c in d["programs"].split(", ") if c)
         if "kind" in d:
-            d["kind"] = tr(f"enrol.kind.{d['kind']}") if tr.has(f"enrol.kind.{d['kind']}") else d["kind"].replace("_", " ")
+            key = f"enrol.kind.{d['kind']}"
+            d["kind"] = tr(key) if tr.has(key) else d["kind"].replace("_", " ")
         for key in reports.MONEY & d.keys():
             d[key] = f"PKR {d[key]:,.0f}"
         out.append(d)

@@ -104,7 +104,8 @@ def _check_appeals(session: Session, entity: str, record, appeals: dict) -> None
     for name, value in appeals.items():
         reason = name[len(APPEAL):]
         if entity != "individual":
-            raise ChangeRequestError(f"an exclusion is a person's: appeal '{reason}' on the individual, not the household")
+            raise ChangeRequestError(f"an exclusion is a person's: appeal '{reason}' on the individual, "
+                                     "not the household")
         if value != LIFTED:
             raise ChangeRequestError(f"an appeal against the exclusion '{reason}' asks for it to be '{LIFTED}'")
         active = session.execute(select(ExclusionFlag.active).where(ExclusionFlag.individual_id == record.id,
