@@ -1,5 +1,5 @@
-"""Benchmarks: registry load, full PMT re-scoring, eligibility (count and materialised list) and
-CNIC look-up through the API.
+"""Benchmarks: registry load, full PMT re-scoring, eligibility (count and materialised list), the
+enrolment filter against partner lists (``bench/enrolment.py``) and CNIC look-up through the API.
 
 ``python -m bench.run --scale 100000`` measures 100k households on SQLite and
 PostgreSQL; ``--scale 1000000`` measures 100k and 1M and records how cost grows.
@@ -155,6 +155,9 @@ def run(backend: str, n: int, workdir: Path) -> dict:
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
     eligibility(engine, backend, n)
+    from bench import enrolment  # the enrolment filter against as many partner lines as households
+
+    enrolment.measure(engine, backend, n, enrolment.partner_lines(engine, n))
     latency = cnic_latency(url, engine)
     record("api.cnic_lookup", {"backend": backend, "n": n, "seconds": round(latency["p99_ms"] / 1000, 4), **latency})
     engine.dispose()

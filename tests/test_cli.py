@@ -45,7 +45,10 @@ def test_demo_builds_runs_the_flows_and_prints_sign_in(sqlite_env):
     assert "2,000 vulnerability scores" in r.output
     # the flows that fill the other pages: feeds, a partner list, Kafaalat's money, a death
     assert "registry feeds: records accepted (electricity" in r.output
-    assert "Bait-ul-Mal lines" in r.output and "linked by CNIC" in r.output
+    assert "Pakistan Bait-ul-Mal (pbm_financial_assistance)" in r.output and "by CNIC" in r.output
+    assert "Punjab Zakat and Ushr Department (zakat_guzara_allowance)" in r.output
+    assert "kept off because of another program they receive" in r.output
+    assert "later list demo-zakat-guzara-2026-q4" in r.output
     assert "bisp_kafaalat:" in r.output and "approved by a second person" in r.output
     assert "ledger balances" in r.output
     assert "NADRA reported the death of" in r.output and "*****" in r.output

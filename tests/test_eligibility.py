@@ -343,7 +343,7 @@ def test_each_shipped_rule_is_named_as_in_the_program_catalogue():
     from importlib import resources
 
     catalogue = {p["code"]: p["name"] for p in json.loads(
-        resources.files("isps.programs.data").joinpath("catalogue.json").read_text())["programs"]}
+        resources.files("isps.catalogue.data").joinpath("catalogue.json").read_text())["programs"]}
     for rule in rules.shipped_rules():
         assert rule.name == catalogue[rule.code], rule.code
 
@@ -355,7 +355,8 @@ def test_failure_sentences_read_the_same_in_sql_as_in_python(engine, lang):
     from sqlalchemy import text
 
     row = ("SELECT CAST(:failed AS INTEGER) AS failed, CAST(:pmt AS FLOAT) AS pmt, "
-           "CAST(:age AS SMALLINT) AS age, CAST(:monthly_income AS FLOAT) AS monthly_income")
+           "CAST(:age AS SMALLINT) AS age, CAST(:monthly_income AS FLOAT) AS monthly_income, "
+           "CAST(0 AS BIGINT) AS household_id")  # no payroll exclusion: "not recorded" in both
     # incomes under Rs 1,000 or none: the SQL reads an income without thousands separators (kept)
     cases = [dict(pmt=31.456, age=17, monthly_income=950.0), dict(pmt=None, age=None, monthly_income=None),
              dict(pmt=40.0, age=3, monthly_income=0.0)]

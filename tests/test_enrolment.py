@@ -138,12 +138,12 @@ def test_graduation_refers_to_a_second_program(province):
         en.set_capacity(s, "bisp_kafaalat", "test", slots=5)
         en.enrol_from_run(s, "bisp_kafaalat", run, "test", ON)
         en.set_policy(s, "bisp_kafaalat", "test", spec={"graduation": {"pmt_above": -1,
-                                                                      "refer_to": "ppaf_interest_free_loan"}})
+                                                                      "refer_to": "ppaf_interest_free_loans"}})
         assert graduation.preview(s, "bisp_kafaalat") == 5
         out = graduation.graduate(s, "bisp_kafaalat", "test", ON)
         assert out["graduated"] == 5 and out["referred"] == 5 and out["promoted"] == 5
-        loans = en.summary(s, "ppaf_interest_free_loan")["counts"]
+        loans = en.summary(s, "ppaf_interest_free_loans")["counts"]
         assert loans.get("enrolled", 0) == 5
-        assert graduation.refer(s, "bisp_kafaalat", "ppaf_interest_free_loan",
+        assert graduation.refer(s, "bisp_kafaalat", "ppaf_interest_free_loans",
                                 *s.execute(text("SELECT household_id, individual_id FROM referral LIMIT 1")).one(),
                                 "again", "test") == "listed"  # recorded once

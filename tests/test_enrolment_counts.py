@@ -58,13 +58,13 @@ def test_counts_follow_every_change(province):
         en.set_capacity(s, "bisp_kafaalat", "test", slots=4)
         en.enrol_from_run(s, "bisp_kafaalat", run_of(s, "bisp_kafaalat"), "test", ON)
         en.set_policy(s, "bisp_kafaalat", "test", spec={"graduation": {"pmt_above": -1,
-                                                                      "refer_to": "ppaf_interest_free_loan"}})
+                                                                      "refer_to": "ppaf_interest_free_loans"}})
         graduation.graduate(s, "bisp_kafaalat", "test", ON)  # a set-based UPDATE, referrals into a second program
         assert counts.check(s) == []
         assert counts.by_status(s, "bisp_kafaalat") == fresh(s, "bisp_kafaalat")
-        assert counts.by_program(s)["ppaf_interest_free_loan"] == fresh(s, "ppaf_interest_free_loan")
-        s.execute(text("DELETE FROM enrolment WHERE program_code = 'ppaf_interest_free_loan'"))  # any statement
-        assert counts.check(s) == [] and "ppaf_interest_free_loan" not in counts.by_program(s)
+        assert counts.by_program(s)["ppaf_interest_free_loans"] == fresh(s, "ppaf_interest_free_loans")
+        s.execute(text("DELETE FROM enrolment WHERE program_code = 'ppaf_interest_free_loans'"))  # any statement
+        assert counts.check(s) == [] and "ppaf_interest_free_loans" not in counts.by_program(s)
 
 
 def test_check_finds_drift_and_rebuild_repairs_it(province):

@@ -73,8 +73,8 @@ def test_a_run_of_another_program_is_refused(province):
     with transaction(province) as s:
         run = run_of(s, "bisp_taleemi_wazaif")
         with pytest.raises(en.EnrolmentError) as err:
-            en.enrol_from_run(s, "ppaf_interest_free_loan", run, "test", ON)
-        assert "bisp_taleemi_wazaif" in str(err.value) and "ppaf_interest_free_loan" in str(err.value)
+            en.enrol_from_run(s, "ppaf_interest_free_loans", run, "test", ON)
+        assert "bisp_taleemi_wazaif" in str(err.value) and "ppaf_interest_free_loans" in str(err.value)
         with pytest.raises(en.EnrolmentError, match="no eligibility run 987654"):
             en.enrol_from_run(s, "bisp_kafaalat", 987654, "test", ON)
         assert s.execute(text("SELECT COUNT(*) FROM enrolment")).scalar_one() == 0
@@ -84,7 +84,7 @@ def test_a_run_of_another_program_is_refused_by_api(client, province):
     from tests.conftest import token_for
     with transaction(province) as s:
         run = run_of(s, "bisp_taleemi_wazaif")
-    r = client.post(f"/api/v1/programs/ppaf_interest_free_loan/enrolment/runs/{run}",
+    r = client.post(f"/api/v1/programs/ppaf_interest_free_loans/enrolment/runs/{run}",
                     headers=token_for(client, "manager"))
     assert r.status_code == 422 and "bisp_taleemi_wazaif" in r.json()["detail"]
     r = client.post("/api/v1/programs/bisp_kafaalat/enrolment/runs/987654", headers=token_for(client, "manager"))

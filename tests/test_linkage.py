@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from isps.db import transaction
 from isps.linkage import ingest, persons, reports, resolve, synthetic
 from isps.linkage.models import Beneficiary, MatchCandidate
-from isps.programs import catalogue
+from isps import catalogue
 from isps.synth.generator import generate
 from isps.synth.load import load_synthetic
 
@@ -204,7 +204,11 @@ def test_duplication_report_finds_planted_duplicates(linked):
         assert sum(r.duplicated_lines for r in table if r.program_code == "zakat_guzara_allowance") >= len(want)
         assert reports.household_ceiling(s, ceiling=30_000)  # Kafaalat alone is 34,000 a year
         assert reports.household_overlaps(s) is not None
-        assert "person_id" in reports.to_csv(found).splitlines()[0]
+        header = reports.to_csv(found, "same_kind").splitlines()[0]
+        assert header == "Person,Kind of benefit,Programs,List lines,District,Yearly value (PKR)"
+        # an empty report still carries its header row
+        assert reports.to_csv([], "household_ceiling").splitlines() == [
+            "Household,Yearly value (PKR),Programs,Persons,District"]
 
 
 def test_review_merge_unmerge_history(linked):

@@ -37,4 +37,4 @@ def upgrade(engine: Engine) -> None:
         pmt.install_shipped_models(session)
         rules.install_shipped_rules(session)
         vulnerability.install_hazard_layers(session)
-        __import__("isps.programs.catalogue", fromlist=["x"]).install_catalogue(session)
+        __import__("isps.catalogue", fromlist=["x"]).install_catalogue(session)

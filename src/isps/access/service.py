@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("administrator",),
     "partners.manage": ("administrator",),                      # DCI partners, keys, agreements
     "consent.record": ("administrator", "district_officer", "counter_operator"),
+    "enrolment.apply": ("administrator", "district_officer", "counter_operator"),
 }
 
 ROLE_LABELS = {

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -20,7 +20,8 @@ from isps.api.deps import db_session, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId, Record
 from isps.linkage import ingest, persons, reports, resolve
-from isps.programs import catalogue
+from isps import catalogue
+from isps.services.events import drain
 
 router = APIRouter(prefix="/api/v1/sbr", tags=["single beneficiary registry"])
 DB = Annotated[Session, Depends(db_session)]
@@ -57,19 +58,22 @@ def programs(session: DB, who: Reader, pillar: Annotated[str | None, Query(max_l
 
 
 @router.post("/batches")
-def post_batch(batch: Batch, session: DB, who: Importer) -> dict:
+def post_batch(batch: Batch, session: DB, who: Importer, background: BackgroundTasks) -> dict:
     try:
         rep = ingest.ingest_records(_engine(session), batch.program_code, batch.records, partner=batch.partner,
                                     reference=batch.reference, actor=who.username)
     except ingest.IngestError as exc:
         raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    session.commit()  # the audit record first: the background step writes in a transaction of its own
+    background.add_task(drain, _engine(session))  # programs flag the duplicates a new list reveals
     return rep.to_dict()
 
 
 @router.post("/files")
 def post_file(session: DB, who: Importer, program_code: Annotated[str, Form()], partner: Annotated[str, Form()],
-              file: Annotated[UploadFile, File()], reference: Annotated[str | None, Form()] = None) -> dict:
+              file: Annotated[UploadFile, File()], background: BackgroundTasks,
+              reference: Annotated[str | None, Form()] = None) -> dict:
     name = Path(file.filename or "list.csv").name
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
@@ -80,14 +84,18 @@ def post_file(session: DB, who: Importer, program_code: Annotated[str, Form()], 
         except ingest.IngestError as exc:
             raise HTTPException(422, str(exc)) from None
     audit(session, who, "api", "ingest", "beneficiary_batch", rep.batch_id, detail=rep.summary())
+    session.commit()  # the audit record first: the background step writes in a transaction of its own
+    background.add_task(drain, _engine(session))  # programs flag the duplicates a new list reveals
     return rep.to_dict()
 
 
 @router.post("/resolve")
-def run_resolve(session: DB, who: Importer) -> dict:
+def run_resolve(session: DB, who: Importer, background: BackgroundTasks) -> dict:
     session.commit()
     rep = resolve.resolve(_engine(session), actor=who.username)
     audit(session, who, "api", "resolve", "linkage_run", rep.run_id, detail=rep.summary())
+    session.commit()
+    background.add_task(drain, _engine(session))
     return asdict(rep)
 
 
@@ -168,6 +176,6 @@ def report(name: str, session: DB, who: Reader, program: Annotated[str | None, Q
     rows = reports.run_report(session, name, district_id=district, program=program, ceiling=ceiling)
     audit(session, who, "api", "report", "report", None, district_id=district, detail=name)
     if format == "csv":
-        return Response(reports.to_csv(rows), media_type="text/csv",
+        return Response(reports.to_csv(rows, name), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return [asdict(r) for r in rows]

@@ -48,33 +48,112 @@ def feeds_flow(engine: Engine, console: Console) -> None:
     console.print("registry feeds: records accepted (" + ", ".join(lines) + f"); {rescored:,} households re-scored")
 
 
-def linkage_flow(engine: Engine, console: Console) -> None:
-    """A partner's beneficiary list (with the dirt real lists have: CNICs missing or mistyped,
-    spelling variants, day and month swapped) ingested and resolved against the registry."""
+# The partners' lists of the demo.
+# Zakat reaches part of the poor (adult women of households Kafaalat's rule takes), so Kafaalat's
+# enrolment meets it (same kind: a regular cash transfer to the household); Punjab's Bait-ul-Maal and
+# Pakistan Bait-ul-Mal both pay one-off emergency assistance, to partly the same people; a few
+# households also had large medical grants, which takes them past the yearly ceiling.
+POOL = "i.date_of_death IS NULL AND i.id % 40 = 0"
+ADULT_WOMEN_OF_POOR = """i.date_of_death IS NULL AND i.sex = 'female' AND i.date_of_birth <= '{born}-01-01'
+    AND i.id % 20 = {residue} AND i.household_id IN (SELECT r.household_id FROM eligibility_result r
+        WHERE r.eligible = TRUE AND r.run_id = (SELECT MAX(x.id) FROM eligibility_run x JOIN eligibility_rule u
+            ON u.id = x.rule_id WHERE u.program_code = '{program}'))"""
+
+
+def _poor_women(residue: int) -> str:
+    """Adult women of households Kafaalat's rule takes, one in twenty (``residue`` picks which)."""
+    return ADULT_WOMEN_OF_POOR.format(born=date.today().year - 18, residue=residue, program=PROGRAM)
+
+
+# (program, partner, reference, people drawn from, at most this many lines, share of those people, seed, prefix)
+LISTS = (
+    ("pbm_financial_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-2026-q3", POOL, 5000, 0.3, 5, "PBM"),
+    ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q3", _poor_women(0),
+     3000, 1.0, 6, "ZG"),
+    ("punjab_bait_ul_maal_assistance", "Punjab Social Welfare and Bait-ul-Maal Department",
+     "demo-punjab-baitulmaal-2026", POOL, 2500, 0.15, 7, "PBA"),
+    ("pbm_medical_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-medical-2026", _poor_women(10), 300, 0.5, 8, "PBMM"),
+    # a local Zakat committee's own list names the husband of some women already on the provincial
+    # list: one household drawing Guzara twice through two members
+    ("zakat_guzara_allowance", "Local Zakat Committee", "demo-zakat-lzc-2026", """i.date_of_death IS NULL
+        AND i.relation_to_head = 'head' AND i.sex = 'male' AND i.household_id IN (SELECT b.household_id
+            FROM beneficiary b JOIN beneficiary_batch bb ON bb.id = b.batch_id
+            WHERE bb.reference = 'demo-zakat-guzara-2026-q3' AND b.household_id IS NOT NULL)""", 500, 0.15, 10, "LZC"),
+)
+# arriving after Kafaalat's enrolment: Zakat's next quarter names some women already on Kafaalat
+LATER = ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q4",
+         f"""i.date_of_death IS NULL AND i.id IN (SELECT e.recipient_id FROM enrolment e
+             WHERE e.program_code = '{PROGRAM}' AND e.status = 'enrolled' AND e.recipient_id % 25 = 0)""", 150, 1.0,
+         9, "ZG4")
+
+
+def _send_list(engine: Engine, program: str, partner: str, reference: str, where: str, n: int, share: float,
+               seed: int, prefix: str):
+    """A partner's list of registry people matching ``where`` (alias ``i``): ``share`` of them, at most
+    ``n`` (so a small demo province is not all on one list), written the way
+    partners write (CNICs missing or mistyped, spelling variants, day and month swapped), ingested
+    and resolved; None if nobody matches."""
     from isps.linkage import ingest, synthetic
-    from isps.linkage.models import Beneficiary
     from isps.linkage.resolve import read_arrow
 
-    program = "pbm_financial_assistance"
+    cols = ", ".join(f"i.{c} AS {c}" for c in ("id", "household_id", "cnic", "full_name", "father_husband_name",
+                                               "sex", "date_of_birth", "district_id", "phone"))
+    with engine.connect() as conn:
+        people = read_arrow(conn, f"SELECT {cols} FROM individual i WHERE {where} ORDER BY i.id")
+        marital = [m for (m,) in conn.execute(text(f"SELECT i.marital_status FROM individual i WHERE {where} "
+                                                   "ORDER BY i.id"))]
+    if not people.num_rows:
+        return None
+    people = people.append_column("marital_status", pa.array(marital, pa.string()))
+    lines = max(1, min(n, int(people.num_rows * share)))
+    lst = synthetic.partner_list(people, lines, seed=seed, prefix=prefix).drop(["true_individual_id"])
+    if program == "pbm_medical_assistance":  # grants as approved, not the scheme's maximum
+        grants = [str(80_000 + (k * 37_000) % 220_000) for k in range(lst.num_rows)]
+        lst = lst.append_column("yearly_value", pa.array(grants, pa.string()))
+    return ingest.ingest_table(engine, program, lst, partner=partner, reference=reference, actor="demo",
+                               resolve=True)
+
+
+def linkage_flow(engine: Engine, console: Console) -> None:
+    """Partners' beneficiary lists (with the dirt real lists have: CNICs missing or mistyped,
+    spelling variants, day and month swapped) ingested and resolved against the registry: Bait-ul-Mal
+    (federal and Punjab's), Zakat, medical grants, with the overlaps real lists have."""
+    from isps.linkage.models import BeneficiaryBatch
+
     with transaction(engine) as s:
-        have = s.scalar(select(func.count()).select_from(Beneficiary).where(Beneficiary.program_code == program))
-    if have:
-        console.print(f"single beneficiary registry: {have:,} lines of {program} already resolved")
+        have = set(s.scalars(select(BeneficiaryBatch.reference).where(BeneficiaryBatch.reference.like("demo-%"))))
+    todo = [spec for spec in LISTS if spec[2] not in have]
+    if not todo:
+        console.print(f"single beneficiary registry: {len(have)} demo lists already resolved")
         return
-    with console.status("a Bait-ul-Mal beneficiary list resolved against the registry (CNIC, then Splink)"):
-        where = "WHERE date_of_death IS NULL AND id % 40 = 0 ORDER BY id"
-        with engine.connect() as conn:
-            people = read_arrow(conn, "SELECT id, household_id, cnic, full_name, father_husband_name, sex, "
-                                      f"date_of_birth, district_id, phone FROM individual {where}")
-            marital = [m for (m,) in conn.execute(text(f"SELECT marital_status FROM individual {where}"))]
-        people = people.append_column("marital_status", pa.array(marital, pa.string()))
-        lst = synthetic.partner_list(people, min(5000, people.num_rows), seed=5, prefix="PBM")
-        report = ingest.ingest_table(engine, program, lst.drop(["true_individual_id"]), partner="Pakistan Bait-ul-Mal",
-                                     reference="demo-pbm-2026-q3", actor="demo", resolve=True)
-    res = report.resolution
-    console.print(f"single beneficiary registry: {lst.num_rows:,} Bait-ul-Mal lines, "
-                  f"{res.by_cnic:,} linked by CNIC, {res.by_splink:,} by Splink, {res.to_review:,} for clerical "
-                  "review (web: Review queue; Duplicate benefits)")
+    done = []
+    with console.status("partners' beneficiary lists resolved against the registry (CNIC, then Splink)"):
+        for program, partner, reference, where, n, share, seed, prefix in todo:
+            report = _send_list(engine, program, partner, reference, where, n, share, seed, prefix)
+            if report is not None:
+                res = report.resolution
+                done.append(f"{partner} ({program}) {res.records:,} lines: {res.by_cnic:,} by CNIC, "
+                            f"{res.by_splink:,} by Splink, {res.to_review:,} to review")
+    for line in done:
+        console.print("single beneficiary registry: " + line)
+    console.print("duplicate benefits: web → Duplicate benefits (/sbr/reports); clerical review: Review queue")
+
+
+def later_list_flow(engine: Engine, console: Console) -> None:
+    """A Zakat list arriving after Kafaalat's enrolment: those it shows on both are flagged for an
+    officer's review on Kafaalat's enrolment page, never cut off by the list."""
+    from isps.linkage.models import BeneficiaryBatch
+
+    program, partner, reference, where, n, share, seed, prefix = LATER
+    with transaction(engine) as s:
+        if s.scalar(select(BeneficiaryBatch.id).where(BeneficiaryBatch.reference == reference)):
+            console.print(f"later list {reference}: already received")
+            return
+    with console.status("a later Zakat list, checked against the running enrolments"):
+        _send_list(engine, program, partner, reference, where, n, share, seed, prefix)
+        flagged = drain(engine)["duplicates_flagged"]
+    console.print(f"later list {reference}: {flagged:,} Kafaalat enrolments flagged for review "
+                  f"(web: /programs/{PROGRAM}/enrolment)")
 
 
 def benefits_flow(engine: Engine, console: Console) -> None:
@@ -134,6 +213,10 @@ def benefits_flow(engine: Engine, console: Console) -> None:
     console.print(f"{PROGRAM}: {enrolled.get('enrolled', 0):,} enrolled, {enrolled.get('waiting', 0):,} on the "
                   f"waiting list; cycle {period}: {ents['entitlements']:,} entitlements, Rs {ents['total']:,.0f}, "
                   f"approved by a second person")
+    refused = enrolled.get("refused", {})
+    console.print(f"{PROGRAM}: kept off because of another program they receive: {refused.get('same_kind', 0):,} "
+                  f"same kind (e.g. Zakat's Guzara allowance), {refused.get('incompatible', 0):,} incompatible, "
+                  f"{refused.get('ceiling', 0):,} above the household ceiling (web: /programs/{PROGRAM}/enrolment)")
     console.print(f"payroll #{payroll_id}: pain.001 and CSV in {files_dir}/ ({', '.join(Path(f).name for f in files.values())}); "
                   f"bank status reconciled ({rec['applied']:,} lines), {retried:,} failed payments retried on "
                   f"another channel; ledger {'balances' if ledger['balanced'] else 'DOES NOT BALANCE'}")

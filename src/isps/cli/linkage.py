@@ -24,7 +24,7 @@ def catalogue_cmd(pillar: Annotated[Optional[str], typer.Option(help="social_ass
                                                                      "labour_market or social_care")] = None) -> None:
     """List the program catalogue."""
     from isps.cli.common import _engine, console
-    from isps.programs import catalogue
+    from isps import catalogue
 
     table = Table("code", "program", "agency", "pillar", "life stage", "benefit", "PKR a year")
     with transaction(_engine()) as s:
@@ -55,6 +55,18 @@ def ingest_cmd(program: str, path: Path, partner: Annotated[str, typer.Option(he
     if report:
         rep.write_csv(report)
         console.print(f"report written to {report}")
+    _flag_duplicates()
+
+
+def _flag_duplicates() -> None:
+    """After a list is resolved: programs flag for review the enrolments it shows to be duplicates."""
+    from isps.cli.common import _engine, console
+    from isps.services.events import drain
+
+    flagged = drain(_engine())["duplicates_flagged"]
+    if flagged:
+        console.print(f"{flagged:,} enrolments flagged for an officer's review: the list shows another benefit "
+                      "they cannot be combined with (web: the program's enrolment page)")
 
 
 @linkage_app.command("resolve")
@@ -65,6 +77,7 @@ def resolve_cmd(actor: str = "cli", accept_weight: float = 8.0, review_weight: f
 
     rep = resolve.resolve(_engine(), actor=actor, accept_weight=accept_weight, review_weight=review_weight)
     console.print(rep.summary())
+    _flag_duplicates()
 
 
 @linkage_app.command("review")
@@ -140,7 +153,7 @@ def report_cmd(name: Annotated[str, typer.Argument(help="same_kind, household_ov
     with transaction(_engine()) as s:
         rows = reports.run_report(s, name, district_id=district, program=program, ceiling=ceiling)
     if csv:
-        csv.write_text(reports.to_csv(rows), encoding="utf-8")
+        csv.write_text(reports.to_csv(rows, name), encoding="utf-8")
         console.print(f"{len(rows)} rows written to {csv}")
         return
     if not rows:

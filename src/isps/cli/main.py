@@ -308,6 +308,7 @@ def _demo_flows(engine) -> None:
     flows.feeds_flow(engine, console)
     flows.linkage_flow(engine, console)
     flows.benefits_flow(engine, console)
+    flows.later_list_flow(engine, console)
 
 
 def _demo_targeting(engine) -> None:

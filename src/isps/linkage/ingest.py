@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select, text
 
-from isps.programs.catalogue import Program
+from isps.catalogue import Program
 from isps.registry import cnic as cnic_rules
 from isps.registry import geography
 from isps.registry.bulk import insert_arrow

@@ -25,7 +25,7 @@ from sqlalchemy import (JSON, BigInteger, Date, DateTime, Float, ForeignKey, Ind
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isps.db import Base, BigId
-from isps.programs.catalogue import Program  # noqa: F401  (the foreign key's table)
+from isps.catalogue import Program  # noqa: F401  (the foreign key's table)
 
 
 class BeneficiaryBatch(Base):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -153,6 +153,28 @@ REPORTS = {"same_kind": same_kind, "household_overlaps": household_overlaps, "ho
            "overlap_matrix": overlap_matrix, "by_district_program": by_district_program}
 
 
+ROW_TYPES = {"same_kind": Duplicate, "household_overlaps": HouseholdOverlap, "household_ceiling": Concentration,
+             "overlap_matrix": Overlap, "by_district_program": DistrictProgram}
+# readable column names (the web page words them in the reader's language as ``sbr.col.<field>``)
+HEADERS = {"person_id": "Person", "kind": "Kind of benefit", "programs": "Programs", "lines": "List lines",
+           "district_id": "District", "yearly_value": "Yearly value (PKR)", "household_id": "Household",
+           "persons": "Persons", "program_a": "Program", "program_b": "Other program", "program_code": "Program",
+           "duplicated_lines": "Lines duplicated"}
+MONEY = frozenset({"yearly_value"})
+
+
+def columns(name: str) -> list[str]:
+    """The fields of a report's rows, in order (also when it has no rows)."""
+    return [f.name for f in fields(ROW_TYPES[name])]
+
+
+def ceiling(session: Session) -> float:
+    """The household ceiling the reports use by default: the catalogue's, else :data:`CEILING`."""
+    from isps.catalogue import household_ceiling
+
+    return household_ceiling(session) or CEILING
+
+
 def run_report(session: Session, name: str, **kw) -> list:
     if name not in REPORTS:
         raise KeyError(name)
@@ -163,12 +185,16 @@ def run_report(session: Session, name: str, **kw) -> list:
     return REPORTS[name](session, **kw)
 
 
-def to_csv(rows: list) -> str:
+def to_csv(rows: list, name: str | None = None) -> str:
+    """The rows as CSV under readable column names, money as whole rupees; an empty report still
+    has its header row (``name`` says which report, for its columns)."""
     buf = io.StringIO()
-    if not rows:
+    names = columns(name) if name else ([f.name for f in fields(rows[0])] if rows else [])
+    if not names:
         return ""
-    dicts = [asdict(r) for r in rows]
-    out = csv.DictWriter(buf, fieldnames=list(dicts[0]))
-    out.writeheader()
-    out.writerows(dicts)
+    out = csv.writer(buf)
+    out.writerow([HEADERS.get(n, n) for n in names])
+    for r in rows:
+        d = asdict(r)
+        out.writerow([f"{d[n]:.0f}" if n in MONEY and d[n] is not None else d[n] for n in names])
     return buf.getvalue()

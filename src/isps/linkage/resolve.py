@@ -36,6 +36,9 @@ from sqlalchemy import Connection, Engine, UniqueConstraint, text
 from isps.linkage import names
 from isps.linkage.models import LinkageRun
 from isps.registry.bulk import deferred_constraints, insert_arrow
+from isps.registry.models import OutboxEvent
+
+RESOLVED = "beneficiary.resolved"  # one event per resolution run; aggregate_id = the linkage run
 
 ACCEPT_WEIGHT = 8.0
 REVIEW_WEIGHT = 2.0
@@ -485,6 +488,9 @@ def _finish(conn: Connection, rep: ResolveReport, t0: float) -> None:
         seconds=rep.seconds, records=rep.records, model=rep.model or None,
         counts={"by_cnic": rep.by_cnic, "by_splink": rep.by_splink, "to_review": rep.to_review,
                 "unlinked": rep.unlinked, "new_persons": rep.new_persons, "timings": rep.timings}))
+    # programs above act on the lines this run resolved (a later list revealing a duplicate benefit)
+    conn.execute(OutboxEvent.__table__.insert().values(topic=RESOLVED, aggregate="linkage_run",
+                                                       aggregate_id=rep.run_id, payload={"records": rep.records}))
 
 
 def start_run(conn: Connection, actor: str) -> ResolveReport:

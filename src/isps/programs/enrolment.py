@@ -3,8 +3,12 @@
 :func:`enrol_from_run` takes a run of the program's own rule (a run of another program is refused)
 and lists every eligible household (or member) of it that passes the duplication filter (not
 already on the program, the same CNIC not already on it under another record nor twice in the run:
-of a CNIC's lines only the best-ranked goes on, the rest count as duplicates; not in an
-incompatible program, incompatibility read both ways) on the program's waiting list, ranked by the policy's rule
+of a CNIC's lines only the best-ranked goes on, the rest count as duplicates) and the other-programs
+filter (not already receiving a program this one cannot be combined with: same kind, an incompatible
+pair, read both ways, or a household yearly value past the ceiling, all from the catalogue's rules
+(:mod:`isps.catalogue`); found in ISPS's own enrolments and in every partner's resolved list lines, by
+the person's cluster and by the household; each refusal stored in ``enrolment_refusal`` with what it
+found, read by :func:`refusals`) on the program's waiting list, ranked by the policy's rule
 (PMT ascending by default), and then :func:`fill` enrols from the top of the list while the
 program has slots and funds, meeting its quotas (e.g. 50% women, 2% persons with disabilities)
 first. Whenever a place frees up (an exit, a death read from the registry's ``member.deceased``
@@ -27,7 +31,7 @@ from datetime import date
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from isps import keyset
+from isps import catalogue, keyset
 from isps.programs import counts
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
@@ -37,13 +41,14 @@ OPEN = ("waiting", "enrolled", "suspended")
 CONSUMER = "programs.enrolment"
 CHANNELS = ("bank", "mobile_wallet", "agent", "cash_outlet", "post")
 PULL = ("agent", "cash_outlet", "post")
+REFUSALS = ("same_kind", "incompatible", "ceiling")  # kept off because of another program
 
 # Defaults from ../shared/DOMAIN.md (003 L299-L319): amounts per cycle, quotas, incompatibilities.
 DEFAULT_POLICIES: dict[str, dict] = {
     "bisp_kafaalat": {"unit": "household", "frequency": "quarterly", "spec": {
         "amount": {"kind": "fixed", "amount": 8500},
         "top_ups": [], "quotas": [], "incompatible": [], "rank_by": "pmt",
-        "graduation": {"pmt_above": 40, "refer_to": "ppaf_interest_free_loan"}}},
+        "graduation": {"pmt_above": 40, "refer_to": "ppaf_interest_free_loans"}}},
     "bisp_nashonuma": {"unit": "member", "frequency": "quarterly", "spec": {
         "amount": {"kind": "by_sex", "mother": 2000, "boy": 2000, "girl": 2500},
         "top_ups": [], "quotas": [], "incompatible": [], "rank_by": "pmt",
@@ -59,7 +64,7 @@ DEFAULT_POLICIES: dict[str, dict] = {
     "pbm_financial_assistance": {"unit": "member", "frequency": "once", "spec": {
         "amount": {"kind": "fixed", "amount": 10000}, "top_ups": [], "quotas": [],
         "incompatible": ["bisp_kafaalat"], "rank_by": "pmt", "graduation": {"cycles": 1}}},
-    "ppaf_interest_free_loan": {"unit": "household", "frequency": "once", "spec": {
+    "ppaf_interest_free_loans": {"unit": "household", "frequency": "once", "spec": {
         "amount": {"kind": "fixed", "amount": 50000}, "top_ups": [], "quotas": [], "incompatible": [],
         "rank_by": "pmt", "graduation": {"cycles": 1}}},
 }
@@ -200,6 +205,109 @@ def incompatible_with(session: Session, code: str) -> list[str]:
     return sorted((own | listed_by) - {code})
 
 
+def _analyze(session: Session, table: str) -> None:
+    """Fresh statistics for a temporary table on PostgreSQL (autovacuum never sees one), so the
+    joins that follow are planned on its real size."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table}"))
+
+
+def _in(params: dict, prefix: str, values: list[str]) -> str:
+    params.update({f"{prefix}{k}": v for k, v in enumerate(values)})
+    return ", ".join(f":{prefix}{k}" for k in range(len(values))) or "NULL"
+
+
+def _clashes(session: Session, code: str, unit: str, conflicts: list, params: dict) -> str:
+    """Fill ``enrol_clash`` with one row per candidate of ``enrol_cand`` who already receives a program
+    ``code`` cannot be combined with: an active ISPS enrolment first, else a partner's resolved list
+    line, found through the person (the line's person cluster is the applicant's, whatever CNIC or
+    record it came under, or the line was linked to the applicant's registry record) and, where
+    either program is paid per household, through the household. Returns the SQL (over ``cl``) for
+    the refusal's rule. One INSERT … SELECT; the conflicts list is a handful of program codes."""
+    cols = ("household_id BIGINT, individual_id BIGINT, other_program VARCHAR(40), source VARCHAR(10), "
+            "other_ref BIGINT, batch_id BIGINT, partner_ref VARCHAR(60)")
+    session.execute(text(f"CREATE TEMPORARY TABLE enrol_clash ({cols})"))
+    if not conflicts:
+        return "'incompatible'"
+    codes = [c.program for c in conflicts]
+    units = dict(session.execute(text(f"SELECT code, unit FROM program WHERE code IN ({_in(params, 'cf', codes)})"),
+                                 params).all())
+    by_household = codes if unit == "household" else [c for c in codes if units.get(c) == "household"]
+    same_kind = [c.program for c in conflicts if c.rule == "same_kind"]
+    conf, hh = _in(params, "cf", codes), _in(params, "ch", by_household)
+    none = "CAST(NULL AS BIGINT) AS batch_id, CAST(NULL AS VARCHAR(60)) AS partner_ref"
+    ours = "SELECT k.household_id, k.individual_id, k.person_id FROM enrol_cand k WHERE k.verdict = 'candidate'"
+    enrolled = "e.program_code IN ({conf}) AND e.status IN ('enrolled','suspended')".format(conf=conf)
+    other = (f"SELECT k.household_id, k.individual_id, e.program_code AS other_program, 'enrolment' AS source, "
+             f"e.id AS other_ref, {none}, 0 AS pri FROM ({ours}) k JOIN enrolment e ON ")
+    if unit == "household":
+        isps = [f"{other} e.household_id = k.household_id WHERE {enrolled}"]
+    else:
+        isps = [f"{other} e.individual_id = k.individual_id WHERE {enrolled}",
+                f"{other} e.household_id = k.household_id AND e.individual_id = 0 WHERE {enrolled}"]
+    line = ("b.program_code AS other_program, 'list' AS source, b.id AS other_ref, b.batch_id, b.partner_ref, "
+            "1 AS pri")
+    lists = [f"SELECT k.household_id, k.individual_id, {line} FROM ({ours}) k "
+             f"JOIN person pp ON pp.individual_id = k.person_id "
+             f"JOIN beneficiary b ON b.person_id = COALESCE(pp.merged_into, pp.id) WHERE b.program_code IN ({conf})",
+             f"SELECT k.household_id, k.individual_id, {line} FROM ({ours}) k "
+             f"JOIN beneficiary b ON b.individual_id = k.person_id WHERE b.program_code IN ({conf})"]
+    if by_household:
+        lists.append(f"SELECT k.household_id, k.individual_id, {line} FROM ({ours}) k "
+                     f"JOIN beneficiary b ON b.household_id = k.household_id WHERE b.program_code IN ({hh})")
+    found = " UNION ALL ".join(isps + lists)
+    session.execute(text(f"""INSERT INTO enrol_clash
+        SELECT y.household_id, y.individual_id, y.other_program, y.source, y.other_ref, y.batch_id, y.partner_ref
+        FROM (SELECT x.*, ROW_NUMBER() OVER (PARTITION BY x.household_id, x.individual_id
+                                             ORDER BY x.pri, x.other_program, x.other_ref) AS nth
+              FROM ({found}) x) y
+        WHERE y.nth = 1"""), params)
+    _analyze(session, "enrol_clash")
+    return f"CASE WHEN cl.other_program IN ({_in(params, 'sk', same_kind)}) THEN 'same_kind' ELSE 'incompatible' END"
+
+
+def _over_ceiling(session: Session, code: str, params: dict) -> None:
+    """Fill ``enrol_value`` with the candidates' households whose yearly value from every program
+    (partner lines and active ISPS enrolments, at the catalogue's yearly value where a line gives
+    none) plus this program's would pass the catalogue's household ceiling; each with its largest
+    other benefit, the one the refusal names. Set-based: one GROUP BY over the households' lines."""
+    cols = ("household_id BIGINT, other_program VARCHAR(40), source VARCHAR(10), other_ref BIGINT, "
+            "batch_id BIGINT, partner_ref VARCHAR(60), total FLOAT")
+    session.execute(text(f"CREATE TEMPORARY TABLE enrol_value ({cols})"))
+    ceiling = catalogue.household_ceiling(session)
+    mine = session.execute(text("SELECT COALESCE(amount_pkr, 0) * payments_per_year FROM program WHERE code = :code"),
+                           params).scalar()
+    if ceiling is None or not mine:
+        return
+    homes = "SELECT DISTINCT k.household_id FROM enrol_cand k WHERE k.verdict = 'candidate'"
+    yearly = "COALESCE(p.amount_pkr, 0) * p.payments_per_year"
+    values = f"""SELECT k.household_id, b.program_code AS other_program, 'list' AS source, b.id AS other_ref,
+            b.batch_id, b.partner_ref, COALESCE(b.yearly_value, {yearly}) AS v
+        FROM ({homes}) k JOIN beneficiary b ON b.household_id = k.household_id JOIN program p ON p.code = b.program_code
+        UNION ALL
+        SELECT k.household_id, e.program_code, 'enrolment', e.id, CAST(NULL AS BIGINT), CAST(NULL AS VARCHAR(60)),
+            {yearly}
+        FROM ({homes}) k JOIN enrolment e ON e.household_id = k.household_id AND e.status IN ('enrolled','suspended')
+        JOIN program p ON p.code = e.program_code WHERE e.program_code <> :code"""
+    session.execute(text(f"""INSERT INTO enrol_value
+        SELECT y.household_id, y.other_program, y.source, y.other_ref, y.batch_id, y.partner_ref, y.total + :mine
+        FROM (SELECT x.*, SUM(x.v) OVER (PARTITION BY x.household_id) AS total,
+                     ROW_NUMBER() OVER (PARTITION BY x.household_id ORDER BY x.v DESC, x.other_ref) AS nth
+              FROM ({values}) x) y
+        WHERE y.nth = 1 AND y.total + :mine > :ceiling"""), {**params, "mine": float(mine), "ceiling": ceiling})
+    _analyze(session, "enrol_value")
+
+
+def conflicts_of(session: Session, code: str) -> list:
+    """Every program ``code`` cannot be combined with: the catalogue's rules (same kind, incompatible
+    pairs) and the enrolment policies' own lists, both ways."""
+    try:
+        extra = tuple(incompatible_with(session, code))
+    except EnrolmentError:  # a catalogue program nobody enrols into through ISPS
+        extra = ()
+    return catalogue.conflicts(session, code, extra)
+
+
 class NotFound(EnrolmentError):
     """The enrolment or run asked for does not exist."""
 
@@ -227,7 +335,6 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     on = on or date.today()
     pol = policy(session, code)
     unit = pol.unit
-    incompatible = incompatible_with(session, code)
     params = {"run": run_id, "code": code, "on": on, "actor": actor}
     adult = date(on.year - 18, on.month, min(on.day, 28))
     params["adult"] = adult
@@ -258,28 +365,49 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     # ... or twice in this run: only the best-ranked line of a CNIC goes on (ties by household, member)
     rank = ("c.household_id, c.individual_id" if pol.spec.get("rank_by") == "listed_on"
             else "CASE WHEN c.pmt IS NULL THEN 1 ELSE 0 END, c.pmt, c.household_id, c.individual_id")
-    if incompatible:
-        names = ", ".join(f":inc{k}" for k in range(len(incompatible)))
-        params.update({f"inc{k}": c for k, c in enumerate(incompatible)})
-        match = ("e.household_id = k.household_id" if unit == "household" else
-                 "(e.individual_id = k.individual_id OR (e.individual_id = 0 AND e.household_id = k.household_id))")
-        clash = (f"EXISTS (SELECT 1 FROM enrolment e WHERE e.program_code IN ({names}) "
-                 f"AND e.status IN ('enrolled','suspended') AND {match})")
-    else:
-        clash = "1 = 0"
     params["yes"] = True
     candidates = f"""SELECT r.household_id, r.individual_id, r.district_id, r.pmt, {recipient} AS recipient_id
         FROM eligibility_result r WHERE r.run_id = :run AND r.eligible = :yes"""
-    keyed = f"""SELECT c.household_id, c.individual_id, c.district_id, c.pmt, c.recipient_id, n.cnic,
-            ROW_NUMBER() OVER (PARTITION BY n.cnic ORDER BY {rank}) AS nth
+    keyed = f"""SELECT c.household_id, c.individual_id, c.district_id, c.pmt, c.recipient_id, {person} AS person_id,
+            n.cnic, ROW_NUMBER() OVER (PARTITION BY n.cnic ORDER BY {rank}) AS nth
         FROM ({candidates}) c LEFT JOIN individual n ON n.id = {person}"""
-    judged = f"""SELECT k.household_id, k.individual_id, k.district_id, k.pmt, k.recipient_id,
+    for name in ("enrol_cand", "enrol_clash", "enrol_value"):
+        session.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    # 1. the run's candidates, the duplicates of this program marked (materialised once: every later
+    #    step joins it instead of re-running the eligibility result's subqueries)
+    session.execute(text(f"""CREATE TEMPORARY TABLE enrol_cand AS
+        SELECT k.household_id, k.individual_id, k.district_id, k.pmt, k.recipient_id, k.person_id,
             CASE WHEN (k.cnic IS NOT NULL AND k.nth > 1) OR {same} OR {cnic_dup} THEN 'duplicate'
-                 WHEN {clash} THEN 'incompatible' ELSE 'listed' END AS verdict
-        FROM ({keyed}) k"""
+                 ELSE 'candidate' END AS verdict
+        FROM ({keyed}) k"""), params)
+    _analyze(session, "enrol_cand")
+    # 2. every other program they receive that this one cannot be combined with (catalogue rules)
+    conflicts = conflicts_of(session, code)
+    clash_rule = _clashes(session, code, unit, conflicts, params)
+    # 3. the household's yearly value from every program, with this one, against the ceiling
+    _over_ceiling(session, code, params)
+    judged = f"""SELECT k.household_id, k.individual_id, k.district_id, k.pmt, k.recipient_id,
+            CASE WHEN k.verdict = 'duplicate' THEN 'duplicate' WHEN cl.household_id IS NOT NULL THEN {clash_rule}
+                 WHEN cv.household_id IS NOT NULL THEN 'ceiling' ELSE 'listed' END AS verdict
+        FROM enrol_cand k
+        LEFT JOIN enrol_clash cl ON cl.household_id = k.household_id AND cl.individual_id = k.individual_id
+        LEFT JOIN enrol_value cv ON cv.household_id = k.household_id"""
     verdicts = {v: int(n) for v, n in session.execute(
         text(f"SELECT j.verdict, COUNT(*) FROM ({judged}) j GROUP BY j.verdict"), params)}
     eligible = sum(verdicts.values())
+    session.execute(text(f"""INSERT INTO enrolment_refusal (program_code, run_id, household_id, individual_id,
+            person_individual_id, district_id, rule, other_program, source, other_ref, batch_id, partner_ref,
+            yearly_value, actor, on_date)
+        SELECT :code, :run, k.household_id, k.individual_id, k.person_id, k.district_id,
+            CASE WHEN cl.household_id IS NOT NULL THEN {clash_rule} ELSE 'ceiling' END,
+            COALESCE(cl.other_program, cv.other_program), COALESCE(cl.source, cv.source),
+            COALESCE(cl.other_ref, cv.other_ref), COALESCE(cl.batch_id, cv.batch_id),
+            COALESCE(cl.partner_ref, cv.partner_ref), cv.total, :actor, :on
+        FROM enrol_cand k
+        LEFT JOIN enrol_clash cl ON cl.household_id = k.household_id AND cl.individual_id = k.individual_id
+        LEFT JOIN enrol_value cv ON cv.household_id = k.household_id
+        WHERE k.verdict = 'candidate' AND (cl.household_id IS NOT NULL OR cv.household_id IS NOT NULL)"""),
+                    params)
     channel, account = channel_sql("h.urban", "p.phone")
     # the accounts of everyone in the run's eligible households (a superset of the recipients), joined once
     accounts = best_accounts("SELECT m.id FROM individual m WHERE m.household_id IN (SELECT r.household_id "
@@ -299,14 +427,17 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
         LEFT JOIN ({accounts}) a ON a.individual_id = c.recipient_id
         WHERE c.verdict = 'listed'
         ORDER BY c.household_id, c.individual_id"""), {**params, "no": False, "why": listed_why})
+    for name in ("enrol_cand", "enrol_clash", "enrol_value"):
+        session.execute(text(f"DROP TABLE IF EXISTS {name}"))
     session.execute(text("""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
         SELECT id, program_code, 'waiting', reason, :actor, :on FROM enrolment WHERE id > :before
         AND program_code = :code"""), {**params, "before": before})
     listed = session.execute(text("SELECT COUNT(*) FROM enrolment WHERE id > :before AND program_code = :code"),
                              {"before": before, "code": code}).scalar_one()
     enrolled = fill(session, code, f"enrolled: {reason}" if reason else f"enrolled from run {run_id}", actor, on)
+    refused = {k: verdicts.get(k, 0) for k in REFUSALS}
     return {"program": code, "run_id": run_id, "eligible": int(eligible), "duplicates": verdicts.get("duplicate", 0),
-            "incompatible": verdicts.get("incompatible", 0), "listed": int(listed), "enrolled": enrolled,
+            "incompatible": sum(refused.values()), "refused": refused, "listed": int(listed), "enrolled": enrolled,
             "waiting": _counts(session, code).get("waiting", 0)}
 
 
@@ -333,6 +464,7 @@ def enrol_one(session: Session, code: str, household_id: int, individual_id: int
     result = _list_and_fill(session, code, row.id, actor, on)
     session.execute(text("DELETE FROM eligibility_result WHERE run_id = :r"), {"r": row.id})
     if result["listed"] == 0:
+        # "incompatible": kept off because of another program (its refusal is stored, see last_refusal)
         return ("duplicate" if result["duplicates"] else "incompatible"), None
     e = session.scalar(select(Enrolment).where(Enrolment.program_code == code, Enrolment.household_id == household_id,
                                                Enrolment.individual_id == individual_id))
@@ -340,6 +472,112 @@ def enrol_one(session: Session, code: str, household_id: int, individual_id: int
                     {"r": reason[:200], "e": e.id})
     e.reason = reason[:200]
     return "listed", e.id
+
+
+# ---------------------------------------------------------------- refusals
+
+def _refusals_where(program: str | None, household_id: int | None, district_id: int | None, rule: str | None):
+    where, p = ["1 = 1"], {}
+    if program:
+        where.append("f.program_code = :program")
+        p["program"] = program
+    if household_id is not None:
+        where.append("f.household_id = :household")
+        p["household"] = household_id
+    if district_id is not None:
+        where.append("f.district_id = :district")
+        p["district"] = district_id
+    if rule in REFUSALS:
+        where.append("f.rule = :rule")
+        p["rule"] = rule
+    return " AND ".join(where), p
+
+
+def refusals(session: Session, *, program: str | None = None, household_id: int | None = None,
+             district_id: int | None = None, rule: str | None = None, after: int | None = None,
+             limit: int = 100) -> list[dict]:
+    """The stored refusals (newest first, keyset ``after`` = the last id shown), each with what it
+    found: the other program's name, agency and kind, and for a partner's line the list (partner,
+    reference, date received) and the line's own reference; ``reason`` says it in plain English
+    (:func:`refusal_reason`; the web page words it in the reader's language from the same fields)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise EnrolmentError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
+    where, p = _refusals_where(program, household_id, district_id, rule)
+    if after is not None:
+        where += " AND f.id < :after"
+        p["after"] = after
+    rows = session.execute(text(f"""SELECT f.id, f.program_code, f.household_id, f.individual_id,
+            f.person_individual_id, f.district_id, f.rule, f.other_program, f.source, f.other_ref, f.partner_ref,
+            f.yearly_value, f.on_date, f.actor, f.run_id, o.name AS other_name, o.agency AS other_agency,
+            o.kind AS other_kind, mine.name AS program_name, bb.partner, bb.reference, bb.received_at,
+            i.full_name AS person_name
+        FROM enrolment_refusal f
+        LEFT JOIN program o ON o.code = f.other_program
+        LEFT JOIN program mine ON mine.code = f.program_code
+        LEFT JOIN beneficiary_batch bb ON bb.id = f.batch_id
+        LEFT JOIN individual i ON i.id = f.person_individual_id
+        WHERE {where} ORDER BY f.id DESC LIMIT :limit"""), {**p, "limit": limit}).mappings().all()
+    ceiling = catalogue.household_ceiling(session)
+    why: dict[str, dict] = {}
+    out = []
+    for r in rows:
+        if r["program_code"] not in why:
+            why[r["program_code"]] = {c.program: c for c in conflicts_of(session, r["program_code"])}
+        received = r["received_at"]
+        row = {"id": r["id"], "program": r["program_code"], "program_name": r["program_name"] or r["program_code"],
+               "household_id": r["household_id"], "individual_id": r["individual_id"] or None,
+               "person_id": r["person_individual_id"], "person_name": r["person_name"],
+               "district_id": r["district_id"], "rule": r["rule"], "other_program": r["other_program"],
+               "other_name": r["other_name"] or r["other_program"], "other_agency": r["other_agency"] or "",
+               "other_kind": r["other_kind"] or "", "source": r["source"], "other_ref": r["other_ref"],
+               "partner": r["partner"], "list_reference": r["reference"], "partner_ref": r["partner_ref"],
+               "list_received": str(received)[:10] if received else None,
+               "why": getattr(why[r["program_code"]].get(r["other_program"]), "why", ""),
+               "why_ur": getattr(why[r["program_code"]].get(r["other_program"]), "why_ur", ""),
+               "household_yearly_value": r["yearly_value"], "ceiling": ceiling,
+               "on": r["on_date"].isoformat() if hasattr(r["on_date"], "isoformat") else str(r["on_date"]),
+               "actor": r["actor"], "run_id": r["run_id"]}
+        row["reason"] = refusal_reason(row)
+        out.append(row)
+    return out
+
+
+def count_refusals(session: Session, *, program: str | None = None, household_id: int | None = None,
+                   district_id: int | None = None, rule: str | None = None) -> int:
+    where, p = _refusals_where(program, household_id, district_id, rule)
+    return int(session.execute(text(f"SELECT COUNT(*) FROM enrolment_refusal f WHERE {where}"), p).scalar_one())
+
+
+def refusal_source(row: dict) -> str:
+    """Where the other benefit was found, in plain English."""
+    if row["source"] == "list":
+        return (f"line {row['partner_ref']} of the list \u201c{row['list_reference']}\u201d from {row['partner']}, "
+                f"received {row['list_received']}")
+    return f"ISPS enrolment {row['other_ref']}"
+
+
+def refusal_reason(row: dict) -> str:
+    """One refusal in plain English, naming the other program, its agency and the list it came from."""
+    other = f"{row['other_name']} ({row['other_agency']})"
+    src = refusal_source(row)
+    if row["rule"] == "same_kind":
+        return (f"already receives {other}, which pays for the same need "
+                f"({row['other_kind'].replace('_', ' ')}): {src}")
+    if row["rule"] == "ceiling":
+        return (f"the household would receive PKR {row['household_yearly_value'] or 0:,.0f} a year from all programs, "
+                f"above the ceiling of PKR {row['ceiling'] or 0:,.0f}; the largest is {other}: {src}")
+    because = f" ({row['why']})" if row.get("why") else ""
+    return f"already receives {other}, which cannot be combined with this program{because}: {src}"
+
+
+def last_refusal(session: Session, code: str, household_id: int, individual_id: int) -> dict | None:
+    """The newest refusal of one household or person for a program (what a counter shows)."""
+    rid = session.execute(text("""SELECT MAX(id) FROM enrolment_refusal WHERE program_code = :c
+        AND household_id = :h AND individual_id = :i"""), {"c": code, "h": household_id, "i": individual_id}).scalar()
+    if rid is None:
+        return None
+    rows = refusals(session, program=code, household_id=household_id, after=rid + 1, limit=1)
+    return rows[0] if rows else None
 
 
 # ---------------------------------------------------------------- the waiting list
@@ -626,4 +864,5 @@ def history(session: Session, enrolment_id: int) -> list[dict]:
 
 __all__ = ["EnrolmentError", "NotFound", "incompatible_with", "policy", "set_policy", "capacity", "set_capacity", "enrol_from_run", "enrol_one",
            "fill", "end", "OutOfScope", "get", "process_events", "summary", "overview", "listing", "count_listing", "SORTS", "default_sort", "history", "DEFAULT_POLICIES", "CHANNELS", "PULL",
-           "best_accounts", "channel_sql", "refresh_channels"]
+           "best_accounts", "channel_sql", "refresh_channels", "REFUSALS", "refusals", "count_refusals",
+           "refusal_reason", "last_refusal"]

@@ -163,3 +163,36 @@ class Referral(Base):
 
     __table_args__ = (UniqueConstraint("from_program", "to_program", "household_id", "individual_id",
                                        name="uq_referral_once"),)
+
+
+class EnrolmentRefusal(Base):
+    """A household or person the enrolment filter kept off a program because of another program they
+    already receive: ``rule`` is ``same_kind`` (both pay for one need), ``incompatible`` (a pair the
+    catalogue forbids) or ``ceiling`` (the household's yearly value from all programs would pass the
+    catalogue's ceiling). ``source`` says where the other benefit was found: ``enrolment`` (an ISPS
+    enrolment, ``other_ref`` its id) or ``list`` (a partner's beneficiary line, ``other_ref`` its id,
+    with the list's batch and the partner's own reference kept, so the reason can name them even
+    if the line is later replaced). Read by the enrolment and household pages."""
+
+    __tablename__ = "enrolment_refusal"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    program_code: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    household_id: Mapped[int] = mapped_column(BigInteger)
+    individual_id: Mapped[int] = mapped_column(BigInteger)  # 0: the household is the unit
+    person_individual_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # who was checked
+    district_id: Mapped[int] = mapped_column(SmallInteger)
+    rule: Mapped[str] = mapped_column(String(12))  # same_kind | incompatible | ceiling
+    other_program: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(10))  # enrolment | list
+    other_ref: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    partner_ref: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    yearly_value: Mapped[float | None] = mapped_column(Float, nullable=True)  # the household's, for ``ceiling``
+    actor: Mapped[str] = mapped_column(String(60))
+    on_date: Mapped[date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("ix_enrolment_refusal_program", "program_code", "id"),
+        Index("ix_enrolment_refusal_household", "household_id"),
+    )

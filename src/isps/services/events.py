@@ -12,7 +12,9 @@ up, so that each sees what the one below it did:
    longer eligible are flagged for an officer's review, never ended by a feed;
 3. programs end the enrolments of the dead, pass a benefit whose recipient died to another adult
    member, and fill the freed places from the waiting list;
-4. payments stop every instruction not yet sent for a person who has died (money back to the fund)
+4. programs flag for an officer's review the enrolments a partner's list resolved since shows to be
+   duplicate benefits (``programs.duplicates``: never ended by a list);
+5. payments stop every instruction not yet sent for a person who has died (money back to the fund)
    and count those already sent for recall.
 
 It runs after every feed delivery (in the background of the API call, at the end of ``isps feeds
@@ -35,13 +37,15 @@ def drain(engine: Engine, on: date | None = None) -> dict:
     (``stopped``, ``to_recall``, ``enrolments_ended``, ``promoted``)."""
     from isps.interop.feeds import after_delivery
     from isps.payments.payroll import stop_for_deaths
-    from isps.programs import reassessment
+    from isps.programs import duplicates, reassessment
 
     rescored = after_delivery(engine, on=on)
     with transaction(engine) as s:
         re = reassessment.process_events(s, on=on)
     with transaction(engine) as s:
+        dup = duplicates.process_events(s, on=on)
+    with transaction(engine) as s:
         payments = stop_for_deaths(s, on=on)
     return {"rescored": rescored, "reassessed": re["households"], "listed_after_update": re["listed"],
             "enrolled_after_update": re["enrolled"], "flagged_for_review": re["flagged"],
-            "reviews_cleared": re["cleared"], **payments}
+            "reviews_cleared": re["cleared"], "duplicates_flagged": dup["flagged"], **payments}

@@ -196,7 +196,7 @@ def tehsil_name(tr: i18n.Translator, t: Tehsil | None) -> str:
 def program_name(tr: i18n.Translator, code: str) -> str:
     """A program's one display name: the catalogue's (in Urdu the i18n label ``program.<code>`` where
     there is one), never its code; the rules, the chips and the page titles all read it here."""
-    from isps.programs.catalogue import shipped
+    from isps.catalogue import shipped
 
     if tr.code == "ur" and tr.has(f"program.{code}"):
         return tr(f"program.{code}")

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from isps.access.service import audit, audit_many
 from isps.api.params import MAX_ID, After, Id, QueryId
 from isps.linkage import persons, reports
-from isps.programs import catalogue
+from isps import catalogue
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing
@@ -152,25 +152,47 @@ def decide(request: Request, candidate_id: Id, session: DB, who: User,
     return RedirectResponse(f"/sbr/review?done={decision}", status_code=303)
 
 
+def _report_rows(session, tr, name: str, rows: list) -> list[dict]:
+    """A report's rows as a person reads them: district and program names instead of ids and codes,
+    the kind of benefit in words, money as money."""
+    from isps.web.common import program_name
+
+    districts = _districts(session)
+    out = []
+    for row in rows:
+        d = asdict(row)
+        if "district_id" in d:
+            d["district_id"] = districts.get(d["district_id"], "—")
+        for key in ("program_a", "program_b", "program_code"):
+            if key in d:
+                d[key] = program_name(tr, d[key])
+        if name == "same_kind":
+            d["programs"] = ", ".join(program_name(tr, c) for c in d["programs"].split(", ") if c)
+        if "kind" in d:
+            key = f"enrol.kind.{d['kind']}"
+            d["kind"] = tr(key) if tr.has(key) else d["kind"].replace("_", " ")
+        for key in reports.MONEY & d.keys():
+            d[key] = f"PKR {d[key]:,.0f}"
+        out.append(d)
+    return out
+
+
 @router.get("/sbr/reports")
 def reports_page(request: Request, session: DB, who: User, report: str = "same_kind", program: str = "",
-                 ceiling: float = reports.CEILING, format: str = "html") -> Response:
+                 ceiling: float | None = None, format: str = "html") -> Response:
+    tr = _tr(request)
     if report not in reports.REPORTS:
         report = "same_kind"
+    if ceiling is None or not 0 <= ceiling <= 1e13:
+        ceiling = reports.ceiling(session)
     rows = reports.run_report(session, report, district_id=who.scope, program=program or None, ceiling=ceiling)
     audit(session, who, CHANNEL, "report", "report", None, district_id=who.scope, detail=report)
-    if format == "csv":
-        resp = Response(reports.to_csv(rows), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{report}.csv"'})
-        resp.headers.update(SECURITY_HEADERS)
-        return resp
-    dicts = [asdict(r) for r in rows[:500]]
-    names = _districts(session)
-    for d in dicts:
-        if "district_id" in d:
-            d["district_id"] = names.get(d["district_id"], "—")
+    columns = [(c, tr(f"sbr.col.{c}")) for c in reports.columns(report)]
+    if format in listing.FORMATS:  # the whole report, header row included even when it is empty
+        return listing.export(request, session, who, format, name=report, entity="report", columns=columns,
+                              chunks=iter([_report_rows(session, tr, report, rows)]), detail=f"the report {report}")
     programs = [(p.code, p.name) for p in catalogue.programs(session)]
     return render(request, "linkage_reports.html", {
-        "report": report, "reports": list(reports.REPORTS), "rows": dicts, "total": len(rows),
-        "columns": list(dicts[0]) if dicts else [], "program": program, "programs": programs, "ceiling": ceiling},
-        who=who, session=session)
+        "report": report, "reports": list(reports.REPORTS), "rows": _report_rows(session, tr, report, rows[:500]),
+        "total": len(rows), "columns": columns, "program": program, "programs": programs, "ceiling": ceiling,
+        "money": reports.MONEY}, who=who, session=session)

@@ -26,7 +26,7 @@ from isps.api.params import Id
 from isps.config import var_dir
 from isps.payments import payroll as pr
 from isps.programs import cycles, enrolment as en
-from isps.programs.catalogue import Program
+from isps.catalogue import Program
 from isps.programs.models import BenefitCycle
 from isps.web import common as r
 from isps.web.common import DB, User

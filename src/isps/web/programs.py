@@ -15,6 +15,7 @@ from isps.programs import reassessment
 from isps.web import common as r
 from isps.web import listing
 from isps.web.common import DB, User
+from isps.web.refusals import refusal_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +44,7 @@ SORT_PARAMS = {"enrolled": ("sort", "after"), "waiting": ("wsort", "wafter")}  #
 
 def _page(request: Request, session, who, code: str, promoted: str = "", exited: int | None = None,
           error: str | None = None, status: int = 200, kept: int | None = None, after: int | None = None,
-          wafter: int | None = None, filters: dict | None = None) -> Response:
+          wafter: int | None = None, filters: dict | None = None, rafter: int | None = None) -> Response:
     tr = r._tr(request)
     try:  # each list's order, chosen by its column headers: whitelisted, else a 400 page
         sorts = {s_: listing.sort_of(request, tuple(en.SORTS), en.default_sort(s_), param)
@@ -68,6 +69,9 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
                                                         **filters),
                     lambda e: e["id"])),
                 detail=f"the {status_} list of {code}")
+    refused_page = _refused(request, session, who, code, filters, geo, tr, rafter)
+    if isinstance(refused_page, Response):
+        return refused_page
     enrolled = _named(en.listing(session, code, "enrolled", after=after, limit=listing.PAGE + 1,
                                  sort=sorts["enrolled"], **filters), geo, tr)
     waiting = _named(en.listing(session, code, "waiting", after=wafter, limit=listing.PAGE + 1,
@@ -78,7 +82,7 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         return summary["counts"].get(status_, 0) if unfiltered else en.count_listing(session, code, status_, **filters)
 
     pagers = {status_: listing.pager(request, total=total(status_),
-                                     shown=len(rows[:listing.PAGE]), cursor=cursor, id=status_, others=(other,),
+                                     shown=len(rows[:listing.PAGE]), cursor=cursor, id=status_, others=(other, "rafter"),
                                      next_after=rows[listing.PAGE - 1]["id"] if len(rows) > listing.PAGE else None)
               for status_, rows, cursor, other in (("enrolled", enrolled, "after", "wafter"),
                                                    ("waiting", waiting, "wafter", "after"))}
@@ -90,19 +94,51 @@ def _page(request: Request, session, who, code: str, promoted: str = "", exited:
         "promoted": promoted_ids, "exited": exited, "error": error, "can_exit": who.can("registry.write"),
         "flagged": flagged, "kept": kept, "pagers": pagers, "filters": filters, "geo": geo,
         "locked": who.scope is not None, "channels": en.CHANNELS,
-        "wafter_at": pagers["waiting"].start,
+        "wafter_at": pagers["waiting"].start, "refused": refused_page,
         "columns": {s_: listing.columns(request, tuple(en.SORTS), sorts[s_], param=param, cursor=cursor)
                     for s_, (param, cursor) in SORT_PARAMS.items()}}, who=who, session=session, status=status)
+
+
+REFUSED_COLUMNS = [("on", "date"), ("household_id", "household"), ("district", "district"),
+                   ("person_name", "person"), ("rule", "rule"), ("other_name", "other_program"),
+                   ("other_agency", "other_agency"), ("partner", "list_partner"), ("list_reference", "list"),
+                   ("partner_ref", "list_line"), ("text", "reason")]
+
+
+def _refused(request: Request, session, who, code: str, filters: dict, geo, tr, rafter: int | None):
+    """The program's refusals because of another program (newest first, by keyset, with its total and
+    export), each reason in the reader's language; the district filter applies, the others do not."""
+    district = filters.get("district_id")
+
+    def worded(rows: list[dict]) -> list[dict]:
+        for x in rows:
+            x["text"] = refusal_text(tr, x)
+            x["district"] = r._district_name(tr, geo.district_by_id.get(x["district_id"]))
+        return rows
+
+    fmt = listing.wants_export(request, "refused")
+    if fmt:
+        return listing.export(
+            request, session, who, fmt, name=f"{code}_refused", entity="enrolment", columns=REFUSED_COLUMNS,
+            chunks=(worded(rows) for rows in listing.keyset_chunks(
+                lambda a, n: en.refusals(session, program=code, district_id=district, after=a, limit=n),
+                lambda x: x["id"])), detail=f"the refusals of {code}")
+    rows = worded(en.refusals(session, program=code, district_id=district, after=rafter, limit=listing.PAGE + 1))
+    pager = listing.pager(request, total=en.count_refusals(session, program=code, district_id=district),
+                          shown=len(rows[:listing.PAGE]), cursor="rafter", id="refused", others=("after", "wafter"),
+                          next_after=rows[listing.PAGE - 1]["id"] if len(rows) > listing.PAGE else None)
+    return {"rows": rows[:listing.PAGE], "pager": pager}
 
 
 @router.get("/programs/{code}/enrolment")
 def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
          exited: QueryId = None, kept: QueryId = None, after: After = None, wafter: After = None,
-         district_id: QueryId = None, tehsil_id: QueryId = None, channel: str = "") -> Response:
+         district_id: QueryId = None, tehsil_id: QueryId = None, channel: str = "", rafter: After = None) -> Response:
     """A program's enrolled households and waiting list, each paged by keyset with its total for
-    the filters (district and tehsil, payment channel) and its export."""
+    the filters (district and tehsil, payment channel) and its export; and who was refused because
+    of another program, with the reason."""
     return _page(request, session, who, code, promoted, exited, kept=kept, after=after, wafter=wafter,
-                 filters=_filters(who, district_id, tehsil_id, channel))
+                 filters=_filters(who, district_id, tehsil_id, channel), rafter=rafter)
 
 
 def _decide(request: Request, session, who, code: str, enrolment_id: int, decide, action: str, reason: str,
@@ -151,7 +187,7 @@ def exit_(request: Request, code: str, enrolment_id: Id, session: DB, who: User,
 def programs_page(request: Request, session: DB, who: User, pillar: str = "") -> Response:
     """The program catalogue beside what each program holds today (enrolled, waiting, within the
     user's district), with the way into each program's enrolment page (payments: ``web/payments.py``)."""
-    from isps.programs import catalogue
+    from isps import catalogue
 
     chosen = pillar if pillar in catalogue.PILLARS else None
     counts = en.overview(session, district_id=who.scope)

@@ -28,9 +28,16 @@ from isps.registry import service
 from isps.registry.fields import (DATE_OF_DEATH, HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_death,
                                   check_effective_date, check_value)
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
-from isps.interop.models import ChangeRequest, RecertificationFlag, SourceConflict
+from isps.interop.models import ChangeRequest, ExclusionFlag, RecertificationFlag, SourceConflict
+from isps.registry import events
 
 REQUEST_SOURCES = ("operator", "self_report")
+# An appeal against an administrative exclusion is a change request on the person with the change
+# ``{"exclusion:<reason>": "lifted"}`` (e.g. ``exclusion:public_sector_employee``) and its evidence
+# (a retirement order, a relieving letter): once a second person approves, the flag is lifted
+# (``exclusion_flag.active`` false, the request named in its detail) and the household re-assessed.
+APPEAL = "exclusion:"
+LIFTED = "lifted"
 DEFAULT_RECERTIFY_DAYS = 3 * 365
 MAX_RECERTIFY_DAYS = 36_500
 
@@ -92,6 +99,31 @@ def _check(entity: str, changes: dict, record) -> None:
             raise ChangeRequestError(f"individual {record.id}: {exc}") from None
 
 
+def _check_appeals(session: Session, entity: str, record, appeals: dict) -> None:
+    """An appeal names an active exclusion of this person and asks for it to be lifted."""
+    for name, value in appeals.items():
+        reason = name[len(APPEAL):]
+        if entity != "individual":
+            raise ChangeRequestError(f"an exclusion is a person's: appeal '{reason}' on the individual, "
+                                     "not the household")
+        if value != LIFTED:
+            raise ChangeRequestError(f"an appeal against the exclusion '{reason}' asks for it to be '{LIFTED}'")
+        active = session.execute(select(ExclusionFlag.active).where(ExclusionFlag.individual_id == record.id,
+                                                                    ExclusionFlag.reason == reason)).scalar()
+        if not active:
+            raise ChangeRequestError(f"individual {record.id} has no active exclusion '{reason}' to appeal")
+
+
+def _lift(session: Session, row: ChangeRequest, name: str, household_id: int, approver: str) -> None:
+    reason = name[len(APPEAL):]
+    session.execute(update(ExclusionFlag).where(ExclusionFlag.individual_id == row.entity_id,
+                                                ExclusionFlag.reason == reason)
+                    .values(active=False, detail=func.substr(ExclusionFlag.detail + f" (lifted by change request "
+                                                             f"{row.id}, approved by {approver})", 1, 200)))
+    events.record(session, events.MEMBER_CHANGED, "household", household_id,
+                  {"individual_id": row.entity_id, "exclusion_lifted": reason, "change_request": row.id})
+
+
 def request_change(session: Session, *, entity: str, entity_id: int, changes: dict, source: str, evidence: str,
                    requested_by: str, evidence_ref: str | None = None, effective_date: date | None = None,
                    district_scope: int | None = None) -> ChangeRequest:
@@ -103,7 +135,10 @@ def request_change(session: Session, *, entity: str, entity_id: int, changes: di
     if not requested_by:
         raise ChangeRequestError("a change request needs the person asking for it")
     record, household_id = _target(session, entity, entity_id, district_scope)
-    _check(entity, changes, record)
+    appeals = {k: v for k, v in changes.items() if k.startswith(APPEAL)}
+    _check_appeals(session, entity, record, appeals)
+    if len(appeals) < len(changes) or not changes:
+        _check(entity, {k: v for k, v in changes.items() if k not in appeals}, record)
     if effective_date is not None:
         try:
             check_effective_date(effective_date)
@@ -152,8 +187,12 @@ def approve_change(session: Session, request_id: int, approver: str, note: str |
         raise SamePersonError(f"a second person must approve: change request {request_id} was made by "
                               f"{row.requested_by}, who cannot approve it")
     record, household_id = _target(session, row.entity, row.entity_id, None)
-    allowed, held = {}, []
+    allowed, held, lifted = {}, [], []
     for name, value in row.changes.items():
+        if name.startswith(APPEAL):
+            _lift(session, row, name, household_id, approver)
+            lifted.append(name)
+            continue
         mine, declared = _rank(session, name, row.source)
         kept_source, kept_since = _current_source(session, row.entity, record, name)
         theirs, _ = _rank(session, name, kept_source)
@@ -178,7 +217,7 @@ def approve_change(session: Session, request_id: int, approver: str, note: str |
     row.status, row.decided_by, row.decided_at = "applied", approver, datetime.now()
     row.decision_note = ((note or "") + (f" (not changed, held by a source of higher precedence: {', '.join(held)})"
                                          if held else "")).strip()[:400] or None
-    row.applied_fields = applied
+    row.applied_fields = list(applied) + lifted
     session.flush()
     return row
 

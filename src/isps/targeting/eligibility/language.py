@@ -193,6 +193,13 @@ HOUSEHOLD_VARS: dict[str, Var] = {
     "goats_sheep": Var("h.goats_sheep", "number", "goats and sheep"),
     "monthly_income": Var("h.monthly_income", "number", "declared family income a month (PKR)"),
     "members": Var("COALESCE(ma.n_members, 0)", "number", "household members"),
+    # administrative exclusions the feeds carry: the household's monthly electricity units and
+    # telecom spend (averages over the months the DISCO and telco feeds delivered; 0 where none),
+    # beside the vehicles (car, motorcycle, tractor) and land_acres the Excise and land feeds set
+    "electricity_units": Var("COALESCE((SELECT AVG(er.units) FROM electricity_reading er "
+                             "WHERE er.household_id = h.id), 0)", "number", "electricity units a month"),
+    "telecom_spend": Var("COALESCE((SELECT SUM(ts.amount_pkr) / COUNT(DISTINCT ts.month) FROM telecom_spend ts "
+                         "WHERE ts.household_id = h.id), 0)", "number", "telecom spend a month (PKR)"),
     **{d: Var(f"h.{d}", "bool", d.replace("_", " ")) for d in (*vocab.DURABLES, "electricity", "tractor")},
     **{c: Var(f"h.{c}", "text", c.replace("_", " "), v) for c, v in vocab.HOUSEHOLD_CATEGORICAL.items()},
 }
@@ -209,6 +216,11 @@ MEMBER_VARS: dict[str, Var] = {
     "labour_status": Var("i.labour_status", "text", "labour status", vocab.LABOUR),
     "maternal_status": Var("COALESCE(i.maternal_status, 'none')", "text", "maternal status", vocab.MATERNAL),
     "has_cnic": Var("(i.cnic IS NOT NULL)", "bool", "has a CNIC or B-form"),
+    # on a public-sector payroll (the payroll feed's active exclusion flag; lifted by an approved
+    # appeal): an IN over the flags, which the database hashes once for the whole member pass
+    "public_sector_employee": Var("(i.id IN (SELECT x.individual_id FROM exclusion_flag x "
+                                  "WHERE x.reason = 'public_sector_employee' AND x.active))", "bool",
+                                  "on the public-sector payroll"),
     "orphan": Var("(i.relation_to_head IN ('son', 'daughter', 'grandchild') AND hd.sex = 'female' "
                   "AND hd.marital_status = 'widowed')", "bool", "has lost their father"),
 }

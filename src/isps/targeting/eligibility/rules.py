@@ -427,10 +427,26 @@ def _value_sql(name: str, r: str, dialect: str) -> str:
     kept as the stored review reasons have always read."""
     pmt = (f"CAST(CAST({r}.pmt AS DECIMAL(8, 2)) AS VARCHAR(12))" if dialect == "postgresql"
            else f"PRINTF('%.2f', {r}.pmt)")
-    return {"pmt": f"CASE WHEN {r}.pmt IS NULL THEN {_sql_literal(NOT_RECORDED)} ELSE {pmt} END",
+    payroll = (f"(SELECT MIN({PAYROLL_NOTE_SQL}) FROM exclusion_flag x WHERE x.household_id = {r}.household_id "
+               "AND x.reason = 'public_sector_employee' AND x.active)")
+    return {"payroll": f"COALESCE({payroll}, {_sql_literal(NOT_RECORDED)})",
+            "pmt": f"CASE WHEN {r}.pmt IS NULL THEN {_sql_literal(NOT_RECORDED)} ELSE {pmt} END",
             "age": f"COALESCE(CAST({r}.age AS VARCHAR(6)), {_sql_literal(NOT_RECORDED)})",
             "monthly_income": f"COALESCE('Rs ' || CAST(CAST({r}.monthly_income AS BIGINT) AS VARCHAR(20)), "
                               "'not declared')"}.get(name, _sql_literal(NOT_RECORDED))
+
+
+# what the ``payroll`` value of a sentence says: the employer and grade, the source and its date
+# ("excluded: a member is on the public-sector payroll (Health Department, BPS 9: payroll payroll-2026-05 #E-1,
+# 2026-05-01)": the employer and grade, the feed's delivery and record, the pay month)
+PAYROLL_NOTE_SQL = "x.detail || ': ' || x.source_ref || ', ' || CAST(x.effective_date AS VARCHAR(10))"
+
+
+def payroll_note(session: Session, household_id: int) -> str | None:
+    """The household's active public-sector payroll exclusion in words (the ``payroll`` value), or None."""
+    return session.execute(text(f"""SELECT MIN({PAYROLL_NOTE_SQL}) FROM exclusion_flag x
+        WHERE x.household_id = :h AND x.reason = 'public_sector_employee' AND x.active"""),
+                           {"h": household_id}).scalar()
 
 
 def _number(v: float) -> str:
@@ -489,8 +505,10 @@ def explain(session: Session, rule: Rule, household_id: int, on: date | None = N
     rows = session.execute(text(compiled.select_sql + " ORDER BY individual_id"),
                            _params(session, compiled, on or date.today(), None)).mappings().all()
     out = []
+    payroll = payroll_note(session, household_id)
     for r in rows:
-        values = {"pmt": r["pmt"], "members": r["members"], "monthly_income": r["monthly_income"], "age": r["age"]}
+        values = {"pmt": r["pmt"], "members": r["members"], "monthly_income": r["monthly_income"], "age": r["age"],
+                  "payroll": payroll}
         out.append(Decision(rule.code, r["household_id"], r["individual_id"] or None, r["full_name"],
                             int(r["failed"]) == 0, sentences(rule, int(r["failed"]), values, parameters, lang)))
     return out
@@ -509,10 +527,16 @@ def results_page(session: Session, run_row: EligibilityRun, *, eligible: bool | 
     if after is not None:
         stmt = stmt.where((EligibilityResult.household_id > after[0]) |
                           ((EligibilityResult.household_id == after[0]) & (EligibilityResult.individual_id > after[1])))
-    rows = session.scalars(stmt.order_by(EligibilityResult.household_id, EligibilityResult.individual_id).limit(limit))
+    rows = list(session.scalars(stmt.order_by(EligibilityResult.household_id, EligibilityResult.individual_id)
+                                .limit(limit)))
+    homes = sorted({r.household_id for r in rows})
+    payrolls = dict(session.execute(text(f"""SELECT x.household_id, MIN({PAYROLL_NOTE_SQL}) FROM exclusion_flag x
+        WHERE x.household_id IN ({', '.join(str(int(h)) for h in homes)}) AND x.reason = 'public_sector_employee'
+        AND x.active GROUP BY x.household_id""")).all()) if homes else {}
     out = []
     for r in rows:
-        outcomes = sentences(rule, r.failed, {"pmt": r.pmt, "age": r.age, "monthly_income": r.monthly_income})
+        outcomes = sentences(rule, r.failed, {"pmt": r.pmt, "age": r.age, "monthly_income": r.monthly_income,
+                                              "payroll": payrolls.get(r.household_id)})
         out.append({"household_id": r.household_id, "individual_id": r.individual_id or None,
                     "district_id": r.district_id, "eligible": r.eligible, "pmt": r.pmt,
                     "reasons": [o.sentence for o in outcomes if not o.met]})
