@@ -33,12 +33,17 @@ def _rename(old: str, new: str) -> None:
     bind = op.get_bind()
     insp = sa.inspect(bind)
     for table in insp.get_table_names():
-        if table == "program":
+        if table in ("program", "enrolment_count"):  # the counts are rebuilt below
             continue
         for col in insp.get_columns(table):
             if col["name"] in CODE_COLUMNS:
                 bind.execute(sa.text(f'UPDATE "{table}" SET "{col["name"]}" = :new WHERE "{col["name"]}" = :old'),
                              {"old": old, "new": new})
+    if "enrolment_count" in insp.get_table_names():  # kept by triggers (0015_enrolment_counts): counted afresh
+        bind.execute(sa.text("DELETE FROM enrolment_count"))
+        bind.execute(sa.text("INSERT INTO enrolment_count (program_code, district_id, status, n) "
+                             "SELECT program_code, district_id, status, COUNT(*) FROM enrolment "
+                             "GROUP BY program_code, district_id, status"))
     if "enrolment_policy" in insp.get_table_names():  # a graduation's referral target inside the policy
         rows = bind.execute(sa.text("SELECT program_code, spec FROM enrolment_policy")).all()
         cast = "CAST(:s AS JSON)" if bind.dialect.name == "postgresql" else ":s"
