@@ -429,13 +429,27 @@ def _timeline_view(session: Session, household_id: int, tr: i18n.Translator) -> 
 
 
 def _programs_view(session: Session, household_id: int, tr: i18n.Translator) -> list[dict]:
-    """Every program's decision for the household (each considered member for member programs),
-    with the reasons in the page's language: why yes, or every reason why not."""
+    """Every program's decision for the household, one row per program: for a member program, who
+    of the members considered is eligible, and each reason once with the members it concerns (a
+    reason shared by all of them is said once), instead of one near-identical row per member."""
     out = []
     for _, rule in eligibility.active_rules(session):
-        for d in eligibility.explain(session, rule, household_id, lang=tr.code):
-            out.append({"program": rule.name, "code": rule.code, "person": d.person, "eligible": d.eligible,
-                        "reasons": [o.sentence for o in d.outcomes if o.met == d.eligible and o.sentence]})
+        decisions = eligibility.explain(session, rule, household_id, lang=tr.code)
+        if not decisions:
+            continue
+        members = [d for d in decisions if d.person]
+        reasons: dict[str, list[str]] = {}
+        for d in decisions:
+            for o in d.outcomes:
+                if o.met == d.eligible and o.sentence:
+                    reasons.setdefault(o.sentence, []).append(d.person or "")
+        eligible = [d.person for d in members if d.eligible]
+        out.append({
+            "program": rule.name, "code": rule.code, "eligible": any(d.eligible for d in decisions),
+            "members": len(members), "eligible_people": eligible,
+            "person": None if members else decisions[0].person,
+            "reasons": [{"text": text, "who": [] if len(who) == max(len(decisions), 1) else who}
+                        for text, who in reasons.items()]})
     out.sort(key=lambda r: (not r["eligible"], r["program"]))
     return out
 
