@@ -1,7 +1,7 @@
 """Name normalisation for linkage: one canonical spelling per transliteration variant.
 
 ``Mohammad``, ``Muhammed`` and ``M.`` are all written ``muhammad``; ``Abdur Rahman`` becomes
-``abdul rehman``. The variant table is :data:`isps.synth.names.VARIANTS` (the one list of
+``abdul rehman``. The variant table is :data:`isps.registry.name_variants.VARIANTS` (the one list of
 spellings seen in Punjab's registers). Work is done once per distinct value and mapped back with
 Arrow, so a million names cost what a few thousand distinct ones do.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from isps.synth import names
+from isps.registry import name_variants
 
 _NON_ALPHA = re.compile(r"[^a-z ]+")
 # honorifics and filler that registers add or drop
@@ -26,7 +26,7 @@ _DROP = {"mr", "mrs", "ms", "miss", "dr", "haji", "hafiz", "syed", "mst", "mussa
 def _tables() -> tuple[dict[str, str], list[tuple[str, str]]]:
     single: dict[str, str] = {}
     phrases: list[tuple[str, str]] = []
-    for canon, variants in names.VARIANTS.items():
+    for canon, variants in name_variants.VARIANTS.items():
         c = canon.lower()
         for v in [canon, *variants]:
             key = v.lower().replace(".", " ").strip()

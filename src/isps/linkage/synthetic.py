@@ -13,11 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from isps.registry import geography
-from isps.synth import names
+from isps.registry import geography, name_variants
 
 _VARIANT_OF = {}
-for _canon, _vs in names.VARIANTS.items():
+for _canon, _vs in name_variants.VARIANTS.items():
     for _v in [_canon, *_vs]:
         _VARIANT_OF.setdefault(_v, [_canon, *_vs])
 
@@ -62,9 +61,10 @@ def corrupt(people: pa.Table, rng: np.random.Generator, dirt: ListDirt = ListDir
     marital = people["marital_status"].to_numpy(zero_copy_only=False).astype(object) \
         if "marital_status" in people.column_names else np.full(n, "never_married", dtype=object)
     wife = (sex == "female") & (marital == "married") & (rng.random(n) < dirt.father_for_husband)
+    men = [m.split(" ")[-2] for m in full[sex == "male"][:500] if m and " " in m] or ["Ahmed"]  # the list's own men's given names
     for i in np.flatnonzero(wife):
         fam = (fh[i] or "Khan").split(" ")[-1]
-        fh[i] = f"Muhammad {rng.choice(names.MALE)} {rng.choice(names.FAMILY) if rng.random() < 0.5 else fam}"
+        fh[i] = f"Muhammad {rng.choice(men)} {rng.choice(men) if rng.random() < 0.5 else fam}"
     cnic = people["cnic"].to_numpy(zero_copy_only=False).astype(object)
     lost = rng.random(n) < dirt.missing_cnic
     unreadable = lost & (rng.random(n) < 0.3)
