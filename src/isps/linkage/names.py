@@ -90,5 +90,67 @@ def tokens_array(norm: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.take(pa.array(first, pa.string()), idx), pc.take(pa.array(last, pa.string()), idx)
 
 
+# Titles and honorifics that one register writes and another leaves out (some are also family names:
+# they are dropped from both sides alike, so "Malik Ali" and "Ali" compare as the same person)
+HONORIFICS = frozenset({
+    "syed", "sayed", "sayyed", "sayyid", "sayyad", "malik", "bibi", "mst", "mussammat", "musammat", "mussamat",
+    "mosammat", "musamat", "mian", "ch", "chaudhry", "rana", "sheikh", "shaikh", "hafiz", "haji", "hajji",
+    "alhaj", "mr", "mrs", "ms", "miss", "dr", "pir", "sardar", "khawaja", "khwaja", "rao", "begum", "sahib", "sb",
+    "mohtarma", "janab", "so", "do", "wo", "bin", "binte", "bint", "mussarat"})
+# "Muhammad" is written, abbreviated or left out at will: it never tells two people apart
+FILLER = frozenset({"muhammad"})
+_FOLD = (("x", "ks"), ("kh", "k"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("bh", "b"), ("sh", "x"),
+         ("q", "k"), ("ck", "k"), ("z", "s"), ("w", "v"))
+_VOWELS = re.compile(r"[aeiouy]")
+
+
+@lru_cache(maxsize=65536)
+def sound(token: str) -> str:
+    """A spelling-blind key of one name token: the transliteration pairs folded (kh/k, gh/g, q/k, z/s,
+    w/v, ph/f; ``sh`` kept apart from ``s`` as ``x``), every ``h`` after the first letter dropped, vowels dropped after the first
+    letter (a leading vowel kept as ``a``), doubled letters collapsed. ``Usman``, ``Osman`` and
+    ``Usmaan`` are ``asmn``; ``Yasmeen`` and ``Yasmin`` are ``ysmn``; ``Bakhsh`` and ``Bux`` are ``bks``."""
+    t = token.lower()
+    for a, b in _FOLD:
+        t = t.replace(a, b)
+    if not t:
+        return t
+    head = "a" if t[0] in "aeiou" else t[0]
+    rest = _VOWELS.sub("", t[1:].replace("h", ""))
+    out = head
+    for ch in rest:
+        if ch != out[-1]:
+            out += ch
+    return out
+
+
+def _keep(tokens: list[str]) -> list[str]:
+    return [t for t in tokens if t not in HONORIFICS and t not in FILLER and len(t) > 1]
+
+
+@lru_cache(maxsize=262144)
+def keys(norm: str | None) -> tuple[str | None, str | None, str | None]:
+    """(token set, sound set, given sound) of a normalised name: its parts without honorifics and
+    "Muhammad", sorted (so order does not matter), as spelt and as :func:`sound` keys; and the sound
+    of the first such part in the order written."""
+    if not norm:
+        return None, None, None
+    kept = _keep(norm.split())
+    if not kept:
+        return None, None, None
+    sounds = [sound(t) for t in kept]
+    return " ".join(sorted(set(kept))), " ".join(sorted(set(sounds))), sounds[0]
+
+
+def keys_array(norm: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """:func:`keys` over a column of normalised names, once per distinct value."""
+    if isinstance(norm, pa.ChunkedArray):
+        norm = norm.combine_chunks()
+    uniq = pc.unique(norm)
+    cols = list(zip(*[keys(v) for v in uniq.to_pylist()])) or [(), (), ()]
+    idx = pc.index_in(norm, uniq)
+    return tuple(pc.take(pa.array(list(c), pa.string()), idx) for c in cols)  # type: ignore[return-value]
+
+
 def _np(a) -> np.ndarray:
     return a.to_numpy(zero_copy_only=False)
