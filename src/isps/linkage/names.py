@@ -96,10 +96,10 @@ HONORIFICS = frozenset({
     "syed", "sayed", "sayyed", "sayyid", "sayyad", "malik", "bibi", "mst", "mussammat", "musammat", "mussamat",
     "mosammat", "musamat", "mian", "ch", "chaudhry", "rana", "sheikh", "shaikh", "hafiz", "haji", "hajji",
     "alhaj", "mr", "mrs", "ms", "miss", "dr", "pir", "sardar", "khawaja", "khwaja", "rao", "begum", "sahib", "sb",
-    "mohtarma", "janab", "so", "do", "wo", "bin", "binte", "bint", "mussarat"})
+    "mohtarma", "janab", "so", "do", "wo", "bin", "binte", "bint", "mussarat", "syeda", "sayeda"})
 # "Muhammad" is written, abbreviated or left out at will: it never tells two people apart
 FILLER = frozenset({"muhammad"})
-_FOLD = (("x", "ks"), ("kh", "k"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("bh", "b"), ("sh", "x"),
+_FOLD = (("x", "ks"), ("kh", "k"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("bh", "b"), ("sh", "s"),
          ("q", "k"), ("ck", "k"), ("z", "s"), ("w", "v"))
 _VOWELS = re.compile(r"[aeiouy]")
 
@@ -107,7 +107,7 @@ _VOWELS = re.compile(r"[aeiouy]")
 @lru_cache(maxsize=65536)
 def sound(token: str) -> str:
     """A spelling-blind key of one name token: the transliteration pairs folded (kh/k, gh/g, q/k, z/s,
-    w/v, ph/f; ``sh`` kept apart from ``s`` as ``x``), every ``h`` after the first letter dropped, vowels dropped after the first
+    w/v, sh/s, ph/f), every ``h`` after the first letter dropped, vowels dropped after the first
     letter (a leading vowel kept as ``a``), doubled letters collapsed. ``Usman``, ``Osman`` and
     ``Usmaan`` are ``asmn``; ``Yasmeen`` and ``Yasmin`` are ``ysmn``; ``Bakhsh`` and ``Bux`` are ``bks``."""
     t = token.lower()

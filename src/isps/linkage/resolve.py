@@ -234,6 +234,9 @@ BLOCKING_RULES = [
     "l.fh_key = r.fh_key AND l.dob = r.dob AND l.sex = r.sex",
     "l.name_ph = r.name_ph AND l.yob = r.yob",
     "l.given_ph = r.given_ph AND l.fh_ph = r.fh_ph AND l.yob = r.yob",
+    # no date at all: a year off as well as another error
+    "l.district_id = r.district_id AND l.name_ph = r.name_ph",
+    "l.name_ph = r.name_ph AND l.fh_ph = r.fh_ph",
     "l.phone = r.phone",
 ]
 
@@ -317,9 +320,11 @@ def score(lf: pa.Table, rf: pa.Table, review_weight: float,
         # the same trained model, blocked on the CNIC alone, over just these lines and holders
         trained = copy.deepcopy(linker.misc.save_model_to_json())
         trained["blocking_rules_to_generate_predictions"] = ["l.cnic = r.cnic"]
-        side = Linker([db.register(held[0], dataset_display_name="held_lines"),
-                       db.register(held[1], dataset_display_name="cnic_holders")], trained, log_level=logging.ERROR)
+        # (Splink puts the dataset whose name sorts first on the left: "partner…" before "registry…")
+        side = Linker([db.register(held[0], dataset_display_name="partner_held"),
+                       db.register(held[1], dataset_display_name="registry_holders")], trained, log_level=logging.ERROR)
         held_pairs = _pairs_of(con, side.inference.predict(warning_mode="never"))
+
     # the connection is left to the garbage collector: Arrow results may still share its buffers
     return pairs, held_pairs, labels, model
 
@@ -467,8 +472,8 @@ def compute(conn: Connection, left: pa.Table, run_id: int, rep: ResolveReport, *
     con.register("reg", right.select(["id", "household_id", "cnic"]))
     con.register("known", known)
     lf, rf = features(left), features(right)
-    con.register("lf", lf.select(["unique_id", "sex", "yob", "name", "name_ph"]))
-    con.register("rf", rf.select(["unique_id", "sex", "yob", "name", "name_ph"]))
+    con.register("lf", lf.select(["unique_id", "sex", "yob", "name", "name_set", "name_ph"]))
+    con.register("rf", rf.select(["unique_id", "sex", "yob", "name", "name_set", "name_ph"]))
     # an exact CNIC links only when name, sex and age do not clearly disagree: a slip that happens
     # to be another person's CNIC (a woman born 2012 on the CNIC of one born 1998) is held back,
     # scored like a line without a CNIC, and shown for review with the reason
@@ -477,6 +482,7 @@ def compute(conn: Connection, left: pa.Table, run_id: int, rep: ResolveReport, *
         " CASE WHEN a.sex <> b.sex THEN 'sex differs (' || a.sex || ' on the list, ' || b.sex || ' in the registry)' END, "
         " CASE WHEN abs(a.yob - b.yob) > 2 THEN 'born ' || a.yob || ' on the list, ' || b.yob || ' in the registry' END, "
         " CASE WHEN NOT list_has_any(string_split(a.name_ph, ' '), string_split(b.name_ph, ' ')) "
+        "      AND jaro_winkler_similarity(a.name_set, b.name_set) < 0.75 "
         "      THEN 'names share no part (' || a.name || ' on the list, ' || b.name || ' in the registry)' END), '') AS veto "
         "FROM lines l JOIN (SELECT cnic, min(id) AS individual_id, arg_min(household_id, id) AS household_id FROM reg "
         " WHERE cnic IS NOT NULL GROUP BY cnic) m ON m.cnic = l.cnic "
