@@ -153,3 +153,42 @@ def test_titles_order_and_muhammad_are_not_disagreements(messy):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT individual_id FROM beneficiary WHERE partner_ref = 'TITLES'")
                             ).scalar_one() == b["id"]
+
+
+def test_cli_counts_each_line_once_and_review_shows_the_partner_line(engine, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from isps.synth.load import load_synthetic
+
+    load_synthetic(engine, 200, seed=6)
+    a = _person(engine, "sex = 'male'")
+    monkeypatch.setenv("ISPS_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    import isps.cli.common as common
+    import isps.cli.main as main
+
+    monkeypatch.setattr(main, "_engine", lambda: engine)
+    monkeypatch.setattr(common, "_engine", lambda: engine)  # the sbr commands import it from here
+    monkeypatch.setattr(main.console, "width", 400)
+    path = tmp_path / "zakat.csv"
+    path.write_text("partner_ref,full_name,sex,cnic,date_of_birth,district\n"
+                    f"OWN,{a['full_name']},male,{a['cnic']},{str(a['date_of_birth'])[:10]},{a['district_id']}\n"
+                    f"SLIP,Zarmina Gul,female,{a['cnic']},,D.G. Khan\n"
+                    "NEW,Qandeel Zarghoona,female,,,Pindi\n", encoding="utf-8")
+    run = CliRunner().invoke
+    r = run(main.app, ["sbr", "ingest", "zakat_guzara_allowance", str(path), "--partner", "Zakat"])
+    assert r.exit_code == 0 and "3 inserted" in r.output, r.output
+    r = run(main.app, ["sbr", "resolve"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "3 lines: 1 linked by CNIC, 0 by probabilistic match, 1 waiting for clerical review" in out, out
+    assert "1 with a CNIC held back" in out and "1 with no match found in the registry" in out, out
+    assert "not in the registry" not in out
+    # OWN is a registry person (not a new one); SLIP and NEW are not linked to anyone
+    assert "2 new persons for lines not linked to anyone" in out and "1 registry people seen" in out, out
+    r = run(main.app, ["sbr", "review"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    masked = f"{a['cnic'][:5]}-*****{a['cnic'][10:12]}-{a['cnic'][12]}"
+    assert "zakat_guzara_allowance line SLIP" in out and "Dera Ghazi Khan" in out and masked in out, out
+    assert a["cnic"] not in out and "born —" in out and "None" not in out, out
+    assert "same CNIC, but sex differs (female on the list, male in the registry)" in out, out

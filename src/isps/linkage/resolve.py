@@ -79,8 +79,9 @@ class ResolveReport:
         held = (f" ({self.cnic_held} with a CNIC held back: its name, sex or age disagree)" if self.cnic_held else "")
         return (f"run {self.run_id}: {self.records} lines: {self.by_cnic} linked by CNIC, {self.by_splink} by "
                 f"probabilistic match, {self.to_review} waiting for clerical review{held}, {self.unlinked} with no "
-                f"match found in the registry; persons: {self.new_persons} new (lines matching no one), "
-                f"{self.registry_persons} registry people seen on a list for the first time; {self.seconds:.1f} s")
+                f"match found in the registry; {self.new_persons} new persons for lines not linked to anyone in "
+                f"the registry, {self.registry_persons} registry people seen on a list for the first time; "
+                f"{self.seconds:.1f} s")
 
 
 # ---------------------------------------------------------------- reading into Arrow
