@@ -217,26 +217,28 @@ def comparisons() -> list[dict]:
 
 # Which pairs are scored at all. Each rule is an equality of keys that a kind of error leaves alone,
 # so that a line with any two of (imprecise date of birth, other or misspelt district, a name spelt
-# outside the table, a father's name written otherwise) still meets its true record under one rule:
-#   date and district wrong -> the name's sound set and year, or given and father's sounds and year;
-#   date and given name -> district and father's key; date and father -> the sound set and year;
-#   district and a name -> the date with the given sound, or with the father's key;
-#   district and father -> the given sound and date; names both -> district and date.
+# outside the table, a father's name written otherwise, names in another order) still meets its true
+# record under one rule:
+#   date and district -> name sounds, father's key and year (or, a year off: name and father sounds);
+#   date and given name -> district, given and father's keys (years within two);
+#   date and father -> district and name sounds (years within two);
+#   district and given name -> the date with the given sound, or with the father's key;
+#   district and father -> the given sound and date; any two of the names -> district and date.
 # A CNIC is never a key: a slip would find the wrong person (the exact CNIC join comes before, and
-# checks name, sex and age). Comparisons per rule: bench.linkage --blocking.
+# checks name, sex and age). Each rule's pairs are counted by `bench.linkage --blocking` (Splink's
+# blocking analysis); a rule on a name alone, or a name and a year, is a block of every namesake of
+# the province and is not used.
+_YEARS_CLOSE = "(l.yob IS NULL OR r.yob IS NULL OR abs(l.yob - r.yob) <= 2)"
 BLOCKING_RULES = [
     "l.district_id = r.district_id AND l.dob = r.dob",
     "l.district_id = r.district_id AND l.dob_swapped = r.dob",
     # dates of birth not contradicting (decide() never links a pair whose dates disagree outright;
     # scoring the namesakes born years apart was three pairs in five at a million lines)
-    "l.district_id = r.district_id AND l.given_ph = r.given_ph AND l.fh_key = r.fh_key "
-    "AND (l.yob IS NULL OR r.yob IS NULL OR abs(l.yob - r.yob) <= 2)",
+    f"l.district_id = r.district_id AND l.given_ph = r.given_ph AND l.fh_key = r.fh_key AND {_YEARS_CLOSE}",
     "l.given_ph = r.given_ph AND l.dob = r.dob",
     "l.fh_key = r.fh_key AND l.dob = r.dob AND l.sex = r.sex",
-    "l.name_ph = r.name_ph AND l.yob = r.yob",
-    "l.given_ph = r.given_ph AND l.fh_ph = r.fh_ph AND l.yob = r.yob",
-    # no date at all: a year off as well as another error
-    "l.district_id = r.district_id AND l.name_ph = r.name_ph",
+    "l.name_ph = r.name_ph AND l.fh_key = r.fh_key AND l.yob = r.yob",
+    f"l.district_id = r.district_id AND l.name_ph = r.name_ph AND {_YEARS_CLOSE}",
     "l.name_ph = r.name_ph AND l.fh_ph = r.fh_ph",
     "l.phone = r.phone",
 ]
