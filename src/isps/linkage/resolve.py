@@ -219,16 +219,18 @@ def comparisons() -> list[dict]:
 # so that a line with any two of (imprecise date of birth, other or misspelt district, a name spelt
 # outside the table, a father's name written otherwise, names in another order) still meets its true
 # record under one rule:
-#   date and district -> name sounds, father's key and year (or, a year off: name and father sounds);
+#   date and district -> name sounds, father's key and year (or, years apart: name and father sounds);
 #   date and given name -> district, given and father's keys (years within two);
-#   date and father -> district and name sounds (years within two);
+#   date and father -> district and name sounds (a year apart at most);
 #   district and given name -> the date with the given sound, or with the father's key;
 #   district and father -> the given sound and date; any two of the names -> district and date.
 # A CNIC is never a key: a slip would find the wrong person (the exact CNIC join comes before, and
 # checks name, sex and age). Each rule's pairs are counted by `bench.linkage --blocking` (Splink's
-# blocking analysis); a rule on a name alone, or a name and a year, is a block of every namesake of
-# the province and is not used.
+# blocking analysis: 8.1 million pairs for a million lines against 1.14 million people, against 13.4
+# million before the two rules without a date were bounded by the years); a rule on a name alone, or
+# a name and a year, is a block of every namesake of the province and is not used.
 _YEARS_CLOSE = "(l.yob IS NULL OR r.yob IS NULL OR abs(l.yob - r.yob) <= 2)"
+_YEAR_OFF = "(l.yob IS NULL OR r.yob IS NULL OR abs(l.yob - r.yob) <= 1)"
 BLOCKING_RULES = [
     "l.district_id = r.district_id AND l.dob = r.dob",
     "l.district_id = r.district_id AND l.dob_swapped = r.dob",
@@ -238,8 +240,8 @@ BLOCKING_RULES = [
     "l.given_ph = r.given_ph AND l.dob = r.dob",
     "l.fh_key = r.fh_key AND l.dob = r.dob AND l.sex = r.sex",
     "l.name_ph = r.name_ph AND l.fh_key = r.fh_key AND l.yob = r.yob",
-    f"l.district_id = r.district_id AND l.name_ph = r.name_ph AND {_YEARS_CLOSE}",
-    "l.name_ph = r.name_ph AND l.fh_ph = r.fh_ph",
+    f"l.district_id = r.district_id AND l.name_ph = r.name_ph AND {_YEAR_OFF}",
+    f"l.name_ph = r.name_ph AND l.fh_ph = r.fh_ph AND {_YEARS_CLOSE}",
     "l.phone = r.phone",
 ]
 
