@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from isps.linkage import ingest, names, resolve
+from isps.linkage import ingest, names
 from isps.registry import geography
 
 

@@ -1,4 +1,5 @@
-"""Name normalisation for linkage: one canonical spelling per transliteration variant.
+"""Name normalisation for linkage: one canonical spelling per transliteration variant, and keys that
+do not care about spelling, titles or order (:func:`keys`, :func:`sound`).
 
 ``Mohammad``, ``Muhammed`` and ``M.`` are all written ``muhammad``; ``Abdur Rahman`` becomes
 ``abdul rehman``. The variant table is :data:`isps.registry.name_variants.VARIANTS` (the one list of
@@ -67,27 +68,6 @@ def normalise_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     uniq = pc.unique(values)
     mapped = pa.array([normalise(v) for v in uniq.to_pylist()], type=pa.string())
     return pc.take(mapped, pc.index_in(values, uniq))
-
-
-def given_token(name: str | None) -> str | None:
-    """The first name token that is not ``muhammad`` (so Muhammad Ali and Ali compare alike)."""
-    if not name:
-        return None
-    for t in name.split():
-        if t != "muhammad":
-            return t
-    return name.split()[0]
-
-
-def tokens_array(norm: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(given token, last token) of normalised names."""
-    uniq = pc.unique(norm)
-    first, last = [], []
-    for v in uniq.to_pylist():
-        first.append(given_token(v))
-        last.append(v.split()[-1] if v else None)
-    idx = pc.index_in(norm, uniq)
-    return pc.take(pa.array(first, pa.string()), idx), pc.take(pa.array(last, pa.string()), idx)
 
 
 # Titles and honorifics that one register writes and another leaves out (some are also family names:

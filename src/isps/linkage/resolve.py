@@ -1,12 +1,20 @@
 """Identity resolution: every beneficiary line is linked to a registry individual and a person.
 
-1. **Exact CNIC** (one set-based ``UPDATE … FROM``): a valid CNIC held by a registry individual.
+1. **Exact CNIC** (a join in DuckDB): a valid CNIC held by a registry individual, unless name, sex or
+   age clearly disagree (sexes differ, years of birth more than two apart, names with no part in
+   common): such a line, usually a typing slip that happens to be someone else's CNIC, is scored
+   like a line without a CNIC and its pair with the CNIC's holder is shown for review with the
+   reason (``check`` in the explanation), never linked on the CNIC.
 2. **Probabilistic linkage** for the rest, with Splink 5 on DuckDB (``link_only``: partner lines
-   against the registry). Names are normalised with the transliteration table
-   (:mod:`isps.linkage.names`) and compared on the whole name and on given and family tokens;
-   father's or husband's name; date of birth (exact, day and month swapped, same year); district;
-   phone; sex; CNIC (a near miss is a typing slip, a different valid CNIC is strong evidence
-   against). Trained without labels: u by random sampling, m by expectation maximisation.
+   against the registry). Names are normalised with the transliteration table, then reduced to
+   parts without honorifics and "Muhammad", as spelt and as spelling-blind sound keys
+   (:mod:`isps.linkage.names`); compared as a whole, as a set of parts (order and titles do not
+   matter) and part within part (a middle name on one side only); father's or husband's name the
+   same way; date of birth (exact, day and month swapped, same year with a placeholder date of
+   1 January or a year alone, same year, within two years); district; phone; sex; CNIC (a near
+   miss is a typing slip, a different valid CNIC is strong evidence against). Pairs are found by
+   :data:`BLOCKING_RULES` (none on the CNIC). Trained without labels: u by random sampling, m by
+   expectation maximisation.
    Every scored pair keeps its field-by-field explanation (each comparison's level and its match
    weight, plus the prior), stored with the candidate.
 3. **Thresholds**: the best candidate of a line is linked when its match weight reaches
