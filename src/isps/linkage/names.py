@@ -10,6 +10,7 @@ Arrow, so a million names cost what a few thousand distinct ones do.
 from __future__ import annotations
 
 import re
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -122,14 +123,30 @@ def keys(norm: str | None) -> tuple[str | None, str | None, str | None]:
     return " ".join(sorted(set(kept))), " ".join(sorted(set(sounds))), sounds[0]
 
 
-def keys_array(norm: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """:func:`keys` over a column of normalised names, once per distinct value."""
+def bits(sounds: str | None) -> int | None:
+    """A 63-bit signature of a sound set: one bit per part (its CRC-32 modulo 63). Two sets that share
+    a part share a bit, and a set within another has its bits within the other's: a bitwise test
+    that lets the database skip the exact comparison of parts for almost every pair."""
+    if not sounds:
+        return None
+    out = 0
+    for part in sounds.split(" "):
+        out |= 1 << (zlib.crc32(part.encode()) % 63)
+    return out
+
+
+def keys_array(norm: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """:func:`keys` over a column of normalised names, once per distinct value, and the
+    :func:`bits` of the sound sets."""
     if isinstance(norm, pa.ChunkedArray):
         norm = norm.combine_chunks()
     uniq = pc.unique(norm)
-    cols = list(zip(*[keys(v) for v in uniq.to_pylist()])) or [(), (), ()]
+    rows = [keys(v) for v in uniq.to_pylist()]
+    cols = [list(c) for c in zip(*rows)] if rows else [[], [], []]
     idx = pc.index_in(norm, uniq)
-    return tuple(pc.take(pa.array(list(c), pa.string()), idx) for c in cols)  # type: ignore[return-value]
+    out = [pc.take(pa.array(c, pa.string()), idx) for c in cols]
+    out.append(pc.take(pa.array([bits(v) for v in cols[1]], pa.int64()), idx))
+    return tuple(out)  # type: ignore[return-value]
 
 
 def _np(a) -> np.ndarray:
