@@ -40,3 +40,32 @@ def test_operator_accepts_pair_in_browser(sqlite_province, visit):  # noqa: F811
     with transaction(sqlite_province) as s:
         assert s.get(MatchCandidate, cid).status == "accepted"
     assert not visit.errors and not visit.foreign
+
+
+def test_held_cnic_shows_its_reason_in_both_languages(sqlite_province, visit):  # noqa: F811
+    with transaction(sqlite_province) as s:
+        man = s.scalars(select(Individual).where(Individual.cnic.is_not(None), Individual.sex == "male")
+                        .order_by(Individual.id)).first()
+        cnic, man_id = man.cnic, man.id
+    # a slip that is this man's CNIC, on a girl born 2012 whom the registry does not hold
+    line = {"partner_ref": "SLIP-1", "cnic": cnic, "full_name": "Zarmina Gul", "sex": "female",
+            "date_of_birth": "2012-05-05", "district": "Lahore"}
+    ingest.ingest_records(sqlite_province, "pbm_financial_assistance", [line], partner="PBM", reference="slip",
+                          actor="test", resolve=True)
+    with transaction(sqlite_province) as s:
+        cid = s.scalars(select(MatchCandidate.id).where(MatchCandidate.status == "review",
+                                                        MatchCandidate.individual_id == man_id)).one()
+    visit.sign_in("manager")
+    page = visit.page
+    page.goto(visit.base + "/sbr/review")
+    pair = page.locator(f"#pair-{cid}")
+    check = pair.locator("tr", has=page.locator("th", has_text="Identity check"))
+    assert "same CNIC, but sex differs (female on the list, male in the registry)" in check.inner_text()
+    pair.scroll_into_view_if_needed()
+    visit.screenshot("sbr-review-held-cnic-en.png")
+    page.locator("a.lang-switch").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    assert "شناخت کی جانچ" in page.locator(f"#pair-{cid}").inner_text()
+    visit.screenshot("sbr-review-held-cnic-ur.png")
+    assert not visit.errors and not visit.foreign

@@ -82,17 +82,30 @@ def resolve_cmd(actor: str = "cli", accept_weight: float = 8.0, review_weight: f
 
 @linkage_app.command("review")
 def review_cmd(limit: int = 20) -> None:
-    """Show pairs waiting for clerical review, with each field's weight."""
+    """Show pairs waiting for clerical review: the partner's line (program, reference, district,
+    masked CNIC) beside the registry person, with each field's weight and any reason it was held."""
     from isps.cli.common import _engine, console
     from isps.linkage import persons
+    from isps.registry import geography
+    from isps.registry.cnic import mask
+
+    district = {d.id: d.name for d in geography.districts()}
+
+    def side(p) -> str:
+        dob = p.date_of_birth.isoformat() if p.date_of_birth else "—"
+        where = district.get(p.district_id, "—") if p.district_id is not None else "—"
+        return (f"{p.full_name or '—'} / {p.father_husband_name or '—'} / born {dob} / {where} / "
+                f"CNIC {mask(p.cnic) if p.cnic else '—'}")
 
     with transaction(_engine()) as s:
-        for item in persons.review_queue(s, limit=limit):
+        items = persons.review_queue(s, limit=limit)
+        if not items:
+            console.print("no pairs waiting for review")
+        for item in items:
             c, b, i = item.candidate, item.beneficiary, item.individual
-            console.print(f"[bold]pair {c.id}[/bold] weight {c.match_weight:+.1f}: {b.full_name} / "
-                          f"{b.father_husband_name} / {b.date_of_birth}  ~  "
-                          f"{i.full_name if i else '?'} / {i.father_husband_name if i else ''} / "
-                          f"{i.date_of_birth if i else ''}")
+            console.print(f"[bold]pair {c.id}[/bold] weight {c.match_weight:+.1f}: "
+                          f"{b.program_code} line {b.partner_ref}: {side(b)}")
+            console.print(f"   ~ registry {c.individual_id}: {side(i) if i else 'no longer in the registry'}")
             console.print("   " + "; ".join(f"{e['field']}: {e['level']} {e['weight']:+.1f}" for e in c.explanation))
 
 

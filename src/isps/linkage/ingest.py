@@ -10,7 +10,10 @@ Checks are column-wise (Arrow), as in :mod:`isps.registry.transfer`, and every p
 with the row number the user sees. A line without ``partner_ref`` or ``full_name``, or repeating
 a ``partner_ref`` of the same list, is rejected. A CNIC, date of birth, district or phone that
 cannot be read is reported as a warning and the line is kept without that value: lists without
-CNICs are exactly what identity resolution is for.
+CNICs are exactly what identity resolution is for. No value is changed or dropped without a
+warning on its row: a district read from an alias is silent (``D.G. Khan``, ``Lyallpur``), one read
+from a misspelling is noted, a year of birth alone is kept as 1 January (the registers' own
+placeholder, compared on the year only) and noted, a name longer than the column is noted.
 """
 
 from __future__ import annotations
@@ -230,9 +233,18 @@ def _cnics(values: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 _DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+# a year alone, or a year with a zero day and month (00/00/1985, 1985-00-00): registers' "born in 1985"
+_YEAR_ONLY = re.compile(r"^(?:(\d{4})(?:[/.-]0{1,2}[/.-]0{1,2})?|0{1,2}[/.-]0{1,2}[/.-](\d{4}))$")
 
 
 def _parse_date(v: str):
+    year = _YEAR_ONLY.match(v)
+    if year:
+        y = int(year[1] or year[2])
+        if not (1900 <= y <= date.today().year):
+            return None, f"date of birth '{v}' is not plausible; kept without it"
+        # 1 January is the registers' own placeholder: resolution compares such dates on the year only
+        return date(y, 1, 1), f"date of birth '{v}' is a year only; kept as 1 January {y}, compared on the year"
     try:
         m = _DMY.match(v)
         d = date(int(m[3]), int(m[2]), int(m[1])) if m else date.fromisoformat(v[:10])
@@ -261,16 +273,14 @@ def _phones(values: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _district_parser():
-    by_name = {d.name.lower(): d.id for d in geography.districts()}
-    ids = set(by_name.values())
-
+    """A district's id from what partners write (:func:`isps.registry.geography.read_district`: names,
+    ids, aliases such as ``D.G. Khan`` or ``Lyallpur``, tehsils, near misspellings). A guess is kept
+    and reported on the row; a value that fits no district is reported and the line kept without it."""
     def parse(v: str):
-        key = v.strip().lower()
-        if key.isdigit() and int(key) in ids:
-            return int(key), None
-        if key in by_name:
-            return by_name[key], None
-        return None, f"district '{v}' is not a Punjab district; kept without it"
+        found, note = geography.read_district(v)
+        if found is None:
+            return None, f"{note}; kept without it"
+        return found, note
     return parse
 
 
@@ -323,6 +333,9 @@ def check(table: pa.Table, rows: np.ndarray, default_value: float | None) -> tup
     problems.add(_mask(pc.is_valid(err)), "yearly_value", err, "rejected")
     if default_value is not None:
         value = pc.fill_null(value, pa.scalar(float(default_value)))
+    for column in ("full_name", "father_husband_name"):
+        problems.add(_mask(pc.greater(pc.utf8_length(_text(table, column)), 80)), column,
+                     "longer than 80 characters; kept cut to 80", "warning")
     clean = pa.table({
         "partner_ref": ref,
         "cnic": cnic,

@@ -23,7 +23,7 @@ from datetime import date
 import numpy as np
 import pyarrow as pa
 
-from isps.registry import geography, vocab
+from isps.registry import geography, name_variants, vocab
 from isps.registry.ids import HOUSEHOLD_RANGE, INDIVIDUAL_RANGE
 from isps.synth import names
 
@@ -105,7 +105,7 @@ def _spell(rng: np.random.Generator, canonical: np.ndarray, p_variant: float) ->
     flip = rng.random(len(out)) < p_variant
     for i in np.flatnonzero(flip):
         parts = out[i].split(" ")
-        parts = [rng.choice(names.VARIANTS[p]) if p in names.VARIANTS else p for p in parts]
+        parts = [rng.choice(name_variants.VARIANTS[p]) if p in name_variants.VARIANTS else p for p in parts]
         out[i] = " ".join(parts)
     return out
 
@@ -113,7 +113,7 @@ def _spell(rng: np.random.Generator, canonical: np.ndarray, p_variant: float) ->
 def _spelled(rng: np.random.Generator, canon: list[str], idx: np.ndarray, p_variant: float = 0.25) -> np.ndarray:
     """Names from a list by index, each written in its canonical spelling or, with
     probability p, one of its transliteration variants."""
-    options = [[c] + names.VARIANTS.get(c, []) for c in canon]
+    options = [[c] + name_variants.VARIANTS.get(c, []) for c in canon]
     width = max(len(o) for o in options)
     table = np.array([o + [o[0]] * (width - len(o)) for o in options], dtype=object)
     n_opts = np.array([len(o) for o in options])

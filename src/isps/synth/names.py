@@ -1,8 +1,7 @@
 """Pakistani names as they are written in Punjab's registers, with their transliteration variants.
 
-Each canonical spelling maps to the variants seen in real lists; the generator
-writes one of them at random (registers disagree on spelling) and the linkage
-work corrupts records with the others.
+The generator writes one of the spellings of :data:`isps.registry.name_variants.VARIANTS` at
+random (registers disagree on spelling); linkage reads the same table to put them back together.
 """
 
 from __future__ import annotations
@@ -32,48 +31,6 @@ FAMILY = [
 # women's second names where no family name is written
 FEMALE_SECOND = ["Bibi", "Begum", "Bano", "Khatoon", "Akhtar", "Naz"]
 
-VARIANTS: dict[str, list[str]] = {
-    "Muhammad": ["Mohammad", "Muhammed", "Mohammed", "Mohd", "M."],
-    "Ahmed": ["Ahmad", "Ahmd"],
-    "Hussain": ["Husain", "Hussein", "Hosain"],
-    "Usman": ["Osman", "Usmaan"],
-    "Yousaf": ["Yusuf", "Yousuf", "Yosaf"],
-    "Chaudhry": ["Chaudhary", "Ch.", "Choudhry"],
-    "Qureshi": ["Qurashi", "Kureshi"],
-    "Abdul Rehman": ["Abdur Rahman", "Abdul Rahman", "A. Rehman"],
-    "Rehman": ["Rahman", "Rahmaan"],
-    "Ghulam Rasool": ["Ghulam Rasul", "G. Rasool"],
-    "Ghulam Mustafa": ["Ghulam Mustfa", "G. Mustafa"],
-    "Allah Ditta": ["Alla Ditta", "Allah Dita"],
-    "Allah Bakhsh": ["Allah Bux", "Allah Baksh"],
-    "Zubair": ["Zobair", "Zubiar"],
-    "Fatima": ["Fatma", "Fatimah"],
-    "Ayesha": ["Aisha", "Aysha", "Ayisha"],
-    "Zainab": ["Zenab", "Zeinab"],
-    "Khadija": ["Khadijah", "Khdija"],
-    "Maryam": ["Mariam", "Mariyam"],
-    "Nasreen": ["Nasrin", "Nasreeen"],
-    "Rubina": ["Robina", "Rubeena"],
-    "Parveen": ["Perveen", "Parvin"],
-    "Kausar": ["Kosar", "Kauser"],
-    "Yasmeen": ["Yasmin", "Yasmine"],
-    "Shamim": ["Shameem"],
-    "Naseem": ["Nasim"],
-    "Iqbal": ["Iqbaal", "Ikbal"],
-    "Pervaiz": ["Parvez", "Pervez"],
-    "Javed": ["Javaid", "Jawed"],
-    "Saleem": ["Salim"],
-    "Rafiq": ["Rafique"],
-    "Shafiq": ["Shafique"],
-    "Ishfaq": ["Ishfaque"],
-    "Aslam": ["Aslum"],
-    "Bibi": ["Bibbi", "Bi Bi"],
-    "Begum": ["Begam", "Baigum"],
-    "Sughra": ["Soughra", "Sugra"],
-    "Bilqees": ["Bilquis", "Bilqis"],
-    "Hajra": ["Hajira", "Hajrah"],
-    "Amna": ["Aamna", "Amina"],
-}
 
 MALE_OCCUPATIONS = {
     "employed_formal": ["Government clerk", "School teacher", "Factory worker", "Police constable", "Bank officer", "Nurse"],
