@@ -74,6 +74,19 @@ def _actor(request: Request, session: Session, who: Principal, action: str, enti
     return None
 
 
+def _model_to_act_on(request: Request, session: Session, who: Principal, action: str, model_id: int,
+                     what: str) -> PmtModel | Response:
+    """The model a maker or checker acts on, or the page that says why not: 403 (audited) for a role
+    that may not act, 404 for a model that does not exist."""
+    refused = _actor(request, session, who, action, "pmt_model", model_id, what)
+    if refused:
+        return refused
+    model = _model(session, model_id)
+    if model is None:
+        return r.error_page(request, session, who, 404, r._tr(request)("pmt.not_found", id=model_id))
+    return model
+
+
 def _notice(request: Request) -> str | None:
     done = request.query_params.get("done", "")
     return r._tr(request)(f"tg.done.{done}") if done in NOTICES else None
@@ -288,13 +301,10 @@ def pmt_model(request: Request, model_id: Id, session: DB, who: User) -> Respons
 @router.post("/pmt/models/{model_id}/approve")
 def pmt_approve(request: Request, model_id: Id, session: DB, who: User) -> Response:
     """The checker's approval: refused to the person who made the model (maker-checker), with a 409."""
-    refused = _actor(request, session, who, "approve", "pmt_model", model_id, "approve a PMT model")
-    if refused:
-        return refused
     tr = r._tr(request)
-    model = _model(session, model_id)
-    if model is None:
-        return r.error_page(request, session, who, 404, tr("pmt.not_found", id=model_id))
+    model = _model_to_act_on(request, session, who, "approve", model_id, "approve a PMT model")
+    if isinstance(model, Response):
+        return model
     try:
         pmt.approve(session, model_id, who.username)
     except pmt.PmtApprovalError as exc:
@@ -312,13 +322,10 @@ def pmt_approve(request: Request, model_id: Id, session: DB, who: User) -> Respo
 @router.post("/pmt/models/{model_id}/activate")
 def pmt_activate(request: Request, model_id: Id, session: DB, who: User) -> Response:
     """Make an approved model the one in force: every household is re-scored, in the background."""
-    refused = _actor(request, session, who, "activate", "pmt_model", model_id, "activate a PMT model")
-    if refused:
-        return refused
     tr = r._tr(request)
-    model = _model(session, model_id)
-    if model is None:
-        return r.error_page(request, session, who, 404, tr("pmt.not_found", id=model_id))
+    model = _model_to_act_on(request, session, who, "activate", model_id, "activate a PMT model")
+    if isinstance(model, Response):
+        return model
     problem = (tr("pmt.error.active") if model.status == "active" else _approval_problem(model))
     busy = _another_job(PMT_JOBS)
     if problem is None and busy is not None:
