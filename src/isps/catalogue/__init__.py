@@ -10,7 +10,9 @@ the federal agencies, each classified the way the Integrated Social Protection S
 * ``unit``: whether the benefit is per household or per individual.
 
 The shipped catalogue lives in ``data/catalogue.json`` and is seeded by :func:`install_catalogue`
-on every migrate; codes of BISP programs are the eligibility rules' program codes.
+on every migrate; codes of BISP programs are the eligibility rules' program codes. Each program also
+carries its Urdu name and its agency's (``name_ur``, ``agency_ur``): these are display words, read
+from the shipped file by :func:`display_name` and :func:`agency_name`, not stored in the table.
 
 It also carries the rules of combination, as data (``program_rule``): the kinds a person may draw
 only once (``exclusive_kind``), the pairs of programs or kinds that may not be combined
@@ -105,13 +107,41 @@ def shipped_rules() -> list[dict]:
     return [{**r, "version": data["version"]} for r in rows]
 
 
+URDU_FIELDS = ("name_ur", "agency_ur")
+
+
+@lru_cache(maxsize=1)
+def _names() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Program code -> (English name, Urdu name), and agency (as the catalogue spells it in English)
+    -> its Urdu name, from the shipped file."""
+    programs = _shipped_file()["programs"]
+    return ({p["code"]: (p["name"], p.get("name_ur") or p["name"]) for p in programs},
+            {p["agency"]: p.get("agency_ur") or p["agency"] for p in programs})
+
+
+def display_name(code: str, lang: str = "en") -> str:
+    """A program's one display name in ``lang`` (``en`` or ``ur``), never its code unless the
+    catalogue does not know it."""
+    names = _names()[0].get(code)
+    if names is None:
+        return code
+    return names[1] if lang == "ur" else names[0]
+
+
+def agency_name(agency: str, lang: str = "en") -> str:
+    """An agency's name in ``lang``: ``agency`` is its English name as the catalogue (and the
+    ``program`` table) spells it; an agency the catalogue does not know stays as written."""
+    return _names()[1].get(agency, agency) if lang == "ur" else agency
+
+
 @lru_cache(maxsize=1)
 def shipped() -> tuple[dict, ...]:
     data = _shipped_file()
     out = []
     for p in data["programs"]:
         assert p["pillar"] in PILLARS and p["life_stage"] in LIFE_STAGES and p["benefit_type"] in BENEFIT_TYPES, p
-        out.append({**p, "payments_per_year": PAYMENTS_PER_YEAR[p["frequency"]], "version": data["version"]})
+        stored = {k: v for k, v in p.items() if k not in URDU_FIELDS}
+        out.append({**stored, "payments_per_year": PAYMENTS_PER_YEAR[p["frequency"]], "version": data["version"]})
     return tuple(out)
 
 

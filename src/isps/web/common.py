@@ -194,13 +194,18 @@ def tehsil_name(tr: i18n.Translator, t: Tehsil | None) -> str:
 
 
 def program_name(tr: i18n.Translator, code: str) -> str:
-    """A program's one display name: the catalogue's (in Urdu the i18n label ``program.<code>`` where
-    there is one), never its code; the rules, the chips and the page titles all read it here."""
-    from isps.catalogue import shipped
+    """A program's one display name in the page's language: the catalogue's (``name_ur`` in Urdu),
+    never its code; the rules, the chips, the reports and the page titles all read it here."""
+    from isps.catalogue import display_name
 
-    if tr.code == "ur" and tr.has(f"program.{code}"):
-        return tr(f"program.{code}")
-    return next((p["name"] for p in shipped() if p["code"] == code), code)
+    return display_name(code, tr.code)
+
+
+def agency_name(tr: i18n.Translator, agency: str | None) -> str:
+    """An agency's name in the page's language (the catalogue's ``agency_ur`` in Urdu)."""
+    from isps.catalogue import agency_name as name
+
+    return name(agency, tr.code) if agency else "—"
 
 
 def render(request: Request, name: str, context: dict, *, who: Principal | None = None,
@@ -219,6 +224,7 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
            "district_name": lambda d: _district_name(tr, d),
            "tehsil_name": lambda t: tehsil_name(tr, t),
            "program_name": lambda code: program_name(tr, code),
+           "agency_name": lambda agency: agency_name(tr, agency),
            "csrf": request.app.state.tokens.csrf(request.cookies.get(SESSION_COOKIE)) if who is not None else None,
            **context}
     resp = templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)

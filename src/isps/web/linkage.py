@@ -19,7 +19,7 @@ from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing
 from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, bad_address_page, error_page, render
-from isps.web.common import _tr
+from isps.web.common import _tr, program_name
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.import"
@@ -94,7 +94,8 @@ def review_page(request: Request, session: DB, who: User, after: After = None, d
             for i in items[:PAGE]]
     pager = listing.pager(request, total=persons.count_queue(session, **filters), shown=len(view), id="queue",
                           next_after=view[-1]["id"] if len(items) > PAGE else None)
-    programs = [(p.code, p.name) for p in catalogue.programs(session)]
+    tr = _tr(request)
+    programs = [(p.code, program_name(tr, p.code)) for p in catalogue.programs(session)]
     return render(request, "linkage_review.html", {
         "items": view, "can_decide": who.can(DECIDE), "done": done if done in ("accept", "reject") else "",
         "decided": decided, "pager": pager, "filters": filters, "programs": programs, "locked": who.scope is not None,
@@ -155,8 +156,6 @@ def decide(request: Request, candidate_id: Id, session: DB, who: User,
 def _report_rows(session, tr, name: str, rows: list) -> list[dict]:
     """A report's rows as a person reads them: district and program names instead of ids and codes,
     the kind of benefit in words, money as money."""
-    from isps.web.common import program_name
-
     districts = _districts(session)
     out = []
     for row in rows:
@@ -191,7 +190,7 @@ def reports_page(request: Request, session: DB, who: User, report: str = "same_k
     if format in listing.FORMATS:  # the whole report, header row included even when it is empty
         return listing.export(request, session, who, format, name=report, entity="report", columns=columns,
                               chunks=iter([_report_rows(session, tr, report, rows)]), detail=f"the report {report}")
-    programs = [(p.code, p.name) for p in catalogue.programs(session)]
+    programs = [(p.code, program_name(tr, p.code)) for p in catalogue.programs(session)]
     return render(request, "linkage_reports.html", {
         "report": report, "reports": list(reports.REPORTS), "rows": _report_rows(session, tr, report, rows[:500]),
         "total": len(rows), "columns": columns, "program": program, "programs": programs, "ceiling": ceiling,

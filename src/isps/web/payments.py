@@ -26,7 +26,6 @@ from isps.api.params import Id
 from isps.config import var_dir
 from isps.payments import payroll as pr
 from isps.programs import cycles, enrolment as en
-from isps.catalogue import Program
 from isps.programs.models import BenefitCycle
 from isps.web import common as r
 from isps.web.common import DB, User
@@ -114,7 +113,6 @@ def _home(request: Request, session: Session, who: Principal, *, error: str | No
     counts = en.overview(session)
     programs, waiting = [], []
     for code in _program_codes(session):
-        program = session.get(Program, code)
         cycle_rows = cycles.cycles(session, code)[:SHOWN]
         payrolls = pr.payrolls(session, code, limit=SHOWN)
         by_cycle = {p["cycle_id"]: p for p in payrolls}
@@ -141,7 +139,7 @@ def _home(request: Request, session: Session, who: Principal, *, error: str | No
                 waiting.append({"kind": "export", "program": code, "id": p["id"], "period": p["period"],
                                 "total": p["total"], "by": p["approved_by"]})
         enrolled, fund = counts.get(code, {}).get("enrolled", 0), pr.fund(session, code)
-        programs.append({"code": code, "name": program.name if program else code, "enrolled": enrolled,
+        programs.append({"code": code, "name": r.program_name(tr, code), "enrolled": enrolled,
                          "fund": fund, "cycles": cycle_rows, "payrolls": payrolls,
                          "active": bool(enrolled or cycle_rows or fund["released"])})
     done = request.query_params.get("done", "")

@@ -113,6 +113,8 @@ def _refused(request: Request, session, who, code: str, filters: dict, geo, tr, 
     def worded(rows: list[dict]) -> list[dict]:
         for x in rows:
             x["text"] = refusal_text(tr, x)
+            x["other_name"] = r.program_name(tr, x["other_program"])
+            x["other_agency"] = r.agency_name(tr, x["other_agency"])
             x["district"] = r._district_name(tr, geo.district_by_id.get(x["district_id"]))
         return rows
 
@@ -191,12 +193,13 @@ def programs_page(request: Request, session: DB, who: User, pillar: str = "") ->
 
     chosen = pillar if pillar in catalogue.PILLARS else None
     counts = en.overview(session, district_id=who.scope)
-    rows = [{"code": p.code, "name": p.name, "agency": p.agency, "level": p.level, "pillar": p.pillar,
+    tr = r._tr(request)
+    rows = [{"code": p.code, "name": r.program_name(tr, p.code), "agency": p.agency, "level": p.level, "pillar": p.pillar,
              "benefit_type": p.benefit_type, "amount": p.amount_pkr, "frequency": p.frequency,
              "enrolled": counts.get(p.code, {}).get("enrolled", 0), "waiting": counts.get(p.code, {}).get("waiting", 0),
              "enrols_here": p.code in en.DEFAULT_POLICIES or p.code in counts}
             for p in catalogue.programs(session, pillar=chosen)]
-    rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))
+    rows.sort(key=lambda r: (not r["enrols_here"], -r["enrolled"], r["name"]))  # by name in the page's language
     audit(session, who, "web", "read", "program_catalogue", None, who.scope, detail=f"read the program catalogue ({chosen or 'all pillars'})")
     return r.render(request, "programs.html", {
         "rows": rows, "pillars": catalogue.PILLARS, "pillar": chosen or ""}, who=who, session=session)

@@ -4,18 +4,18 @@ page's enrolment panel and the program's enrolment page (not a page module: no r
 from __future__ import annotations
 
 from isps.web import lang as i18n
-from isps.web.common import program_name
+from isps.web.common import agency_name, program_name
 
 
 def refusal_text(tr: i18n.Translator, row: dict) -> str:
-    """A stored refusal in the reader's language, from its fields (names of programs and agencies
-    and the partner's list are proper names and stay as written)."""
+    """A stored refusal in the reader's language, from its fields: the other program and its agency
+    by the catalogue's name in that language; the partner's list is a proper name and stays as written."""
     if row["source"] == "list":
         source = tr("enrol.source.list", ref=row["partner_ref"] or "—", reference=row["list_reference"] or "—",
                     partner=row["partner"] or "—", date=row["list_received"] or "—")
     else:
         source = tr("enrol.source.enrolment", ref=row["other_ref"])
-    other = f"{program_name(tr, row['other_program'])} ({row['other_agency']})"
+    other = f"{program_name(tr, row['other_program'])} ({agency_name(tr, row['other_agency'])})"
     if row["rule"] == "same_kind":
         kind = row["other_kind"]
         return tr("enrol.refusal.same_kind", other=other, source=source,
