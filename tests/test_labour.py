@@ -596,3 +596,78 @@ def test_taking_people_off_a_register_keeps_the_history_and_stops_offers_matches
         # a wager who comes back is registered again; the old leaving stays
         wagers.register_wager(s, formatted(a.cnic), "Lari Adda chowk", TODAY, "t")
         assert s.scalar(select(func.count()).select_from(LabourLeaving).where(LabourLeaving.individual_id == a.id)) == 1
+
+
+def test_labour_cli_takes_a_wager_off_and_closes_a_shop(small, monkeypatch):
+    from typer.testing import CliRunner
+
+    import isps.cli.common as common
+    import isps.cli.main as main
+    from isps.labour.models import LabourLeaving
+
+    monkeypatch.setattr(common, "_engine", lambda: small)
+    monkeypatch.setattr(common.console, "width", 300)
+    run = CliRunner().invoke
+    with transaction(small) as s:
+        a, b = _adults(s, 2)
+        a_id, number = a.id, formatted(a.cnic)
+        wagers.register_wager(s, number, "Chowk Yateem Khana", date(2026, 9, 1), "t")
+        cert = shops.register_shop(s, formatted(b.cnic), "Ali Shoes", "footwear", "Urdu Bazar", date(2026, 9, 1),
+                                   "t").certificate_no
+    r = run(main.app, ["labour", "leave", "daily_wager", number, "--reason", "gone"])
+    assert r.exit_code == 1 and "reason: must be one of" in r.output, r.output
+    r = run(main.app, ["labour", "leave", "daily_wager", number, "--reason", "found_work",
+                       "--now", "employed_informal", "--on", "2026-12-01", "--actor", "booth.clerk"])
+    assert r.exit_code == 0 and "taken off the daily wager register" in r.output, r.output
+    r = run(main.app, ["labour", "leave", "shopkeeper", cert, "--reason", "shop_closed", "--note", "rent too high"])
+    assert r.exit_code == 0 and f"shop {cert} closed" in r.output, r.output
+    with transaction(small) as s:
+        rows = {(x.register, x.reason, x.recorded_by, x.note) for x in s.scalars(select(LabourLeaving))}
+        assert rows == {("daily_wager", "found_work", "booth.clerk", None), ("shopkeeper", "shop_closed", "cli",
+                                                                             "rent too high")}
+        assert s.get(Individual, a_id).labour_status == "employed_informal"
+
+
+def test_web_counter_takes_people_off_registers_and_closes_a_shop_audited(web):
+    from isps.access.models import AuditRecord as AuditLog
+    from isps.labour.models import LabourLeaving
+
+    with transaction(_engine_of(web)) as s:
+        a, b, c = _adults(s, 3, district_id=web.district)
+        wagers.register_wager(s, formatted(a.cnic), "Lari Adda chowk", date(2026, 9, 1), "t")
+        jobs.register_laid_off(s, formatted(b.cnic), date(2026, 10, 1), "welder", "t")
+        cert = shops.register_shop(s, formatted(c.cnic), "Bismillah Hardware", "hardware", "Railway Road",
+                                   date(2026, 9, 1), "t").certificate_no
+        numbers, names = [formatted(a.cnic), formatted(b.cnic)], [a.full_name, b.full_name]
+    _sign_in(web, "counter")
+    page = web.get("/labour/wagers")
+    assert 'id="leave-form"' in page.text and 'value="shop_closed"' not in page.text.split('id="leave-form"')[1]
+    r = web.post("/labour/leave", data={"register": "laid_off", "cnic": numbers[1], "reason": "found_work"})
+    assert r.status_code == 422 and "now: say which work" in r.text and 'id="leave-form"' in r.text
+    r = web.post("/labour/leave", data={"register": "daily_wager", "cnic": numbers[0], "reason": "moved_away",
+                                        "left_on": "2026-12-01", "note": "back to Pakpattan"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/wagers?done=left", r.text
+    page = web.get(r.headers["location"])
+    assert 'id="notice"' in page.text and 'data-total="0"' in page.text
+    assert names[0] in page.text.split('id="leavings"')[1] and "back to Pakpattan" in page.text
+    r = web.post("/labour/leave", data={"register": "laid_off", "cnic": numbers[1], "reason": "found_work",
+                                        "now": "employed_informal"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/jobs?done=left"
+    r = web.post("/labour/leave", data={"register": "shopkeeper", "certificate_no": cert, "reason": "shop_closed",
+                                        "left_on": "2026-12-03"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/shops?done=left"
+    assert "Closed on" in web.get("/labour/shops").text
+    assert 'id="closed"' in web.get(f"/labour/shops/{cert}/certificate").text
+    web.cookies.set("lang", "ur")
+    ur = web.get("/labour/shops")
+    web.cookies.delete("lang")
+    assert "دکان بند کریں" in ur.text
+    web.post("/logout")
+    _sign_in(web, "auditor")
+    assert web.post("/labour/leave", data={"register": "daily_wager", "cnic": numbers[0],
+                                           "reason": "other"}).status_code == 403
+    with transaction(_engine_of(web)) as s:
+        assert s.scalar(select(func.count()).select_from(LabourLeaving)) == 3
+        assert s.get(Individual, b.id).labour_status == "employed_informal"
+        actions = {(x.action, x.entity, x.outcome) for x in s.scalars(select(AuditLog))}
+    assert {("exit", "labour_worker", "ok"), ("exit", "labour_shop", "ok"), ("create", "labour_worker", "denied")} <= actions
