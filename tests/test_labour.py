@@ -671,3 +671,27 @@ def test_web_counter_takes_people_off_registers_and_closes_a_shop_audited(web):
         assert s.get(Individual, b.id).labour_status == "employed_informal"
         actions = {(x.action, x.entity, x.outcome) for x in s.scalars(select(AuditLog))}
     assert {("exit", "labour_worker", "ok"), ("exit", "labour_shop", "ok"), ("create", "labour_worker", "denied")} <= actions
+
+
+def test_the_demo_fills_every_labour_register_through_its_doors(small, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from isps.cli import demo
+    from isps.labour.models import LabourLeaving, Shop, Vacancy, WorkOfferPick
+
+    monkeypatch.setenv("ISPS_VAR_DIR", str(tmp_path))   # the employers' files the demo writes
+    demo.labour_flow(small, Console(quiet=True))
+    assert len(list((tmp_path / "labour").glob("demo-*.csv"))) == 3
+    with transaction(small) as s:
+        doors = set(s.scalars(select(LabourUpload.door)))
+        registers_ = set(s.scalars(select(LabourWorker.register).distinct()))
+        counts = {t.__tablename__: s.scalar(select(func.count()).select_from(t))
+                  for t in (Shop, Vacancy, WorkOfferPick, WagerDay, LabourLeaving)}
+    assert doors == {"formal", "contractor", "sector"}
+    assert {"formal_worker", "contractor_labour", "daily_wager", "shopkeeper", "laid_off"} <= registers_
+    assert all(counts.values()), counts
+    with transaction(small) as s:   # a second run finds the work done
+        before = s.scalar(select(func.count()).select_from(LabourWorker))
+    demo.labour_flow(small, Console(quiet=True))
+    with transaction(small) as s:
+        assert s.scalar(select(func.count()).select_from(LabourWorker)) == before

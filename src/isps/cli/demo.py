@@ -349,12 +349,14 @@ def labour_flow(engine: Engine, console: Console) -> None:
             step = max(1, (conn.execute(text("SELECT COUNT(*) FROM individual")).scalar() or 0) // 40_000)
         crowd = [p for p in _workers(engine, "i.id % :step = :rest", 4000, step=step, rest=1 % step)
                  if p[0] not in kept]
-        formal, contract, sector = crowd[:2400], crowd[2400:3000], crowd[3000:3800]
+        # three in five to the formal door, the rest to the contractor's and the sector employers' files
+        a, b = min(2400, len(crowd) * 6 // 10), min(600, len(crowd) * 15 // 100)
+        formal, contract, sector = crowd[:a], crowd[a:a + b], crowd[a + b:a + b + min(800, len(crowd) // 5)]
         # booths: ten wagers each, registered over October (then a few days they found work themselves)
         wager_ids: dict[str, list[int]] = {}
         with transaction(engine) as s:
             for name, booths in BOOTHS.items():
-                people = local.get(name, [])[:20]
+                people = local.get(name, [])[0::2][:20]     # half to the booths, a quarter each to shops and jobs
                 for k, (pid, cnic, _, _) in enumerate(people):
                     booth = booths[k % 2]
                     wagers.register_wager(s, formatted(cnic), booth, months[0] + timedelta(days=k), "demo")
@@ -398,12 +400,11 @@ def labour_flow(engine: Engine, console: Console) -> None:
         made, laid_off = [], 0
         with transaction(engine) as s:
             for name in BOOTHS:
-                people = local.get(name, [])[20:30]
-                for k, (pid, cnic, _, _) in enumerate(people[:5]):
+                for k, (pid, cnic, _, _) in enumerate(local.get(name, [])[1::4][:5]):
                     shop_name, trade, street = SHOPS[(k + (5 if name == "Lahore" else 0)) % len(SHOPS)]
                     made.append(shops.register_shop(s, formatted(cnic), shop_name, trade, f"{street}, {name}",
                                                     months[0] + timedelta(days=2 * k), "demo").certificate_no)
-                for k, (pid, cnic, _, _) in enumerate(local.get(name, [])[30:40]):
+                for k, (pid, cnic, _, _) in enumerate(local.get(name, [])[3::4][:10]):
                     jobs.register_laid_off(s, formatted(cnic), months[0] + timedelta(days=3 * k),
                                            LAID_OFF_SKILLS[k % len(LAID_OFF_SKILLS)], "demo")
                     laid_off += 1
@@ -412,7 +413,7 @@ def labour_flow(engine: Engine, console: Console) -> None:
             for name, employer, title, skills, slots in VACANCIES:
                 if name in district:
                     jobs.post_vacancy(s, district[name], employer, title, skills, slots, today, "demo")
-            back = local.get("Kasur", [])[30:31]
+            back = local.get("Kasur", [])[3:4]
             if back:
                 registers.take_off_by_cnic(s, "laid_off", formatted(back[0][1]), month.replace(day=1), "found_work",
                                            "demo", now="employed_informal", note="taken on by a brick kiln")
