@@ -418,9 +418,9 @@ def labour_flow(engine: Engine, console: Console) -> None:
                 registers.take_off_by_cnic(s, "laid_off", formatted(back[0][1]), month.replace(day=1), "found_work",
                                            "demo", now="employed_informal", note="taken on by a brick kiln")
         rescored = drain(engine)["rescored"]
-    files = (f"formal {up_formal.rows:,} lines ({up_formal.workers:,} workers), contractor {up_contract.rows:,} "
-             f"({up_contract.workers:,}), sector {up_sector.rows:,} ({up_sector.workers:,})")
-    console.print(f"labour registries: employers' files {files}; {sum(map(len, wager_ids.values()))} daily wagers at "
-                  f"{len(wager_ids)} booths, {offers} days of work offered by rotation; {len(made)} shops; "
-                  f"{laid_off} laid-off workers, {len(VACANCIES)} vacancies; {rescored:,} households re-scored")
-    console.print("labour registries: web → Registry → Labour registries (/labour/wagers, /labour/shops, /labour/jobs)")
+    console.print(f"labour registries: {up_formal.workers:,} formal, {up_contract.workers:,} contractor and "
+                  f"{up_sector.workers:,} sector workers from employers' files; {sum(map(len, wager_ids.values()))} "
+                  f"daily wagers at {len(wager_ids)} booths, {offers} days of work offered by rotation")
+    console.print(f"labour registries: {len(made)} shops with certificates, {laid_off} laid-off workers and "
+                  f"{len(VACANCIES)} vacancies on the job board; {rescored:,} households re-scored "
+                  "(web: Registry → Labour registries)")
