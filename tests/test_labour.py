@@ -535,6 +535,12 @@ def test_rotation_passes_over_a_wager_who_has_since_reported_or_been_uploaded_wi
         again = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 12, 3), 4, "Mall Road", "Digging", "t")
         assert ids[0] in {p.individual_id for p in wagers.picks(s, again.id)}
         assert ids[1] not in {p.individual_id for p in wagers.picks(s, again.id)}
+        # the EOBI worker misses his quarterly report (due 91 days after registering): a stale status is
+        # not employment, so he is back in turn
+        assert s.get(LabourPerson, ids[1]).report_due == date(2026, 9, 2) + timedelta(days=91)
+        assert reports.mark_stale(s, date(2027, 1, 5)) >= 1
+        later = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 12, 4), 4, "Mall Road", "Digging", "t")
+        assert ids[1] in {p.individual_id for p in wagers.picks(s, later.id)}
 
 
 def test_taking_people_off_a_register_keeps_the_history_and_stops_offers_matches_and_reminders(small):
