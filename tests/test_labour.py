@@ -509,3 +509,195 @@ def test_api_upload_door_answers_422_row_by_row_and_stores_nothing_then_accepts(
     assert web.post("/api/v1/labour/uploads/nonsense", headers=auth,
                     files={"file": ("x.csv", bad, "text/csv")}).status_code == 404
     assert web.get("/api/v1/labour/doors", headers=auth).json()[0]["door"] == "formal"
+
+
+def test_rotation_passes_over_a_wager_who_has_since_reported_or_been_uploaded_with_a_job(small, tmp_path):
+    with transaction(small) as s:
+        district = _adults(s, 1)[0].district_id
+        people = _adults(s, 4, district_id=district)
+        ids = [p.id for p in people]
+        for i, p in enumerate(people):
+            wagers.register_wager(s, formatted(p.cnic), "Bhatti Chowk", date(2026, 9, 1) + timedelta(days=i), "t")
+        # the longest idle reports a job at the counter; the next is named by an employer's EOBI file
+        reports.report_status(s, ids[0], "employed_informal", date(2026, 11, 20), "t")
+        number = formatted(people[1].cnic)
+    path = _csv(tmp_path / "eobi_nov.csv", list(uploads.DOORS["formal"].names),
+                [["EOBI-LHR-0042", "Ittefaq Foundry", "eobi", number, "Worker", "2026-11-01", "37000", "370"]])
+    assert uploads.upload(small, "formal", path, actor="employer", today=TODAY).ok
+    with transaction(small) as s:
+        # an offer for a day before the job began still reaches them: the job did not exist yet
+        before = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 10, 15), 4, "Mall Road", "Digging", "t")
+        assert {p.individual_id for p in wagers.picks(s, before.id)} == set(ids)
+        offer = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 12, 1), 4, "Mall Road", "Digging", "t")
+        assert [p.individual_id for p in wagers.picks(s, offer.id)] == ids[2:]
+        # a later report of being a daily wager again puts him back in the rotation
+        reports.report_status(s, ids[0], "daily_wager", date(2026, 12, 2), "t")
+        again = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 12, 3), 4, "Mall Road", "Digging", "t")
+        assert ids[0] in {p.individual_id for p in wagers.picks(s, again.id)}
+        assert ids[1] not in {p.individual_id for p in wagers.picks(s, again.id)}
+        # the EOBI worker misses his quarterly report (due 91 days after registering): a stale status is
+        # not employment, so he is back in turn
+        assert s.get(LabourPerson, ids[1]).report_due == date(2026, 9, 2) + timedelta(days=91)
+        assert reports.mark_stale(s, date(2027, 1, 5)) >= 1
+        later = wagers.offer_work(s, district, "Bhatti Chowk", date(2026, 12, 4), 4, "Mall Road", "Digging", "t")
+        assert ids[1] in {p.individual_id for p in wagers.picks(s, later.id)}
+
+
+def test_taking_people_off_a_register_keeps_the_history_and_stops_offers_matches_and_reminders(small):
+    from isps.labour import registers
+    from isps.labour.models import LabourLeaving
+
+    with transaction(small) as s:
+        district = _adults(s, 1)[0].district_id
+        a, b, c, d = _adults(s, 4, district_id=district)
+        wagers.register_wager(s, formatted(a.cnic), "Lari Adda chowk", date(2026, 9, 1), "t")
+        wagers.register_wager(s, formatted(b.cnic), "Lari Adda chowk", date(2026, 9, 2), "t")
+        jobs.register_laid_off(s, formatted(c.cnic), date(2026, 10, 1), "electrician", "t")
+        shop = shops.register_shop(s, formatted(d.cnic), "Madina Karyana Store", "grocery", "Main Bazar",
+                                   date(2026, 9, 1), "t")
+        vacancy = jobs.post_vacancy(s, district, "Sitara Chemicals", "Electrician", "electrician", 1, TODAY, "t")
+        # refusals name the field, and nothing changes
+        with pytest.raises(LabourError, match="reason: must be one of"):
+            registers.take_off_by_cnic(s, "daily_wager", formatted(a.cnic), TODAY, "bored", "t")
+        with pytest.raises(LabourError, match="now: say which work"):
+            registers.take_off_by_cnic(s, "laid_off", formatted(c.cnic), TODAY, "found_work", "t")
+        with pytest.raises(LabourError, match="before .* was registered"):
+            registers.take_off_by_cnic(s, "daily_wager", formatted(a.cnic), date(2026, 8, 1), "moved_away", "t")
+        with pytest.raises(LabourError, match="not on the laid off register"):
+            registers.take_off_by_cnic(s, "laid_off", formatted(a.cnic), TODAY, "other", "t")
+        with pytest.raises(LabourError, match="outside your district"):
+            registers.take_off_by_cnic(s, "daily_wager", formatted(a.cnic), TODAY, "moved_away", "t",
+                                       district_scope=district % 36 + 1)
+        # a wager who left, a laid-off worker who found work, a shop closed
+        registers.take_off_by_cnic(s, "daily_wager", formatted(a.cnic), date(2026, 11, 30), "moved_away", "booth",
+                                   note="went back to his village in Okara")
+        registers.take_off_by_cnic(s, "laid_off", formatted(c.cnic), date(2026, 12, 1), "found_work", "counter",
+                                   now="employed_formal")
+        shops.close_shop(s, shop.certificate_no.lower(), date(2026, 12, 4), "shop_closed", "counter")
+        with pytest.raises(LabourError, match="closed already"):
+            shops.close_shop(s, shop.certificate_no, TODAY, "shop_closed", "counter")
+        # history kept: the register rows are inactive, not deleted, and each leaving says when, why, who
+        rows = {w.register: w for w in s.scalars(select(LabourWorker).where(
+            LabourWorker.individual_id.in_([a.id, c.id, d.id])))}
+        assert set(rows) == {"daily_wager", "laid_off", "shopkeeper"} and not any(w.active for w in rows.values())
+        left = {(x.register, x.individual_id, x.left_on, x.reason, x.recorded_by)
+                for x in s.scalars(select(LabourLeaving))}
+        assert left == {("daily_wager", a.id, date(2026, 11, 30), "moved_away", "booth"),
+                        ("laid_off", c.id, date(2026, 12, 1), "found_work", "counter"),
+                        ("shopkeeper", d.id, date(2026, 12, 4), "shop_closed", "counter")}
+        assert [x.register for x in registers.leavings(s, district_id=district)][0] == "shopkeeper"
+        # the work found is their report: the registry's status follows; the others keep the last known
+        assert s.get(Individual, c.id).labour_status == "employed_formal"
+        assert s.get(Individual, a.id).labour_status == "daily_wager"
+        # no more offers, matches, or a valid certificate
+        offer = wagers.offer_work(s, district, "Lari Adda chowk", TODAY, 2, "DHA", "Loading", "t")
+        assert [p.individual_id for p in wagers.picks(s, offer.id)] == [b.id]
+        assert jobs.matches(s, vacancy.id) == []
+        assert shops.certificate(s, shop.certificate_no).closed_on == date(2026, 12, 4)
+        assert wagers.count_wagers(s, district) == 1
+        # nobody left on a register is owed a reminder; b still is
+        due = s.get(LabourPerson, b.id).report_due
+        reports.schedule_reminders(s, due)
+        assert {r.individual_id for r in s.scalars(select(LabourReminder))} == {b.id}
+        # a wager who comes back is registered again; the old leaving stays
+        wagers.register_wager(s, formatted(a.cnic), "Lari Adda chowk", TODAY, "t")
+        assert s.scalar(select(func.count()).select_from(LabourLeaving).where(LabourLeaving.individual_id == a.id)) == 1
+
+
+def test_labour_cli_takes_a_wager_off_and_closes_a_shop(small, monkeypatch):
+    from typer.testing import CliRunner
+
+    import isps.cli.common as common
+    import isps.cli.main as main
+    from isps.labour.models import LabourLeaving
+
+    monkeypatch.setattr(common, "_engine", lambda: small)
+    monkeypatch.setattr(common.console, "width", 300)
+    run = CliRunner().invoke
+    with transaction(small) as s:
+        a, b = _adults(s, 2)
+        a_id, number = a.id, formatted(a.cnic)
+        wagers.register_wager(s, number, "Chowk Yateem Khana", date(2026, 9, 1), "t")
+        cert = shops.register_shop(s, formatted(b.cnic), "Ali Shoes", "footwear", "Urdu Bazar", date(2026, 9, 1),
+                                   "t").certificate_no
+    r = run(main.app, ["labour", "leave", "daily_wager", number, "--reason", "gone"])
+    assert r.exit_code == 1 and "reason: must be one of" in r.output, r.output
+    r = run(main.app, ["labour", "leave", "daily_wager", number, "--reason", "found_work",
+                       "--now", "employed_informal", "--on", "2026-12-01", "--actor", "booth.clerk"])
+    assert r.exit_code == 0 and "taken off the daily wager register" in r.output, r.output
+    r = run(main.app, ["labour", "leave", "shopkeeper", cert, "--reason", "shop_closed", "--note", "rent too high"])
+    assert r.exit_code == 0 and f"shop {cert} closed" in r.output, r.output
+    with transaction(small) as s:
+        rows = {(x.register, x.reason, x.recorded_by, x.note) for x in s.scalars(select(LabourLeaving))}
+        assert rows == {("daily_wager", "found_work", "booth.clerk", None), ("shopkeeper", "shop_closed", "cli",
+                                                                             "rent too high")}
+        assert s.get(Individual, a_id).labour_status == "employed_informal"
+
+
+def test_web_counter_takes_people_off_registers_and_closes_a_shop_audited(web):
+    from isps.access.models import AuditRecord as AuditLog
+    from isps.labour.models import LabourLeaving
+
+    with transaction(_engine_of(web)) as s:
+        a, b, c = _adults(s, 3, district_id=web.district)
+        wagers.register_wager(s, formatted(a.cnic), "Lari Adda chowk", date(2026, 9, 1), "t")
+        jobs.register_laid_off(s, formatted(b.cnic), date(2026, 10, 1), "welder", "t")
+        cert = shops.register_shop(s, formatted(c.cnic), "Bismillah Hardware", "hardware", "Railway Road",
+                                   date(2026, 9, 1), "t").certificate_no
+        numbers, names = [formatted(a.cnic), formatted(b.cnic)], [a.full_name, b.full_name]
+    _sign_in(web, "counter")
+    page = web.get("/labour/wagers")
+    assert 'id="leave-form"' in page.text and 'value="shop_closed"' not in page.text.split('id="leave-form"')[1]
+    r = web.post("/labour/leave", data={"register": "laid_off", "cnic": numbers[1], "reason": "found_work"})
+    assert r.status_code == 422 and "now: say which work" in r.text and 'id="leave-form"' in r.text
+    r = web.post("/labour/leave", data={"register": "daily_wager", "cnic": numbers[0], "reason": "moved_away",
+                                        "left_on": "2026-12-01", "note": "back to Pakpattan"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/wagers?done=left", r.text
+    page = web.get(r.headers["location"])
+    assert 'id="notice"' in page.text and 'data-total="0"' in page.text
+    assert names[0] in page.text.split('id="leavings"')[1] and "back to Pakpattan" in page.text
+    r = web.post("/labour/leave", data={"register": "laid_off", "cnic": numbers[1], "reason": "found_work",
+                                        "now": "employed_informal"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/jobs?done=left"
+    r = web.post("/labour/leave", data={"register": "shopkeeper", "certificate_no": cert, "reason": "shop_closed",
+                                        "left_on": "2026-12-03"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/labour/shops?done=left"
+    assert "Closed on" in web.get("/labour/shops").text
+    assert 'id="closed"' in web.get(f"/labour/shops/{cert}/certificate").text
+    web.cookies.set("lang", "ur")
+    ur = web.get("/labour/shops")
+    web.cookies.delete("lang")
+    assert "دکان بند کریں" in ur.text
+    web.post("/logout")
+    _sign_in(web, "auditor")
+    assert web.post("/labour/leave", data={"register": "daily_wager", "cnic": numbers[0],
+                                           "reason": "other"}).status_code == 403
+    with transaction(_engine_of(web)) as s:
+        assert s.scalar(select(func.count()).select_from(LabourLeaving)) == 3
+        assert s.get(Individual, b.id).labour_status == "employed_informal"
+        actions = {(x.action, x.entity, x.outcome) for x in s.scalars(select(AuditLog))}
+    assert {("exit", "labour_worker", "ok"), ("exit", "labour_shop", "ok"), ("create", "labour_worker", "denied")} <= actions
+
+
+def test_the_demo_fills_every_labour_register_through_its_doors(small, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from isps.cli import demo
+    from isps.labour.models import LabourLeaving, Shop, Vacancy, WorkOfferPick
+
+    monkeypatch.setenv("ISPS_VAR_DIR", str(tmp_path))   # the employers' files the demo writes
+    demo.labour_flow(small, Console(quiet=True))
+    assert len(list((tmp_path / "labour").glob("demo-*.csv"))) == 3
+    with transaction(small) as s:
+        doors = set(s.scalars(select(LabourUpload.door)))
+        registers_ = set(s.scalars(select(LabourWorker.register).distinct()))
+        counts = {t.__tablename__: s.scalar(select(func.count()).select_from(t))
+                  for t in (Shop, Vacancy, WorkOfferPick, WagerDay, LabourLeaving)}
+    assert doors == {"formal", "contractor", "sector"}
+    assert {"formal_worker", "contractor_labour", "daily_wager", "shopkeeper", "laid_off"} <= registers_
+    assert all(counts.values()), counts
+    with transaction(small) as s:   # a second run finds the work done
+        before = s.scalar(select(func.count()).select_from(LabourWorker))
+    demo.labour_flow(small, Console(quiet=True))
+    with transaction(small) as s:
+        assert s.scalar(select(func.count()).select_from(LabourWorker)) == before

@@ -256,3 +256,171 @@ def _death_flow(engine: Engine, console: Console, payroll_id: int) -> None:
         fate = f"enrolment #{enrolment_id} is {after['status']}; {out['promoted']} enrolled from the waiting list"
     console.print(f"NADRA reported the death of {mask(cnic)} (enrolment #{enrolment_id}): {fate}; "
                   "the death is in the household's history with its source")
+
+
+# The labour registries of the demo: employers' files, booths, shops and a job board, in Kasur (the
+# demo counter operator's district) and Lahore (the demo district officer's), by the modules' doors.
+FORMAL_EMPLOYERS = (("EOBI-LHR-004217", "Ittefaq Foundries", "eobi"), ("EOBI-FSD-011830", "Crescent Textile Mills", "eobi"),
+                    ("PESSI-KSR-00731", "Kasur Tanneries Co-operative", "pessi"),
+                    ("PESSI-SKT-02264", "Sialkot Surgical Works", "pessi"),
+                    ("EOBI-GRW-006645", "Gujranwala Fans Ltd", "eobi"), ("PESSI-MUL-01988", "Multan Ginning Factory", "pessi"))
+CONTRACTORS = (("PEC-C4-11893", "Malik Builders", "ADP-2026-0412"), ("PEC-C3-07421", "Chaudhry & Sons Construction",
+                                                                     "ADP-2026-0977"))
+SECTOR_EMPLOYERS = (("HTL-LHR-0091", "Shalimar Hotel, Lahore", "hotel"), ("FS-KSR-0032", "Al-Noor Filling Station, Kasur",
+                                                                          "fuel_station"),
+                    ("DOM-LHR-1187", "Gulberg Residents' Welfare Association", "domestic"),
+                    ("AW-GRW-0415", "Bhatti Auto Workshop, Gujranwala", "auto_workshop"),
+                    ("HB-MUL-0208", "Multan Blue Pottery Home Workers' Group", "home_based"))
+BOOTHS = {"Kasur": ("Lari Adda chowk, Kasur", "Chunian Chungi"), "Lahore": ("Yateem Khana chowk", "Thokar Niaz Beg")}
+SHOPS = (("Madina Karyana Store", "grocery", "Main Bazar"), ("Al-Habib Cloth House", "cloth", "Railway Road"),
+         ("Bismillah Hardware", "hardware", "Circular Road"), ("Usman Mobile Zone", "mobile phones", "Kutchery Bazar"),
+         ("Ghousia Medical Store", "pharmacy", "Hospital Road"), ("Rehmat Sweets", "sweets", "Chowk Fawara"),
+         ("Chaudhry Auto Parts", "auto parts", "GT Road"), ("Noor Tailors", "tailoring", "Kashmiri Bazar"),
+         ("Faisal Electronics", "electronics", "Hall Road"), ("Bilal Milk Shop", "dairy", "Ichhra Bazar"))
+LAID_OFF_SKILLS = (("machine_operator", "helper"), ("electrician",), ("driver", "motor_mechanic"), ("tailor",),
+                   ("welder", "helper"), ("electrician", "welder"), ("cook", "cleaner"), ("mason", "helper"),
+                   ("computer_operator", "accountant"), ("security_guard",))
+VACANCIES = (("Lahore", "Ravi Textile Mills", "Machine operator (night shift)", "machine_operator,helper", 6),
+             ("Lahore", "Shalimar Hospital", "Maintenance electrician", "electrician,welder", 2),
+             ("Kasur", "Kasur Tanneries Co-operative", "Tannery helper", "helper,machine_operator", 8),
+             ("Kasur", "Chunian Rice Mills", "Delivery driver", "driver,motor_mechanic", 3))
+
+
+def _workers(engine: Engine, where: str, n: int, **params) -> list[tuple]:
+    """Up to ``n`` living adults of working age who hold their CNIC alone, spread over the registry
+    (a deterministic scatter, not the first ids), as (id, CNIC, name, district id)."""
+    today = date.today()
+    sql = f"""SELECT i.id, i.cnic, i.full_name, i.district_id FROM individual i
+        WHERE i.date_of_death IS NULL AND i.cnic IS NOT NULL AND i.date_of_birth BETWEEN :old AND :young
+          AND NOT EXISTS (SELECT 1 FROM individual j WHERE j.cnic = i.cnic AND j.id <> i.id) AND {where}
+        ORDER BY (i.id * 7919) % 10007, i.id LIMIT :n"""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), {"old": today.replace(year=today.year - 58),
+                                                         "young": today.replace(year=today.year - 19), "n": n,
+                                                         **params})]
+
+
+def _upload_file(engine: Engine, door: str, reference: str, rows: list[dict]):
+    import pyarrow.csv as pacsv
+
+    from isps.labour import uploads
+
+    if not rows:  # a province too small to have anyone for this door
+        return uploads.UploadReport(door, reference, "", "demo")
+
+    folder = var_dir() / "labour"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / reference
+    pacsv.write_csv(pa.Table.from_pylist(rows), path)
+    report = uploads.upload(engine, door, path, actor="demo", reference=reference)
+    if not report.ok:  # the demo's own files must pass its own doors
+        raise RuntimeError(report.summary() + "; " + "; ".join(report.lines()[:5]))
+    return report
+
+
+def labour_flow(engine: Engine, console: Console) -> None:
+    """The labour registries: employers' PESSI/EOBI contributions, an ADP contractor's labour and a
+    sector file (hotel, fuel station, domestic, workshop, home-based), each through its upload door;
+    booths in Kasur and Lahore with registered daily wagers, days worked and a week of offers by
+    rotation (one wager an employer's file names is passed over); shops with certificates (one
+    closed); laid-off workers with skills (one who found work) and vacancies that match them."""
+    from datetime import timedelta
+
+    from isps.labour import jobs, registers, shops, wagers
+    from isps.labour.models import LabourUpload
+    from isps.registry.cnic import formatted
+    from isps.registry.models import District
+
+    with transaction(engine) as s:
+        if s.scalar(select(func.count()).select_from(LabourUpload).where(LabourUpload.reference.like("demo-%"))):
+            console.print("labour registries: the demo's uploads, booths, shops and job board are in already")
+            return
+        district = {d.name: d.id for d in s.scalars(select(District).where(District.name.in_(tuple(BOOTHS))))}
+    today = date.today()
+    month = today.replace(day=1)
+    months = [(month - timedelta(days=1)).replace(day=1)]
+    months = [(months[0] - timedelta(days=1)).replace(day=1)] + months             # the last two full months
+    with console.status("labour registries: employers' files, booths, shops, the job board"):
+        # the people of the booths, the counters and the job board, district by district
+        local = {name: _workers(engine, "i.district_id = :d AND i.id % 3 = 0", 40, d=did)
+                 for name, did in district.items()}
+        kept = {p[0] for people in local.values() for p in people}
+        with engine.connect() as conn:  # a sample of the province a few times the size wanted, so the
+            step = max(1, (conn.execute(text("SELECT COUNT(*) FROM individual")).scalar() or 0) // 40_000)
+        crowd = [p for p in _workers(engine, "i.id % :step = :rest", 4000, step=step, rest=1 % step)
+                 if p[0] not in kept]
+        # three in five to the formal door, the rest to the contractor's and the sector employers' files
+        a, b = min(2400, len(crowd) * 6 // 10), min(600, len(crowd) * 15 // 100)
+        formal, contract, sector = crowd[:a], crowd[a:a + b], crowd[a + b:a + b + min(800, len(crowd) // 5)]
+        # booths: ten wagers each, registered over October (then a few days they found work themselves)
+        wager_ids: dict[str, list[int]] = {}
+        with transaction(engine) as s:
+            for name, booths in BOOTHS.items():
+                people = local.get(name, [])[0::2][:20]     # half to the booths, a quarter each to shops and jobs
+                for k, (pid, cnic, _, _) in enumerate(people):
+                    booth = booths[k % 2]
+                    wagers.register_wager(s, formatted(cnic), booth, months[0] + timedelta(days=k), "demo")
+                    wager_ids.setdefault(booth, []).append(pid)
+            for ids in wager_ids.values():
+                for k, pid in enumerate(ids[::3]):
+                    wagers.record_day(s, pid, months[1] + timedelta(days=3 + k), "demo")
+        # an EOBI file also names one wager of the first booth: he is passed over at the booth from now on
+        first = BOOTHS["Kasur"][0]
+        taken = [p for p in local.get("Kasur", []) if wager_ids.get(first) and p[0] == wager_ids[first][0]]
+        rows = [{"employer_ref": FORMAL_EMPLOYERS[k % 6][0], "employer_name": FORMAL_EMPLOYERS[k % 6][1],
+                 "scheme": FORMAL_EMPLOYERS[k % 6][2], "cnic": formatted(p[1]), "worker_name": p[2],
+                 "month": m.isoformat(), "wage": float(37_000 + (k * 1_370) % 45_000),
+                 "contribution": float(round((37_000 + (k * 1_370) % 45_000) * (0.05 if k % 6 in (0, 1, 4) else 0.06)))}
+                for k, p in enumerate(formal + taken) for m in months]
+        up_formal = _upload_file(engine, "formal", f"demo-eobi-pessi-{months[-1]:%Y-%m}.csv", rows)
+        rows = [{"employer_ref": CONTRACTORS[k % 2][0], "employer_name": CONTRACTORS[k % 2][1],
+                 "scheme": CONTRACTORS[k % 2][2], "cnic": formatted(p[1]), "worker_name": p[2], "month": m.isoformat(),
+                 "days_worked": 18 + k % 9, "wage": float((18 + k % 9) * 1_250)}
+                for k, p in enumerate(contract) for m in months]
+        up_contract = _upload_file(engine, "contractor", f"demo-adp-labour-{months[-1]:%Y-%m}.csv", rows)
+        rows = [{"employer_ref": SECTOR_EMPLOYERS[k % 5][0], "employer_name": SECTOR_EMPLOYERS[k % 5][1],
+                 "sector": SECTOR_EMPLOYERS[k % 5][2], "cnic": formatted(p[1]), "worker_name": p[2],
+                 "month": months[-1].isoformat(), "days_worked": 22 + k % 5, "wage": float(22_000 + (k * 710) % 14_000)}
+                for k, p in enumerate(sector)]
+        up_sector = _upload_file(engine, "sector", f"demo-sector-workers-{months[-1]:%Y-%m}.csv", rows)
+        # this week's offers at each booth, by rotation, and worked
+        offers = 0
+        with transaction(engine) as s:
+            for name, booths in BOOTHS.items():
+                for booth in booths:
+                    if not wager_ids.get(booth):
+                        continue
+                    for back in range(6, 0, -1):
+                        offer = wagers.offer_work(s, district[name], booth, today - timedelta(days=back), 3,
+                                                  ("DHA Phase 9 site" if name == "Lahore" else "Kasur bypass road"),
+                                                  "Shuttering and loading bricks", "demo")
+                        wagers.take_offer(s, offer.id)
+                        offers += 1
+        # shops, one of them since closed; laid-off workers, one since in work; vacancies
+        made, laid_off = [], 0
+        with transaction(engine) as s:
+            for name in BOOTHS:
+                for k, (pid, cnic, _, _) in enumerate(local.get(name, [])[1::4][:5]):
+                    shop_name, trade, street = SHOPS[(k + (5 if name == "Lahore" else 0)) % len(SHOPS)]
+                    made.append(shops.register_shop(s, formatted(cnic), shop_name, trade, f"{street}, {name}",
+                                                    months[0] + timedelta(days=2 * k), "demo").certificate_no)
+                for k, (pid, cnic, _, _) in enumerate(local.get(name, [])[3::4][:10]):
+                    jobs.register_laid_off(s, formatted(cnic), months[0] + timedelta(days=3 * k),
+                                           LAID_OFF_SKILLS[k % len(LAID_OFF_SKILLS)], "demo")
+                    laid_off += 1
+            if made:
+                shops.close_shop(s, made[-1], month.replace(day=1), "shop_closed", "demo", note="rent too high")
+            for name, employer, title, skills, slots in VACANCIES:
+                if name in district:
+                    jobs.post_vacancy(s, district[name], employer, title, skills, slots, today, "demo")
+            back = local.get("Kasur", [])[3:4]
+            if back:
+                registers.take_off_by_cnic(s, "laid_off", formatted(back[0][1]), month.replace(day=1), "found_work",
+                                           "demo", now="employed_informal", note="taken on by a brick kiln")
+        rescored = drain(engine)["rescored"]
+    console.print(f"labour registries: {up_formal.workers:,} formal, {up_contract.workers:,} contractor and "
+                  f"{up_sector.workers:,} sector workers from employers' files; {sum(map(len, wager_ids.values()))} "
+                  f"daily wagers at {len(wager_ids)} booths, {offers} days of work offered by rotation")
+    console.print(f"labour registries: {len(made)} shops with certificates, {laid_off} laid-off workers and "
+                  f"{len(VACANCIES)} vacancies on the job board; {rescored:,} households re-scored "
+                  "(web: Registry → Labour registries)")

@@ -247,3 +247,31 @@ def overdue_cmd(on: Annotated[Optional[str], typer.Option(help="as of (default t
             table.add_row(str(p.individual_id), str(p.district_id), p.status, str(p.status_on), str(p.report_due),
                           str((day - p.report_due).days))
     console.print(table)
+
+
+@labour_app.command("leave")
+def leave_cmd(register: str, who: Annotated[str, typer.Argument(help="the person's CNIC, or a shop's certificate number")],
+              reason: Annotated[str, typer.Option(help="found_work, moved_away, stopped_working, shop_closed or other")],
+              actor: Actor = "cli",
+              on: Annotated[Optional[str], typer.Option(help="left on (default today)")] = None,
+              now: Annotated[Optional[str], typer.Option(help="what they do now (a reportable status); "
+                                                              "required for found_work")] = None,
+              note: Annotated[str, typer.Option(help="a word on why")] = "") -> None:
+    """Take someone off a register (daily_wager, laid_off, a sector...), or close a shop (register
+    ``shopkeeper``, by certificate number): the record stays as history."""
+    from isps.cli.common import _engine, _fail, console
+    from isps.labour import registers, shops
+    from isps.labour.status import LabourError
+
+    try:
+        with transaction(_engine()) as s:
+            if register == "shopkeeper":
+                left = shops.close_shop(s, who, _day(on), reason, actor, now=now, note=note)
+                what = f"shop {who.strip().upper()} closed"
+            else:
+                left = registers.take_off_by_cnic(s, register, who, _day(on), reason, actor, now=now, note=note)
+                what = f"individual {left.individual_id} taken off the {register.replace('_', ' ')} register"
+            console.print(f"{what} on {left.left_on} ({reason}); kept as history (leaving {left.id})"
+                          + (f"; reported now {now}" if now else ""))
+    except LabourError as exc:
+        _fail(str(exc))

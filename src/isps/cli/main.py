@@ -309,6 +309,7 @@ def _demo_flows(engine) -> None:
     flows.linkage_flow(engine, console)
     flows.benefits_flow(engine, console)
     flows.later_list_flow(engine, console)
+    flows.labour_flow(engine, console)
 
 
 def _demo_targeting(engine) -> None:

@@ -217,6 +217,33 @@ class VacancySkill(Base):
     skill: Mapped[str] = mapped_column(String(30), primary_key=True)
 
 
+class LabourLeaving(Base):
+    """Someone taken off a register (a wager who left, a shop closed, a laid-off worker who found
+    work): when, why, by whom. The register row is made inactive, never deleted; this row is the
+    history (one per leaving: a person who comes back and leaves again has two)."""
+
+    __tablename__ = "labour_leaving"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    register: Mapped[str] = mapped_column(String(20))
+    individual_id: Mapped[int] = mapped_column(BigInteger)
+    household_id: Mapped[int] = mapped_column(BigInteger)
+    district_id: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)   # labour_worker row made inactive
+    shop_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)     # the shop closed
+    registered_since: Mapped[date] = mapped_column(Date)
+    left_on: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(20))            # labour.vocab.LEAVE_REASONS
+    now_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # what they do now, if said
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    __table_args__ = (Index("ix_labour_leaving_district", "district_id", "register", "id"),
+                      Index("ix_labour_leaving_person", "individual_id"),
+                      Index("ix_labour_leaving_shop", "shop_id"))
+
+
+# created by migration 0015_labour from this metadata; labour_leaving is 0015_labour_leaving's
 TABLES = ("labour_upload", "labour_record", "labour_worker", "labour_skill", "labour_person", "labour_report",
           "labour_reminder", "labour_shop", "labour_work_offer", "labour_offer_pick", "labour_wager_day",
           "labour_vacancy", "labour_vacancy_skill")

@@ -9,6 +9,7 @@ a missed report means.
   days after if no report has come. :func:`schedule_reminders` writes the ones whose day has come
   to ``labour_reminder`` (one row per person, due date and kind, so running it twice owes nothing
   twice); sending them is the messaging channel's job (another issue), which marks ``sent_at``.
+  Someone taken off every register they were on (:func:`isps.labour.registers.take_off`) is owed none.
 * **A missed report.** A report not made within 30 days after it was due makes the person's labour
   registry status ``stale`` (:func:`mark_stale`): the labour registry no longer counts them as
   employed (:func:`counts`), the job board and the rotation treat them as not employed, and their
@@ -83,9 +84,10 @@ def schedule_reminders(session: Session, on: date) -> int:
             SELECT p.individual_id, p.report_due, '{kind}', p.district_id, {_shift('p.report_due', offset, dialect)}
             FROM labour_person p
             WHERE p.report_due <= :cut AND p.report_due >= :oldest
+              AND EXISTS (SELECT 1 FROM labour_worker w WHERE w.individual_id = p.individual_id AND w.active = :yes)
               AND NOT EXISTS (SELECT 1 FROM labour_reminder r WHERE r.individual_id = p.individual_id
                               AND r.due_on = p.report_due AND r.kind = '{kind}')"""),
-            {"cut": on - timedelta(days=offset), "oldest": on - timedelta(days=GRACE_DAYS + 1)})
+            {"cut": on - timedelta(days=offset), "oldest": on - timedelta(days=GRACE_DAYS + 1), "yes": True})
         added += result.rowcount or 0
     return added
 

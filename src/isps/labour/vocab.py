@@ -38,3 +38,7 @@ REPORTABLE = ("employed_formal", "employed_informal", "self_employed", "daily_wa
               "not_in_labour_force", "student", "retired")
 EMPLOYED = ("employed_formal", "employed_informal", "self_employed", "daily_wager")
 STALE = "stale"
+
+# Why someone is taken off a register (labour.registers.take_off). ``found_work`` needs the work they
+# found (a status of EMPLOYED), recorded as their report; a shop is closed with ``shop_closed``.
+LEAVE_REASONS = ("found_work", "moved_away", "stopped_working", "shop_closed", "other")

@@ -6,8 +6,12 @@ they registered, if they never have), earliest first; among those idle since the
 worked fewer days first (without it, a tie would always go to the earliest registered, and the
 later ones would fall a turn behind every cycle), then registration date, then registry id, so the
 same state always gives the same picks. People already offered work or working that day are
-passed over. Offering and recording the days worked are each one ``INSERT ... SELECT`` (a window
-function ranks the whole booth), never a loop over wagers. Taken in turn day after day, the rule
+passed over, and so is anyone whose newest word to the labour registries, by the offered day, is a
+job (a quarterly report, or an employer's or contractor's upload, saying they are employed, formally
+or not, or self-employed: ``labour_person``): the work is for those without any. A later report of
+``daily_wager`` or ``unemployed`` (or a stale report, which is not employment) puts them back.
+Offering and recording the days worked are each one ``INSERT ... SELECT`` (a window function ranks
+the whole booth), never a loop over wagers. Taken in turn day after day, the rule
 spreads the work evenly: over a month, no wager works two days more than another at the same booth.
 """
 
@@ -86,6 +90,9 @@ SELECT :offer, individual_id, district_id, :on, rnk, idle_since FROM (
                           AND p.work_on = :on)
           AND NOT EXISTS (SELECT 1 FROM labour_wager_day x WHERE x.individual_id = w.individual_id
                           AND x.worked_on = :on)
+          AND NOT EXISTS (SELECT 1 FROM labour_person lp WHERE lp.individual_id = w.individual_id
+                          AND lp.status IN ('employed_formal', 'employed_informal', 'self_employed')
+                          AND lp.status_on <= :on)
     ) booth
 ) ranked WHERE rnk <= :slots"""
 # Each wager's last day and count of days are read through the primary key (individual_id,

@@ -18,9 +18,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit
 from isps.api.params import After, Id, QueryId
-from isps.labour import jobs, reports, shops, uploads, wagers
+from isps.labour import jobs, registers, reports, shops, uploads, wagers
 from isps.labour.status import LabourError, person_for
-from isps.labour.vocab import REPORTABLE, SKILLS
+from isps.labour.vocab import EMPLOYED, LEAVE_REASONS, REPORTABLE, SKILLS
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import Individual
 from isps.web import listing
@@ -56,6 +56,19 @@ def _names(session, ids: list[int]) -> dict[int, Individual]:
     if not ids:
         return {}
     return {p.id: p for p in session.query(Individual).filter(Individual.id.in_(ids))}
+
+
+def _leavings(session, register: str, scope: int | None) -> list[dict]:
+    """The register's newest leavings (who, when, why, by whom): the history kept when someone is taken off."""
+    rows = registers.leavings(session, register, scope, limit=10)
+    people = _names(session, [x.individual_id for x in rows])
+    return [{"name": people[x.individual_id].full_name if x.individual_id in people else "—",
+             "left_on": x.left_on, "reason": x.reason, "now": x.now_status, "note": x.note or "",
+             "by": x.recorded_by, "since": x.registered_since} for x in rows]
+
+
+LEAVE_FORM = {"reasons": LEAVE_REASONS, "now_choices": REPORTABLE, "employed": EMPLOYED}
+PAGE_OF = {"daily_wager": "/labour/wagers", "laid_off": "/labour/jobs", "shopkeeper": "/labour/shops"}
 
 
 # ---------------------------------------------------------------- daily wagers
@@ -96,7 +109,8 @@ def _wagers_page(request: Request, session, who, *, after: int | None = None, di
     return render(request, "labour_wagers.html", {
         "rows": view, "pager": pager, "geo": geo, "locked": who.scope is not None, "district_id": scope,
         "can_write": who.can(WRITE), "booths": wagers.booths(session, scope), "offer": offer, "picks": picks,
-        "done": done, "error": error, "form": form or {}, "today": date.today().isoformat()},
+        "leavings": _leavings(session, "daily_wager", scope), "leave": LEAVE_FORM, "done": done, "error": error,
+        "form": form or {}, "today": date.today().isoformat()},
         who=who, session=session, status=status)
 
 
@@ -106,7 +120,7 @@ def wagers_page(request: Request, session: DB, who: User, after: After = None, d
     """The daily wagers' register of the district, booth registration, and the day's work offered
     by rotation (the picks of the last offer are shown)."""
     return _wagers_page(request, session, who, after=after, district_id=district_id, offer_id=offer,
-                        done=done if done in ("registered", "day") else "")
+                        done=done if done in ("registered", "day", "left") else "")
 
 
 @router.post("/labour/wagers")
@@ -173,12 +187,14 @@ def offer_work(request: Request, session: DB, who: User, booth: Annotated[str, F
 
 SHOP_COLUMNS = [("certificate_no", "certificate_no"), ("shop_name", "shop_name"), ("trade", "trade"),
                 ("owner", "owner"), ("cnic", "cnic_masked"), ("district", "district"),
-                ("registered_on", "registered_on")]
+                ("registered_on", "registered_on"), ("closed_on", "closed_on")]
 
 
 def _shop_rows(session, rows, geo: Geography, tr) -> list[dict]:
     people = _names(session, [x.individual_id for x in rows])
+    closed = shops.closed_on(session, [x.id for x in rows])
     return [{"id": x.id, "certificate_no": x.certificate_no, "shop_name": x.shop_name, "trade": x.trade,
+             "closed_on": closed.get(x.id),
              "owner": people[x.individual_id].full_name,
              "cnic": cnic_rules.mask(people[x.individual_id].cnic) if people[x.individual_id].cnic else "—",
              "district": _district_name(tr, geo.district_by_id.get(x.district_id)),
@@ -186,7 +202,7 @@ def _shop_rows(session, rows, geo: Geography, tr) -> list[dict]:
 
 
 def _shops_page(request: Request, session, who, *, after: int | None = None, district_id: int | None = None,
-                error: str | None = None, status: int = 200, form: dict | None = None) -> Response:
+                done: str = "", error: str | None = None, status: int = 200, form: dict | None = None) -> Response:
     tr = _tr(request)
     geo = Geography.load(session)
     scope = who.scope if who.scope is not None else district_id
@@ -202,15 +218,18 @@ def _shops_page(request: Request, session, who, *, after: int | None = None, dis
                           next_after=rows[listing.PAGE - 1].id if len(rows) > listing.PAGE else None)
     audit(session, who, CHANNEL, "read", "labour_shop", None, who.scope, detail="read the shop register")
     return render(request, "labour_shops.html", {
+        "leavings": _leavings(session, "shopkeeper", scope), "leave": LEAVE_FORM, "done": done,
         "rows": view, "pager": pager, "geo": geo, "locked": who.scope is not None, "district_id": scope,
         "can_write": who.can(WRITE), "error": error, "form": form or {}, "today": date.today().isoformat()},
         who=who, session=session, status=status)
 
 
 @router.get("/labour/shops")
-def shops_page(request: Request, session: DB, who: User, after: After = None, district_id: QueryId = None) -> Response:
-    """The shop register of the district and the registration form."""
-    return _shops_page(request, session, who, after=after, district_id=district_id)
+def shops_page(request: Request, session: DB, who: User, after: After = None, district_id: QueryId = None,
+               done: str = "") -> Response:
+    """The shop register of the district, the registration form and closing a shop."""
+    return _shops_page(request, session, who, after=after, district_id=district_id,
+                       done=done if done == "left" else "")
 
 
 @router.post("/labour/shops")
@@ -282,6 +301,7 @@ def _jobs_page(request: Request, session, who, *, after: int | None = None, dist
     audit(session, who, CHANNEL, "read", "labour_vacancy", None, who.scope, detail="read the job board")
     return render(request, "labour_jobs.html", {
         "rows": view, "pager": pager, "geo": geo, "locked": who.scope is not None, "district_id": scope,
+        "leavings": _leavings(session, "laid_off", scope), "leave": LEAVE_FORM,
         "can_write": who.can(WRITE), "skills": SKILLS, "counts": counts, "reportable": REPORTABLE, "done": done, "error": error,
         "form": form or {}, "today": date.today().isoformat()}, who=who, session=session, status=status)
 
@@ -292,7 +312,7 @@ def jobs_page(request: Request, session: DB, who: User, after: After = None, dis
     """The job board: open vacancies (keyset, total, export), posting one, registering a laid-off
     worker with skills, and the labour registry's counts (stale reports not counted as employed)."""
     return _jobs_page(request, session, who, after=after, district_id=district_id,
-                      done=done if done in ("laid_off", "report") else "")
+                      done=done if done in ("laid_off", "report", "left") else "")
 
 
 @router.post("/labour/reports")
@@ -364,6 +384,38 @@ def vacancy_matches(request: Request, vacancy_id: Id, session: DB, who: User) ->
     return render(request, "labour_matches.html", {
         "v": _vacancy_rows([vacancy], geo, _tr(request))[0], "matches": found,
         "district_of": lambda d: _district_name(_tr(request), geo.district_by_id.get(d))}, who=who, session=session)
+
+
+# ---------------------------------------------------------------- taking someone off a register
+
+@router.post("/labour/leave")
+def take_off(request: Request, session: DB, who: User,
+             off: Annotated[str, Form(alias="register", max_length=20)] = "",
+             cnic: Annotated[str, Form(max_length=40)] = "", certificate_no: Annotated[str, Form(max_length=40)] = "",
+             left_on: Annotated[str, Form(max_length=20)] = "", reason: Annotated[str, Form(max_length=30)] = "",
+             now: Annotated[str, Form(max_length=30)] = "", note: Annotated[str, Form(max_length=220)] = "") -> Response:
+    """Take a daily wager or a laid-off worker off their register, or close a shop (counter operator,
+    district officer): the register row is kept, inactive, with when, why and by whom."""
+    register = off if off in PAGE_OF else "daily_wager"
+    entity = "labour_shop" if register == "shopkeeper" else "labour_worker"
+    if not who.can(WRITE):
+        return _refused(request, session, who, entity)
+    try:
+        if register == "shopkeeper":
+            left = shops.close_shop(session, certificate_no, _day(left_on), reason, who.username, now=now or None,
+                                    note=note, district_scope=who.scope)
+        else:
+            left = registers.take_off_by_cnic(session, register, cnic, _day(left_on), reason, who.username,
+                                              now=now or None, note=note, district_scope=who.scope)
+    except LabourError as exc:
+        session.rollback()
+        form = {"leave_cnic": cnic, "leave_cert": certificate_no, "leave_note": note}
+        page = {"daily_wager": _wagers_page, "laid_off": _jobs_page, "shopkeeper": _shops_page}[register]
+        return page(request, session, who, error=str(exc), status=422, form=form)
+    audit(session, who, CHANNEL, "exit", entity, left.shop_id or left.worker_id, left.district_id,
+          detail=f"off the {register} register on {left.left_on} ({left.reason}): individual {left.individual_id}")
+    session.commit()
+    return RedirectResponse(f"{PAGE_OF[register]}?done=left", status_code=303)
 
 
 # ---------------------------------------------------------------- employers' uploads
