@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from isps.labour import registers
 from isps.labour.models import LabourLeaving, Shop
-from isps.labour.status import LabourError, person_for
+from isps.labour.status import LabourError, person_for, required_text
 from isps.registry import cnic as cnic_rules
-from isps.registry.fields import Field, check_value
+from isps.registry.fields import Field
 from isps.registry.models import District, Individual
 
 _NAME = Field("shop_name", "text", max_len=120, words=True)
@@ -24,21 +24,13 @@ _TRADE = Field("trade", "text", max_len=80, words=True)
 _ADDRESS = Field("address", "text", max_len=200, words=True)
 
 
-def _checked(spec: Field, raw: str) -> str:
-    try:
-        value = check_value(spec, (raw or "").strip())
-    except ValueError as exc:
-        raise LabourError(f"{spec.name}: {exc}") from None
-    if not value:
-        raise LabourError(f"{spec.name}: is required")
-    return value
-
 
 def register_shop(session: Session, cnic: str, shop_name: str, trade: str, address: str, registered_on: date,
                   actor: str, district_scope: int | None = None) -> Shop:
     """Register a shop for the registry person holding ``cnic`` (within the user's district); the
     owner goes on the shopkeeper register (self-employed in the registry)."""
-    name, what, where = _checked(_NAME, shop_name), _checked(_TRADE, trade), _checked(_ADDRESS, address)
+    name, what, where = (required_text(_NAME, shop_name), required_text(_TRADE, trade),
+                         required_text(_ADDRESS, address))
     person = person_for(session, cnic, district_scope)
     shop = Shop(certificate_no="pending", individual_id=person.id, household_id=person.household_id,
                 district_id=person.district_id, shop_name=name, trade=what, address=where,
@@ -87,7 +79,7 @@ def close_shop(session: Session, certificate_no: str, closed_on_: date, reason: 
         raise LabourError(f"reason: must be one of {', '.join(registers.LEAVE_REASONS)}")
     note = (note or "").strip()
     if note:
-        note = _checked(registers._NOTE, note)
+        note = required_text(registers._NOTE, note)
     leaving = LabourLeaving(register="shopkeeper", individual_id=owner.id, household_id=owner.household_id,
                             district_id=owner.district_id, worker_id=None, shop_id=shop.id,
                             registered_since=shop.registered_on, left_on=closed_on_, reason=reason,

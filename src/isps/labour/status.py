@@ -27,6 +27,7 @@ from isps.interop.feeds.framework import Feed, FeedReport, Job, write_changes
 from isps.labour.vocab import REPORT_EVERY_DAYS
 from isps.registry import cnic as cnic_rules
 from isps.registry.bulk import insert_arrow
+from isps.registry.fields import Field, check_value
 from isps.registry.models import IngestBatch, Individual
 from isps.registry.service import OutOfScope, find_by_cnic
 
@@ -38,6 +39,17 @@ DOOR = Feed("labour", "Labour registries", SOURCE, (), "effective", apply=lambda
 
 class LabourError(ValueError):
     """A request the labour registries refuse; the message names the record and field."""
+
+
+def required_text(spec: Field, raw: str) -> str:
+    """A typed text field checked by the registry's field rule, and required: the error names the field."""
+    try:
+        value = check_value(spec, (raw or "").strip())
+    except ValueError as exc:
+        raise LabourError(f"{spec.name}: {exc}") from None
+    if not value:
+        raise LabourError(f"{spec.name}: is required")
+    return value
 
 
 def person_for(session: Session, raw_cnic: str, district_scope: int | None = None) -> Individual:

@@ -25,28 +25,19 @@ from sqlalchemy.orm import Session
 
 from isps.labour import registers
 from isps.labour.models import LabourWorker, WagerDay, WorkOffer, WorkOfferPick
-from isps.labour.status import LabourError, person_for
-from isps.registry.fields import Field, check_value
+from isps.labour.status import LabourError, person_for, required_text
+from isps.registry.fields import Field
 
 _BOOTH = Field("booth", "text", max_len=80, words=True)
 _EMPLOYER = Field("employer", "text", max_len=120, words=True)
 _WORK = Field("description", "text", max_len=200, words=True)
 
 
-def _text(spec: Field, raw: str) -> str:
-    try:
-        value = check_value(spec, (raw or "").strip())
-    except ValueError as exc:
-        raise LabourError(f"{spec.name}: {exc}") from None
-    if not value:
-        raise LabourError(f"{spec.name}: is required")
-    return value
-
 
 def register_wager(session: Session, cnic: str, booth: str, registered_on: date, actor: str,
                    district_scope: int | None = None) -> LabourWorker:
     """Register the registry person holding ``cnic`` as a daily wager at ``booth``."""
-    booth = _text(_BOOTH, booth)
+    booth = required_text(_BOOTH, booth)
     person = person_for(session, cnic, district_scope)
     return registers.enrol(session, person, "daily_wager", registered_on, actor, booth=booth,
                            source_ref=f"booth {booth}")
@@ -108,8 +99,8 @@ def offer_work(session: Session, district_id: int, booth: str, work_on: date, sl
         raise LabourError(f"district: work can be offered only in your district ({district_scope})")
     if not 1 <= slots <= 500:
         raise LabourError("slots: a number from 1 to 500")
-    offer = WorkOffer(district_id=district_id, booth=_text(_BOOTH, booth), work_on=work_on, slots=slots,
-                      employer=_text(_EMPLOYER, employer), description=_text(_WORK, description), offered_by=actor)
+    offer = WorkOffer(district_id=district_id, booth=required_text(_BOOTH, booth), work_on=work_on, slots=slots,
+                      employer=required_text(_EMPLOYER, employer), description=required_text(_WORK, description), offered_by=actor)
     session.add(offer)
     session.flush()
     session.execute(text(_PICK), {"offer": offer.id, "on": work_on, "district": district_id, "booth": offer.booth,
