@@ -344,12 +344,6 @@ def _store(conn, door: Door, values: dict, rows: np.ndarray, p: dict, register: 
     fr = status_writer.write_statuses(conn, individual_id=iid, household_id=hid, district_id=did, status=status,
                                       effective=month, refs=[f"row {r}" for r in rows.tolist()],
                                       reference=f"{door.name} upload {upload_id}", actor=actor, batch_id=batch_id)
-    if conn.dialect.name == "postgresql" and fr.events > 1_000:
-        # a burst of events into an outbox the planner last saw small: the consumers' statements
-        # (PMT re-scoring joins households to the events past its cursor) are planned from these
-        # statistics, and with an empty outbox in mind they re-aggregate the members per event
-        # (a 15,639-household re-score took 298 s instead of 1.8 s)
-        conn.execute(text("ANALYZE outbox_event"))
     return {k: v for k, v in asdict(fr).items() if k in ("applied", "late", "unchanged", "conflicts", "events",
                                                           "value_changes")}
 

@@ -674,6 +674,9 @@ def _apply_changes(job: Job) -> None:
     job._event_parts = (topics, aggs, payloads)
 
 
+BURST = 1_000  # events in one delivery above which the outbox statistics are refreshed
+
+
 def _write_events(job: Job) -> None:
     topics, aggs, payloads = getattr(job, "_event_parts", ([], [], []))
     for topic, hids, pl in job.extra_events:
@@ -691,6 +694,12 @@ def _write_events(job: Job) -> None:
         "recorded_at": pa.array([job.now] * len(topic), pa.timestamp("us")),
     }))
     job.report.events += len(topic)
+    if job.conn.dialect.name == "postgresql" and len(topic) > BURST:
+        # a burst of events into an outbox the planner last saw small: the consumers' statements
+        # (PMT re-scoring joins households to the events past its cursor) are planned from these
+        # statistics, and with an empty outbox in mind they re-aggregate the members per event
+        # (a 15,639-household re-score after a labour upload took 298 s instead of 1.8 s)
+        job.conn.execute(text("ANALYZE outbox_event"))
 
 
 def write_changes(job: Job) -> None:
