@@ -110,6 +110,9 @@ def browser():
         b.close()
 
 
+WAIT_MS = 90_000  # how long a step may wait for the page (Playwright: 30 s)
+
+
 class Visit:
     """A browser tab on a laptop-sized screen that records console errors and any request off the app's origin."""
 
@@ -117,6 +120,9 @@ class Visit:
         self.base = base
         self.shots = shots
         self.context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+        # a shared 2-core machine under load 10 once took over Playwright's default 30 s to answer a
+        # sign-in; a wait that long means slow, not wrong, and a wrong page still fails on its checks
+        self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.foreign: list[str] = []
