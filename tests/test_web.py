@@ -12,7 +12,7 @@ import json
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from isps.access.models import AuditRecord
 from isps.access.service import ROLE_LABELS
@@ -39,6 +39,26 @@ def text_of(page: str) -> str:
     """The visible text of a page, whitespace collapsed."""
     page = re.sub(r"<(script|style|svg)\b.*?</\1>", " ", page, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page))).strip()
+
+
+def scalar(engine, sql: str, **params):
+    with transaction(engine) as s:
+        return s.execute(text(sql), params).scalar_one()
+
+
+def denied(engine, actor: str, action: str) -> int:
+    """How many web requests of ``actor`` for ``action`` were refused and audited."""
+    return scalar(engine, "SELECT COUNT(*) FROM audit_log WHERE actor = :a AND action = :x AND outcome = 'denied' "
+                          "AND channel = 'web'", a=actor, x=action)
+
+
+def as_user(client, username: str) -> None:
+    client.cookies.clear()
+    sign_in(client, username)
+
+
+def post(client, url: str, **data):
+    return client.post(url, data=data, follow_redirects=False)
 
 
 def result_rows(page: str) -> list[dict]:

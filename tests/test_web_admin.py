@@ -18,21 +18,7 @@ from isps.interop import feeds
 from isps.interop.dci import partners as dci_partners
 from isps.registry import cnic as cnic_rules
 from tests.conftest import PASSWORD
-from tests.test_web import sign_in, text_of
-
-
-def scalar(engine, sql: str, **params):
-    with transaction(engine) as s:
-        return s.execute(text(sql), params).scalar_one()
-
-
-def as_user(client, username: str) -> None:
-    client.cookies.clear()
-    sign_in(client, username)
-
-
-def post(client, url: str, **data):
-    return client.post(url, data=data, follow_redirects=False)
+from tests.test_web import as_user, post, scalar, sign_in, text_of
 
 
 def audited(engine, actor: str, action: str, outcome: str = "ok") -> int:

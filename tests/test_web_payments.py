@@ -9,13 +9,12 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from isps.db import transaction
 from isps.payments import payroll as pr
 from isps.programs import enrolment as en
 from isps.targeting.eligibility import rules
-from tests.test_web import sign_in, text_of
+from tests.test_web import as_user, denied, post, scalar, sign_in, text_of
 
 CODE = "bisp_kafaalat"
 ON = date(2026, 6, 1)
@@ -31,25 +30,6 @@ def pay(client, province, tmp_path, monkeypatch):
         run = rules.run(s, row, "test", on=ON)
         en.enrol_from_run(s, CODE, run.id, "test", ON)
     return client
-
-
-def scalar(engine, sql: str, **params):
-    with transaction(engine) as s:
-        return s.execute(text(sql), params).scalar_one()
-
-
-def denied(engine, actor: str, action: str) -> int:
-    return scalar(engine, "SELECT COUNT(*) FROM audit_log WHERE actor = :a AND action = :x AND outcome = 'denied' "
-                          "AND channel = 'web'", a=actor, x=action)
-
-
-def as_user(client, username: str) -> None:
-    client.cookies.clear()
-    sign_in(client, username)
-
-
-def post(client, url: str, **data):
-    return client.post(url, data=data, follow_redirects=False)
 
 
 def approved_payroll(client, province, *, fund: float | None = 100_000_000) -> int:

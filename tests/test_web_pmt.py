@@ -6,33 +6,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from sqlalchemy import text
-
 from isps.db import transaction
 from isps.services import jobs
 from isps.targeting import alternative, pmt
-from tests.test_web import sign_in, text_of
+from tests.test_web import as_user, denied, post, scalar, sign_in, text_of
 
 THROUGH = date(2026, 11, 1)
-
-
-def scalar(engine, sql: str, **params):
-    with transaction(engine) as s:
-        return s.execute(text(sql), params).scalar_one()
-
-
-def denied(engine, actor: str, action: str) -> int:
-    return scalar(engine, "SELECT COUNT(*) FROM audit_log WHERE actor = :a AND action = :x AND outcome = 'denied' "
-                          "AND channel = 'web'", a=actor, x=action)
-
-
-def as_user(client, username: str) -> None:
-    client.cookies.clear()
-    sign_in(client, username)
-
-
-def post(client, url: str, **data):
-    return client.post(url, data=data, follow_redirects=False)
 
 
 def finished(response) -> jobs.Job:
