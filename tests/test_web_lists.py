@@ -263,3 +263,14 @@ def test_search_shows_how_many_households_match(client, province):
         in_lahore = s.scalar(select(func.count()).select_from(Household).where(Household.district_id == 1))
     page = client.get("/?search=1").text
     assert int(re.search(r'id="results-total" data-total="(\d+)"', page).group(1)) == in_lahore
+
+
+def test_a_filter_form_left_at_any_is_no_filter_and_a_bad_value_is_still_refused(client):
+    """A filter form sends its empty choices as "" (district "Any"): the page answers as unfiltered,
+    as the audit page does, while a value that is not an id is still refused."""
+    sign_in(client, "admin")
+    for page in ("/users", "/programs/bisp_kafaalat/enrolment", "/sbr/review", "/labour/wagers", "/labour/shops",
+                 "/labour/jobs"):
+        blank = "&tehsil_id=" if page.startswith("/programs") else ""
+        assert client.get(f"{page}?district_id={blank}").status_code == 200, page
+        assert client.get(f"{page}?district_id=abc").status_code == 400, page

@@ -24,7 +24,7 @@ from isps.labour.vocab import EMPLOYED, LEAVE_REASONS, REPORTABLE, SKILLS
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import Individual
 from isps.web import listing
-from isps.web.common import CHANNEL, DB, Geography, User, _district_name, _tr, error_page, render
+from isps.web.common import CHANNEL, DB, FilterId, Geography, User, _district_name, _tr, error_page, render
 
 router = APIRouter(include_in_schema=False)
 WRITE = "registry.write"
@@ -115,7 +115,7 @@ def _wagers_page(request: Request, session, who, *, after: int | None = None, di
 
 
 @router.get("/labour/wagers")
-def wagers_page(request: Request, session: DB, who: User, after: After = None, district_id: QueryId = None,
+def wagers_page(request: Request, session: DB, who: User, after: After = None, district_id: FilterId = None,
                 offer: QueryId = None, done: str = "") -> Response:
     """The daily wagers' register of the district, booth registration, and the day's work offered
     by rotation (the picks of the last offer are shown)."""
@@ -225,7 +225,7 @@ def _shops_page(request: Request, session, who, *, after: int | None = None, dis
 
 
 @router.get("/labour/shops")
-def shops_page(request: Request, session: DB, who: User, after: After = None, district_id: QueryId = None,
+def shops_page(request: Request, session: DB, who: User, after: After = None, district_id: FilterId = None,
                done: str = "") -> Response:
     """The shop register of the district, the registration form and closing a shop."""
     return _shops_page(request, session, who, after=after, district_id=district_id,
@@ -307,7 +307,7 @@ def _jobs_page(request: Request, session, who, *, after: int | None = None, dist
 
 
 @router.get("/labour/jobs")
-def jobs_page(request: Request, session: DB, who: User, after: After = None, district_id: QueryId = None,
+def jobs_page(request: Request, session: DB, who: User, after: After = None, district_id: FilterId = None,
               done: str = "") -> Response:
     """The job board: open vacancies (keyset, total, export), posting one, registering a laid-off
     worker with skills, and the labour registry's counts (stale reports not counted as employed)."""

@@ -12,14 +12,14 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.access.service import audit, audit_many
-from isps.api.params import MAX_ID, After, Id, QueryId
+from isps.api.params import MAX_ID, After, Id
 from isps.linkage import persons, reports
 from isps import catalogue
 from isps.registry import cnic as cnic_rules
 from isps.registry.models import District
 from isps.web import listing
 from isps.web.common import CHANNEL, DB, SECURITY_HEADERS, User, bad_address_page, error_page, render
-from isps.web.common import _tr, program_name
+from isps.web.common import FilterId, _tr, program_name
 
 router = APIRouter(include_in_schema=False)
 DECIDE = "registry.import"
@@ -60,7 +60,7 @@ def _flat(items, names: dict[int, str]) -> list[dict]:
 
 @router.get("/sbr/review")
 def review_page(request: Request, session: DB, who: User, after: After = None, done: str = "",
-                district_id: QueryId = None, program: Annotated[str, Query(max_length=40)] = "",
+                district_id: FilterId = None, program: Annotated[str, Query(max_length=40)] = "",
                 min_weight: Annotated[float | None, Query(ge=-1000, le=1000)] = None,
                 decided: After = None) -> Response:
     """The clerical review queue, a page of pairs at a time by keyset, with its total for the

@@ -14,7 +14,7 @@ from isps.programs import enrolment as en
 from isps.programs import reassessment
 from isps.web import common as r
 from isps.web import listing
-from isps.web.common import DB, User
+from isps.web.common import DB, FilterId, User
 from isps.web.refusals import refusal_text
 
 router = APIRouter(include_in_schema=False)
@@ -135,7 +135,7 @@ def _refused(request: Request, session, who, code: str, filters: dict, geo, tr, 
 @router.get("/programs/{code}/enrolment")
 def page(request: Request, code: str, session: DB, who: User, promoted: str = "",
          exited: QueryId = None, kept: QueryId = None, after: After = None, wafter: After = None,
-         district_id: QueryId = None, tehsil_id: QueryId = None, channel: str = "", rafter: After = None) -> Response:
+         district_id: FilterId = None, tehsil_id: FilterId = None, channel: str = "", rafter: After = None) -> Response:
     """A program's enrolled households and waiting list, each paged by keyset with its total for
     the filters (district and tehsil, payment channel) and its export; and who was refused because
     of another program, with the reason."""

@@ -18,7 +18,7 @@ from isps.access.models import User as UserRecord
 from isps.access.service import Principal, audit
 from isps.api.params import Id, QueryId
 from isps.web import common as r
-from isps.web.common import DB, Geography, User
+from isps.web.common import DB, FilterId, Geography, User
 from isps.web.listing import PAGE, export, keyset_chunks, pager, wants_export
 
 router = APIRouter(include_in_schema=False)
@@ -79,7 +79,7 @@ def _list(request: Request, session: Session, who: Principal, *, role: str = "",
 
 @router.get("/users")
 def users_page(request: Request, session: DB, who: User, role: Annotated[str, Query(max_length=20)] = "",
-               district_id: QueryId = None, state: Annotated[str, Query(max_length=10)] = "",
+               district_id: FilterId = None, state: Annotated[str, Query(max_length=10)] = "",
                after: QueryId = None) -> Response:
     """Every user, a page at a time, with role, district and whether the account is disabled or locked."""
     return _guard(request, session, who, "read", "list the users") or _list(
