@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from isps import keyset
 from isps.access.models import AuditRecord, AuthSession, SignInFailure, User
 
-ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "auditor")
-SCOPED_ROLES = ("district_officer", "counter_operator")
+ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "grievance_officer", "auditor")
+SCOPED_ROLES = ("district_officer", "counter_operator", "grievance_officer")
 
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "registry.read": ROLES,
@@ -37,11 +37,21 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "partners.manage": ("administrator",),                      # DCI partners, keys, agreements
     "consent.record": ("administrator", "district_officer", "counter_operator"),
     "enrolment.apply": ("administrator", "district_officer", "counter_operator"),
+    # the citizen's door (issue 11): applications at the One Window counter, their verification and
+    # disposal by a second person; grievances taken by anyone who meets citizens, handled by the
+    # grievance officers and escalated up to the program managers; the outbound message queue
+    "application.take": ("administrator", "district_officer", "counter_operator"),
+    "application.decide": ("administrator", "program_manager", "district_officer"),
+    "grievance.take": ("administrator", "district_officer", "counter_operator", "grievance_officer"),
+    "grievance.handle": ("administrator", "program_manager", "district_officer", "grievance_officer"),
+    "messages.read": ("administrator", "program_manager", "district_officer", "counter_operator",
+                      "grievance_officer", "auditor"),
 }
 
 ROLE_LABELS = {
     "administrator": "Administrator", "program_manager": "Program manager", "district_officer": "District officer",
-    "counter_operator": "One Window counter operator", "auditor": "Auditor",
+    "counter_operator": "One Window counter operator",
+    "grievance_officer": "Grievance officer", "auditor": "Auditor",
 }
 
 
@@ -53,6 +63,8 @@ ACTIONS = frozenset({
     "edit", "create", "import", "ingest", "resolve", "merge", "unmerge",  # changing it
     "approve", "reject", "decide", "enrol", "exit", "suspend", "reinstate", "keep", "review", "graduate",
     "fit", "activate", "reconcile", "release", "notify", "record",
+    "register", "verify", "refer", "file", "assign", "escalate", "close", "reopen", "confirm",  # applications, grievances
+    "send", "opt_out", "opt_in",                                          # messages
     "sign_in", "sign_out", "unlock",                                      # sessions and accounts
     "disable", "enable", "reset_password", "rotate", "revoke", "end",     # accounts, partners' keys, agreements
     "refused",  # a request refused before it reached an action (forged form, cookie write, role)

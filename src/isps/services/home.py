@@ -42,6 +42,7 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
     "district_officer": ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review",
                          "recertification"),
     "counter_operator": ("change_requests", "late_change_requests", "conflicts", "recertification"),
+    "grievance_officer": (),
     "program_manager": ("cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "review",
                         "refused_deliveries", "late_change_requests"),
     "auditor": ("refused_access", "late_change_requests", "late_conflicts", "failed_payments", "unclaimed_payments",
