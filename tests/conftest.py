@@ -95,8 +95,9 @@ def engine(request, tmp_path):
 def province(engine):
     """A small synthetic province (600 households, seed 7) with one user per role.
 
-    Users: admin, manager, auditor (province-wide); lahore_officer and kasur_counter
-    scoped to Lahore (id 1) and Kasur (id 2). All share the password PASSWORD.
+    Users: admin, manager, auditor (province-wide); lahore_officer scoped to Lahore (id 1);
+    kasur_counter, kasur_officer and kasur_grievance scoped to Kasur (id 2). All share the
+    password PASSWORD.
     """
     load_synthetic(engine, 600, seed=7)
     from isps.targeting import pmt
@@ -108,6 +109,8 @@ def province(engine):
         create_user(s, "auditor", PASSWORD, "auditor")
         create_user(s, "lahore_officer", PASSWORD, "district_officer", district_id=1)
         create_user(s, "kasur_counter", PASSWORD, "counter_operator", district_id=2)
+        create_user(s, "kasur_officer", PASSWORD, "district_officer", district_id=2)
+        create_user(s, "kasur_grievance", PASSWORD, "grievance_officer", district_id=2)
     return engine
 
 
