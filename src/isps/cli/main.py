@@ -44,6 +44,9 @@ app.add_typer(benefits_app, name="benefits")
 from isps.cli.labour import labour_app  # noqa: E402
 
 app.add_typer(labour_app, name="labour")
+from isps.cli.worker import worker as _worker  # noqa: E402
+
+app.command("worker")(_worker)
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"
@@ -276,7 +279,17 @@ def demo(households: Annotated[int, typer.Option("--households", "-n")] = 100_00
                   f"token: POST http://{host}:{port}/api/v1/auth/token")
     console.print(f"ready in {time.perf_counter() - started:.0f}s")
     if serve_app:
-        serve(host=host, port=port)
+        from isps.cli import worker as background
+        from isps.config import var_dir
+
+        log_path = var_dir().resolve() / "worker.log"
+        child = background.start_child(log_path)
+        console.print(f"background worker started (pid {child.pid}); its log: {log_path}")
+        try:
+            serve(host=host, port=port)
+        finally:
+            background.stop_child(child)
+            console.print(f"background worker stopped (exit {child.returncode})")
 
 
 def _demo_flows(engine) -> None:

@@ -18,7 +18,10 @@ up, so that each sees what the one below it did:
    and count those already sent for recall.
 
 It runs after every feed delivery (in the background of the API call, at the end of ``isps feeds
-apply``) and may be run at any time (``isps events``); running it again does nothing new.
+apply``), every few seconds in ``isps worker`` (task ``events``), and may be run at any time
+(``isps events``); running it again does nothing new. Runs never overlap, whichever process starts
+them: :func:`drain` holds the ``events`` lease (:mod:`isps.services.leases`, the same lease the
+worker's task takes) for as long as it runs, and waits for it when another process has it.
 """
 
 from __future__ import annotations
@@ -28,10 +31,23 @@ from datetime import date
 from sqlalchemy import Engine
 
 from isps.db import transaction
+from isps.services import leases
+
+LEASE = "events"        # the worker's task of the same name holds it too
+WAIT_SECONDS = 900.0    # a caller waits this long for a run in another process to end
 
 
-def drain(engine: Engine, on: date | None = None) -> dict:
-    """Run every consumer of registry events once, each in its own transaction, bottom up. Returns
+def drain(engine: Engine, on: date | None = None, wait: float = WAIT_SECONDS) -> dict:
+    """Run every consumer of registry events once (:func:`run_consumers`), never at the same time
+    as another run in any process: waits up to ``wait`` seconds for the ``events`` lease (raises
+    :class:`isps.services.leases.Busy` after that)."""
+    with leases.held(engine, LEASE, wait=wait):
+        return run_consumers(engine, on)
+
+
+def run_consumers(engine: Engine, on: date | None = None) -> dict:
+    """Run every consumer of registry events once, each in its own transaction, bottom up, by a
+    caller that holds the ``events`` lease (:func:`drain` or the worker's task). Returns
     the households re-scored (``rescored``) and re-assessed (``reassessed``), those listed and enrolled
     after the update, the enrolments flagged for review (and cleared), and the payments' counts
     (``stopped``, ``to_recall``, ``enrolments_ended``, ``promoted``)."""

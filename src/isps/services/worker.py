@@ -1,0 +1,306 @@
+"""``isps worker``: the one background process that runs all of ISPS's background work.
+
+Each piece of work is a :class:`Task`: a name, how often it runs, and a function
+``run(engine, now) -> dict`` that does its work in transactions of its own and returns counts.
+The scheduler (:class:`Worker`) runs each task when it is due, in a small pool of threads, one run
+of a task at a time, each under the task's lease (:mod:`isps.services.leases`): two worker
+processes, or a worker and a web server draining events, never run one task at once. A task
+that raises is recorded (the lease's ``last_error``) and logged; the others run on.
+
+The tasks (:func:`default_tasks`):
+
+* ``events`` -- :func:`isps.services.events.run_consumers`: re-scoring, re-assessment, deaths,
+  duplicates, payments, bottom up (the ``events`` lease serialises it with every other drain);
+* ``dci_notify`` -- the DCI notifier (:func:`isps.interop.dci.subscriptions.process_events`)
+  and the retry of failed callbacks, which used to run only on an administrator's request;
+* ``selfreport_reminders`` -- :func:`isps.labour.reports.schedule_reminders`, then one SMS per
+  reminder owed (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``).
+
+Moved clocks: every task is given ``now`` (``isps worker --now 2027-01-15T09:00`` runs as of that
+time, advancing with the real clock); leases always use the real clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine, select, text
+
+from isps.db import transaction
+from isps.services import leases
+
+log = logging.getLogger("isps.worker")
+
+Run = Callable[[Engine, datetime], dict]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    every: timedelta
+    run: Run
+    ttl: timedelta = leases.DEFAULT_TTL   # the lease's time to live (renewed while the task runs)
+    about: str = ""                        # one line for the administrator's page
+
+
+@dataclass
+class Outcome:
+    task: str
+    status: str                  # ok | failed | busy (another process holds the lease)
+    result: dict = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Clock:
+    """The tasks' ``now``: the real time, or a moved time that advances with it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.offset = (start - datetime.now()) if start is not None else timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now() + self.offset
+
+
+def run_task(engine: Engine, task: Task, now: datetime, holder: str) -> Outcome:
+    """One run of ``task`` under its lease: ``busy`` when another process has it, ``failed`` with
+    the error recorded when it raised, else ``ok`` with its result recorded."""
+    started = time.perf_counter()
+    if not leases.acquire(engine, task.name, holder, task.ttl):
+        return Outcome(task.name, "busy")
+    result: dict = {}
+    error: str | None = None
+    try:
+        with leases.Keeper(engine, task.name, holder, task.ttl):
+            result = task.run(engine, now) or {}
+    except Exception as exc:  # noqa: BLE001 - one task failing never stops the others; it is recorded
+        log.exception("task %s failed", task.name)
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        leases.release(engine, task.name, holder, result=result, error=error)
+    except Exception:  # noqa: BLE001 - the lease then expires by itself
+        log.exception("releasing the lease of task %s", task.name)
+    seconds = round(time.perf_counter() - started, 3)
+    if error is None:
+        log.info("task %s: %s (%.2fs)", task.name, _summary(result), seconds)
+        return Outcome(task.name, "ok", result, None, seconds)
+    return Outcome(task.name, "failed", result, error, seconds)
+
+
+def _summary(result: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in result.items()) or "nothing to do"
+
+
+class Worker:
+    """Runs tasks when due; :meth:`run_once` runs each once, :meth:`run_forever` until stopped."""
+
+    def __init__(self, engine: Engine, tasks: Iterable[Task], *, clock: Clock | None = None,
+                 holder: str | None = None, threads: int = 3) -> None:
+        self.engine = engine
+        self.tasks = list(tasks)
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError("task names must be unique")
+        self.clock = clock or Clock()
+        self.holder = holder or leases.new_holder("worker")
+        self.threads = threads
+        self.stop = threading.Event()
+        self.started_hooks: list[Callable[[], None]] = []   # e.g. the SMS gateway's receiving side
+        self.stopped_hooks: list[Callable[[], None]] = []
+
+    def run_once(self) -> dict[str, Outcome]:
+        """Every task once, one after the other (``isps worker --once``)."""
+        return {t.name: run_task(self.engine, t, self.clock(), self.holder) for t in self.tasks}
+
+    def run_forever(self, tick: float = 1.0) -> None:
+        """Run each task when due until :attr:`stop` is set; running tasks finish their run."""
+        for hook in self.started_hooks:
+            hook()
+        due = {t.name: 0.0 for t in self.tasks}
+        running: dict[str, Future] = {}
+        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="isps-worker")
+        log.info("worker %s: %s", self.holder, ", ".join(f"{t.name} every {t.every}" for t in self.tasks))
+        try:
+            while not self.stop.is_set():
+                for name in [n for n, f in running.items() if f.done()]:
+                    outcome = running.pop(name).result()
+                    task = next(t for t in self.tasks if t.name == name)
+                    # another process has it: look again soon; else at the task's next turn
+                    wait = min(task.every.total_seconds(), 5.0) if outcome.status == "busy" else task.every.total_seconds()
+                    due[name] = time.monotonic() + wait
+                now = time.monotonic()
+                for task in self.tasks:
+                    if task.name not in running and due[task.name] <= now:
+                        due[task.name] = float("inf")
+                        running[task.name] = pool.submit(run_task, self.engine, task, self.clock(), self.holder)
+                soonest = min([d for d in due.values()] + [now + tick]) - time.monotonic()
+                self.stop.wait(max(0.05, min(tick, soonest)))
+        finally:
+            log.info("worker %s stopping: waiting for %s", self.holder, ", ".join(running) or "no running task")
+            pool.shutdown(wait=True)
+            for hook in self.stopped_hooks:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping")
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM and SIGINT stop the loop gracefully (the main thread only)."""
+        def handler(signum, _frame) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self.stop.set()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+# ---------------------------------------------------------------- the tasks
+
+def events_task(engine: Engine, now: datetime) -> dict:
+    """Drain the registry's events (the caller holds the ``events`` lease: the task's)."""
+    from isps.services.events import run_consumers
+
+    out = run_consumers(engine, on=now.date())
+    return {k: v for k, v in out.items() if v}
+
+
+def dci_notify(sender=None) -> Run:
+    """The DCI notifier: notify subscribers of the events past their cursor, then send again the
+    callbacks that failed. ``sender`` replaces the HTTPS sender (tests)."""
+    def run(engine: Engine, now: datetime) -> dict:
+        from isps import config
+        from isps.interop.dci import service, subscriptions
+
+        rt = service.Runtime(config.secret_key(), sender=sender)
+        with transaction(engine) as s:
+            counts = subscriptions.process_events(s, rt)
+            counts["retried"] = service.retry_failed(s, rt)
+        return {k: v for k, v in counts.items() if v}
+    return run
+
+
+# What the reminder says, by kind, in Urdu and English; {due} is the due date, {code} the short code.
+REMINDER_TEXTS = {
+    "before": {
+        "en": "ISPS: your quarterly employment report is due on {due}. Text EMP and your status "
+              "(e.g. EMP WORKING or EMP NO WORK) to {code}, or visit a One Window counter.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی ہے۔ EMP اور اپنی حالت (مثلاً EMP WORKING یا "
+              "EMP NO WORK) لکھ کر {code} پر بھیجیں، یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
+    },
+    "due": {
+        "en": "ISPS: your quarterly employment report is due today ({due}). Text EMP and your status to {code}, "
+              "or visit a One Window counter.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ آج ({due}) دینی ہے۔ EMP اور اپنی حالت لکھ کر {code} پر بھیجیں، "
+              "یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
+    },
+    "overdue": {
+        "en": "ISPS: your quarterly employment report was due on {due} and has not come. Text EMP and your status "
+              "to {code}. Without it your labour record counts as out of date.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی تھی اور ابھی تک نہیں آئی۔ EMP اور اپنی حالت لکھ کر "
+              "{code} پر بھیجیں، ورنہ آپ کا روزگار کا اندراج پرانا شمار ہو گا۔",
+    },
+}
+SHORT_CODE = "8123"
+REMINDER_BATCH = 5000   # reminders enqueued per transaction
+
+
+def _pending_reminders(on: date) -> tuple[str, dict]:
+    """Reminders owed and not yet handed to the message queue: their day has come, the report they
+    remind of is still the one due (no report since), and not older than the grace period."""
+    from isps.labour.vocab import GRACE_DAYS
+
+    return ("""
+        SELECT r.individual_id, r.due_on, r.kind, r.district_id, i.household_id, i.phone
+        FROM labour_reminder r
+        JOIN labour_person p ON p.individual_id = r.individual_id AND p.report_due = r.due_on
+        JOIN individual i ON i.id = r.individual_id
+        WHERE r.sent_at IS NULL AND r.send_on <= :on AND r.send_on >= :oldest
+          AND i.phone IS NOT NULL AND i.date_of_death IS NULL
+        ORDER BY r.individual_id, r.due_on, r.kind""",
+            {"on": on, "oldest": on - timedelta(days=GRACE_DAYS + 1)})
+
+
+def selfreport_sms(engine: Engine, now: datetime, lang: str = "ur") -> dict:
+    """Owe the quarterly report's reminders whose day has come (set-based), then queue one SMS per
+    reminder owed to a person with a phone, idempotent by key, and mark it handed over
+    (``labour_reminder.sent_at``, one UPDATE per batch)."""
+    from isps.labour import reports
+    from isps.messaging import phones, queue
+
+    on = now.date()
+    with transaction(engine) as s:
+        owed = reports.schedule_reminders(s, on)
+    queued = bad_phone = 0
+    sql, params = _pending_reminders(on)
+    with transaction(engine) as s:
+        rows = s.execute(text(sql), params).all()
+    for start in range(0, len(rows), REMINDER_BATCH):
+        batch = rows[start:start + REMINDER_BATCH]
+        done: list[tuple[int, date, str]] = []
+        with transaction(engine) as s:
+            for individual_id, due_on, kind, district_id, household_id, phone in batch:
+                due_on = due_on if isinstance(due_on, date) else date.fromisoformat(str(due_on))
+                try:
+                    number = phones.normalise(phone)
+                except phones.PhoneError:
+                    bad_phone += 1
+                    continue
+                queue.enqueue(s, kind="selfreport", phone=number, lang=lang,
+                              text=REMINDER_TEXTS[kind][lang].format(due=due_on.strftime("%d-%m-%Y"), code=SHORT_CODE),
+                              key=f"selfreport:{individual_id}:{due_on.isoformat()}:{kind}",
+                              individual_id=individual_id, household_id=household_id, district_id=district_id)
+                done.append((individual_id, due_on, kind))
+            for kind in {k for _, _, k in done}:
+                ids = [i for i, _, k in done if k == kind]
+                s.execute(text(f"""UPDATE labour_reminder SET sent_at = :now
+                    WHERE kind = :kind AND sent_at IS NULL AND send_on <= :on
+                      AND individual_id IN ({", ".join(str(int(i)) for i in ids)})"""),
+                          {"now": now, "kind": kind, "on": on})
+        queued += len(done)
+    return {k: v for k, v in {"owed": owed, "queued": queued, "bad_phone": bad_phone}.items() if v}
+
+
+def default_tasks(*, dci_sender=None) -> list[Task]:
+    """Every background task of ISPS, with how often it runs."""
+    return [
+        Task("events", timedelta(seconds=10), events_task, ttl=timedelta(minutes=5),
+             about="registry events: re-scoring, re-assessment, deaths, duplicates, payments"),
+        Task("dci_notify", timedelta(seconds=30), dci_notify(dci_sender),
+             about="DCI: notify partners' subscriptions, retry failed callbacks"),
+        Task("selfreport_reminders", timedelta(hours=1), selfreport_sms,
+             about="quarterly employment self-report: reminders owed, one SMS each"),
+    ]
+
+
+def status(engine: Engine, tasks: Iterable[Task]) -> list[dict]:
+    """Each task with its lease and last run, and when it is next due (the administrator's page)."""
+    rows = leases.lease_rows(engine)
+    now = leases.clock()
+    out = []
+    for t in tasks:
+        row = rows.get(t.name)
+        held = row is not None and row.holder is not None and row.expires_at is not None and row.expires_at >= now
+        started = row.last_started if row else None
+        out.append({"task": t.name, "every": t.every, "about": t.about,
+                    "holder": row.holder if held else None, "expires_at": row.expires_at if held else None,
+                    "last_started": started, "last_finished": row.last_finished if row else None,
+                    "last_result": (row.last_result or {}) if row else {}, "last_error": row.last_error if row else None,
+                    "next_due": (started + t.every) if started else None,
+                    "overdue": bool(started and not held and started + t.every + timedelta(minutes=5) < now)})
+    for name in sorted(set(rows) - {t.name for t in tasks}):
+        row = rows[name]
+        out.append({"task": name, "every": None, "about": "", "holder": row.holder, "expires_at": row.expires_at,
+                    "last_started": row.last_started, "last_finished": row.last_finished,
+                    "last_result": row.last_result or {}, "last_error": row.last_error, "next_due": None,
+                    "overdue": False})
+    return out
+
+
+__all__ = ["Task", "Outcome", "Clock", "Worker", "run_task", "default_tasks", "status", "events_task",
+           "dci_notify", "selfreport_sms", "REMINDER_TEXTS"]
