@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from isps.cli.common import Table, _engine, _fail, console
+from isps.db import transaction
 
 
 def worker(once: Annotated[bool, typer.Option("--once", help="run every task once and exit")] = False,
@@ -37,7 +38,9 @@ def worker(once: Annotated[bool, typer.Option("--once", help="run every task onc
     tasks = w.default_tasks()
     if list_tasks:
         table = Table("task", "every", "holder", "last started (UTC)", "last finished (UTC)", "result", "error")
-        for row in w.status(engine, tasks):
+        with transaction(engine) as s:
+            rows = w.status(s, tasks)
+        for row in rows:
             table.add_row(row["task"], str(row["every"] or ""), row["holder"] or "", str(row["last_started"] or ""),
                           str(row["last_finished"] or ""), w._summary(row["last_result"]), row["last_error"] or "")
         console.print(table)

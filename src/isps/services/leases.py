@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import JSON, DateTime, String, Text, or_, select, text, update
 from sqlalchemy import Engine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from isps.db import Base, transaction
 
@@ -152,9 +152,8 @@ def held(engine: Engine, task: str, *, wait: float = 0.0, ttl: timedelta = DEFAU
         release(engine, task, me, record=record)
 
 
-def lease_rows(engine: Engine) -> dict[str, WorkerLease]:
-    with transaction(engine) as s:
-        return {row.task: row for row in s.scalars(select(WorkerLease))}
+def lease_rows(session: Session) -> dict[str, WorkerLease]:
+    return {row.task: row for row in session.scalars(select(WorkerLease))}
 
 
 __all__ = ["WorkerLease", "acquire", "renew", "release", "held", "Keeper", "Busy", "new_holder", "clock",

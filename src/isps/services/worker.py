@@ -31,7 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from isps.db import transaction
 from isps.services import leases
@@ -278,9 +279,10 @@ def default_tasks(*, dci_sender=None) -> list[Task]:
     ]
 
 
-def status(engine: Engine, tasks: Iterable[Task]) -> list[dict]:
-    """Each task with its lease and last run, and when it is next due (the administrator's page)."""
-    rows = leases.lease_rows(engine)
+def status(session: Session, tasks: Iterable[Task]) -> list[dict]:
+    """Each task with its lease and last run, and when it is next due (the administrator's page);
+    tasks no longer in the list but with a lease row come last."""
+    rows = leases.lease_rows(session)
     now = leases.clock()
     out = []
     for t in tasks:
