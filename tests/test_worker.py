@@ -224,3 +224,104 @@ def test_a_signal_stops_the_loop_after_the_running_task(engine):
     thread.join(10)
     assert not thread.is_alive() and body.inside == 0 and body.runs >= 1
     assert lease(engine, "job").holder is None and lease(engine, "job").last_finished is not None
+
+
+# ---------------------------------------------------------------- the administrator's page
+
+def test_the_worker_page_shows_each_task_to_administrators_only(client, province):
+    from tests.test_web import as_user, denied, text_of
+
+    as_user(client, "admin")
+    page = client.get("/admin/worker")
+    assert page.status_code == 200
+    assert "No worker has run yet" in text_of(page.text)
+    for t in w.default_tasks():
+        assert f'data-task="{t.name}"' in page.text
+
+    def boom(e, now):
+        raise ValueError("gateway refused the bind")
+
+    w.Worker(province, [w.Task("events", timedelta(seconds=10), lambda e, now: {"rescored": 3}),
+                        w.Task("dci_notify", timedelta(seconds=30), boom)]).run_once()
+    assert leases.acquire(province, "selfreport_reminders", "worker@host:1:abc", timedelta(minutes=5))
+    body = client.get("/admin/worker").text
+    row = lambda name: text_of(body.split(f'data-task="{name}"')[1].split("</tr>")[0])  # noqa: E731
+    assert "households re-scored: 3" in row("events") and "10 s" in row("events")
+    assert "ValueError: gateway refused the bind" in row("dci_notify")
+    assert "Running now" in row("selfreport_reminders") and "worker@host:1:abc" in row("selfreport_reminders")
+    assert 'href="/admin/worker"' in body                                   # the nav link
+    assert "No worker has run yet" not in text_of(body)
+    client.cookies.set("lang", "ur")
+    ur = client.get("/admin/worker")
+    assert ur.status_code == 200 and 'dir="rtl"' in ur.text and "پس منظر کا کارکن" in ur.text
+    assert "گھرانوں کا نیا اسکور: 3" in ur.text
+    client.cookies.delete("lang")
+    for user in ("kasur_counter", "auditor", "manager"):
+        as_user(client, user)
+        refused = client.get("/admin/worker")
+        assert refused.status_code == 403 and "gateway refused" not in refused.text
+        assert 'href="/admin/worker"' not in refused.text
+        assert denied(province, user, "read") == 1
+
+
+# ---------------------------------------------------------------- the command and the demo's child
+
+def test_the_demo_starts_the_worker_with_this_interpreter():
+    from isps.cli import worker as cli
+
+    assert cli.worker_command() == [sys.executable, "-m", "isps.cli.main", "worker"]
+    assert cli.worker_command("/opt/venv/bin/python")[0] == "/opt/venv/bin/python"
+
+
+def test_the_worker_child_runs_and_stops_gracefully_on_sigterm(tmp_path):
+    """The demo's child, for real: a process on a fresh SQLite database, stopped as the demo stops it."""
+    from isps.cli import worker as cli
+
+    env = {"ISPS_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}", "ISPS_VAR_DIR": str(tmp_path / "var"),
+           "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "ISPS_SECRET_KEY": "child-secret"}
+    log_path = tmp_path / "var" / "worker.log"
+    child = cli.start_child(log_path, env)
+    try:
+        probe = make_engine(env["ISPS_DATABASE_URL"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                with transaction(probe) as s:
+                    if s.scalar(select(WorkerLease.last_finished).where(WorkerLease.task == "events")):
+                        break
+            except Exception:  # noqa: BLE001 - the child is still creating the schema
+                continue
+        else:
+            pytest.fail("the worker did not run its events task: " + log_path.read_text())
+        assert child.poll() is None
+    finally:
+        code = cli.stop_child(child, timeout=60)
+    assert code == 0, log_path.read_text()
+    log = log_path.read_text()
+    assert "signal SIGTERM: stopping" in log and "task events" in log
+    with transaction(probe) as s:
+        assert s.scalars(select(WorkerLease.holder).where(WorkerLease.holder.is_not(None))).all() == []
+    probe.dispose()
+
+
+def test_the_command_runs_once_only_the_tasks_asked_and_refuses_unknown_ones(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from isps.cli.main import app
+
+    monkeypatch.setenv("ISPS_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("ISPS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("ISPS_SECRET_KEY", "cli-secret")
+    runner = CliRunner()
+    r = runner.invoke(app, ["worker", "--once", "--only", "events", "--only", "dci_notify", "--now", "2027-01-15T09:00"])
+    assert r.exit_code == 0, r.output
+    assert "events: nothing to do" in r.output and "dci_notify: nothing to do" in r.output
+    assert "selfreport" not in r.output
+    r = runner.invoke(app, ["worker", "--once", "--only", "email"])
+    assert r.exit_code == 1 and "no task called email" in r.output
+    r = runner.invoke(app, ["worker", "--once", "--now", "next tuesday"])
+    assert r.exit_code == 1 and "--now" in r.output
+    r = runner.invoke(app, ["worker", "--list"])
+    assert r.exit_code == 0 and "events" in r.output and "selfreport_reminders" in r.output
