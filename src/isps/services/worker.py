@@ -14,7 +14,9 @@ The tasks (:func:`default_tasks`):
 * ``dci_notify`` -- the DCI notifier (:func:`isps.interop.dci.subscriptions.process_events`)
   and the retry of failed callbacks, which used to run only on an administrator's request;
 * ``selfreport_reminders`` -- :func:`isps.labour.reports.schedule_reminders`, then one SMS per
-  reminder owed (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``).
+  reminder owed (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``);
+* ``escalate_applications``, ``escalate_grievances`` -- ``escalate_late(session, now)`` of
+  :mod:`isps.citizen.applications` and :mod:`isps.citizen.grievances` (service-level times).
 
 Moved clocks: every task is given ``now`` (``isps worker --now 2027-01-15T09:00`` runs as of that
 time, advancing with the real clock); leases always use the real clock.
@@ -267,6 +269,19 @@ def selfreport_sms(engine: Engine, now: datetime, lang: str = "ur") -> dict:
     return {k: v for k, v in {"owed": owed, "queued": queued, "bad_phone": bad_phone}.items() if v}
 
 
+def escalate(module: str) -> Run:
+    """Service-level escalation of ``isps.citizen.<module>`` (applications or grievances): every
+    step or grievance past its time moves up the hierarchy, set-based, in one transaction."""
+    def run(engine: Engine, now: datetime) -> dict:
+        import importlib
+
+        late = importlib.import_module(f"isps.citizen.{module}").escalate_late
+        with transaction(engine) as s:
+            n = late(s, now)
+        return {"escalated": n} if n else {}
+    return run
+
+
 def default_tasks(*, dci_sender=None) -> list[Task]:
     """Every background task of ISPS, with how often it runs."""
     return [
@@ -276,6 +291,10 @@ def default_tasks(*, dci_sender=None) -> list[Task]:
              about="DCI: notify partners' subscriptions, retry failed callbacks"),
         Task("selfreport_reminders", timedelta(hours=1), selfreport_sms,
              about="quarterly employment self-report: reminders owed, one SMS each"),
+        Task("escalate_applications", timedelta(minutes=5), escalate("applications"),
+             about="One Window: application steps past their service-level time move up"),
+        Task("escalate_grievances", timedelta(minutes=5), escalate("grievances"),
+             about="grievances past their service-level time move up the hierarchy"),
     ]
 
 
