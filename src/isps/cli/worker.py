@@ -35,7 +35,8 @@ def worker(once: Annotated[bool, typer.Option("--once", help="run every task onc
         if start.tzinfo is not None:
             start = start.astimezone().replace(tzinfo=None)
     engine = _engine()
-    tasks = w.default_tasks()
+    sms = w.Sms()
+    tasks = w.default_tasks(sms=sms)
     if list_tasks:
         table = Table("task", "every", "holder", "last started (UTC)", "last finished (UTC)", "result", "error")
         with transaction(engine) as s:
@@ -54,7 +55,11 @@ def worker(once: Annotated[bool, typer.Option("--once", help="run every task onc
     runner = w.Worker(engine, tasks, clock=w.Clock(start), threads=threads)
     if once:
         failed = []
-        for name, outcome in runner.run_once().items():
+        try:
+            outcomes = runner.run_once()
+        finally:
+            sms.close()
+        for name, outcome in outcomes.items():
             if outcome.status == "failed":
                 failed.append(name)
                 console.print(f"{name}: [red]failed[/red] {outcome.error}")
@@ -65,6 +70,7 @@ def worker(once: Annotated[bool, typer.Option("--once", help="run every task onc
         if failed:
             raise typer.Exit(1)
         return
+    runner.stopped_hooks.append(sms.close)
     runner.stop_on_signals()
     console.print(f"worker {runner.holder}: {len(tasks)} tasks; stop with Ctrl-C or SIGTERM")
     runner.run_forever()

@@ -16,7 +16,12 @@ The tasks (:func:`default_tasks`):
 * ``selfreport_reminders`` -- :func:`isps.labour.reports.schedule_reminders`, then one SMS per
   reminder owed (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``);
 * ``escalate_applications``, ``escalate_grievances`` -- ``escalate_late(session, now)`` of
-  :mod:`isps.citizen.applications` and :mod:`isps.citizen.grievances` (service-level times).
+  :mod:`isps.citizen.applications` and :mod:`isps.citizen.grievances` (service-level times);
+* ``pickup_messages``, ``credited_messages`` -- :mod:`isps.messaging.producers` (set-based);
+* ``send_messages`` -- :func:`isps.messaging.dispatch.send_due` over this process's gateway.
+
+* ``receive_messages`` -- starts the gateway's receiving side once (:func:`receive_messages`): a
+  citizen's text is answered by the short code and the reply sent at once.
 
 Moved clocks: every task is given ``now`` (``isps worker --now 2027-01-15T09:00`` runs as of that
 time, advancing with the real clock); leases always use the real clock.
@@ -115,8 +120,7 @@ class Worker:
         self.holder = holder or leases.new_holder("worker")
         self.threads = threads
         self.stop = threading.Event()
-        self.started_hooks: list[Callable[[], None]] = []   # e.g. the SMS gateway's receiving side
-        self.stopped_hooks: list[Callable[[], None]] = []
+        self.stopped_hooks: list[Callable[[], None]] = []   # e.g. closing the SMS gateway
 
     def run_once(self) -> dict[str, Outcome]:
         """Every task once, one after the other (``isps worker --once``)."""
@@ -124,8 +128,6 @@ class Worker:
 
     def run_forever(self, tick: float = 1.0) -> None:
         """Run each task when due until :attr:`stop` is set; running tasks finish their run."""
-        for hook in self.started_hooks:
-            hook()
         due = {t.name: 0.0 for t in self.tasks}
         running: dict[str, Future] = {}
         pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="isps-worker")
@@ -254,7 +256,7 @@ def selfreport_sms(engine: Engine, now: datetime, lang: str = "ur") -> dict:
                 except phones.PhoneError:
                     bad_phone += 1
                     continue
-                queue.enqueue(s, kind="selfreport", phone=number, lang=lang,
+                queue.enqueue(s, kind="reminder", phone=number, lang=lang,
                               text=REMINDER_TEXTS[kind][lang].format(due=due_on.strftime("%d-%m-%Y"), code=SHORT_CODE),
                               key=f"selfreport:{individual_id}:{due_on.isoformat()}:{kind}",
                               individual_id=individual_id, household_id=household_id, district_id=district_id)
@@ -282,8 +284,92 @@ def escalate(module: str) -> Run:
     return run
 
 
-def default_tasks(*, dci_sender=None) -> list[Task]:
+# ---------------------------------------------------------------- messages
+
+class Sms:
+    """This process's SMS gateway (:func:`isps.messaging.gateways.from_env` when first needed): the
+    sending task and the receiving side share it (one SMPP connection)."""
+
+    def __init__(self, gateway=None) -> None:
+        self._gateway = gateway
+        self._lock = threading.Lock()
+
+    def get(self):
+        with self._lock:
+            if self._gateway is None:
+                from isps.messaging.gateways import from_env
+
+                self._gateway = from_env()
+            return self._gateway
+
+    def close(self) -> None:
+        with self._lock:
+            if self._gateway is not None:
+                self._gateway.close()
+
+
+CREDITED_DAYS = 7   # payments confirmed paid this many days back are told (keys make it once each)
+
+
+def pickup_messages(engine: Engine, now: datetime) -> dict:
+    """Queue the pickup message of every slot still to come (``messaging.producers.pickup``, one
+    INSERT ... SELECT per payroll, idempotent by slot)."""
+    from isps.messaging import producers
+
+    with transaction(engine) as s:
+        payrolls = [p for (p,) in s.execute(text(
+            "SELECT DISTINCT i.payroll_id FROM pickup_slot ps JOIN payment_instruction i ON i.id = ps.instruction_id "
+            "WHERE ps.slot_start >= :now ORDER BY i.payroll_id"), {"now": now})]
+        queued = sum(producers.pickup(s, p) for p in payrolls)
+    return {"queued": queued} if queued else {}
+
+
+def credited_messages(engine: Engine, now: datetime) -> dict:
+    """Queue a "payment credited" message for every payment confirmed paid in the last
+    :data:`CREDITED_DAYS` days (``messaging.producers.credited``, set-based, once per instruction)."""
+    from isps.messaging import producers
+
+    with transaction(engine) as s:
+        queued = producers.credited(s, (now - timedelta(days=CREDITED_DAYS)).date())
+    return {"queued": queued} if queued else {}
+
+
+def send_messages(sms: Sms) -> Run:
+    """Send what is due in the queue (``messaging.dispatch.send_due``: claims, retries, receipts)."""
+    def run(engine: Engine, now: datetime) -> dict:
+        from isps.messaging import dispatch
+
+        return {k: v for k, v in dispatch.send_due(engine, sms.get(), now=now).items() if v}
+    return run
+
+
+def receive_messages(sms: Sms, handler=None) -> Run:
+    """The gateway's receiving side: started on the task's first run (and again on the next turn
+    if the message centre could not be reached), it then runs in the gateway's own thread: a
+    citizen's text is stored and answered (``messaging.inbound.receive`` with the short code's
+    :func:`isps.citizen.shortcode.answer`) and the reply sent at once
+    (``messaging.dispatch.callbacks``); delivery receipts are recorded."""
+    state = {"listening": False}
+
+    def run(engine: Engine, now: datetime) -> dict:
+        if state["listening"]:
+            return {}
+        from isps.messaging import dispatch
+
+        answer = handler
+        if answer is None:
+            from isps.citizen.shortcode import answer
+        gateway = sms.get()
+        on_text, on_receipt = dispatch.callbacks(engine, gateway, answer)
+        gateway.start(on_text, on_receipt)
+        state["listening"] = True
+        return {"listening": getattr(gateway, "name", "sms")}
+    return run
+
+
+def default_tasks(*, dci_sender=None, sms: Sms | None = None, sms_handler=None) -> list[Task]:
     """Every background task of ISPS, with how often it runs."""
+    sms = sms or Sms()
     return [
         Task("events", timedelta(seconds=10), events_task, ttl=timedelta(minutes=5),
              about="registry events: re-scoring, re-assessment, deaths, duplicates, payments"),
@@ -295,6 +381,14 @@ def default_tasks(*, dci_sender=None) -> list[Task]:
              about="One Window: application steps past their service-level time move up"),
         Task("escalate_grievances", timedelta(minutes=5), escalate("grievances"),
              about="grievances past their service-level time move up the hierarchy"),
+        Task("pickup_messages", timedelta(minutes=1), pickup_messages,
+             about="an SMS for every pickup slot still to come"),
+        Task("credited_messages", timedelta(minutes=15), credited_messages,
+             about="an SMS for every payment confirmed paid"),
+        Task("send_messages", timedelta(seconds=5), send_messages(sms),
+             about="send the queued SMS: retries, receipts, nothing sent twice"),
+        Task("receive_messages", timedelta(seconds=30), receive_messages(sms, sms_handler),
+             about="texts to the short code answered at once; delivery receipts"),
     ]
 
 
@@ -324,4 +418,5 @@ def status(session: Session, tasks: Iterable[Task]) -> list[dict]:
 
 
 __all__ = ["Task", "Outcome", "Clock", "Worker", "run_task", "default_tasks", "status", "events_task",
-           "dci_notify", "selfreport_sms", "REMINDER_TEXTS"]
+           "dci_notify", "selfreport_sms", "escalate", "pickup_messages", "credited_messages", "send_messages",
+           "receive_messages", "Sms", "REMINDER_TEXTS"]
