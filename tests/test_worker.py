@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from isps.db import make_engine, transaction
 from isps.services import events, leases
@@ -325,3 +325,124 @@ def test_the_command_runs_once_only_the_tasks_asked_and_refuses_unknown_ones(tmp
     assert r.exit_code == 1 and "--now" in r.output
     r = runner.invoke(app, ["worker", "--list"])
     assert r.exit_code == 0 and "events" in r.output and "selfreport_reminders" in r.output
+
+
+# ---------------------------------------------------------------- reminders and messages (messaging's queue)
+
+class FakeGateway:
+    """A gateway that keeps what it is asked to send and lets a test text in as a citizen would."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, str]] = []
+        self.on_text = self.on_receipt = None
+        self.closed = False
+
+    def send(self, message_id: int, phone: str, text: str) -> str:
+        self.sent.append((message_id, phone, text))
+        return f"gw-{message_id}"
+
+    def start(self, on_text, on_receipt) -> None:
+        self.on_text, self.on_receipt = on_text, on_receipt
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _on_register(engine, n: int, district_id: int = 2):
+    """``n`` adults of a district registered as daily wagers on one day, given phones (one not a mobile)."""
+    from datetime import date
+
+    from isps.labour import wagers
+    from isps.labour.models import LabourPerson
+    from isps.registry.cnic import formatted
+    from isps.registry.models import Individual
+
+    with transaction(engine) as s:
+        people = s.scalars(select(Individual).where(
+            Individual.district_id == district_id, Individual.cnic.is_not(None), Individual.date_of_death.is_(None),
+            Individual.date_of_birth <= date(1990, 1, 1)).order_by(Individual.id).limit(n)).all()
+        for k, p in enumerate(people):
+            p.phone = "0300-1234567"[:-1] + str(k) if k < n - 1 else "12345"
+            wagers.register_wager(s, formatted(p.cnic), "Lari Adda chowk", date(2026, 6, 1), "t")
+        due = s.get(LabourPerson, people[0].id).report_due
+        return [(p.id, p.household_id) for p in people], due
+
+
+def test_selfreport_reminders_are_queued_once_each_in_urdu(province):
+    from isps.labour import reports
+    from isps.labour.models import LabourReminder
+    from isps.messaging.models import Message
+
+    people, due = _on_register(province, 3)
+    before = datetime.combine(due - timedelta(days=14), datetime.min.time()).replace(hour=9)
+    out = w.selfreport_sms(province, before)
+    assert out == {"owed": 3, "queued": 2, "bad_phone": 1}
+    with transaction(province) as s:
+        rows = s.scalars(select(Message).where(Message.key.like("selfreport:%")).order_by(Message.key)).all()
+        assert sorted(m.key for m in rows) == sorted(f"selfreport:{pid}:{due.isoformat()}:before" for pid, _ in people[:2])
+        assert {m.kind for m in rows} == {"reminder"} and {m.lang for m in rows} == {"ur"}
+        assert all(due.strftime("%d-%m-%Y") in m.text and "سہ ماہی" in m.text for m in rows)
+        assert {m.household_id for m in rows} == {h for _, h in people[:2]} and {m.phone for m in rows} == {
+            "923001234560", "923001234561"}
+        handed = s.scalars(select(LabourReminder).where(LabourReminder.sent_at.is_not(None))).all()
+        assert len(handed) == 2                                  # the bad phone's stays owed, not sent
+    # a second run (and a run of the worker's task) adds nothing
+    assert w.selfreport_sms(province, before) == {"bad_phone": 1}
+    task = next(t for t in w.default_tasks() if t.name == "selfreport_reminders")
+    assert w.Worker(province, [task], clock=w.Clock(before)).run_once()["selfreport_reminders"].status == "ok"
+    with transaction(province) as s:
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.key.like("selfreport:%"))) == 2
+    # on the day: the second reminder; someone who reported since is not reminded
+    with transaction(province) as s:
+        reports.report_status(s, people[1][0], "daily_wager", due - timedelta(days=2), "t")
+    on_day = before + timedelta(days=14)
+    assert w.selfreport_sms(province, on_day) == {"owed": 2, "queued": 1, "bad_phone": 1}
+    with transaction(province) as s:
+        keys = set(s.scalars(select(Message.key).where(Message.key.like("selfreport:%"))))
+        assert f"selfreport:{people[0][0]}:{due.isoformat()}:due" in keys
+        assert not any(k.startswith(f"selfreport:{people[1][0]}:") and k.endswith(":due") for k in keys)
+
+
+def test_queued_messages_are_sent_and_texts_answered_at_once(province):
+    from isps.messaging import queue
+    from isps.messaging.models import Message
+
+    gateway = FakeGateway()
+    sms = w.Sms(gateway)
+    answered = []
+
+    def echo(session, phone, body, received_at):
+        answered.append((phone, body))
+        return f"you said {body}"
+
+    tasks = {t.name: t for t in w.default_tasks(sms=sms, sms_handler=echo)}
+    with transaction(province) as s:
+        queue.enqueue(s, kind="status", phone="0301-7654321", text="ISPS: your application moved", key="t:1")
+    runner = w.Worker(province, [tasks["send_messages"], tasks["receive_messages"]])
+    outcomes = runner.run_once()
+    assert outcomes["send_messages"].result["sent"] == 1 and outcomes["receive_messages"].result == {"listening": "fake"}
+    assert gateway.sent[-1][1:] == ("923017654321", "ISPS: your application moved")
+    assert w.Worker(province, [tasks["send_messages"]]).run_once()["send_messages"].result == {}  # sent once
+    # a citizen texts the short code: stored, answered, the reply handed to the gateway at once
+    gateway.on_text("923009876543", "HELP", "ref-1", datetime.now())
+    assert answered == [("923009876543", "HELP")]
+    assert gateway.sent[-1][1:] == ("923009876543", "you said HELP")
+    gateway.on_receipt(f"gw-{gateway.sent[-1][0]}", "delivered", datetime.now())
+    with transaction(province) as s:
+        reply = s.get(Message, gateway.sent[-1][0])
+        assert reply.status == "delivered" and reply.kind == "reply"
+    assert runner.run_once()["receive_messages"].result == {}              # started once
+    sms.close()
+    assert gateway.closed
+
+
+def test_once_runs_every_default_task_on_a_province(province, monkeypatch, tmp_path):
+    monkeypatch.setenv("ISPS_SECRET_KEY", "worker-test-secret")
+    monkeypatch.setenv("ISPS_SMS_GATEWAY", "file")
+    monkeypatch.setenv("ISPS_SMS_OUTBOX", str(tmp_path / "outbox.jsonl"))
+    sms = w.Sms()
+    outcomes = w.Worker(province, w.default_tasks(sms=sms, sms_handler=lambda *a: None)).run_once()
+    sms.close()
+    assert {n: (o.status, o.error) for n, o in outcomes.items()} == {t.name: ("ok", None) for t in w.default_tasks()}
