@@ -214,6 +214,28 @@ def test_the_dci_notifier_runs_as_a_task(province, monkeypatch):
     assert w.Worker(province, [task]).run_once()["dci_notify"].result == {}      # once only
 
 
+def test_a_task_failing_again_and_again_waits_longer_each_time(engine):
+    calls = {"bad": 0, "good": 0}
+
+    def bad(e, now):
+        calls["bad"] += 1
+        raise ConnectionError("SMSC down")
+
+    def good(e, now):
+        calls["good"] += 1
+        return {}
+
+    runner = w.Worker(engine, [w.Task("bad", timedelta(seconds=0.1), bad), w.Task("good", timedelta(seconds=0.1), good)])
+    thread = threading.Thread(target=runner.run_forever, kwargs={"tick": 0.01})
+    thread.start()
+    time.sleep(2.0)
+    runner.stop.set()
+    thread.join(10)
+    # the good task runs every 0.1 s; the bad one after 0.2, 0.4, 0.8 s ... (about 4 times in 2 s)
+    assert calls["good"] >= 8 and 2 <= calls["bad"] <= 6, calls
+    assert "SMSC down" in lease(engine, "bad").last_error
+
+
 def test_a_signal_stops_the_loop_after_the_running_task(engine):
     body = Overlap(pause=0.3)
     runner = w.Worker(engine, [w.Task("job", timedelta(seconds=0), body)])

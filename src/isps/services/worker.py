@@ -47,6 +47,7 @@ from isps.services import leases
 log = logging.getLogger("isps.worker")
 
 Run = Callable[[Engine, datetime], dict]
+BACKOFF_LIMIT = 300.0   # seconds: the longest wait after repeated failures of a task
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,14 @@ class Clock:
 
 def run_task(engine: Engine, task: Task, now: datetime, holder: str) -> Outcome:
     """One run of ``task`` under its lease: ``busy`` when another process has it, ``failed`` with
-    the error recorded when it raised, else ``ok`` with its result recorded."""
+    the error recorded when it raised, else ``ok`` with its result recorded. Never raises."""
     started = time.perf_counter()
-    if not leases.acquire(engine, task.name, holder, task.ttl):
-        return Outcome(task.name, "busy")
+    try:
+        if not leases.acquire(engine, task.name, holder, task.ttl):
+            return Outcome(task.name, "busy")
+    except Exception as exc:  # noqa: BLE001 - the database is unreachable or busy: the next turn tries again
+        log.warning("task %s: could not take its lease: %s", task.name, exc)
+        return Outcome(task.name, "failed", {}, f"the lease could not be taken: {type(exc).__name__}: {exc}")
     result: dict = {}
     error: str | None = None
     try:
@@ -129,6 +134,8 @@ class Worker:
     def run_forever(self, tick: float = 1.0) -> None:
         """Run each task when due until :attr:`stop` is set; running tasks finish their run."""
         due = {t.name: 0.0 for t in self.tasks}
+        began: dict[str, float] = {}
+        failures = {t.name: 0 for t in self.tasks}
         running: dict[str, Future] = {}
         pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="isps-worker")
         log.info("worker %s: %s", self.holder, ", ".join(f"{t.name} every {t.every}" for t in self.tasks))
@@ -136,14 +143,19 @@ class Worker:
             while not self.stop.is_set():
                 for name in [n for n, f in running.items() if f.done()]:
                     outcome = running.pop(name).result()
-                    task = next(t for t in self.tasks if t.name == name)
-                    # another process has it: look again soon; else at the task's next turn
-                    wait = min(task.every.total_seconds(), 5.0) if outcome.status == "busy" else task.every.total_seconds()
-                    due[name] = time.monotonic() + wait
+                    every = next(t for t in self.tasks if t.name == name).every.total_seconds()
+                    if outcome.status == "busy":     # another process has it: look again soon
+                        due[name] = time.monotonic() + min(every, 5.0)
+                        continue
+                    # the next turn counts from this run's start; a task failing again and again
+                    # waits longer each time (up to BACKOFF_LIMIT), so a dead gateway is not hammered
+                    failures[name] = failures[name] + 1 if outcome.status == "failed" else 0
+                    wait = every * 2 ** min(failures[name], 10) if failures[name] else every
+                    due[name] = began[name] + min(wait, max(every, BACKOFF_LIMIT))
                 now = time.monotonic()
                 for task in self.tasks:
                     if task.name not in running and due[task.name] <= now:
-                        due[task.name] = float("inf")
+                        began[task.name], due[task.name] = now, float("inf")
                         running[task.name] = pool.submit(run_task, self.engine, task, self.clock(), self.holder)
                 soonest = min([d for d in due.values()] + [now + tick]) - time.monotonic()
                 self.stop.wait(max(0.05, min(tick, soonest)))
