@@ -468,3 +468,28 @@ def test_once_runs_every_default_task_on_a_province(province, monkeypatch, tmp_p
     outcomes = w.Worker(province, w.default_tasks(sms=sms, sms_handler=lambda *a: None)).run_once()
     sms.close()
     assert {n: (o.status, o.error) for n, o in outcomes.items()} == {t.name: ("ok", None) for t in w.default_tasks()}
+
+
+def test_late_applications_and_grievances_escalate_when_the_worker_runs_on_a_moved_clock(province):
+    from isps.citizen import applications as ap
+    from isps.citizen.grievances.models import Grievance
+    from tests import test_applications as apps
+    from tests import test_grievances as griev
+
+    app_id = apps.open_registration(province)                      # opened at apps.T0, 7 days to verify
+    with transaction(province) as s:
+        gid = griev.file(s, category="payment_not_received", household_id=griev.kasur_household(s)).id
+    tasks = [t for t in w.default_tasks() if t.name.startswith("escalate_")]
+
+    def run_at(when: datetime) -> dict:
+        return {n: (o.status, o.result) for n, o in w.Worker(province, tasks, clock=w.Clock(when)).run_once().items()}
+
+    # the application is on time at T0 + 6 days; the grievance (filed at its own T0) is already late
+    assert run_at(apps.T0 + timedelta(days=6)) == {"escalate_applications": ("ok", {}),
+                                                   "escalate_grievances": ("ok", {"escalated": 1})}
+    assert run_at(apps.T0 + timedelta(days=8)) == {"escalate_applications": ("ok", {"escalated": 1}),
+                                                   "escalate_grievances": ("ok", {})}
+    with transaction(province) as s:
+        assert ap.current_step(s, app_id).escalation_level == 1
+        assert s.get(Grievance, gid).level == 2
+    assert run_at(apps.T0 + timedelta(days=8))["escalate_applications"] == ("ok", {})   # once per lateness
