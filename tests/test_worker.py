@@ -493,3 +493,30 @@ def test_late_applications_and_grievances_escalate_when_the_worker_runs_on_a_mov
         assert ap.current_step(s, app_id).escalation_level == 1
         assert s.get(Grievance, gid).level == 2
     assert run_at(apps.T0 + timedelta(days=8))["escalate_applications"] == ("ok", {})   # once per lateness
+
+
+def test_a_text_to_the_short_code_is_answered_by_the_worker_with_the_citizens_status(province):
+    """The worker's receiving side with the short code's own answer: a CNIC texted from the phone
+    registered for its household gets that household's status; a mistyped CNIC gets the form to use."""
+    from isps.citizen import shortcode
+    from isps.registry.cnic import formatted
+    from isps.registry.models import Individual
+
+    from isps.db import session_factory
+
+    with session_factory(province)() as s:          # what the short code says, then undone (its audit row)
+        person = s.scalars(select(Individual).where(Individual.cnic.is_not(None), Individual.phone.is_not(None),
+                                                    Individual.date_of_death.is_(None)).order_by(Individual.id)
+                           .limit(1)).one()
+        phone, cnic = "92" + person.phone.replace("-", "")[1:], formatted(person.cnic)
+        expected = shortcode.answer(s, phone, cnic, datetime.now())
+        s.rollback()
+    gateway = FakeGateway()
+    receive = next(t for t in w.default_tasks(sms=w.Sms(gateway)) if t.name == "receive_messages")
+    assert w.Worker(province, [receive]).run_once()["receive_messages"].result == {"listening": "fake"}
+    gateway.on_text(phone, cnic, "smsc-1", datetime.now())
+    assert gateway.sent[-1][1:] == (phone, expected) and expected
+    gateway.on_text(phone, "35202-123", "smsc-2", datetime.now())
+    assert gateway.sent[-1][1] == phone and "13" in gateway.sent[-1][2]
+    gateway.on_text(phone, cnic, "smsc-1", datetime.now())                      # the gateway hands a text twice
+    assert len(gateway.sent) == 2                                               # answered once
