@@ -319,10 +319,10 @@ def test_the_worker_child_runs_and_stops_gracefully_on_sigterm(tmp_path):
             pytest.fail("the worker did not run its events task: " + log_path.read_text())
         assert child.poll() is None
     finally:
-        code = cli.stop_child(child, timeout=60)
+        code = cli.stop_child(child, timeout=60, settle=0.5)
     assert code == 0, log_path.read_text()
     log = log_path.read_text()
-    assert "signal SIGTERM: stopping" in log and "task events" in log
+    assert "signal SIGTERM: stopping" in log and "events every 0:00:10" in log
     with transaction(probe) as s:
         assert s.scalars(select(WorkerLease.holder).where(WorkerLease.holder.is_not(None))).all() == []
     probe.dispose()

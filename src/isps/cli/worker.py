@@ -94,8 +94,14 @@ def start_child(log_path: Path, env: dict | None = None) -> subprocess.Popen:
         out.close()
 
 
-def stop_child(child: subprocess.Popen, timeout: float = 30.0) -> int | None:
-    """SIGTERM the worker (it finishes its running tasks), then kill it if it does not end in time."""
+def stop_child(child: subprocess.Popen, timeout: float = 30.0, settle: float = 3.0) -> int | None:
+    """Stop the worker: Ctrl-C in the demo's terminal reached it too (one process group), so first
+    give it ``settle`` seconds to end by itself; then SIGTERM (it finishes its running tasks), and
+    kill it if it does not end in time."""
+    try:
+        child.wait(settle)
+    except subprocess.TimeoutExpired:
+        pass
     if child.poll() is None:
         child.terminate()
         try:

@@ -101,8 +101,8 @@ def run_task(engine: Engine, task: Task, now: datetime, holder: str) -> Outcome:
     except Exception:  # noqa: BLE001 - the lease then expires by itself
         log.exception("releasing the lease of task %s", task.name)
     seconds = round(time.perf_counter() - started, 3)
-    if error is None:
-        log.info("task %s: %s (%.2fs)", task.name, _summary(result), seconds)
+    if error is None:  # what was done is worth a line of the log; an idle turn is not
+        log.log(logging.INFO if result else logging.DEBUG, "task %s: %s (%.2fs)", task.name, _summary(result), seconds)
         return Outcome(task.name, "ok", result, None, seconds)
     return Outcome(task.name, "failed", result, error, seconds)
 
