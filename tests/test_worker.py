@@ -4,8 +4,6 @@ child process, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
