@@ -72,10 +72,15 @@ def _record(engine: Engine, gateway: Gateway, row, now: datetime) -> str:
                            "WHERE id = :id AND status = 'sending'"),
                       {"g": gateway.name, "e": why[:200], "id": row.id})
         return "failed"
+    gid = str(ref)[:64]
     with transaction(engine) as s:
         s.execute(text("""UPDATE sms_message SET status = 'sent', sent_at = :now, gateway = :g, gateway_id = :ref,
                 error = NULL WHERE id = :id AND status = 'sending'"""),
-                  {"now": datetime.now(), "g": gateway.name, "ref": str(ref)[:64], "id": row.id})
+                  {"now": datetime.now(), "g": gateway.name, "ref": gid, "id": row.id})
+        early = s.execute(text("SELECT state, at FROM sms_receipt WHERE gateway_id = :g ORDER BY id DESC LIMIT 1"),
+                          {"g": gid}).first()
+        if early is not None:  # the receipt outran this update (a fast network): apply it now
+            _apply(s, gid, early.state, early.at)
     return "sent"
 
 
@@ -95,6 +100,10 @@ def record_receipt(session: Session, gateway_id: str, state: str, at: datetime) 
     gid = str(gateway_id)[:64]
     session.add(Receipt(gateway_id=gid, state=state, at=at, received_at=datetime.now()))
     session.flush()
+    return _apply(session, gid, state, at)
+
+
+def _apply(session: Session, gid: str, state: str, at) -> int:
     if state == "delivered":
         change, params = "status = 'delivered', delivered_at = :at", {"at": at}
     else:
@@ -140,5 +149,26 @@ def send_one(engine: Engine, gateway: Gateway, message_id: int, *, now: datetime
     return _record(engine, gateway, rows[0], now)
 
 
-__all__ = ["send_due", "send_one", "record_receipt", "apply_receipts", "settle_unknown", "MAX_ATTEMPTS",
+def callbacks(engine: Engine, gateway: Gateway, handler) -> tuple:
+    """The ``(on_text, on_receipt)`` a process hands to ``gateway.start``: a text is stored and
+    answered (:func:`isps.messaging.inbound.receive` with ``handler``, one transaction) and its reply
+    sent at once (:func:`send_one`); a receipt is recorded (:func:`record_receipt`)."""
+    from isps.messaging import inbound
+
+    def on_text(phone: str, body: str, gateway_ref: str, received_at: datetime) -> None:
+        with transaction(engine) as s:
+            result = inbound.receive(s, phone=phone, text=body, gateway_ref=gateway_ref, received_at=received_at,
+                                     handler=handler)
+            reply = result.reply.id if result.reply is not None and result.reply.status == "queued" else None
+        if reply is not None:
+            send_one(engine, gateway, reply)
+
+    def on_receipt(gateway_id: str, state: str, at: datetime) -> None:
+        with transaction(engine) as s:
+            record_receipt(s, gateway_id, state, at)
+
+    return on_text, on_receipt
+
+
+__all__ = ["send_due", "send_one", "callbacks", "record_receipt", "apply_receipts", "settle_unknown", "MAX_ATTEMPTS",
            "backoff", "STALE_AFTER"]

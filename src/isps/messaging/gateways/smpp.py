@@ -284,7 +284,9 @@ class SmppGateway:
             except Exception:  # noqa: BLE001
                 pass
         self._lost()
-        self._pool.shutdown(wait=False)
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=2)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no callback outlives the gateway
 
 
 __all__ = ["SmppGateway", "TEMPORARY"]
