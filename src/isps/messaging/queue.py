@@ -133,7 +133,7 @@ def list_messages(session: Session, *, after: int | None = None, limit: int = 50
 def count_messages(session: Session, *, status: str | None = None, kind: str | None = None,
                    district_id: int | None = None, day: date | None = None) -> int:
     stmt = _filtered(status=status, kind=kind, district_id=district_id, day=day)
-    return int(session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
+    return int(session.scalar(stmt.with_only_columns(func.count()).select_from(Message).order_by(None)) or 0)
 
 
 def requeue(session: Session, message_id: int) -> bool:
