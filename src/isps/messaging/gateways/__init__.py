@@ -8,7 +8,7 @@ the gateway's id for it (the key of its delivery receipt) or raises :class:`Gate
 receipt; ``close`` stops it. :func:`from_env` picks one by ``ISPS_SMS_GATEWAY``:
 
 * ``file`` (default): appends each message as a JSON line to ``var/sms-outbox.jsonl``
-  (``ISPS_SMS_OUTBOX``); inbound texts come from ``isps sms receive``.
+  (``ISPS_SMS_OUTBOX``; ``var`` is ``ISPS_VAR_DIR``); inbound texts come from ``isps sms receive``.
 * ``smpp``: an SMPP 3.4 transceiver (``ISPS_SMPP_HOST``, ``_PORT``, ``_SYSTEM_ID``, ``_PASSWORD``,
   ``_SOURCE_ADDR``), see :mod:`isps.messaging.gateways.smpp`.
 * ``http``: an aggregator's JSON API (``ISPS_SMS_HTTP_URL``, ``ISPS_SMS_HTTP_TOKEN``); its
@@ -54,7 +54,8 @@ def from_env(env: dict | None = None) -> Gateway:
     if kind == "file":
         from isps.messaging.gateways.file import FileGateway
 
-        return FileGateway(env.get("ISPS_SMS_OUTBOX") or os.path.join("var", "sms-outbox.jsonl"))
+        return FileGateway(env.get("ISPS_SMS_OUTBOX")
+                           or os.path.join(env.get("ISPS_VAR_DIR") or "var", "sms-outbox.jsonl"))
     if kind == "smpp":
         from isps.messaging.gateways.smpp import SmppGateway
 
