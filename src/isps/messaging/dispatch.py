@@ -23,6 +23,8 @@ A pass of :func:`send_due`:
 
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
@@ -36,6 +38,15 @@ MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
 STALE_AFTER = timedelta(minutes=5)  # far longer than any gateway call (SMPP answers within seconds)
 UNCERTAIN = "the gateway may have taken it (no answer was recorded): not resent; requeue it after checking"
+
+
+_SQLITE_WRITER = threading.RLock()
+
+
+def _serial(engine: Engine):
+    """On SQLite, this process's short write transactions queue here (a hand-over in microseconds)
+    instead of polling SQLite's busy lock (sleeps of up to 100 ms under load); PostgreSQL needs none."""
+    return _SQLITE_WRITER if engine.dialect.name == "sqlite" else nullcontext()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -59,7 +70,7 @@ def _record(engine: Engine, gateway: Gateway, row, now: datetime) -> str:
     except GatewayError as exc:
         reason = str(exc)[:150]
         uncertain = getattr(exc, "uncertain", False)
-        with transaction(engine) as s:
+        with _serial(engine), transaction(engine) as s:
             if exc.temporary and not uncertain and row.attempts < MAX_ATTEMPTS:
                 s.execute(text("""UPDATE sms_message SET status = 'queued', send_after = :after, error = :e
                     WHERE id = :id AND status = 'sending'"""),
@@ -73,14 +84,16 @@ def _record(engine: Engine, gateway: Gateway, row, now: datetime) -> str:
                       {"g": gateway.name, "e": why[:200], "id": row.id})
         return "failed"
     gid = str(ref)[:64]
-    with transaction(engine) as s:
-        s.execute(text("""UPDATE sms_message SET status = 'sent', sent_at = :now, gateway = :g, gateway_id = :ref,
-                error = NULL WHERE id = :id AND status = 'sending'"""),
+    with _serial(engine), transaction(engine) as s:
+        # sent, or at once delivered/undeliverable when its receipt outran this update (a fast network)
+        s.execute(text("""UPDATE sms_message SET
+                status = COALESCE((SELECT r.state FROM sms_receipt r WHERE r.gateway_id = :ref
+                                   ORDER BY r.id DESC LIMIT 1), 'sent'),
+                delivered_at = (SELECT r.at FROM sms_receipt r WHERE r.gateway_id = :ref AND r.state = 'delivered'
+                                ORDER BY r.id DESC LIMIT 1),
+                sent_at = :now, gateway = :g, gateway_id = :ref, error = NULL
+            WHERE id = :id AND status = 'sending'"""),
                   {"now": datetime.now(), "g": gateway.name, "ref": gid, "id": row.id})
-        early = s.execute(text("SELECT state, at FROM sms_receipt WHERE gateway_id = :g ORDER BY id DESC LIMIT 1"),
-                          {"g": gid}).first()
-        if early is not None:  # the receipt outran this update (a fast network): apply it now
-            _apply(s, gid, early.state, early.at)
     return "sent"
 
 
@@ -127,10 +140,10 @@ def send_due(engine: Engine, gateway: Gateway, *, now: datetime | None = None, l
     """One pass: settle the unknown, apply early receipts, claim and send what is due. Returns the
     counts: claimed, sent, retried, failed, settled (unknown fate), receipts (applied late)."""
     now = now or datetime.now()
-    with transaction(engine) as s:
+    with _serial(engine), transaction(engine) as s:
         settled = settle_unknown(s, now)
         late = apply_receipts(s, now)
-    with transaction(engine) as s:
+    with _serial(engine), transaction(engine) as s:
         rows = _claim(s, now, limit)
     counts = {"claimed": len(rows), "sent": 0, "retried": 0, "failed": 0, "settled": settled, "receipts": late}
     for row in rows:
@@ -142,7 +155,7 @@ def send_one(engine: Engine, gateway: Gateway, message_id: int, *, now: datetime
     """Send one queued message now (a reply to a citizen's text); returns sent | retried | failed,
     or None when it is not queued and due (already sent, suppressed, taken by another worker)."""
     now = now or datetime.now()
-    with transaction(engine) as s:
+    with _serial(engine), transaction(engine) as s:
         rows = _claim(s, now, 1, message_id)
     if not rows:
         return None
@@ -156,15 +169,17 @@ def callbacks(engine: Engine, gateway: Gateway, handler) -> tuple:
     from isps.messaging import inbound
 
     def on_text(phone: str, body: str, gateway_ref: str, received_at: datetime) -> None:
-        with transaction(engine) as s:
+        with _serial(engine), transaction(engine) as s:
             result = inbound.receive(s, phone=phone, text=body, gateway_ref=gateway_ref, received_at=received_at,
                                      handler=handler)
-            reply = result.reply.id if result.reply is not None and result.reply.status == "queued" else None
-        if reply is not None:
-            send_one(engine, gateway, reply)
+            reply, now = result.reply, datetime.now()
+            # the reply claimed in the same transaction that stored it: sent the moment this commits
+            claimed = _claim(s, now, 1, reply.id) if reply is not None and reply.status == "queued" else []
+        if claimed:
+            _record(engine, gateway, claimed[0], now)
 
     def on_receipt(gateway_id: str, state: str, at: datetime) -> None:
-        with transaction(engine) as s:
+        with _serial(engine), transaction(engine) as s:
             record_receipt(s, gateway_id, state, at)
 
     return on_text, on_receipt

@@ -70,9 +70,11 @@ def receive(session: Session, *, phone: str, text: str, gateway_ref: str, receiv
         number, bad = normalise(phone), False
     except PhoneError:
         number, bad = (phone or "?").strip()[:13], True
-    session.execute(_insert(session).values(gateway_ref=ref, phone=number, text=body, received_at=received_at,
-                                            outcome="received").on_conflict_do_nothing(index_elements=["gateway_ref"]))
-    row = session.scalars(select(Inbound).where(Inbound.gateway_ref == ref)).one()
+    row = session.scalars(_insert(session).values(
+        gateway_ref=ref, phone=number, text=body, received_at=received_at, outcome="received")
+        .on_conflict_do_nothing(index_elements=["gateway_ref"]).returning(Inbound)).first()
+    if row is None:  # handed over before
+        row = session.scalars(select(Inbound).where(Inbound.gateway_ref == ref)).one()
     if row.outcome != "received":  # handled before: the same answer, nothing new
         reply = session.get(Message, row.reply_id) if row.reply_id else None
         return InboundResult(row.id, row.outcome, reply, duplicate=True)

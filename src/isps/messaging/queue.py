@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -60,17 +60,18 @@ def enqueue(session: Session, *, kind: str, phone: str, text: str, key: str, lan
     if len(text) > MAX_TEXT:
         raise QueueError(f"message {key}: the text has {len(text)} characters, at most {MAX_TEXT} are sent")
     number = normalise(phone)
-    existing = session.scalar(select(Message).where(Message.key == key))
-    if existing is not None:
-        return existing
     now = datetime.now()
-    out = kind not in ESSENTIAL and bool(
-        session.scalar(select(OptOut.opted_out).where(OptOut.phone == number)))
+    # one statement: the opt-out read inside it, the row back by RETURNING (none when the key was queued before)
+    out = kind not in ESSENTIAL
+    status = (case((exists().where(OptOut.phone == number, OptOut.opted_out.is_(True)), "suppressed"),
+                   else_="queued") if out else literal("queued"))
     stmt = _insert(session).values(
-        key=key, kind=kind, phone=number, text=text, lang=lang, status="suppressed" if out else "queued",
+        key=key, kind=kind, phone=number, text=text, lang=lang, status=status,
         attempts=0, individual_id=individual_id, household_id=household_id, district_id=district_id,
         send_after=send_after or now, created_at=now).on_conflict_do_nothing(index_elements=["key"])
-    session.execute(stmt)
+    made = session.scalars(stmt.returning(Message), execution_options={"populate_existing": True}).first()
+    if made is not None:
+        return made
     return session.scalars(select(Message).where(Message.key == key)).one()
 
 

@@ -88,7 +88,7 @@ class SmppGateway:
 
     def __init__(self, host: str, port: int, system_id: str, password: str, source_addr: str = SHORT_CODE, *,
                  system_type: str = "", enquire_every: float = 30.0, timeout: float = 10.0,
-                 callback_threads: int = 8) -> None:
+                 callback_threads: int = 16) -> None:
         if len(system_id) > 15 or len(password) > 8:
             raise ValueError("SMPP 3.4 allows a system id of at most 15 characters and a password of at most 8")
         self.host, self.port, self.system_id, self.password = host, int(port), system_id, password
