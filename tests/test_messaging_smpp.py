@@ -136,6 +136,13 @@ def test_the_gateway_rebinds_after_the_connection_drops(line):
     assert smsc.wait_for("923061111111")[0].text == "ISPS: again"
 
 
+def test_an_idle_line_is_kept_alive_with_enquire_link(line):
+    engine, smsc, gw = line
+    assert wait_until(lambda: smsc.enquire_links >= 2, timeout=6)  # every second when idle (the fixture's setting)
+    smsc.inject("923071111111", "still there?")
+    assert smsc.wait_for("923071111111")[0].text == "ISPS: still there?"
+
+
 def test_a_wrong_password_is_refused_at_bind(engine):
     from isps.messaging.gateways import GatewayError
 

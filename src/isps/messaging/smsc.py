@@ -200,6 +200,7 @@ class _Connection(threading.Thread):
                 smsc._bound(self)
             return ok
         if command == ENQUIRE_LINK:
+            smsc.enquire_links += 1
             self.write(pdu(RESP | ENQUIRE_LINK, ESME_ROK, sequence))
             return True
         if command == UNBIND:
@@ -243,6 +244,7 @@ class LoopbackSMSC:
         self.by_phone: dict[str, list[Sent]] = defaultdict(list)
         self.undeliverable: set[str] = set()
         self.muted = False
+        self.enquire_links = 0  # how many enquire_link the ESMEs sent (an idle line is kept alive)
         self._refuse: list[int] = []
         self._parts: dict[tuple, dict[int, bytes]] = {}
         self._conns: list[_Connection] = []
