@@ -78,6 +78,16 @@ def test_a_long_urdu_reply_is_split_into_parts_and_joined_whole(line):
     assert wait_until(lambda: statuses(engine, gw) == {"delivered": 1})
 
 
+def test_a_long_urdu_text_from_a_phone_is_joined_before_it_is_answered(line):
+    engine, smsc, gw = line
+    complaint = "شکایت: ایجنٹ نے میری رقم میں سے ایک ہزار روپے کاٹ لیے اور رسید بھی نہیں دی۔ " * 3
+    smsc.inject("923081111111", complaint)
+    got = smsc.wait_for("923081111111")
+    assert len(got) == 1 and got[0].text == "ISPS: " + complaint.strip()
+    with transaction(engine) as s:
+        assert s.execute(text("SELECT text FROM sms_inbound")).scalars().all() == [complaint.strip()]
+
+
 def test_plain_text_goes_in_the_gsm_alphabet(line):
     engine, smsc, gw = line
     smsc.inject("923021111111", "STATUS [OW10236] ok?")

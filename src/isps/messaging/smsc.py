@@ -320,13 +320,24 @@ class LoopbackSMSC:
             return self._cond.wait_for(lambda: any(c.bound for c in self._conns), timeout)
 
     def inject(self, phone: str, text: str, to: str | None = None) -> None:
-        """A citizen's phone texts ``text`` to the short code: a deliver_sm to a bound ESME."""
+        """A citizen's phone texts ``text`` to the short code: a deliver_sm to a bound ESME (several,
+        with concatenation headers, for a text longer than one SMS)."""
         with self._cond:
             conns = [c for c in self._conns if c.bound]
         if not conns:
             raise ConnectionError("no ESME is bound to the loopback SMSC")
+        conn = conns[next(self._mo) % len(conns)]
         message, coding = encode(text)
-        conns[next(self._mo) % len(conns)].deliver(phone, to or self.short_code, message, data_coding=coding)
+        if len(message) <= 140:
+            conn.deliver(phone, to or self.short_code, message, data_coding=coding)
+            return
+        # a long text arrives as a phone sends it: concatenated parts, each with its UDH (ref, total, n)
+        size = 134 if coding == 8 else 153
+        chunks = [message[i:i + size] for i in range(0, len(message), size)]
+        ref = next(self._mo) & 0xFF
+        for n, chunk in enumerate(chunks, start=1):
+            udh = bytes([5, 0, 3, ref, len(chunks), n])
+            conn.deliver(phone, to or self.short_code, udh + chunk, esm_class=0x40, data_coding=coding)
 
     def wait_for(self, phone: str, count: int = 1, timeout: float = 10.0) -> list[Sent]:
         """The messages sent to ``phone`` once there are ``count`` of them (fewer if the time runs out)."""

@@ -14,7 +14,8 @@ aggregator's message centre (SMSC), through ``smpplib``.
   anything else (a bad number) is permanent. Written but never answered (a time-out, the line
   dropped): ``uncertain``, never retried blindly.
 * Texts from phones and receipts are handed to the callbacks on a small thread pool, so the reader
-  never waits on the database or on a reply being sent over this same connection.
+  never waits on the database or on a reply being sent over this same connection. A long text from a
+  phone (concatenated parts) is joined before it is handed over.
 
 Configuration: ``ISPS_SMPP_HOST``, ``ISPS_SMPP_PORT`` (2775), ``ISPS_SMPP_SYSTEM_ID``,
 ``ISPS_SMPP_PASSWORD``, ``ISPS_SMPP_SOURCE_ADDR`` (the short code, 8123).
@@ -44,6 +45,7 @@ TEMPORARY = frozenset({0x08, 0x14, 0x58, 0x45, 0x64})  # system error, queue ful
 RECEIPT_STATES = {"DELIVRD": "delivered", "UNDELIV": "undeliverable", "REJECTD": "undeliverable",
                   "EXPIRED": "undeliverable", "DELETED": "undeliverable"}
 MESSAGE_STATES = {2: "delivered", 3: "undeliverable", 5: "undeliverable", 8: "undeliverable"}
+PARTS_WAIT = 120.0  # seconds a part of a long text from a phone waits for the others
 
 
 class _Sequence(smpplib.client.SimpleSequenceGenerator):
@@ -104,6 +106,7 @@ class SmppGateway:
         self._on_text: OnText | None = None
         self._on_receipt: OnReceipt | None = None
         self.reconnects = 0
+        self._parts: dict[tuple, tuple[float, dict[int, bytes]]] = {}  # long texts from phones, part by part
 
     @classmethod
     def from_env(cls, env) -> SmppGateway:
@@ -213,14 +216,45 @@ class SmppGateway:
         data = pdu.short_message or pdu.message_payload or b""
         if isinstance(data, str):
             data = data.encode("latin-1")
-        if esm & 0x40 and data:  # a part of a long text: its UDH dropped (citizens' texts are short)
-            data = data[1 + data[0]:]
-        text = decode_text(data, int(pdu.data_coding or 0))
         phone = _s(pdu.source_addr)
+        if esm & 0x40 and data:  # a part of a long text: held until every part has come
+            data = self._join(phone, data)
+            if data is None:
+                return C.SMPP_ESME_ROK
+        text = decode_text(data, int(pdu.data_coding or 0))
         if self._on_text is not None:
             ref = f"smpp:{uuid.uuid4().hex}"
             self._pool.submit(self._call, self._on_text, phone, text, ref, datetime.now())
         return C.SMPP_ESME_ROK
+
+    def _join(self, phone: str, data: bytes) -> bytes | None:
+        """One part of a concatenated text (UDH element 0x00 or 0x08): the whole text once its last
+        part has come, else None. Parts of a text left incomplete for :data:`PARTS_WAIT` seconds are
+        dropped (the network gave up on them)."""
+        udh_len = data[0]
+        udh, payload = data[1:1 + udh_len], data[1 + udh_len:]
+        ref = total = seq = None
+        i = 0
+        while i + 1 < len(udh):
+            iei, ln = udh[i], udh[i + 1]
+            if iei == 0x00 and ln == 3:
+                ref, total, seq = udh[i + 2], udh[i + 3], udh[i + 4]
+            elif iei == 0x08 and ln == 4:
+                ref, total, seq = (udh[i + 2] << 8) | udh[i + 3], udh[i + 4], udh[i + 5]
+            i += 2 + ln
+        if ref is None or not total:
+            return payload  # a header without concatenation: the text as it is
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (t, _) in self._parts.items() if now - t > PARTS_WAIT]:
+                del self._parts[key]
+            key = (phone, ref, total)
+            started, got = self._parts.setdefault(key, (now, {}))
+            got[seq] = payload
+            if len(got) < total:
+                return None
+            del self._parts[key]
+        return b"".join(got[k] for k in sorted(got))
 
     @staticmethod
     def _call(fn, *args) -> None:
