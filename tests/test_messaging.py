@@ -189,6 +189,31 @@ def test_a_flood_from_one_number_is_answered_then_told_once_then_silenced(engine
                                handler=echo).outcome == "answered"
 
 
+def test_a_flood_handled_in_parallel_still_answers_the_first_then_tells_once(engine):
+    at = datetime(2026, 7, 1, 10, 0)
+    n = inbound.RATE_LIMIT
+    outcomes, errors = [], []
+    go = threading.Barrier(6)
+
+    def flood(k0: int) -> None:
+        try:
+            go.wait()
+            for k in range(k0, n + 6, 6):
+                with transaction(engine) as s:
+                    outcomes.append(inbound.receive(s, phone=PHONE, text="x", gateway_ref=f"p{k}",
+                                                    received_at=at, handler=echo).outcome)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(outcomes) == sorted(["answered"] * n + ["limited"] + ["silenced"] * 5)
+
+
 def test_a_failing_handler_leaves_the_text_stored_and_nothing_half_written(engine):
     def broken(session, phone, text, at):
         session.execute(text("INSERT INTO sms_opt_out (phone, opted_out, via, changed_at) "
@@ -291,7 +316,7 @@ def test_receipts_mark_delivered_or_undeliverable_even_when_early(engine):
                   {"g": f"gw-{d}", "t": datetime.now()})
     assert dispatch.send_due(engine, gw)["receipts"] == 1
     assert status_of(engine, a)["status"] == "delivered" and status_of(engine, a)["delivered_at"] == at
-    assert status_of(engine, b)["status"] == "undeliverable"
+    assert status_of(engine, b)["status"] == "undeliverable" and "could not deliver" in status_of(engine, b)["error"]
     assert status_of(engine, d)["status"] == "delivered" and status_of(engine, d)["delivered_at"] is not None
 
 

@@ -24,6 +24,7 @@ A pass of :func:`send_due`:
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from isps.messaging.models import Receipt
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
 STALE_AFTER = timedelta(minutes=5)  # far longer than any gateway call (SMPP answers within seconds)
+UNDELIVERED = "the network could not deliver it (the phone is off, out of reach or the number is closed)"
 UNCERTAIN = "the gateway may have taken it (no answer was recorded): not resent; requeue it after checking"
 
 
@@ -91,9 +93,11 @@ def _record(engine: Engine, gateway: Gateway, row, now: datetime) -> str:
                                    ORDER BY r.id DESC LIMIT 1), 'sent'),
                 delivered_at = (SELECT r.at FROM sms_receipt r WHERE r.gateway_id = :ref AND r.state = 'delivered'
                                 ORDER BY r.id DESC LIMIT 1),
-                sent_at = :now, gateway = :g, gateway_id = :ref, error = NULL
+                error = CASE WHEN (SELECT r.state FROM sms_receipt r WHERE r.gateway_id = :ref
+                                   ORDER BY r.id DESC LIMIT 1) = 'undeliverable' THEN :undelivered END,
+                sent_at = :now, gateway = :g, gateway_id = :ref
             WHERE id = :id AND status = 'sending'"""),
-                  {"now": datetime.now(), "g": gateway.name, "ref": gid, "id": row.id})
+                  {"now": datetime.now(), "g": gateway.name, "ref": gid, "id": row.id, "undelivered": UNDELIVERED})
     return "sent"
 
 
@@ -120,7 +124,7 @@ def _apply(session: Session, gid: str, state: str, at) -> int:
     if state == "delivered":
         change, params = "status = 'delivered', delivered_at = :at", {"at": at}
     else:
-        change, params = "status = 'undeliverable', error = 'the network could not deliver it'", {}
+        change, params = "status = 'undeliverable', error = :undelivered", {"undelivered": UNDELIVERED}
     return session.execute(text(f"""UPDATE sms_message SET {change}
         WHERE gateway_id = :g AND status IN ('sending', 'sent')"""), {**params, "g": gid}).rowcount
 
@@ -131,14 +135,18 @@ def apply_receipts(session: Session, now: datetime) -> int:
             status = (SELECT r.state FROM sms_receipt r WHERE r.gateway_id = sms_message.gateway_id
                       ORDER BY r.id DESC LIMIT 1),
             delivered_at = (SELECT CASE WHEN r.state = 'delivered' THEN r.at END FROM sms_receipt r
-                            WHERE r.gateway_id = sms_message.gateway_id ORDER BY r.id DESC LIMIT 1)
+                            WHERE r.gateway_id = sms_message.gateway_id ORDER BY r.id DESC LIMIT 1),
+            error = (SELECT CASE WHEN r.state = 'undeliverable' THEN :undelivered END FROM sms_receipt r
+                     WHERE r.gateway_id = sms_message.gateway_id ORDER BY r.id DESC LIMIT 1)
         WHERE status = 'sent' AND gateway_id IN (SELECT gateway_id FROM sms_receipt WHERE received_at >= :since)"""),
-                           {"since": now - timedelta(days=1)}).rowcount
+                           {"since": now - timedelta(days=1), "undelivered": UNDELIVERED}).rowcount
 
 
-def send_due(engine: Engine, gateway: Gateway, *, now: datetime | None = None, limit: int = 200) -> dict:
-    """One pass: settle the unknown, apply early receipts, claim and send what is due. Returns the
-    counts: claimed, sent, retried, failed, settled (unknown fate), receipts (applied late)."""
+def send_due(engine: Engine, gateway: Gateway, *, now: datetime | None = None, limit: int = 200,
+             workers: int = 4) -> dict:
+    """One pass: settle the unknown, apply early receipts, claim and send what is due, ``workers``
+    messages at a time (a gateway's answer takes a round trip; SMPP and HTTP take several at once).
+    Returns the counts: claimed, sent, retried, failed, settled (unknown fate), receipts (applied late)."""
     now = now or datetime.now()
     with _serial(engine), transaction(engine) as s:
         settled = settle_unknown(s, now)
@@ -146,8 +154,13 @@ def send_due(engine: Engine, gateway: Gateway, *, now: datetime | None = None, l
     with _serial(engine), transaction(engine) as s:
         rows = _claim(s, now, limit)
     counts = {"claimed": len(rows), "sent": 0, "retried": 0, "failed": 0, "settled": settled, "receipts": late}
-    for row in rows:
-        counts[_record(engine, gateway, row, now)] += 1
+    if workers > 1 and len(rows) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(rows)), thread_name_prefix="sms-send") as pool:
+            outcomes = list(pool.map(lambda row: _record(engine, gateway, row, now), rows))
+    else:
+        outcomes = [_record(engine, gateway, row, now) for row in rows]
+    for outcome in outcomes:
+        counts[outcome] += 1
     return counts
 
 
