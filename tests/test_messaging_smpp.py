@@ -153,6 +153,40 @@ def test_an_idle_line_is_kept_alive_with_enquire_link(line):
     assert smsc.wait_for("923071111111")[0].text == "ISPS: still there?"
 
 
+def test_a_sender_only_binds_as_transmitter_and_receipts_reach_the_listener(line):
+    engine, smsc, gw = line
+    sender = SmppGateway("127.0.0.1", smsc.port, "isps", "pw-8123", timeout=3)  # as `isps sms send-due`
+    try:
+        with transaction(engine) as s:
+            queue.enqueue(s, kind="status", phone="923091111111", text="ISPS: from the sender", key="tx1")
+        assert dispatch.send_due(engine, sender)["sent"] == 1
+        for k in range(6):  # texts from phones go to the listening worker only, never to the sender
+            smsc.inject(f"9230911112{k:02d}", "hello")
+        for k in range(6):
+            assert smsc.wait_for(f"9230911112{k:02d}")[0].text == "ISPS: hello"
+        assert wait_until(lambda: statuses(engine, gw).get("delivered") == 7)  # its receipt came to the worker
+    finally:
+        sender.close()
+
+
+def test_a_gateway_started_before_its_message_centre_binds_when_it_comes(engine):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gw = SmppGateway("127.0.0.1", port, "isps", "pw", timeout=2)
+    gw.start(*dispatch.callbacks(engine, gw, echo))  # nothing listens yet: no error, tried again
+    smsc = LoopbackSMSC(port=port, password="pw").start()
+    try:
+        assert smsc.wait_bound(10)
+        smsc.inject("923101111111", "late")
+        assert smsc.wait_for("923101111111")[0].text == "ISPS: late"
+    finally:
+        gw.close()
+        smsc.close()
+
+
 def test_a_wrong_password_is_refused_at_bind(engine):
     from isps.messaging.gateways import GatewayError
 

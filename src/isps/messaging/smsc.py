@@ -155,6 +155,7 @@ class _Connection(threading.Thread):
         self.smsc, self.sock = smsc, sock
         self.lock = threading.Lock()
         self.bound = False
+        self.receives = False
         self.seq = itertools.count(1)
         self.source = ""  # what the ESME sends from (its short code), learned from its submissions
 
@@ -196,6 +197,7 @@ class _Connection(threading.Thread):
             ok = system_id == smsc.system_id and password == smsc.password
             self.write(pdu(RESP | command, ESME_ROK if ok else ESME_RINVPASWD, sequence, _c(smsc.name)))
             self.bound = ok
+            self.receives = ok and command in (BIND_RECEIVER, BIND_TRANSCEIVER)  # texts and receipts go to it
             if ok:
                 smsc._bound(self)
             return ok
@@ -316,16 +318,20 @@ class LoopbackSMSC:
         self.muted = on
 
     def wait_bound(self, timeout: float = 5.0) -> bool:
+        """Whether an ESME is bound to receive (a transceiver or receiver) within ``timeout``."""
         with self._cond:
-            return self._cond.wait_for(lambda: any(c.bound for c in self._conns), timeout)
+            return self._cond.wait_for(lambda: any(c.receives for c in self._conns), timeout)
+
+    def _receivers(self) -> list[_Connection]:
+        with self._cond:
+            return [c for c in self._conns if c.receives]
 
     def inject(self, phone: str, text: str, to: str | None = None) -> None:
         """A citizen's phone texts ``text`` to the short code: a deliver_sm to a bound ESME (several,
         with concatenation headers, for a text longer than one SMS)."""
-        with self._cond:
-            conns = [c for c in self._conns if c.bound]
+        conns = self._receivers()
         if not conns:
-            raise ConnectionError("no ESME is bound to the loopback SMSC")
+            raise ConnectionError("no ESME is bound to the loopback SMSC as a receiver or transceiver")
         conn = conns[next(self._mo) % len(conns)]
         message, coding = encode(text)
         if len(message) <= 140:
@@ -412,6 +418,11 @@ class LoopbackSMSC:
         stat = "UNDELIV" if bad else "DELIVRD"
         body = (f"id:{message_id} sub:001 dlvrd:{'000' if bad else '001'} submit date:{stamp} done date:{stamp} "
                 f"stat:{stat} err:{'001' if bad else '000'} text:").encode("ascii")
+        if not conn.receives:  # a transmitter cannot take it: another session of the ESME that receives
+            others = self._receivers()
+            if not others:
+                return
+            conn = others[0]
         try:
             conn.deliver(sm.destination, sm.source, body, esm_class=0x04,
                          tlvs={TLV_RECEIPTED_ID: _c(message_id),

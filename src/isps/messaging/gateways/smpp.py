@@ -125,8 +125,11 @@ class SmppGateway:
         client.set_message_sent_handler(self._answered)
         client.set_error_pdu_handler(self._error_pdu)
         client.connect()
+        # a transceiver when texts are listened for; a process that only sends (``isps sms send-due``)
+        # binds as a transmitter, so the message centre never hands it a citizen's text it would drop
+        bind = client.bind_transceiver if self._on_text is not None else client.bind_transmitter
         try:
-            client.bind_transceiver(system_id=self.system_id, password=self.password, system_type=self.system_type)
+            bind(system_id=self.system_id, password=self.password, system_type=self.system_type)
         except Exception:
             client.disconnect()
             raise
@@ -266,9 +269,18 @@ class SmppGateway:
     # ---------------------------------------------------------------- the Gateway face
 
     def start(self, on_text: OnText, on_receipt: OnReceipt) -> None:
+        """Bind as a transceiver and listen. A message centre that cannot be reached now is tried
+        again in the background (sends meanwhile are refused as temporary, and retried)."""
         self._on_text, self._on_receipt = on_text, on_receipt
+        if self._client is not None:  # bound earlier to send only: bind again to receive too
+            self._lost()
         if self._reader is None:
-            self.connect()
+            try:
+                self.connect()
+            except GatewayError as exc:
+                log.warning("%s; trying again in the background", exc)
+                self._reader = threading.Thread(target=self._read_loop, daemon=True, name="smpp-reader")
+                self._reader.start()
 
     def _submit(self, client: _Client, phone: str, part: bytes, coding: int, esm_class: int, last: bool) -> _Waiter:
         w = _Waiter()
