@@ -395,6 +395,16 @@ def test_pickup_and_credited_messages_are_queued_once_per_slot_and_payment(provi
         # every queued phone is a valid mobile
         for (ph,) in s.execute(text("SELECT phone FROM sms_message")):
             assert normalise(ph) == ph
+        # in Urdu, composed from the same slot (a second run of the payroll's messages queues nothing: one per slot)
+        assert producers.pickup(s, p.id, "ur") == 0
+        s.execute(text("DELETE FROM sms_message WHERE kind = 'pickup'"))
+        assert producers.pickup(s, p.id, "ur") == counts["queued"]
+        ur = s.execute(text("SELECT * FROM sms_message WHERE key = :k"), {"k": row["key"]}).mappings().one()
+        start = pickup.slot_of(s, int(row["key"].split(":")[1]))["slot_start"]  # 2026-07-06T09:00:00
+        seat = pickup.slot_of(s, int(row["key"].split(":")[1]))["seat"]
+        assert ur["lang"] == "ur" and "8500 روپے" in ur["text"] and start[:10] in ur["text"]
+        assert f"{start[11:16]} بجے" in ur["text"] and f"ٹوکن نمبر {seat}" in ur["text"] and "{" not in ur["text"]
+        assert "بینظیر" in ur["text"] or "کفالت" in ur["text"]  # the program's Urdu name
     with transaction(engine) as s:
         pr.approve(s, p.id, "checker")
         pr.export(s, p.id, tmp_path, on=date(2026, 7, 5))

@@ -69,22 +69,51 @@ def _queue(session: Session, source: str, params: dict, kind: str, lang: str) ->
     return {"queued": int(queued), "already": int(counts["already"]), "no_phone": int(counts["no_phone"])}
 
 
-def pickup_counts(session: Session, payroll_id: int) -> dict:
+def pickup_counts(session: Session, payroll_id: int, lang: str = "en") -> dict:
     """Queue the pickup message of every slot of the payroll; the counts: queued, already (queued by
-    an earlier run), no_phone (no valid mobile: nobody to tell)."""
-    source = f"""SELECT 'pickup:' || CAST(s.instruction_id AS VARCHAR(20)) AS key, s.sms AS body,
+    an earlier run), no_phone (no valid mobile: nobody to tell). In English the text is the one
+    ``payments/pickup.py`` composed for the slot; in Urdu (``lang="ur"``) it is composed here from
+    the same slot (outlet, day, hour, token) with ``texts.json``'s template."""
+    params: dict = {"payroll": payroll_id}
+    if lang == "ur":
+        slot = "CAST(s.slot_start AS VARCHAR(30))"  # '2026-07-06 09:00:00' on both databases
+        body = _template(fixed_text("pickup", "ur"), {
+            "program": _program_names(session, "ur", params, "SELECT DISTINCT program_code FROM payment_instruction "
+                                                             "WHERE payroll_id = :payroll"),
+            "amount": "CAST(CAST(ROUND(i.amount) AS BIGINT) AS VARCHAR(20))", "outlet": "o.name",
+            "day": f"SUBSTR({slot}, 1, 10)", "start": f"SUBSTR({slot}, 12, 5)",
+            "seat": "CAST(s.seat AS VARCHAR(10))"}, params)
+    else:
+        body = "s.sms"
+    source = f"""SELECT 'pickup:' || CAST(s.instruction_id AS VARCHAR(20)) AS key, {body} AS body,
             p.id AS individual_id, e.household_id AS household_id, i.district_id AS district_id,
             {_digits('p.phone')} AS digits
         FROM pickup_slot s JOIN payment_instruction i ON i.id = s.instruction_id
+        JOIN cash_outlet o ON o.id = s.outlet_id
         JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual p ON p.id = {RECIPIENT}
         WHERE i.payroll_id = :payroll"""
-    return _queue(session, source, {"payroll": payroll_id}, "pickup", "en")
+    return _queue(session, source, params, "pickup", "ur" if lang == "ur" else "en")
 
 
-def pickup(session: Session, payroll_id: int) -> int:
+def pickup(session: Session, payroll_id: int, lang: str = "en") -> int:
     """The number of pickup messages queued now for the payroll's slots (see :func:`pickup_counts`)."""
-    return pickup_counts(session, payroll_id)["queued"]
+    return pickup_counts(session, payroll_id, lang)["queued"]
+
+
+def _program_names(session: Session, lang: str, params: dict, codes_sql: str) -> str:
+    """The programs' display names in ``lang`` as one SQL CASE over ``i.program_code`` (the few
+    codes found by ``codes_sql``, names as bind parameters)."""
+    from isps.catalogue import display_name
+
+    codes = [c for (c,) in session.execute(text(codes_sql), params)]
+    if not codes:
+        return "i.program_code"
+    whens = []
+    for k, code in enumerate(codes):
+        params[f"c{k}"], params[f"n{k}"] = code, display_name(code, lang)[:120]
+        whens.append(f"WHEN CAST(:c{k} AS VARCHAR(40)) THEN CAST(:n{k} AS VARCHAR(120))")
+    return f"CASE i.program_code {' '.join(whens)} ELSE i.program_code END"
 
 
 def _template(template: str, exprs: dict[str, str], params: dict) -> str:
@@ -106,19 +135,10 @@ def credited_counts(session: Session, since: date | datetime, lang: str = "ur") 
     """Queue a "payment credited" message for every instruction confirmed paid by a bank's status
     on or after ``since`` (a transfer credited, or cash collected at an agent: the citizen who did
     not get the full amount is told where to complain). Counts as :func:`pickup_counts`."""
-    from isps.catalogue import display_name
-
     day = since.date() if isinstance(since, datetime) else since
     params: dict = {"since": day}
-    codes = [c for (c,) in session.execute(text("SELECT DISTINCT program_code FROM payment_instruction "
-                                                "WHERE status = 'paid' AND status_on >= :since"), params)]
-    names = "i.program_code"
-    if codes:
-        whens = []
-        for k, code in enumerate(codes):
-            params[f"c{k}"], params[f"n{k}"] = code, display_name(code, lang)[:120]
-            whens.append(f"WHEN CAST(:c{k} AS VARCHAR(40)) THEN CAST(:n{k} AS VARCHAR(120))")
-        names = f"CASE i.program_code {' '.join(whens)} ELSE i.program_code END"
+    names = _program_names(session, lang, params, "SELECT DISTINCT program_code FROM payment_instruction "
+                                                  "WHERE status = 'paid' AND status_on >= :since")
     body = _template(fixed_text("paid", lang), {
         "program": names, "amount": "CAST(CAST(ROUND(i.amount) AS BIGINT) AS VARCHAR(20))",
         "day": "CAST(i.status_on AS VARCHAR(10))"}, params)
