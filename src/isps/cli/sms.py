@@ -109,13 +109,15 @@ def smsc_cmd(port: Annotated[int, typer.Option(min=1, max=65535)] = 2775,
 
 
 @sms_app.command("queue-pickup")
-def queue_pickup_cmd(payroll_id: int) -> None:
+def queue_pickup_cmd(payroll_id: int, lang: Annotated[str, typer.Option(help="en or ur")] = "en") -> None:
     """Queue the pickup-slot message of every scheduled beneficiary of a payroll (once each)."""
-    from isps.cli.common import _engine, console
+    from isps.cli.common import _engine, _fail, console
     from isps.messaging import producers
 
+    if lang not in ("ur", "en"):
+        _fail("--lang must be ur or en")
     with transaction(_engine()) as s:
-        counts = producers.pickup_counts(s, payroll_id)
+        counts = producers.pickup_counts(s, payroll_id, lang)
     console.print(f"queued {counts['queued']}, queued before {counts['already']}, no mobile {counts['no_phone']}")
 
 
