@@ -133,6 +133,7 @@ def test_undeliverable_receipt_and_silence_are_recorded(line):
     with transaction(engine) as s:
         b = queue.enqueue(s, kind="status", phone="923045550001", text="ISPS: b", key="b").id
     assert dispatch.send_due(engine, gw)["failed"] == 1
+    assert gw._waiting == {}  # nobody is left waiting for the answer that never came
     with transaction(engine) as s:
         m = s.get(Message, b)
         assert m.status == "failed" and "not resent" in m.error and s.get(Message, a).error

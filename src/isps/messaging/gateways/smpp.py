@@ -71,9 +71,10 @@ class _Client(smpplib.client.Client):
 
 
 class _Waiter:
-    __slots__ = ("event", "status", "message_id")
+    __slots__ = ("event", "status", "message_id", "sequence")
 
     def __init__(self) -> None:
+        self.sequence = 0
         self.event = threading.Event()
         self.status: int | None = None
         self.message_id: str | None = None
@@ -289,6 +290,7 @@ class SmppGateway:
             source_addr=self.source_addr, dest_addr_ton=C.SMPP_TON_INTL, dest_addr_npi=C.SMPP_NPI_ISDN,
             destination_addr=phone, short_message=part, data_coding=coding, esm_class=esm_class,
             registered_delivery=1 if last else 0)
+        w.sequence = pdu.sequence
         with self._lock:
             self._waiting[pdu.sequence] = w
         client.send_pdu(pdu)
@@ -311,6 +313,8 @@ class SmppGateway:
                 raise GatewayError(f"the SMSC connection failed while sending part {i + 1}: {exc}",
                                    temporary=True, uncertain=i > 0) from None
             if not w.event.wait(self.timeout) or w.status is None:
+                with self._lock:
+                    self._waiting.pop(w.sequence, None)  # a late answer finds nobody waiting
                 raise GatewayError(f"no answer from the SMSC for part {i + 1} of {len(parts)}", temporary=True,
                                    uncertain=True)
             if w.status != C.SMPP_ESME_ROK:
