@@ -35,6 +35,7 @@ from isps import catalogue, keyset
 from isps.programs import counts
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
+from isps.registry import current
 
 ACTIVE = ("enrolled", "suspended")
 OPEN = ("waiting", "enrolled", "suspended")
@@ -340,14 +341,14 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     params["adult"] = adult
     # the recipient: the person for adult members; else the household's eldest living adult woman, else the head
     woman = ("(SELECT MIN(w.id) FROM individual w WHERE w.household_id = r.household_id AND w.sex = 'female' "
-             "AND w.date_of_death IS NULL AND w.date_of_birth <= :adult)")
+             f"AND {current.sql('w')} AND w.date_of_birth <= :adult)")
     head = ("(SELECT MIN(hd.id) FROM individual hd WHERE hd.household_id = r.household_id "
-            "AND hd.date_of_death IS NULL)")
+            f"AND {current.sql('hd')})")
     if unit == "household":
         recipient = f"COALESCE({woman}, {head})"
         female = "p.sex = 'female'"
         disabled = ("EXISTS (SELECT 1 FROM individual d WHERE d.household_id = c.household_id "
-                    "AND d.disability <> 'none' AND d.date_of_death IS NULL)")
+                    f"AND d.disability <> 'none' AND {current.sql('d')})")
     else:
         recipient = (f"CASE WHEN (SELECT m.date_of_birth FROM individual m WHERE m.id = r.individual_id) <= :adult "
                      f"THEN r.individual_id ELSE COALESCE({woman}, {head}) END")
@@ -723,14 +724,14 @@ def _heir(e: str) -> str:
     (a guardian collected it): another living adult of the household, a woman first, else the
     beneficiary themself if adult; NULL if there is nobody."""
     other = (f"FROM individual w WHERE w.household_id = {e}.household_id AND w.id <> {e}.individual_id "
-             f"AND w.date_of_death IS NULL")
+             f"AND {current.sql('w')}")
     return f"""CASE WHEN {e}.individual_id = 0 THEN COALESCE(
             (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
             (SELECT MIN(w.id) {other}))
         ELSE COALESCE(
             (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
             (SELECT MIN(w.id) {other} AND w.date_of_birth <= :adult),
-            (SELECT m.id FROM individual m WHERE m.id = {e}.individual_id AND m.date_of_death IS NULL
+            (SELECT m.id FROM individual m WHERE m.id = {e}.individual_id AND {current.sql('m')}
              AND m.date_of_birth <= :adult)) END"""
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
+from isps.registry import current
 from isps.access.service import TRAIL_DEFAULT_SORT, TRAIL_SORTS
 from isps.access.service import (ACTIONS, DCI_ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
@@ -385,7 +386,7 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
         "durables": [(tr.field(k), getattr(hh, k)) for k in vocab.DURABLES],
         "assets": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in ASSETS]
         + ([(tr.field("monthly_income"), f"{income:,.0f}")] if income is not None else []),
-        "members": members, "living": sum(1 for m in f.members if m.date_of_death is None),
+        "members": members, "living": sum(1 for m in f.members if current.is_current(m)),
         "current": {k: getattr(hh, k) for k in EDITABLE},
     }
 
