@@ -375,7 +375,8 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
                 "disability": tr.value("disability", m.disability), "has_disability": m.disability != "none",
                 "maternal": tr.value("maternal_status", getattr(m, "maternal_status", None))
                 if getattr(m, "maternal_status", None) not in (None, "none") else None,
-                "deceased": m.date_of_death.isoformat() if m.date_of_death else None} for m in f.members]
+                "deceased": m.date_of_death.isoformat() if m.date_of_death else None,
+                "left": m.left_on.isoformat() if m.left_on else None, "left_reason": m.left_reason} for m in f.members]
     income = getattr(hh, "monthly_income", None)  # declared by the family, where the registry holds it
     return {
         "id": hh.id, "ref": hh.ref, "address": hh.address, "district": _district_name(tr, district),
@@ -677,6 +678,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.partners", fromlist=["router"]).router)  # DCI partners, consent
     app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
     app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
+    app.include_router(__import__("isps.web.onewindow", fromlist=["router"]).router)  # find a citizen, benefits, members
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)

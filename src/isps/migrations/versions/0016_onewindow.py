@@ -7,7 +7,8 @@ A person who leaves a household alive (married away, migrated, whereabouts unkno
 error) stays on record with ``left_on`` and ``left_reason`` and is no longer a current member
 (``isps.registry.current``). The partial index of a district's current members
 (``ix_individual_district_alive``, 0015_home_counts) is recreated with that predicate, and the counter
-finds a citizen by mobile number through ``ix_individual_phone``.
+finds a citizen by mobile number through ``ix_individual_phone``; the citizen screen reads an
+enrolment's payments through ``ix_payment_instruction_enrolment``.
 """
 
 import sqlalchemy as sa
@@ -28,9 +29,14 @@ def upgrade() -> None:
     op.create_index("ix_individual_district_alive", "individual", ["district_id"],
                     sqlite_where=sa.text(CURRENT), postgresql_where=sa.text(CURRENT))
     op.create_index("ix_individual_phone", "individual", ["phone"], if_not_exists=True)
+    # the citizen screen reads an enrolment's newest payments (0008 builds its tables from the current
+    # models, so a new database has the index already)
+    op.create_index("ix_payment_instruction_enrolment", "payment_instruction", ["enrolment_id", "id"],
+                    if_not_exists=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payment_instruction_enrolment", table_name="payment_instruction", if_exists=True)
     op.drop_index("ix_individual_phone", table_name="individual", if_exists=True)
     op.drop_index("ix_individual_district_alive", table_name="individual")
     op.create_index("ix_individual_district_alive", "individual", ["district_id"],
