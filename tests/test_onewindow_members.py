@@ -243,3 +243,28 @@ def test_the_head_cannot_leave_while_others_remain(province):
                                             district_scope=2).id
     with pytest.raises(RegistryError, match="relation_to_head"):
         _approve(province, rid)
+
+
+def test_a_household_benefit_whose_recipient_left_passes_to_another_member(province):
+    from isps.programs import enrolment as en
+    from isps.programs.models import Enrolment, EnrolmentEvent
+
+    with transaction(province) as s:
+        rules.install_shipped_rules(s)
+        row, _ = rules.active_rule(s, "bisp_kafaalat")
+        run = rules.run(s, row, "test", on=TODAY)
+        en.enrol_from_run(s, "bisp_kafaalat", run.id, "test", TODAY)
+        e = s.scalars(select(Enrolment).join(Individual, Individual.id == Enrolment.recipient_id).where(
+            Enrolment.district_id == 2, Enrolment.status == "enrolled", Enrolment.individual_id == 0,
+            Individual.relation_to_head != "head").order_by(Enrolment.id)).first()
+        eid, was = e.id, e.recipient_id
+    _remove(province, was, "left", detail="married_away")
+    with transaction(province) as s:
+        e = s.get(Enrolment, eid)
+        assert e.recipient_id != was and e.status == "enrolled"
+        if e.recipient_id is not None:
+            heir = s.get(Individual, e.recipient_id)
+            assert heir.household_id == e.household_id and current.is_current(heir)
+        said = s.scalars(select(EnrolmentEvent.reason).where(EnrolmentEvent.enrolment_id == eid)
+                         .order_by(EnrolmentEvent.id.desc())).first()
+        assert f"recipient {was} left the household" in said

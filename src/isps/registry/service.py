@@ -458,8 +458,9 @@ def remove_member(session: Session, individual_id: int, reason: str, prov: Prove
     household = session.get(Household, old_household)
     household.version += 1
     household.updated_at = datetime.now()
-    events.record(session, events.HOUSEHOLD_CHANGED, "household", old_household,
-                  {"fields": [MEMBER_REMOVED], "individual_id": person.id, "reason": reason,
-                   **({"to_household": to_household} if reason == "moved_to_household" else {})})
+    removed = {"individual_id": person.id, "reason": reason,
+               **({"to_household": to_household} if reason == "moved_to_household" else {})}
+    events.record(session, events.HOUSEHOLD_CHANGED, "household", old_household, {"fields": [MEMBER_REMOVED], **removed})
+    events.record(session, events.MEMBER_LEFT, "household", old_household, removed)
     session.flush()
     return person
