@@ -191,6 +191,8 @@ EDIT_FORM = ("full_name", "father_husband_name", "date_of_birth", "marital_statu
 def _shown_value(tr, name: str, value) -> str:
     if name in ("reason", "detail"):
         return tr(f"mem.reason.{value}")
+    if name == "id_document":
+        return tr(f"ow.doc.{value}")
     return tr.value("relation_to_head" if name == "relation" else name, value)
 
 

@@ -43,6 +43,8 @@ def _items(tr, asked: dict) -> list[tuple[str, str]]:
     for name, value in values.items():
         if name in ("reason", "detail"):
             shown = tr(f"mem.reason.{value}")
+        elif name == "id_document":
+            shown = tr(f"ow.doc.{value}")
         else:
             shown = tr.value("relation_to_head" if name == "relation" else name, value)
         out.append((tr.field(name), shown))
