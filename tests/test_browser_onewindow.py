@@ -13,9 +13,11 @@ from sqlalchemy import text
 
 from isps.access.service import create_user
 from isps.db import transaction
+from isps.payments import payroll as pr
 from tests.conftest import PASSWORD, nav_to
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
 from tests.test_browser_enrol import _section
+from tests.test_payments import approved_kafaalat_cycle
 
 pytestmark = pytest.mark.browser
 BFORM = "35102-1112223-4"
@@ -25,6 +27,11 @@ BFORM = "35102-1112223-4"
 def counter_province(sqlite_province):  # noqa: F811 - the imported fixture
     with transaction(sqlite_province) as s:
         create_user(s, "kasur_officer_ow", PASSWORD, "district_officer", district_id=2)
+    cycle_id = approved_kafaalat_cycle(sqlite_province)  # Kafaalat enrolled, a cycle approved and paid out
+    with transaction(sqlite_province) as s:
+        pr.release_funds(s, "bisp_kafaalat", 100_000_000, "RO-2026-07", "treasury")
+        payroll = pr.generate(s, cycle_id, "maker")
+        pr.approve(s, payroll.id, "checker")
     return sqlite_province
 
 
@@ -42,7 +49,9 @@ def test_a_counter_finds_a_citizen_and_asks_to_add_a_newborn(browser, server, co
             "SELECT i.id, i.household_id, i.full_name, i.father_husband_name, i.phone FROM individual i "
             "WHERE i.district_id = 2 AND i.relation_to_head = 'head' AND i.phone IS NOT NULL "
             "AND i.father_husband_name IS NOT NULL AND i.date_of_death IS NULL "
-            "AND (SELECT COUNT(*) FROM individual j WHERE j.phone = i.phone) = 1 ORDER BY i.id LIMIT 1")).one()
+            "AND (SELECT COUNT(*) FROM individual j WHERE j.phone = i.phone) = 1 "
+            "ORDER BY CASE WHEN i.household_id IN (SELECT household_id FROM enrolment) THEN 0 ELSE 1 END, i.id "
+            "LIMIT 1")).one()
     counter = Visit(browser, server, tmp_path)
     officer = Visit(browser, server, tmp_path)
     try:
@@ -58,7 +67,9 @@ def test_a_counter_finds_a_citizen_and_asks_to_add_a_newborn(browser, server, co
         assert phone not in p.url
         p.locator("section#benefits").wait_for()
         p.locator("section#membership").wait_for()
+        assert p.locator("#benefits-table tr[data-source='isps']").count() >= 1
         counter.screenshot("onewindow_citizen_en.png")
+        _section(counter, "section#benefits", "onewindow_benefits_en.png")
         # by name, spelt another way, with the father's name
         nav_to(p, "Find a citizen")
         variant = " ".join(w.replace("a", "aa", 1) for w in name.split())
@@ -94,6 +105,8 @@ def test_a_counter_finds_a_citizen_and_asks_to_add_a_newborn(browser, server, co
         assert "رکن شامل کرنا" in p.locator("#mem-pending").inner_text()
         assert "پروگرام اور ادائیگیاں" in p.locator("section#benefits").inner_text()
         counter.screenshot("onewindow_citizen_ur.png")
+        _section(counter, "section#benefits", "onewindow_benefits_ur.png")
+        _section(counter, "section#membership", "onewindow_membership_ur.png")
         p.goto(f"{server}/onewindow")
         p.locator("#ow-q").fill(variant)
         p.locator("#ow-form button[type=submit]").click()
