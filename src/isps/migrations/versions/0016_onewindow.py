@@ -29,6 +29,11 @@ def upgrade() -> None:
     op.create_index("ix_individual_district_alive", "individual", ["district_id"],
                     sqlite_where=sa.text(CURRENT), postgresql_where=sa.text(CURRENT))
     op.create_index("ix_individual_phone", "individual", ["phone"], if_not_exists=True)
+    if op.get_bind().dialect.name == "postgresql":
+        # the planner must know that left_on is empty: without statistics it takes "a current member"
+        # for a rare row and reads the whole registry's member aggregates through the partial index,
+        # unparallelled (the PMT member aggregate over 100k households measured 1.7x slower until ANALYZE)
+        op.execute("ANALYZE individual")
     # the citizen screen reads an enrolment's newest payments (0008 builds its tables from the current
     # models, so a new database has the index already)
     op.create_index("ix_payment_instruction_enrolment", "payment_instruction", ["enrolment_id", "id"],
