@@ -1,6 +1,7 @@
 """One Window: the counter's first screen. One search box finds a citizen by CNIC, B-form, mobile
 number or name (:mod:`isps.citizen.find`); one result opens the citizen screen (the household page
-with everything the state gives the household, :mod:`isps.web.benefits`).
+with everything the state gives the household, :mod:`isps.services.benefits`, and its membership
+panel: members added, removed and corrected by change requests a second person approves).
 
 The search is sent by POST, so a CNIC or phone number never sits in an address, the history or a
 log; the next page is another POST with the last id seen (keyset). Every search is audited
@@ -24,6 +25,7 @@ from isps.interop.feeds import changes
 from isps.programs.models import Enrolment
 from isps.registry import current, vocab
 from isps.registry import service as registry_service
+from isps.registry.models import Individual
 from isps.registry.service import OutOfScope
 from isps.services import benefits
 from isps.services import household_file as files
@@ -288,7 +290,6 @@ async def add_member(request: Request, household_id: Id, session: DB, who: User)
 
 
 def _member_of(session, household_id: int, individual_id: int):
-    from isps.registry.models import Individual
     person = session.get(Individual, individual_id)
     return person if person is not None and person.household_id == household_id else None
 
