@@ -51,6 +51,7 @@ class ProgramLine:
     amount: float | None = None
     list_date: date | None = None
     list_reference: str | None = None
+    recipient_id: int | None = None   # who collects an enrolment's payments
 
 
 def _payments(session: Session, enrolment_ids: list[int], limit: int) -> tuple[dict[int, list[Payment]], dict[int, int]]:
@@ -86,7 +87,7 @@ def household_benefits(session: Session, household_id: int, payments_shown: int 
     for e in enrolments:
         lines.append(ProgramLine("isps", e.program_code, e.individual_id or 0, e.status,
                                  e.enrolled_on or e.listed_on, e.channel, e.id, payments.get(e.id, []),
-                                 counts.get(e.id, 0)))
+                                 counts.get(e.id, 0), recipient_id=e.recipient_id))
     partner = session.execute(
         select(Beneficiary.program_code, Beneficiary.individual_id, Beneficiary.yearly_value,
                BeneficiaryBatch.partner, BeneficiaryBatch.received_at, BeneficiaryBatch.reference)

@@ -138,7 +138,8 @@ def benefits_panel(request: Request, household_id: Id, session: DB, who: User) -
         rows.append({
             "source": line.source, "code": line.program_code, "program": program_name(tr, line.program_code),
             "agency": (line.partner if line.source == "partner" else agency_name(tr, agencies.get(line.program_code)))
-            or "—", "member": names.get(line.individual_id) if line.individual_id else tr("ben.household"),
+            or "—", "member": names.get(line.individual_id) if line.individual_id else
+            tr("ben.household_by", name=names[line.recipient_id]) if line.recipient_id in names else tr("ben.household"),
             "member_id": line.individual_id,
             "status": tr(f"enrol.state.{line.status}") if line.status else tr("ben.on_list"),
             "since": (line.since or line.list_date).isoformat() if (line.since or line.list_date) else "—",
