@@ -154,6 +154,9 @@ def test_a_member_who_left_stays_on_record_and_is_no_longer_counted(province, re
         assert _rule_members(s, hid) == before - 1
         fields = {h.field for h in s.scalars(select(ValueChange).where(ValueChange.entity_id == pid))}
         assert {"left_on", "left_reason"} <= fields
+        from isps.registry.service import snapshot  # what was known: a member yesterday, gone today
+        assert "status" not in snapshot(s, hid, TODAY - timedelta(days=1)).members[pid]
+        assert snapshot(s, hid, TODAY).members[pid]["status"].value == "left"
         # the partial index's predicate: a district's current members
         assert s.scalar(select(func.count()).select_from(Individual).where(
             Individual.district_id == 2, current.clause())) == s.scalar(text(
@@ -268,3 +271,14 @@ def test_a_household_benefit_whose_recipient_left_passes_to_another_member(provi
         said = s.scalars(select(EnrolmentEvent.reason).where(EnrolmentEvent.enrolment_id == eid)
                          .order_by(EnrolmentEvent.id.desc())).first()
         assert f"recipient {was} left the household" in said
+
+
+def test_a_new_member_cannot_take_a_cnic_a_current_member_holds(province):
+    with transaction(province) as s:
+        hid = _household(s).id
+        holder = s.scalars(select(Individual).where(Individual.district_id == 2, Individual.id_document == "cnic",
+                                                    current.clause(), Individual.sex == "male")).first()
+        with pytest.raises(changes.ChangeRequestError, match="new member: cnic: CNIC .* is already held"):
+            changes.request_member_add(s, household_id=hid, member={
+                "full_name": "Kamran", "sex": "male", "date_of_birth": "1990-01-01", "relation_to_head": "son",
+                "cnic": holder.cnic}, source="operator", evidence="x", requested_by="kasur_counter", district_scope=2)

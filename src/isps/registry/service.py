@@ -142,7 +142,7 @@ def _one_living_holder(session: Session, person: Individual | None, number: str,
         .where(Individual.cnic == number, current.clause(), Individual.id != (person.id if person else 0))
         .order_by(Individual.household_id, Individual.roster_line).limit(1)).first()
     if holder is not None:
-        raise RegistryError(f"{label or f'individual {person.id}'}: cnic: CNIC {cnic_rules.mask(number)} is already held by a living "
+        raise RegistryError(f"{label or f'individual {person.id}'}: CNIC {cnic_rules.mask(number)} is already held by a living "
                             f"member of household {holder.ref} ({holder.household_id}), roster line "
                             f"{holder.roster_line}: a CNIC identifies one person")
 
@@ -363,7 +363,7 @@ def add_member(session: Session, household_id: int, member: dict, prov: Provenan
         raise RegistryError(f"household {household_id} does not exist")
     values = check_member(session, household, member)
     if values.get("cnic"):
-        _one_living_holder(session, None, values["cnic"], f"household {household_id}: new member")
+        _one_living_holder(session, None, values["cnic"], f"household {household_id}: new member: cnic")
     if values["date_of_birth"] > prov.effective_date:
         raise RegistryError(f"household {household_id}: new member: date_of_birth "
                             f"{values['date_of_birth'].isoformat()} is after the day they join "

@@ -200,7 +200,7 @@ def request_member_add(session: Session, *, household_id: int, member: dict, sou
     try:
         values = service.check_member(session, household, clean)
         if values.get("cnic"):
-            service._one_living_holder(session, None, values["cnic"], f"household {household_id}: new member")
+            service._one_living_holder(session, None, values["cnic"], f"household {household_id}: new member: cnic")
     except service.RegistryError as exc:
         raise ChangeRequestError(str(exc)) from None
     if values["date_of_birth"] > when:
