@@ -11,6 +11,7 @@ so, and audited as denied."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
@@ -217,7 +218,8 @@ def _membership(request: Request, session, who, household_id: int, *, message: d
         what = changes.shown(c.changes.get(kind, c.changes) if kind in changes.MEMBER_KINDS else c.changes)
         person = next((m.full_name for m in f.members if c.entity == "individual" and m.id == c.entity_id), None)
         pending.append({"id": c.id, "kind": _kind_label(tr, kind), "person": person, "by": c.requested_by,
-                        "what": [(tr.field(k), _shown_value(tr, k, v)) for k, v in what.items() if v not in (None, "")],
+                        "what": [(tr.field(k), shown, "rtl" if re.search("[\u0600-\u06ff]", shown) else "ltr")
+                                 for k, v in what.items() if v not in (None, "") for shown in [_shown_value(tr, k, v)]],
                         "on": c.effective_date.isoformat(), "evidence": c.evidence})
     members = [{"id": m.id, "name": m.full_name, "line": m.roster_line,
                 "values": {k: ("" if getattr(m, k) is None else

@@ -8,6 +8,7 @@ district. Every page view and decision is audited (channel ``web``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -34,7 +35,7 @@ def _kind(tr, c) -> str | None:
     return tr(f"updates.kind.{kind.replace('.', '_')}", id=c.entity_id)
 
 
-def _items(tr, asked: dict) -> list[tuple[str, str]]:
+def _items(tr, asked: dict) -> list[tuple[str, str, str]]:
     """What a request asks, as (label, value) pairs: a new member's fields, a removal's reason and
     destination, or the fields to change; CNICs masked, vocabulary codes in the page's language."""
     kind = changes.kind_of(asked)
@@ -47,7 +48,8 @@ def _items(tr, asked: dict) -> list[tuple[str, str]]:
             shown = tr(f"ow.doc.{value}")
         else:
             shown = tr.value("relation_to_head" if name == "relation" else name, value)
-        out.append((tr.field(name), shown))
+        # a number or a Latin name reads left to right inside an Urdu sentence (a masked CNIC would turn round)
+        out.append((tr.field(name), shown, "rtl" if re.search("[\u0600-\u06ff]", shown) else "ltr"))
     return out
 
 
