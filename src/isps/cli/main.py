@@ -47,6 +47,9 @@ app.add_typer(labour_app, name="labour")
 from isps.cli.worker import worker as _worker  # noqa: E402
 
 app.command("worker")(_worker)
+from isps.cli.sms import sms_app  # noqa: E402
+
+app.add_typer(sms_app, name="sms")
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"

@@ -368,9 +368,9 @@ def receive_messages(sms: Sms, handler=None) -> Run:
             return {}
         from isps.messaging import dispatch
 
-        answer = handler
-        if answer is None:
-            from isps.citizen.shortcode import answer
+        from isps.services import sms as short_code
+
+        answer = handler or short_code.handler()   # the short code's answer (none if it is not installed)
         gateway = sms.get()
         on_text, on_receipt = dispatch.callbacks(engine, gateway, answer)
         gateway.start(on_text, on_receipt)
