@@ -397,10 +397,10 @@ def default_tasks(*, dci_sender=None, sms: Sms | None = None, sms_handler=None) 
              about="an SMS for every pickup slot still to come"),
         Task("credited_messages", timedelta(minutes=15), credited_messages,
              about="an SMS for every payment confirmed paid"),
-        Task("send_messages", timedelta(seconds=5), send_messages(sms),
-             about="send the queued SMS: retries, receipts, nothing sent twice"),
         Task("receive_messages", timedelta(seconds=30), receive_messages(sms, sms_handler),
              about="texts to the short code answered at once; delivery receipts"),
+        Task("send_messages", timedelta(seconds=5), send_messages(sms),
+             about="send the queued SMS: retries, receipts, nothing sent twice"),
     ]
 
 
