@@ -518,3 +518,16 @@ def test_a_text_to_the_short_code_is_answered_by_the_worker_with_the_citizens_st
     assert gateway.sent[-1][1] == phone and "13" in gateway.sent[-1][2]
     gateway.on_text(phone, cnic, "smsc-1", datetime.now())                      # the gateway hands a text twice
     assert len(gateway.sent) == 2                                               # answered once
+
+
+def test_the_reminders_suggest_replies_the_short_code_understands():
+    import re
+
+    shortcode = pytest.importorskip("isps.citizen.shortcode", reason="the short code is not merged yet")
+    for kind, texts in w.REMINDER_TEXTS.items():
+        english = re.findall(r"EMP [A-Z]+", texts["en"])
+        urdu = re.findall(r"کام (?:بے روزگار|\S+?)(?=[،\s])", texts["ur"])
+        assert len(english) == 4 and len(urdu) == 4, (kind, english, urdu)
+        for reply in english + urdu:
+            parsed = shortcode.parse(reply)
+            assert parsed.kind == "emp" and parsed.status is not None, (kind, reply, parsed)

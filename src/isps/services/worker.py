@@ -202,25 +202,26 @@ def dci_notify(sender=None) -> Run:
     return run
 
 
-# What the reminder says, by kind, in Urdu and English; {due} is the due date, {code} the short code.
+# What the reminder says, by kind, in Urdu and English ({due}: the due date, {code}: the short code), with
+# the short code's own EMP words (isps.citizen.shortcode.EMP_WORDS), so the reply is understood.
 REMINDER_TEXTS = {
     "before": {
-        "en": "ISPS: your quarterly employment report is due on {due}. Text EMP and your status "
-              "(e.g. EMP WORKING or EMP NO WORK) to {code}, or visit a One Window counter.",
-        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی ہے۔ EMP اور اپنی حالت (مثلاً EMP WORKING یا "
-              "EMP NO WORK) لکھ کر {code} پر بھیجیں، یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
+        "en": "ISPS: your quarterly work report is due on {due}. Text EMP JOB, EMP DAILY, EMP SELF or EMP NONE "
+              "to {code}, or visit a One Window counter.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی ہے۔ {code} پر کام نوکری، کام دیہاڑی، کام کاروبار یا "
+              "کام بے روزگار لکھ کر بھیجیں، یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
     },
     "due": {
-        "en": "ISPS: your quarterly employment report is due today ({due}). Text EMP and your status to {code}, "
-              "or visit a One Window counter.",
-        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ آج ({due}) دینی ہے۔ EMP اور اپنی حالت لکھ کر {code} پر بھیجیں، "
-              "یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
+        "en": "ISPS: your quarterly work report is due today ({due}). Text EMP JOB, EMP DAILY, EMP SELF or EMP NONE "
+              "to {code}, or visit a One Window counter.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ آج ({due}) دینی ہے۔ {code} پر کام نوکری، کام دیہاڑی، کام کاروبار یا "
+              "کام بے روزگار لکھ کر بھیجیں، یا ون ونڈو کاؤنٹر پر تشریف لائیں۔",
     },
     "overdue": {
-        "en": "ISPS: your quarterly employment report was due on {due} and has not come. Text EMP and your status "
-              "to {code}. Without it your labour record counts as out of date.",
-        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی تھی اور ابھی تک نہیں آئی۔ EMP اور اپنی حالت لکھ کر "
-              "{code} پر بھیجیں، ورنہ آپ کا روزگار کا اندراج پرانا شمار ہو گا۔",
+        "en": "ISPS: your quarterly work report was due on {due} and has not come. Text EMP JOB, EMP DAILY, EMP SELF "
+              "or EMP NONE to {code}; without it your labour record counts as out of date.",
+        "ur": "ISPS: آپ کی سہ ماہی روزگار رپورٹ {due} کو دینی تھی اور ابھی تک نہیں آئی۔ {code} پر کام نوکری، کام دیہاڑی، "
+              "کام کاروبار یا کام بے روزگار لکھ کر بھیجیں، ورنہ آپ کا روزگار کا اندراج پرانا شمار ہو گا۔",
     },
 }
 SHORT_CODE = "8123"
