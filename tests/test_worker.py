@@ -459,6 +459,8 @@ def test_queued_messages_are_sent_and_texts_answered_at_once(province):
 
 
 def test_once_runs_every_default_task_on_a_province(province, monkeypatch, tmp_path):
+    for part in ("applications", "grievances"):   # the escalations' modules, merged from their own branches
+        pytest.importorskip(f"isps.citizen.{part}", reason=f"isps.citizen.{part} is not merged yet")
     monkeypatch.setenv("ISPS_SECRET_KEY", "worker-test-secret")
     monkeypatch.setenv("ISPS_SMS_GATEWAY", "file")
     monkeypatch.setenv("ISPS_SMS_OUTBOX", str(tmp_path / "outbox.jsonl"))
@@ -469,6 +471,8 @@ def test_once_runs_every_default_task_on_a_province(province, monkeypatch, tmp_p
 
 
 def test_late_applications_and_grievances_escalate_when_the_worker_runs_on_a_moved_clock(province):
+    for part in ("applications", "grievances"):
+        pytest.importorskip(f"isps.citizen.{part}", reason=f"isps.citizen.{part} is not merged yet")
     from isps.citizen import applications as ap
     from isps.citizen.grievances.models import Grievance
     from tests import test_applications as apps
@@ -496,6 +500,7 @@ def test_late_applications_and_grievances_escalate_when_the_worker_runs_on_a_mov
 def test_a_text_to_the_short_code_is_answered_by_the_worker_with_the_citizens_status(province):
     """The worker's receiving side with the short code's own answer: a CNIC texted from the phone
     registered for its household gets that household's status; a mistyped CNIC gets the form to use."""
+    pytest.importorskip("isps.citizen.shortcode", reason="the short code is not merged yet")
     from isps.citizen import shortcode
     from isps.registry.cnic import formatted
     from isps.registry.models import Individual
