@@ -147,7 +147,9 @@ class Individual(Base):
                             postgresql_where=text("date_of_death IS NOT NULL")),
                       # the living of a district, counted from the index (home page, migration 0015)
                       Index("ix_individual_district_alive", "district_id", sqlite_where=text("date_of_death IS NULL"),
-                            postgresql_where=text("date_of_death IS NULL")))
+                            postgresql_where=text("date_of_death IS NULL")),
+                      # the short code and the citizen's sign-in find a sender by phone (migration 0016_selfservice)
+                      Index("ix_individual_phone", "phone"))
 
 
 class ValueChange(Base):
