@@ -1,0 +1,149 @@
+"""What a signed-in citizen sees and does on their own pages (``/my``): their household's standing
+with the reasons, their applications and grievances with their steps, recent messages; filing a
+grievance, confirming or reopening a resolved one, the quarterly employment report, applying for a
+program, and opting out of (or back into) messages.
+
+Every function takes the :class:`isps.citizen.signin.Citizen` of the session: what it reads and
+changes is that person's household only, and every read and action is audited with the actor
+``citizen:<masked CNIC>`` on channel ``web``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isps.access.service import audit
+from isps.citizen import receipts, standing as standing_of
+from isps.citizen.signin import CHANNEL, Citizen
+from isps.labour import reports as labour_reports
+from isps.labour.models import LabourPerson
+from isps.labour.status import LabourError
+from isps.labour.vocab import REPORTABLE
+from isps.registry.models import Individual
+
+
+class SelfServiceError(ValueError):
+    """A citizen's request refused; the message names the field and is safe to show."""
+
+
+@dataclass
+class Overview:
+    citizen: Citizen
+    standing: standing_of.Standing
+    members: list[dict]
+    applications: list[dict] = field(default_factory=list)
+    grievances: list[dict] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    on_labour_register: bool = False
+    report_due: date | None = None
+    opted_out: bool | None = None
+
+
+def _grievances():
+    try:
+        from isps.citizen import grievances
+    except ImportError:  # the grievance service is not installed
+        return None
+    return grievances
+
+
+def _applications():
+    try:
+        from isps.citizen import applications
+    except ImportError:
+        return None
+    return applications
+
+
+def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
+    s = standing_of.standing(session, citizen.household_id, lang=lang, reasons=True)
+    members = [{"name": m.full_name, "relation": m.relation_to_head, "me": m.id == citizen.individual_id}
+               for m in session.scalars(select(Individual).where(Individual.household_id == citizen.household_id,
+                                                                 Individual.date_of_death.is_(None))
+                                        .order_by(Individual.roster_line))]
+    out = Overview(citizen, s, members)
+    g = _grievances()
+    if g is not None:
+        out.grievances = g.grievances_of(session, household_id=citizen.household_id, limit=20)
+        mine = {x["id"] for x in out.grievances}
+        out.grievances += [x for x in g.grievances_of(session, phone=citizen.phone, limit=20) if x["id"] not in mine]
+    a = _applications()
+    if a is not None:
+        out.applications = list(a.applications_of(session, household_id=citizen.household_id))
+    person = session.get(LabourPerson, citizen.individual_id)
+    out.on_labour_register = person is not None
+    out.report_due = person.report_due if person else None
+    audit(session, citizen.principal, CHANNEL, "read", "household", citizen.household_id, citizen.district_id,
+          detail="the citizen's own page")
+    return out
+
+
+def file_grievance(session: Session, citizen: Citizen, category: str, description: str, now: datetime,
+                   lang: str = "en") -> str:
+    """File a grievance for the citizen's household; returns its receipt."""
+    g = _grievances()
+    if g is None:
+        raise SelfServiceError("grievances cannot be filed here yet")
+    words = (description or "").strip()
+    if len(words) < 5:
+        raise SelfServiceError("description: say in a few words what went wrong")
+    if category not in g.CATEGORIES:
+        raise SelfServiceError(f"category: choose one of the list ({category[:30]!r} is not one)")
+    try:
+        row = g.file_grievance(session, None, channel="web", category=category, description=words[:2000],
+                               district_id=citizen.district_id, phone=citizen.phone, complainant_name=citizen.name,
+                               household_id=citizen.household_id, individual_id=citizen.individual_id,
+                               actor=citizen.principal.username, now=now, lang=lang)
+    except g.GrievanceError as exc:
+        raise SelfServiceError(str(exc)) from None
+    audit(session, citizen.principal, CHANNEL, "file", "grievance", row.id, citizen.district_id,
+          detail=f"grievance {category} filed on the citizen's page")
+    return receipts.make("grievance", row.id)
+
+
+def confirm_grievance(session: Session, citizen: Citizen, grievance_id: int, satisfied: bool, note: str,
+                      now: datetime) -> None:
+    """The citizen's word on a resolved grievance of their own household: closed or reopened."""
+    g = _grievances()
+    if g is None:
+        raise SelfServiceError("grievances cannot be confirmed here yet")
+    from isps.citizen.grievances.models import Grievance
+
+    row = session.get(Grievance, grievance_id)
+    if row is None or (row.household_id != citizen.household_id and row.phone != citizen.phone):
+        audit(session, citizen.principal, CHANNEL, "confirm", "grievance", grievance_id, citizen.district_id,
+              outcome="denied", detail="not a grievance of the citizen's household")
+        raise SelfServiceError(f"grievance {grievance_id}: not one of yours")
+    try:
+        g.confirm(session, grievance_id, citizen.principal.username, satisfied, note or None, now=now)
+    except g.GrievanceError as exc:
+        raise SelfServiceError(str(exc)) from None
+    audit(session, citizen.principal, CHANNEL, "confirm" if satisfied else "reopen", "grievance", grievance_id,
+          citizen.district_id, detail="the citizen is satisfied" if satisfied else "the citizen reopened it")
+
+
+def report_work(session: Session, citizen: Citizen, status: str, on: date) -> date | None:
+    """The quarterly employment self-report; returns when the next one is due."""
+    if status not in REPORTABLE:
+        raise SelfServiceError(f"status: choose one of the list ({status[:30]!r} is not one)")
+    if session.get(LabourPerson, citizen.individual_id) is None:
+        raise SelfServiceError("you are not on a labour register: visit a One Window counter to register")
+    try:
+        with session.begin_nested():
+            labour_reports.report_status(session, citizen.individual_id, status, on, citizen.principal.username,
+                                         channel="web")
+    except LabourError as exc:
+        raise SelfServiceError(str(exc)) from None
+    audit(session, citizen.principal, CHANNEL, "record", "individual", citizen.individual_id, citizen.district_id,
+          detail=f"quarterly work report on the citizen's page: {status}")
+    return labour_reports.next_due(session, citizen.individual_id)
+
+
+def receipt_status(session: Session, kind: str, record_id: int) -> dict | None:
+    """A receipt's public status (no personal data), from the service that owns the record."""
+    owner = _applications() if kind == "application" else _grievances()
+    return owner.status_of(session, record_id) if owner is not None else None
