@@ -29,6 +29,12 @@ WORK = ("employed_formal", "employed_informal", "self_employed", "daily_wager", 
         "student", "retired")
 
 
+def _ltr(value: object) -> str:
+    """A number, date or receipt inside a sentence of either language, kept left to right (Unicode
+    isolates), so that an Urdu sentence does not reverse its parts."""
+    return f"\u2066{value}\u2069"
+
+
 def _now() -> datetime:
     return datetime.now()
 
@@ -38,7 +44,7 @@ def _address(request: Request) -> str:
 
 
 def _page(request: Request, name: str, context: dict, status: int = 200) -> Response:
-    return render(request, name, {"my_csrf": None, "citizen": None, **context}, status=status)
+    return render(request, name, {"my_csrf": None, "citizen": None, "ltr": _ltr, **context}, status=status)
 
 
 def _citizen(request: Request, session) -> signin.Citizen | None:
@@ -150,8 +156,8 @@ def _home(request: Request, session, citizen: signin.Citizen, *, status: int = 2
     return _page(request, "my_home.html", {
         "citizen": citizen, "my_csrf": citizen.csrf, "masked": citizen.masked, "view": view, "programs": programs,
         "band": s.band, "next_payment": s.next_payment and {
-            "program": program_name(tr, s.next_payment.program), "amount": f"{s.next_payment.amount:,.0f}",
-            "pickup": s.next_payment.pickup.strftime("%Y-%m-%d %H:%M") if s.next_payment.pickup else None},
+            "program": program_name(tr, s.next_payment.program), "amount": _ltr(f"{s.next_payment.amount:,.0f}"),
+            "pickup": _ltr(s.next_payment.pickup.strftime("%Y-%m-%d %H:%M")) if s.next_payment.pickup else None},
         "categories": CATEGORIES, "work": WORK, "error": error, "done": done, "form": form or {},
         "can_grieve": selfservice._grievances() is not None,
     }, status)
@@ -179,7 +185,7 @@ def file_grievance(request: Request, session: DB, csrf_token: Annotated[str, For
         session.rollback()
         return _home(request, session, citizen, status=422, error=tr("my.error.grievance", problem=str(exc)),
                      form={"category": category, "description": description[:2000]})
-    return _home(request, session, citizen, done=tr("my.done.grievance", receipt=receipt))
+    return _home(request, session, citizen, done=tr("my.done.grievance", receipt=_ltr(receipt)))
 
 
 @router.post(PATH + "/grievance/{grievance_id}/confirm")
@@ -203,7 +209,7 @@ def confirm_grievance(request: Request, session: DB, grievance_id: str, csrf_tok
         return _home(request, session, citizen, status=422, error=tr("my.error.grievance", problem=str(exc)))
     receipt = receipts.make("grievance", gid)
     return _home(request, session, citizen,
-                 done=tr("my.done.closed" if satisfied == "yes" else "my.done.reopened", receipt=receipt))
+                 done=tr("my.done.closed" if satisfied == "yes" else "my.done.reopened", receipt=_ltr(receipt)))
 
 
 @router.post(PATH + "/report")
@@ -219,7 +225,7 @@ def report_work(request: Request, session: DB, csrf_token: Annotated[str, Form()
     except selfservice.SelfServiceError as exc:
         session.rollback()
         return _home(request, session, citizen, status=422, error=tr("my.error.report", problem=str(exc)))
-    return _home(request, session, citizen, done=tr("my.done.report", due=due.isoformat() if due else "—"))
+    return _home(request, session, citizen, done=tr("my.done.report", due=_ltr(due.isoformat()) if due else "—"))
 
 
 # ---------------------------------------------------------------- a receipt's status, no sign-in
@@ -235,10 +241,10 @@ def receipt_status(request: Request, session: DB, receipt: str = "") -> Response
         kind, record_id = receipts.parse(raw)
     except receipts.ReceiptError:
         return _page(request, "my_status.html", {"receipt": raw, "found": None,
-                                                 "error": tr("my.status.bad", receipt=raw)}, 400)
+                                                 "error": tr("my.status.bad", receipt=_ltr(raw))}, 400)
     found = selfservice.receipt_status(session, kind, record_id)
     number = receipts.make(kind, record_id)
     if found is None:
         return _page(request, "my_status.html", {"receipt": number, "found": None,
-                                                 "error": tr("my.status.unknown", receipt=number)}, 404)
+                                                 "error": tr("my.status.unknown", receipt=_ltr(number))}, 404)
     return _page(request, "my_status.html", {"receipt": number, "kind": kind, "found": found, "error": None})
