@@ -147,3 +147,77 @@ def receipt_status(session: Session, kind: str, record_id: int) -> dict | None:
     """A receipt's public status (no personal data), from the service that owns the record."""
     owner = _applications() if kind == "application" else _grievances()
     return owner.status_of(session, record_id) if owner is not None else None
+
+
+def local_phone(phone: str) -> str:
+    """``923001234567`` as the One Window writes it, ``03001234567``."""
+    return "0" + phone[2:] if phone.startswith("92") and len(phone) == 12 else phone
+
+
+def programs_to_apply(session: Session, citizen: Citizen) -> list[str]:
+    """The programs ISPS enrols into that the household is not already in (or waiting for)."""
+    a = _applications()
+    if a is None:
+        return []
+    from isps.programs import enrolment as en
+    from isps.programs.models import EnrolmentPolicy
+
+    codes = set(en.DEFAULT_POLICIES) | set(session.scalars(select(EnrolmentPolicy.program_code)))
+    s = standing_of.standing(session, citizen.household_id)
+    have = {p.code for p in s.enrolled if p.status != "listed"}
+    return sorted(codes - have)
+
+
+def apply(session: Session, citizen: Citizen, program_code: str, now: datetime) -> str:
+    """An application for a program (kind ``program``, channel ``web``); returns its receipt."""
+    a = _applications()
+    if a is None:
+        raise SelfServiceError("applications cannot be made here yet")
+    if program_code not in programs_to_apply(session, citizen):
+        raise SelfServiceError(f"program: choose one of the list ({program_code[:40]!r} is not one)")
+    try:
+        with session.begin_nested():
+            app = a.open_application(session, None, kind="program", channel="web", district_id=citizen.district_id,
+                                     applicant_name=citizen.name, phone=local_phone(citizen.phone),
+                                     household_id=citizen.household_id, individual_id=citizen.individual_id,
+                                     program_code=program_code, actor=citizen.principal.username, now=now)
+    except a.ApplicationError as exc:
+        raise SelfServiceError(str(exc)) from None
+    audit(session, citizen.principal, CHANNEL, "create", "application", app.id, citizen.district_id,
+          detail=f"application for {program_code} on the citizen's page")
+    return receipts.make("application", app.id)
+
+
+def register(session: Session, *, phone: str, district_id: int, household: dict, members: list[dict],
+             address: str | None, now: datetime) -> str:
+    """A household's own request to be registered: a registration application (channel ``web``,
+    the registry's source ``self_report`` once verified) awaiting a district officer's verification.
+    Limited like the sign-in codes (per phone and per address); returns the receipt."""
+    from isps.citizen import signin
+
+    a = _applications()
+    if a is None:
+        raise SelfServiceError("registration cannot be applied for here yet")
+    key = signin.address_key(address)
+    since = now - signin.WINDOW
+    if (signin._count(session, signin.CitizenCode.phone, phone, since) >= signin.PHONE_LIMIT
+            or signin._count(session, signin.CitizenCode.address, key, since) >= signin.ADDRESS_LIMIT):
+        raise SelfServiceError("too many requests from this phone or connection: wait a quarter of an hour")
+    head = members[0] if members else {}
+    name = str(head.get("full_name") or "").strip()
+    actor = f"web:{local_phone(phone)[:4]}*****{phone[-2:]}"
+    try:
+        with session.begin_nested():
+            app = a.open_application(session, None, kind="registration", channel="web", district_id=district_id,
+                                     applicant_name=name or "-", phone=local_phone(phone),
+                                     details={"household": household, "members": members}, actor=actor, now=now)
+    except a.ApplicationError as exc:
+        raise SelfServiceError(str(exc)) from None
+    session.add(signin.CitizenCode(phone=phone, cnic=(head.get("cnic") or "").replace("-", "")[:13] or "-",
+                                   address=key, individual_id=None, sent=False, created_at=now, expires_at=now,
+                                   tries=0, used_at=now))
+    from isps.access.service import Principal
+
+    audit(session, Principal(actor, signin.ROLE, district_id), CHANNEL, "register", "application", app.id,
+          district_id, detail="a household's own registration request on the web")
+    return receipts.make("application", app.id)

@@ -160,6 +160,7 @@ def _home(request: Request, session, citizen: signin.Citizen, *, status: int = 2
             "pickup": _ltr(s.next_payment.pickup.strftime("%Y-%m-%d %H:%M")) if s.next_payment.pickup else None},
         "categories": CATEGORIES, "work": WORK, "error": error, "done": done, "form": form or {},
         "can_grieve": selfservice._grievances() is not None,
+        "apply_programs": selfservice.programs_to_apply(session, citizen),
     }, status)
 
 
@@ -248,3 +249,101 @@ def receipt_status(request: Request, session: DB, receipt: str = "") -> Response
         return _page(request, "my_status.html", {"receipt": number, "found": None,
                                                  "error": tr("my.status.unknown", receipt=_ltr(number))}, 404)
     return _page(request, "my_status.html", {"receipt": number, "kind": kind, "found": found, "error": None})
+
+
+@router.post(PATH + "/apply")
+def apply_for_program(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+                      program: Annotated[str, Form()] = "") -> Response:
+    citizen = _citizen(request, session)
+    if citizen is None:
+        return _signed_out(request)
+    _guard(request, citizen, csrf_token)
+    tr = _tr(request)
+    try:
+        receipt = selfservice.apply(session, citizen, program.strip()[:40], _now())
+    except selfservice.SelfServiceError as exc:
+        session.rollback()
+        return _home(request, session, citizen, status=422, error=tr("my.error.apply", problem=str(exc)))
+    return _home(request, session, citizen, done=tr("my.done.apply", receipt=_ltr(receipt)))
+
+
+# ---------------------------------------------------------------- registering a household
+
+MEMBER_ROWS = 6
+HOUSEHOLD_CHOICES = ("tenure", "roof", "wall", "toilet", "drinking_water", "cooking_fuel")
+HOUSEHOLD_NUMBERS = ("rooms", "land_acres", "cattle", "goats_sheep", "monthly_income")
+MEMBER_CHOICES = ("sex", "relation_to_head", "marital_status", "education", "disability", "labour_status")
+
+
+def _register_page(request: Request, session, *, values: dict | None = None, error: str | None = None,
+                   receipt: str | None = None, status: int = 200) -> Response:
+    from isps.registry import vocab
+    from isps.registry.models import District, Tehsil
+    from sqlalchemy import select
+
+    districts = {d.id: d for d in session.scalars(select(District))}
+    tehsils = list(session.scalars(select(Tehsil).order_by(Tehsil.district_id, Tehsil.name)))
+    groups: dict[int, list] = {}
+    for t in tehsils:
+        groups.setdefault(t.district_id, []).append(t)
+    return _page(request, "my_register.html", {
+        "values": values or {}, "error": error, "receipt": receipt, "rows": range(1, MEMBER_ROWS + 1),
+        "groups": sorted(((districts[k], v) for k, v in groups.items()), key=lambda kv: kv[0].name),
+        "household_choices": {k: vocab.HOUSEHOLD_CATEGORICAL[k] for k in HOUSEHOLD_CHOICES},
+        "member_choices": {k: vocab.INDIVIDUAL_CATEGORICAL[k] for k in MEMBER_CHOICES},
+        "durables": vocab.DURABLES, "numbers": HOUSEHOLD_NUMBERS,
+        "can_register": selfservice._applications() is not None,
+    }, status)
+
+
+@router.get(PATH + "/register")
+def register_page(request: Request, session: DB) -> Response:
+    return _register_page(request, session)
+
+
+@router.post(PATH + "/register")
+async def register_household(request: Request, session: DB) -> Response:
+    """A household's own registration request: checked by the registry's field rules (the error names
+    the member row and field), kept as an application awaiting verification, receipt shown and sent."""
+    origin_guard(request)
+    tr = _tr(request)
+    form = await request.form()
+    values = {k: str(v)[:200] for k, v in form.items() if isinstance(v, str)}
+    from isps.registry import vocab
+    from isps.registry.models import Tehsil
+
+    phone = _normalised_phone(values.get("phone", ""))
+    if phone is None:
+        return _register_page(request, session, values=values, error=tr("my.error.phone"), status=422)
+    try:
+        tehsil = session.get(Tehsil, int(values.get("tehsil_id", "")))
+    except ValueError:
+        tehsil = None
+    if tehsil is None:
+        return _register_page(request, session, values=values, error=tr("my.register.error.tehsil"), status=422)
+    household = {"tehsil_id": str(tehsil.id), "address": values.get("address", ""),
+                 "urban": values.get("urban", ""), "electricity": "yes" if values.get("electricity") else "no",
+                 "tractor": "yes" if values.get("tractor") else "no",
+                 **{k: values.get(k, "") for k in HOUSEHOLD_CHOICES + HOUSEHOLD_NUMBERS},
+                 **{d: "yes" if values.get(d) else "no" for d in vocab.DURABLES}}
+    members = []
+    for i in range(1, MEMBER_ROWS + 1):
+        row = {k: values.get(f"m{i}_{k}", "").strip() for k in
+               ("full_name", "father_husband_name", "cnic", "date_of_birth", *MEMBER_CHOICES)}
+        if not row["full_name"]:
+            continue
+        row["enrolled_in_school"] = "yes" if values.get(f"m{i}_enrolled_in_school") else "no"
+        if row["cnic"]:
+            row["id_document"] = "cnic"
+        if i == 1:
+            row["relation_to_head"] = "head"
+            row["phone"] = selfservice.local_phone(phone)
+        members.append(row)
+    try:
+        receipt = selfservice.register(session, phone=phone, district_id=tehsil.district_id, household=household,
+                                       members=members, address=_address(request), now=_now())
+    except selfservice.SelfServiceError as exc:
+        session.rollback()
+        return _register_page(request, session, values=values, status=422,
+                              error=tr("my.register.error", problem=str(exc)))
+    return _register_page(request, session, receipt=_ltr(receipt))
