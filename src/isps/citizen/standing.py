@@ -121,8 +121,9 @@ def standing(session: Session, household_id: int, *, lang: str = "en", reasons: 
             enrolled.append(Program(code, "listed"))
             known.add(code)
     eligible, not_eligible = [], []
-    for _, rule in eligibility.active_rules(session):
-        decisions = eligibility.explain(session, rule, household_id, lang=lang)
+    model_id = model.id if model is not None else -1
+    for row, rule in _active_rules(session):
+        decisions = _explain(session, row.id, rule, household_id, model_id, lang)
         if not decisions:
             continue
         ok = any(d.eligible for d in decisions)
@@ -153,6 +154,47 @@ def standing(session: Session, household_id: int, *, lang: str = "en", reasons: 
                     eligible, not_eligible,
                     Payment(nxt[0], float(nxt[1]), nxt[2], _when(nxt[3])) if nxt else None,
                     Payment(last[0], float(last[1]), last[2]) if last else None, household.verified_on)
+
+
+# A running rule compiled once a day per process (the compiler reads the geography, most of the cost of
+# a one-household question); the household is a bind parameter of the compiled statement. A new
+# version of a rule is a new row, so a new key.
+_RULES: dict[int, eligibility.Rule] = {}
+_COMPILED: dict[tuple[int, str, date], eligibility.CompiledRule] = {}
+
+
+def _active_rules(session: Session) -> list[tuple[object, eligibility.Rule]]:
+    from isps.targeting.eligibility.models import EligibilityRule
+
+    rows = list(session.scalars(select(EligibilityRule).where(EligibilityRule.status == "active")
+                                .order_by(EligibilityRule.program_code)))
+    out = []
+    for r in rows:
+        if r.id not in _RULES:
+            _RULES[r.id] = eligibility.Rule.from_spec(r.spec)
+        out.append((r, _RULES[r.id]))
+    return out
+
+
+def _explain(session: Session, rule_id: int, rule: eligibility.Rule, household_id: int, model_id: int,
+             lang: str) -> list[eligibility.Decision]:
+    """:func:`isps.targeting.eligibility.rules.explain` for one household, with the rule compiled once."""
+    today = date.today()
+    key = (rule_id, session.get_bind().dialect.name, today)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        if len(_COMPILED) > 200:
+            _COMPILED.clear()
+        compiled = _COMPILED[key] = eligibility.compile_rule(session, rule, household_id=household_id, on=today)
+    params = {**compiled.params, "hid": household_id, "on_date": today.isoformat(), "model_id": model_id}
+    rows = session.execute(text(compiled.select_sql + " ORDER BY individual_id"), params).mappings().all()
+    payroll = eligibility.payroll_note(session, household_id) if rows else None
+    return [eligibility.Decision(rule.code, r["household_id"], r["individual_id"] or None, r["full_name"],
+                                 int(r["failed"]) == 0,
+                                 eligibility.sentences(rule, int(r["failed"]), {
+                                     "pmt": r["pmt"], "members": r["members"], "monthly_income": r["monthly_income"],
+                                     "age": r["age"], "payroll": payroll}, None, lang))
+            for r in rows]
 
 
 def _when(value) -> datetime | None:
