@@ -299,10 +299,11 @@ def sms_parts(text: str) -> int:
 # ---------------------------------------------------------------- answering
 
 def mask_phone(phone: str) -> str:
-    digits = "".join(ch for ch in phone or "" if ch.isdigit())
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:5] + "*" * (len(digits) - 8) + digits[-3:]
+    """``92300*****67``, as messaging masks a phone in lists and logs."""
+    p = (phone or "").strip()
+    if len(p) < 7:
+        return "*" * len(p)
+    return p[:5] + "*" * (len(p) - 7) + p[-2:]
 
 
 def _who(phone: str, district_id: int | None = None) -> Principal:
