@@ -8,7 +8,8 @@ rate limit, :func:`isps.citizen.shortcode.answer` on the database, the reply sen
 simulated phones, each a thread, text their own CNIC (a person whose phone is registered for the
 household, so every answer is a full status: PMT band, eligibility for every running program,
 enrolments, next payment) and wait for the reply before texting again after a pause of
-``--think-ms`` (a person reading a reply; 0 for a closed loop). The round trip is timed from the
+``--think-ms`` (a person reading a reply, drawn from 0.5 to 1.5 times it; 0 for a closed loop), the
+first text within one such pause of the start. The round trip is timed from the
 mobile-originated ``deliver_sm`` leaving the SMSC to the reply's ``submit_sm`` arriving there.
 Each phone sends ``--per-phone`` texts (at most the inbound rate limit, so none is refused).
 Rows ``{"name": "sms.roundtrip", "backend", "n", "concurrency", "messages", "p50_ms", "p99_ms",
@@ -72,6 +73,8 @@ def measure(engine, backend: str, n: int, concurrency: int, per_phone: int, thin
             def phone(number: str, cnic: str) -> None:
                 rng = random.Random(number)
                 start.wait()
+                # phones do not press "send" at the same instant: each starts within one pause
+                time.sleep(rng.uniform(0, think_ms / 1000))
                 for i in range(per_phone):
                     t = time.monotonic()
                     smsc.inject(number, cnic)

@@ -110,20 +110,23 @@ def standing(session: Session, household_id: int, *, lang: str = "en", reasons: 
         return None
     model = pmt.active_model(session)
     score = session.get(PmtScore, (model.id, household_id)) if model is not None else None
-    enrolled = [Program(code, status) for code, status in session.execute(text(f"""
-        SELECT program_code, MIN(status) FROM enrolment WHERE household_id = :h
-          AND status IN ({", ".join(f"'{s}'" for s in LIVE_ENROLMENT)})
-        GROUP BY program_code ORDER BY program_code"""), {"h": household_id})]
-    known = {p.code for p in enrolled}
-    for (code,) in session.execute(text("""SELECT DISTINCT program_code FROM beneficiary
-                                           WHERE household_id = :h ORDER BY program_code"""), {"h": household_id}):
+    # the household's programs in one statement: ISPS enrolments first, then partners' resolved lists
+    enrolled: list[Program] = []
+    known: set[str] = set()
+    for code, status, _ in session.execute(text(f"""
+        SELECT program_code, MIN(status), 0 FROM enrolment WHERE household_id = :h
+          AND status IN ({", ".join(f"'{s}'" for s in LIVE_ENROLMENT)}) GROUP BY program_code
+        UNION ALL
+        SELECT DISTINCT program_code, 'listed', 1 FROM beneficiary WHERE household_id = :h
+        ORDER BY 3, 1"""), {"h": household_id}):
         if code not in known:
-            enrolled.append(Program(code, "listed"))
+            enrolled.append(Program(code, status))
             known.add(code)
     eligible, not_eligible = [], []
     model_id = model.id if model is not None else -1
+    payroll = eligibility.payroll_note(session, household_id)
     for row, rule in _active_rules(session):
-        decisions = _explain(session, row.id, rule, household_id, model_id, lang)
+        decisions = _explain(session, row.id, rule, household_id, model_id, payroll, lang)
         if not decisions:
             continue
         ok = any(d.eligible for d in decisions)
@@ -140,20 +143,25 @@ def standing(session: Session, household_id: int, *, lang: str = "en", reasons: 
         if rule.code in known:
             continue  # already enrolled: the enrolment is the answer
         (eligible if ok else not_eligible).append(p)
-    nxt = session.execute(text(f"""
-        SELECT i.program_code, i.amount, i.status, s.slot_start
-        FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
-        LEFT JOIN pickup_slot s ON s.instruction_id = i.id
-        WHERE e.household_id = :h AND i.status IN ({", ".join(f"'{s}'" for s in OPEN_PAYMENT)})
-        ORDER BY i.id LIMIT 1"""), {"h": household_id}).first()
-    last = session.execute(text("""
-        SELECT i.program_code, i.amount, i.status, i.status_on
-        FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
-        WHERE e.household_id = :h AND i.status = 'paid' ORDER BY i.id DESC LIMIT 1"""), {"h": household_id}).first()
+    # the next payment (the oldest unpaid instruction) and the last one paid, in one statement
+    nxt = last = None
+    for kind, program, amount, status, slot in session.execute(text(f"""
+        SELECT * FROM (SELECT 'next' AS kind, i.program_code, i.amount, i.status, s.slot_start
+            FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+            LEFT JOIN pickup_slot s ON s.instruction_id = i.id
+            WHERE e.household_id = :h AND i.status IN ({", ".join(f"'{s}'" for s in OPEN_PAYMENT)})
+            ORDER BY i.id LIMIT 1) a
+        UNION ALL
+        SELECT * FROM (SELECT 'last' AS kind, i.program_code, i.amount, i.status, CAST(NULL AS TIMESTAMP) AS slot_start
+            FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
+            WHERE e.household_id = :h AND i.status = 'paid' ORDER BY i.id DESC LIMIT 1) b"""), {"h": household_id}):
+        if kind == "next":
+            nxt = Payment(program, float(amount), status, _when(slot))
+        else:
+            last = Payment(program, float(amount), status)
     return Standing(household_id, household.district_id, band_of(score.score if score else None), enrolled,
                     eligible, not_eligible,
-                    Payment(nxt[0], float(nxt[1]), nxt[2], _when(nxt[3])) if nxt else None,
-                    Payment(last[0], float(last[1]), last[2]) if last else None, household.verified_on)
+                    nxt, last, household.verified_on)
 
 
 # A running rule compiled once a day per process (the compiler reads the geography, most of the cost of
@@ -177,7 +185,7 @@ def _active_rules(session: Session) -> list[tuple[object, eligibility.Rule]]:
 
 
 def _explain(session: Session, rule_id: int, rule: eligibility.Rule, household_id: int, model_id: int,
-             lang: str) -> list[eligibility.Decision]:
+             payroll: str | None, lang: str) -> list[eligibility.Decision]:
     """:func:`isps.targeting.eligibility.rules.explain` for one household, with the rule compiled once."""
     today = date.today()
     key = (rule_id, session.get_bind().dialect.name, today)
@@ -188,7 +196,6 @@ def _explain(session: Session, rule_id: int, rule: eligibility.Rule, household_i
         compiled = _COMPILED[key] = eligibility.compile_rule(session, rule, household_id=household_id, on=today)
     params = {**compiled.params, "hid": household_id, "on_date": today.isoformat(), "model_id": model_id}
     rows = session.execute(text(compiled.select_sql + " ORDER BY individual_id"), params).mappings().all()
-    payroll = eligibility.payroll_note(session, household_id) if rows else None
     return [eligibility.Decision(rule.code, r["household_id"], r["individual_id"] or None, r["full_name"],
                                  int(r["failed"]) == 0,
                                  eligibility.sentences(rule, int(r["failed"]), {
