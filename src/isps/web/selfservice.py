@@ -229,6 +229,23 @@ def report_work(request: Request, session: DB, csrf_token: Annotated[str, Form()
     return _home(request, session, citizen, done=tr("my.done.report", due=_ltr(due.isoformat()) if due else "—"))
 
 
+@router.post(PATH + "/messages")
+def choose_messages(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+                    wanted: Annotated[str, Form()] = "") -> Response:
+    citizen = _citizen(request, session)
+    if citizen is None:
+        return _signed_out(request)
+    _guard(request, citizen, csrf_token)
+    tr = _tr(request)
+    if wanted not in ("yes", "no"):
+        return _home(request, session, citizen, status=400, error=tr("my.error.messages", problem="wanted: yes or no"))
+    try:
+        selfservice.set_messages(session, citizen, wanted == "yes")
+    except selfservice.SelfServiceError as exc:
+        return _home(request, session, citizen, status=422, error=tr("my.error.messages", problem=str(exc)))
+    return _home(request, session, citizen, done=tr("my.done.opt_in" if wanted == "yes" else "my.done.opt_out"))
+
+
 # ---------------------------------------------------------------- a receipt's status, no sign-in
 
 @router.get(PATH + "/status")
