@@ -132,6 +132,20 @@ def test_a_citizen_signs_in_on_a_phone_reads_their_standing_and_reports_work(bro
     with transaction(sqlite_province) as s:
         assert s.scalars(select(Individual).where(Individual.cnic == cnic)).first().labour_status == "unemployed"
 
+    # a complaint, answered with its receipt; it is listed with its status
+    page.locator("#category").select_option("payment_not_received")
+    page.locator("#description").fill("Payment of March not received" if lang == "en" else "مارچ کی رقم نہیں ملی")
+    page.locator("#grievance-form button").click()
+    page.locator("#my-done").wait_for()
+    receipt = re.search(r"GR\d+", page.locator("#my-done").inner_text()).group(0)
+    assert receipt in page.locator("#grievances").inner_text()
+    phone.fits()
+    phone.shot(f"my_grievance_{lang}.png")
+    page.goto(server + f"/my/status?receipt={receipt}")
+    assert page.locator("#receipt-status").is_visible()
+    phone.shot(f"my_receipt_{lang}.png")
+    page.goto(server + "/my/home")
+
     page.locator("form.my-signout button").click()
     page.wait_for_url(server + "/my")
     page.goto(server + "/my/status?receipt=OW10237")

@@ -226,3 +226,118 @@ def test_the_public_receipt_check_refuses_a_mistyped_number_clearly(web):
     assert r.status_code == 400 and "not a receipt number" in r.text
     r = web.get("/my/status", params={"receipt": ""})
     assert r.status_code == 200
+
+
+def _csrf(web) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', web.get("/my/home").text).group(1)
+
+
+def test_a_citizen_files_a_grievance_and_confirms_or_reopens_it_on_their_page(web, province, outbox):
+    from isps.access.service import Principal
+    from isps.citizen.grievances import service as grievances
+    from isps.citizen.grievances.models import Grievance
+
+    person, _ = _sign_in(web, province, outbox)
+    token = _csrf(web)
+    short = web.post("/my/grievance", data={"csrf_token": token, "category": "data_error", "description": "x"})
+    wrong = web.post("/my/grievance", data={"csrf_token": token, "category": "bribery", "description": "a long story"})
+    assert short.status_code == 422 and "description" in short.text
+    assert wrong.status_code == 422 and "category" in wrong.text
+    ok = web.post("/my/grievance", data={"csrf_token": token, "category": "data_error",
+                                         "description": "My date of birth is wrong"})
+    assert ok.status_code == 200 and "Your complaint is registered" in ok.text
+    with transaction(province) as s:
+        g = s.scalars(select(Grievance)).one()
+        assert (g.channel, g.household_id, g.individual_id, g.category) == ("web", person.household_id, person.id,
+                                                                          "data_error")
+        grievances.resolve(s, Principal("admin", "administrator", None), g.id, root_cause="registry_data_error",
+                           resolution="corrected from the CNIC")
+        gid = g.id
+        # another household's grievance, resolved too
+        other = grievances.file_grievance(s, None, channel="counter", category="other", description="not theirs",
+                                          district_id=1, actor="test")
+        grievances.resolve(s, Principal("admin", "administrator", None), other.id, root_cause="other",
+                           resolution="done")
+        oid = other.id
+    home = web.get("/my/home")
+    assert f'action="/my/grievance/{gid}/confirm"' in home.text and "corrected from the CNIC" in home.text
+    refused = web.post(f"/my/grievance/{oid}/confirm", data={"csrf_token": token, "satisfied": "no"})
+    assert refused.status_code == 422 and "not one of yours" in refused.text
+    reopen = web.post(f"/my/grievance/{gid}/confirm", data={"csrf_token": token, "satisfied": "no",
+                                                             "note": "still wrong"})
+    assert reopen.status_code == 200 and "reopened" in reopen.text
+    with transaction(province) as s:
+        assert (s.get(Grievance, gid).status, s.get(Grievance, oid).status) == ("reopened", "resolved")
+        acts = [(a.action, a.outcome) for a in s.scalars(select(AuditRecord).where(
+            AuditRecord.entity == "grievance", AuditRecord.role == "citizen").order_by(AuditRecord.id))]
+    assert acts == [("file", "ok"), ("confirm", "denied"), ("reopen", "ok")]
+
+
+def test_a_citizen_applies_for_a_program_and_follows_it_by_its_receipt(web, province, outbox):
+    from isps.citizen.applications import Application
+
+    person, _ = _sign_in(web, province, outbox)
+    token = _csrf(web)
+    home = web.get("/my/home")
+    assert 'action="/my/apply"' in home.text
+    bad = web.post("/my/apply", data={"csrf_token": token, "program": "no_such_program"})
+    assert bad.status_code == 422 and "program" in bad.text
+    code = re.search(r'<option value="([a-z_]+)">', home.text[home.text.index('id="program"'):]).group(1)
+    ok = web.post("/my/apply", data={"csrf_token": token, "program": code})
+    assert ok.status_code == 200 and "Your application is registered" in ok.text
+    with transaction(province) as s:
+        app = s.scalars(select(Application)).one()
+        assert (app.kind, app.channel, app.household_id, app.program_code) == ("program", "web", person.household_id,
+                                                                               code)
+    receipt = re.search(r"receipt number is \u2066?(OW\d+)", ok.text).group(1)
+    assert receipt in web.get("/my/home").text
+    public = web.get("/my/status", params={"receipt": receipt})
+    assert public.status_code == 200 and "Application" in public.text and person.full_name not in public.text
+    unknown = web.get("/my/status", params={"receipt": receipt[:-1] + "0" if receipt[-1] != "0" else receipt[:-1] + "1"})
+    assert unknown.status_code == 400  # a changed digit breaks the check digit
+
+
+def test_a_citizen_stops_messages_and_starts_them_again(web, province, outbox):
+    from isps.messaging import optout
+
+    person, _ = _sign_in(web, province, outbox)
+    token = _csrf(web)
+    assert "Stop messages" in web.get("/my/home").text
+    assert "sign-in code" in web.get("/my/home").text.lower()  # the code's own message is listed
+    stop = web.post("/my/messages", data={"csrf_token": token, "wanted": "no"})
+    assert stop.status_code == 200 and "Receive messages again" in stop.text
+    with transaction(province) as s:
+        assert optout.is_opted_out(s, "92" + person.phone[1:])
+    again = web.post("/my/messages", data={"csrf_token": token, "wanted": "yes"})
+    assert again.status_code == 200 and "Stop messages" in again.text
+    with transaction(province) as s:
+        assert not optout.is_opted_out(s, "92" + person.phone[1:])
+
+
+def test_a_household_asks_to_be_registered_and_a_wrong_field_is_named(web, province):
+    from isps.citizen.applications import Application
+
+    page = web.get("/my/register")
+    assert page.status_code == 200 and 'name="m1_full_name"' in page.text
+    tehsil = re.search(r'<option value="(\d+)"', page.text[page.text.index('id="tehsil_id"'):]).group(1)
+    form = {"phone": "0355-7654321", "tehsil_id": tehsil, "urban": "no", "address": "Mauza Kot, street 4",
+            "tenure": "owned", "roof": "mud_thatch", "wall": "mud", "toilet": "none", "drinking_water": "hand_pump",
+            "cooking_fuel": "wood", "rooms": "1", "cattle": "1",
+            "m1_full_name": "Rashida Bibi", "m1_cnic": "35202-7654321-2", "m1_sex": "female",
+            "m1_date_of_birth": "1985-02-01", "m1_marital_status": "widowed", "m1_education": "none",
+            "m1_disability": "none", "m1_labour_status": "daily_wager",
+            "m2_full_name": "Asif", "m2_sex": "male", "m2_date_of_birth": "2014-13-01", "m2_relation_to_head": "son",
+            "m2_marital_status": "never_married", "m2_education": "primary", "m2_disability": "none",
+            "m2_labour_status": "student", "m2_enrolled_in_school": "yes"}
+    bad = web.post("/my/register", data=form)
+    assert bad.status_code == 422 and "member 2" in bad.text and "date_of_birth" in bad.text
+    assert 'value="Rashida Bibi"' in bad.text  # what was typed is kept
+    with transaction(province) as s:
+        assert s.scalars(select(Application)).first() is None
+    form["m2_date_of_birth"] = "2014-03-01"
+    ok = web.post("/my/register", data=form)
+    assert ok.status_code == 200 and "Your request is received" in ok.text
+    with transaction(province) as s:
+        app = s.scalars(select(Application)).one()
+        assert (app.kind, app.channel, app.status, app.household_id) == ("registration", "web", "open", None)
+        assert [m["full_name"] for m in app.details["members"]] == ["Rashida Bibi", "Asif"]

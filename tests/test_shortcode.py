@@ -257,3 +257,75 @@ def test_an_urdu_status_reply_stays_within_three_parts_and_english_within_two(pr
                    for p in people]
     assert all(sms_parts(en) <= 2 for en, _ in replies)
     assert all(sms_parts(ur) <= 3 for _, ur in replies)
+
+
+# ---------------------------------------------------------------- complaints and receipts (grievances, applications)
+
+def test_a_complaint_by_sms_is_filed_for_the_phones_household_and_its_receipt_answers(province):
+    from isps.citizen import grievances
+    from isps.citizen.grievances.models import Grievance
+
+    with transaction(province) as s:
+        person = _holder(s)
+        phone, hid, did = _sender(person), person.household_id, person.district_id
+        empty = answer(s, phone, "COMPLAIN", NOW)
+        reply = answer(s, phone, "shikayat: paise nahi mile teen mahine se", NOW)
+        g = s.scalars(select(Grievance)).one()
+        receipt = shortcode.receipts.make("grievance", g.id)
+        assert (g.channel, g.category, g.household_id, g.district_id, g.phone) == (
+            "sms", "payment_not_received", hid, did, phone)
+        assert g.description == "paise nahi mile teen mahine se" and g.opened_by == f"sms:{shortcode.mask_phone(phone)}"
+        status = answer(s, phone, receipt.lower(), NOW)
+        deduction = answer(s, phone, "COMPLAIN agent ne 1000 rupay kaat liye", NOW)
+        urdu = answer(s, STRANGER, "شکایت ایجنٹ بدتمیز ہے", NOW)
+        rows = s.scalars(select(Grievance).order_by(Grievance.id)).all()
+    assert empty == shortcode.say("en", "complain.empty")
+    assert reply == shortcode.say("en", "complain.done", receipt=receipt)
+    assert status.startswith(f"Receipt {receipt} (grievance): open.")
+    # no pickup outlet is known for the household: a deduction is filed as a partial payment
+    assert [r.category for r in rows] == ["payment_not_received", "payment_partial", "other"]
+    assert deduction.startswith("Your complaint is registered.") and "شکایت درج" in urdu
+    assert rows[2].district_id is None and rows[2].household_id is None  # an unknown phone: the province level
+
+
+def test_a_resolved_complaint_is_closed_or_reopened_by_sms_only_from_its_phone(province):
+    from isps.access.service import Principal
+    from isps.citizen import grievances
+    from isps.citizen.grievances.models import Grievance
+
+    with transaction(province) as s:
+        person = _holder(s)
+        phone = _sender(person)
+        answer(s, phone, "COMPLAIN my name is wrong in the list", NOW)
+        g = s.scalars(select(Grievance)).one()
+        receipt = shortcode.receipts.make("grievance", g.id)
+        early = answer(s, phone, f"{receipt} NO", NOW)
+        grievances.service.resolve(s, Principal("admin", "administrator", None), g.id, root_cause="registry_data_error",
+                                   resolution="name corrected from the CNIC")
+        stranger = answer(s, STRANGER, f"{receipt} NO", NOW)
+        reopened = answer(s, phone, f"{receipt}, nahi", NOW)
+        s.refresh(g)
+        state, count = g.status, g.reopen_count
+        application = answer(s, phone, f"{shortcode.receipts.make('application', 5)} yes", NOW)
+    assert early == shortcode.say("en", "answer.not_resolved", receipt=receipt)
+    assert stranger == shortcode.say("en", "answer.not_yours", receipt=receipt)
+    assert reopened.startswith(f"Complaint {receipt} is reopened") and (state, count) == ("reopened", 1)
+    assert application == shortcode.say("en", "answer.not_grievance")
+
+
+def test_an_applications_receipt_answers_its_status_without_personal_data(province):
+    from isps.citizen import applications
+
+    with transaction(province) as s:
+        person = _holder(s)
+        phone = _sender(person)
+        app = applications.open_application(s, None, kind="program", channel="web", district_id=person.district_id,
+                                            applicant_name=person.full_name, phone=person.phone,
+                                            household_id=person.household_id, individual_id=person.id,
+                                            program_code="bisp_kafaalat", actor="test")
+        receipt = shortcode.receipts.make("application", app.id)
+        reply = answer(s, STRANGER, f"  {receipt[:2]} {receipt[2:]} ", NOW)
+        unknown = answer(s, phone, shortcode.receipts.make("application", app.id + 1000), NOW)
+    assert reply.startswith(f"Receipt {receipt} (application): open. Step: ")
+    assert person.full_name not in reply and person.cnic not in reply
+    assert unknown.startswith("No application or grievance has receipt")

@@ -81,7 +81,13 @@ CATEGORY_WORDS = {
     "staff_conduct": ("rude", "bribe", "rishwat", "badtameez", "behaviour", "behavior", "رشوت", "بدتمیز", "بدتمیزی"),
 }
 AGENT_WORDS = ("agent", "ایجنٹ", "retailer", "franchise", "dukandar")
+AGENT_CATEGORIES = ("agent_deduction", "agent_conduct")  # a grievance of these names the agent (its outlet)
 
+# the citizen's word on a resolved grievance: "<receipt> YES" closes it, "<receipt> NO" reopens it
+ANSWER_WORDS = {True: ("yes", "y", "ok", "haan", "han", "ji", "theek", "ہاں", "جی", "ٹھیک"),
+                False: ("no", "n", "nahi", "nahin", "nai", "نہیں", "نہ")}
+_ANSWER_OF = {w: v for v, words in ANSWER_WORDS.items() for w in words}
+_RECEIPT_AND_WORD = re.compile(r"^((?:OW|GR)[\s-]*\d{2,12})[\s,.:;!-]+(\S+)$", re.IGNORECASE)
 _URDU = re.compile(r"[\u0600-\u06FF]")
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _CNIC_LIKE = re.compile(r"^[\d\s\-–.]+$")
@@ -91,10 +97,10 @@ _EDGES = " \t\r\n.,;:!'\"()[]{}<>*#،۔؛"
 
 @dataclass(frozen=True)
 class Parsed:
-    kind: str            # cnic | bad_cnic | receipt | emp | complain | help
+    kind: str            # cnic | bad_cnic | receipt | answer | emp | complain | help
     arg: str = ""        # the CNIC digits, the receipt text, the complaint, or what was wrong
     urdu: bool = False
-    status: str | None = None   # EMP: the reportable code (None when it was not understood)
+    status: str | None = None   # EMP: the reportable code (None when it was not understood); answer: yes | no
     cnic: str | None = None     # EMP: a CNIC given with it
 
 
@@ -116,6 +122,9 @@ def parse(text: str) -> Parsed:
         return Parsed("help", urdu=urdu)
     if receipts.looks_like(clean):
         return Parsed("receipt", clean, urdu)
+    said = _RECEIPT_AND_WORD.match(clean)
+    if said and _word(said.group(2)) in _ANSWER_OF:
+        return Parsed("answer", said.group(1), urdu, "yes" if _ANSWER_OF[_word(said.group(2))] else "no")
     tokens = clean.split(" ")
     first = _word(tokens[0])
     kind = _KEYWORD_OF.get(first)
@@ -214,6 +223,12 @@ REPLIES = {
         "receipt.reason": " {reason}.",
         "kind.application": "application",
         "kind.grievance": "grievance",
+        "state.open": "open", "state.disposed": "decided", "state.resolved": "resolved", "state.closed": "closed",
+        "state.reopened": "reopened", "state.registered": "registered", "state.enrolled": "enrolled",
+        "state.waiting": "on the waiting list", "state.refused": "refused", "state.approved": "approved",
+        "state.rejected": "rejected", "state.withdrawn": "withdrawn",
+        "step.receive": "received", "step.verify": "verification", "step.score": "scoring",
+        "step.decide": "decision", "step.review": "review",
         "emp.status_missing": "Send EMP and your work: EMP JOB, EMP DAILY (daily wage), EMP SELF (own business), "
                               "EMP NONE (no work), EMP STUDENT, EMP HOME, EMP RETIRED.",
         "emp.no_person": "This phone is not registered for a worker. Send EMP, your CNIC and your work "
@@ -226,6 +241,12 @@ REPLIES = {
         "complain.empty": "Send COMPLAIN and your complaint in words, e.g. COMPLAIN payment not received.",
         "complain.pending": "Complaints by SMS cannot be taken now; please visit a One Window counter.",
         "complain.done": "Your complaint is registered. Receipt {receipt}: text it to this number for its status.",
+        "complain.refused": "Your complaint could not be registered: {problem}. Please visit a One Window counter.",
+        "answer.not_grievance": "Only a complaint (GR..) is confirmed this way. Text the receipt alone for its status.",
+        "answer.not_yours": "Complaint {receipt} was not made from this phone. Please visit a One Window counter.",
+        "answer.not_resolved": "Complaint {receipt} is not resolved yet, so it cannot be closed or reopened.",
+        "answer.closed": "Thank you. Complaint {receipt} is closed.",
+        "answer.reopened": "Complaint {receipt} is reopened and will be looked at again. Due by {due}.",
         "labour.employed_formal": "job (salaried)", "labour.employed_informal": "job",
         "labour.self_employed": "own business", "labour.daily_wager": "daily wage",
         "labour.unemployed": "no work", "labour.not_in_labour_force": "housework or not working",
@@ -260,6 +281,12 @@ REPLIES = {
         "receipt.reason": " {reason}۔",
         "kind.application": "درخواست",
         "kind.grievance": "شکایت",
+        "state.open": "زیر کارروائی", "state.disposed": "فیصلہ ہو گیا", "state.resolved": "حل شدہ",
+        "state.closed": "بند", "state.reopened": "دوبارہ کھلی", "state.registered": "رجسٹرڈ",
+        "state.enrolled": "شامل", "state.waiting": "انتظار کی فہرست میں", "state.refused": "نامنظور",
+        "state.approved": "منظور", "state.rejected": "مسترد", "state.withdrawn": "واپس لی گئی",
+        "step.receive": "موصول", "step.verify": "تصدیق", "step.score": "اسکورنگ", "step.decide": "فیصلہ",
+        "step.review": "جائزہ",
         "emp.status_missing": "کام اور اپنا کام بھیجیں: کام نوکری، کام دیہاڑی، کام کاروبار، کام بے روزگار، "
                               "کام طالب علم، کام گھر، کام ریٹائرڈ",
         "emp.no_person": "یہ فون کسی کارکن کے نام رجسٹرڈ نہیں۔ رجسٹرڈ فون سے کام، شناختی کارڈ نمبر اور "
@@ -272,6 +299,12 @@ REPLIES = {
         "complain.empty": "شکایت اور اپنی بات لکھ کر بھیجیں، مثلاً: شکایت رقم نہیں ملی",
         "complain.pending": "ابھی SMS سے شکایت درج نہیں ہو سکتی؛ ون ونڈو کاؤنٹر پر آئیں۔",
         "complain.done": "آپ کی شکایت درج ہو گئی۔ رسید {receipt}: حیثیت کے لیے یہی نمبر بھیجیں۔",
+        "complain.refused": "آپ کی شکایت درج نہ ہو سکی: {problem}۔ ون ونڈو کاؤنٹر پر آئیں۔",
+        "answer.not_grievance": "اس طرح صرف شکایت (GR) کی تصدیق ہوتی ہے۔ حیثیت کے لیے صرف رسید نمبر بھیجیں۔",
+        "answer.not_yours": "شکایت {receipt} اس فون سے درج نہیں ہوئی۔ ون ونڈو کاؤنٹر پر آئیں۔",
+        "answer.not_resolved": "شکایت {receipt} ابھی حل نہیں ہوئی، اس لیے بند یا دوبارہ نہیں کھولی جا سکتی۔",
+        "answer.closed": "شکریہ۔ شکایت {receipt} بند کر دی گئی۔",
+        "answer.reopened": "شکایت {receipt} دوبارہ کھول دی گئی، اس پر پھر غور ہو گا۔ آخری تاریخ {due}۔",
         "labour.employed_formal": "نوکری (تنخواہ)", "labour.employed_informal": "کام",
         "labour.self_employed": "اپنا کاروبار", "labour.daily_wager": "دیہاڑی",
         "labour.unemployed": "بے روزگار", "labour.not_in_labour_force": "گھریلو کام یا کام نہیں",
@@ -334,6 +367,8 @@ def answer(session: Session, phone: str, text: str, received_at: datetime) -> st
         return _status_reply(session, phone, parsed.arg, lang)
     if parsed.kind == "receipt":
         return _receipt_reply(session, phone, parsed.arg, lang)
+    if parsed.kind == "answer":
+        return _answer_reply(session, phone, parsed.arg, parsed.status == "yes", lang)
     if parsed.kind == "emp":
         return _emp_reply(session, phone, parsed, lang, received_at)
     if parsed.kind == "complain":
@@ -433,16 +468,21 @@ def _receipt_reply(session: Session, phone: str, raw: str, lang: str) -> str:
     return compose_receipt(found, number, kind, lang)
 
 
+def _label(lang: str, prefix: str, code: object) -> str:
+    return REPLIES[lang].get(f"{prefix}.{code}") or REPLIES["en"].get(f"{prefix}.{code}") or str(code)
+
+
 def compose_receipt(found: dict, number: str, kind: str, lang: str) -> str:
-    status = found.get(f"status_{lang}") or found.get("status_label") or found.get("status") or "?"
-    text = say(lang, "receipt.status", receipt=number, kind=say(lang, f"kind.{kind}"), status=status)
-    step = found.get(f"step_{lang}") or found.get("step_label") or found.get("step")
-    if step:
-        text += say(lang, "receipt.step", step=step)
-    due = found.get("due_on") or found.get("due")
-    if due and not found.get("closed"):
+    """A receipt's status in words: what it is, where it stands, by when, how it ended (no personal data)."""
+    status = found.get("disposal") or found.get("status") or "?"
+    text = say(lang, "receipt.status", receipt=number, kind=say(lang, f"kind.{kind}"),
+               status=_label(lang, "state", status))
+    if found.get("step"):
+        text += say(lang, "receipt.step", step=_label(lang, "step", found["step"]))
+    due = found.get("step_due") or (found.get("due") if found.get("status") in ("open", "reopened") else None)
+    if due:
         text += say(lang, "receipt.due", due=str(due)[:10])
-    reason = found.get("reason") or found.get("disposal_reason")
+    reason = found.get("disposal_reason") or found.get("resolution")
     if reason:
         text += say(lang, "receipt.reason", reason=str(reason)[:120])
     return text
@@ -502,7 +542,63 @@ def _complain_reply(session: Session, phone: str, description: str, lang: str) -
     known = getattr(grievances, "CATEGORIES", None)
     if known is not None and category not in known:
         category = "other"
-    g = grievances.file_grievance(session, None, channel="sms", category=category, description=description[:1000],
-                                  phone=phone, district_id=district_id, actor=who.username)
-    gid = g["id"] if isinstance(g, dict) else g.id
-    return say(lang, "complain.done", receipt=receipts.make("grievance", gid))
+    household_id = people[0].household_id if len({p.household_id for p in people}) == 1 else None
+    outlet = _last_outlet(session, household_id) if household_id is not None else None
+    if category in AGENT_CATEGORIES and outlet is None:
+        # a complaint about an agent names the agent; by SMS, the household's last pickup outlet, or else
+        # what the citizen says happened without naming one
+        category = "payment_partial" if category == "agent_deduction" else "other"
+    try:
+        with session.begin_nested():
+            g = grievances.file_grievance(session, None, channel="sms", category=category,
+                                          description=description[:1000], phone=phone, district_id=district_id,
+                                          household_id=household_id,
+                                          outlet_id=outlet if category in AGENT_CATEGORIES
+                                          else None, actor=who.username, lang=lang)
+    except grievances.GrievanceError as exc:
+        return say(lang, "complain.refused", problem=str(exc)[:120])
+    audit(session, who, CHANNEL, "file", "grievance", g.id, g.district_id, detail=f"grievance {category} by SMS")
+    return say(lang, "complain.done", receipt=receipts.make("grievance", g.id))
+
+
+def _last_outlet(session: Session, household_id: int) -> int | None:
+    """The cash outlet of the household's latest pickup slot: the agent a complaint by SMS is about."""
+    from sqlalchemy import text
+
+    return session.execute(text("""SELECT s.outlet_id FROM pickup_slot s
+        JOIN payment_instruction i ON i.id = s.instruction_id JOIN enrolment e ON e.id = i.enrolment_id
+        WHERE e.household_id = :h ORDER BY s.slot_start DESC LIMIT 1"""), {"h": household_id}).scalar()
+
+
+def _answer_reply(session: Session, phone: str, raw: str, satisfied: bool, lang: str) -> str:
+    """``GR… YES`` / ``GR… NO`` from the phone the complaint was made from: closed or reopened."""
+    try:
+        kind, record_id = receipts.parse(raw)
+    except receipts.ReceiptError as exc:
+        return say(lang, "receipt.bad", problem=str(exc).rstrip("."))
+    number = receipts.make(kind, record_id)
+    if kind != "grievance":
+        return say(lang, "answer.not_grievance")
+    from isps.citizen import grievances
+    from isps.citizen.grievances.models import Grievance
+
+    g = session.get(Grievance, record_id)
+    if g is None:
+        return say(lang, "receipt.unknown", receipt=number)
+    who = _who(phone, g.district_id)
+    if g.phone != phone:
+        audit(session, who, CHANNEL, "confirm" if satisfied else "reopen", "grievance", g.id, g.district_id,
+              outcome="denied", detail=f"{number} answered from a phone it was not made from")
+        return say(lang, "answer.not_yours", receipt=number)
+    if g.status != "resolved":
+        return say(lang, "answer.not_resolved", receipt=number)
+    try:
+        with session.begin_nested():
+            g = grievances.confirm(session, g.id, who.username, satisfied, None)
+    except grievances.GrievanceError as exc:
+        return say(lang, "complain.refused", problem=str(exc)[:120])
+    audit(session, who, CHANNEL, "confirm" if satisfied else "reopen", "grievance", g.id, g.district_id,
+          detail=f"{number} {'closed' if satisfied else 'reopened'} by SMS")
+    if satisfied:
+        return say(lang, "answer.closed", receipt=number)
+    return say(lang, "answer.reopened", receipt=number, due=f"{g.due_at:%Y-%m-%d}")
