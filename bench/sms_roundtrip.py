@@ -2,9 +2,9 @@
 concurrent senders").
 
 ``python -m bench.sms_roundtrip --scale 10000`` loads a synthetic province (``--scale`` households,
-scored), starts the loopback SMSC (:mod:`isps.messaging.smsc`) and the short code bound to it over
-SMPP 3.4 (:class:`isps.citizen.shortcode_line.ShortCode`: the SMPP gateway, the inbound store and
-rate limit, :func:`isps.citizen.shortcode.answer` on the database, the reply sent at once). Then 50
+scored), starts the loopback SMSC (:mod:`isps.messaging.smsc`) and the SMPP gateway bound to it,
+wired as ``isps worker`` wires it (``messaging.dispatch.callbacks``: the inbound store and rate
+limit, :func:`isps.citizen.shortcode.answer` on the database, the reply sent at once). Then 50
 simulated phones, each a thread, text their own CNIC (a person whose phone is registered for the
 household, so every answer is a full status: PMT band, eligibility for every running program,
 enrolments, next payment) and wait for the reply before texting again after a pause of
@@ -31,9 +31,10 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from bench.run import fresh_database, record
-from isps.citizen.shortcode_line import ShortCode
+from isps.citizen.shortcode import answer
 from isps.db import make_engine, transaction
-from isps.messaging import inbound
+from isps.messaging import dispatch, inbound
+from isps.messaging.gateways.smpp import SmppGateway
 from isps.messaging.smsc import LoopbackSMSC
 from isps.migrate import upgrade
 from isps.registry.models import Individual
@@ -61,8 +62,9 @@ def measure(engine, backend: str, n: int, concurrency: int, per_phone: int, thin
     lost: list[str] = []
     lock = threading.Lock()
     with LoopbackSMSC() as smsc:
-        line = ShortCode.over_smpp(engine, "127.0.0.1", smsc.port, smsc.system_id, smsc.password,
-                                   callback_threads=callback_threads)
+        gateway = SmppGateway("127.0.0.1", smsc.port, smsc.system_id, smsc.password,
+                              callback_threads=callback_threads)
+        gateway.start(*dispatch.callbacks(engine, gateway, answer))
         try:
             assert smsc.wait_bound(10), "the gateway did not bind to the loopback SMSC"
             # warm-up: one text from a phone outside the measured ones
@@ -97,7 +99,7 @@ def measure(engine, backend: str, n: int, concurrency: int, per_phone: int, thin
             wall = time.monotonic() - wall
             load = round(os.getloadavg()[0], 2)
         finally:
-            line.close()
+            gateway.close()
     times.sort()
     row = {"backend": backend, "n": n, "concurrency": concurrency, "messages": len(times),
            "p50_ms": round(statistics.median(times), 1), "p99_ms": round(times[max(0, int(len(times) * 0.99) - 1)], 1),

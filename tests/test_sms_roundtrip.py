@@ -1,7 +1,8 @@
 """The short code over a real SMPP 3.4 connection on loopback: the loopback SMSC (the tests' peer),
-the SMPP gateway bound to it as a transceiver, each inbound text stored and answered by
-``messaging.inbound.receive(handler=citizen.shortcode.answer)`` and the reply sent at once, as the
-worker does. A simulated phone texts; what it receives is checked. Both backends."""
+the SMPP gateway bound to it as a transceiver, wired as ``isps worker`` wires it
+(``messaging.dispatch.callbacks``: each inbound text stored and answered by
+``messaging.inbound.receive(handler=citizen.shortcode.answer)``, the reply sent at once). A
+simulated phone texts; what it receives is checked. Both backends."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from sqlalchemy import func, select
 
 from isps.citizen import shortcode
 from isps.citizen.receipts import make as receipt_of
-from isps.citizen.shortcode_line import ShortCode
 from isps.db import transaction
 from isps.labour.models import LabourReport
-from isps.messaging import inbound
+from isps.messaging import dispatch, inbound
+from isps.messaging.gateways.smpp import SmppGateway
 from isps.messaging.models import Inbound, Message
 from isps.messaging.smsc import LoopbackSMSC
 from isps.registry import cnic as cnic_rules
@@ -28,14 +29,15 @@ STRANGER = "923551234567"
 
 @pytest.fixture
 def line(province):
-    """The SMSC and the short code answering over it: ``(smsc, short code)``."""
+    """The SMSC and the gateway answering over it with the short code: ``(smsc, gateway)``."""
     with LoopbackSMSC() as smsc:
-        code = ShortCode.over_smpp(province, "127.0.0.1", smsc.port, smsc.system_id, smsc.password)
+        gateway = SmppGateway("127.0.0.1", smsc.port, smsc.system_id, smsc.password)
+        gateway.start(*dispatch.callbacks(province, gateway, shortcode.answer))
         try:
             assert smsc.wait_bound(10)
-            yield smsc, code
+            yield smsc, gateway
         finally:
-            code.close()
+            gateway.close()
 
 
 def _holder(s) -> Individual:
