@@ -23,6 +23,7 @@ from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
 from isps.labour.status import LabourError
 from isps.labour.vocab import REPORTABLE
+from isps.registry import current
 from isps.registry.models import Individual
 
 
@@ -71,7 +72,7 @@ def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
     s = standing_of.standing(session, citizen.household_id, lang=lang, reasons=True)
     members = [{"name": m.full_name, "relation": m.relation_to_head, "me": m.id == citizen.individual_id}
                for m in session.scalars(select(Individual).where(Individual.household_id == citizen.household_id,
-                                                                 Individual.date_of_death.is_(None))
+                                                                 current.clause())
                                         .order_by(Individual.roster_line))]
     out = Overview(citizen, s, members)
     g = _grievances()

@@ -28,6 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
@@ -37,6 +38,7 @@ from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
 from isps.labour.status import LabourError
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry.models import Individual
 
 CHANNEL = "sms"
@@ -377,9 +379,11 @@ def answer(session: Session, phone: str, text: str, received_at: datetime) -> st
 
 
 def household_for(session: Session, phone: str, number: str) -> Individual | None:
-    """The living person holding CNIC ``number`` whose household ``phone`` is registered for, or None."""
-    people = list(session.query(Individual).filter(Individual.cnic == number).order_by(Individual.id))
-    for person in sorted(people, key=lambda p: p.date_of_death is not None):
+    """The current member holding CNIC ``number`` whose household ``phone`` is registered for, or None
+    (someone who died or left the household is no longer told its status)."""
+    people = session.scalars(select(Individual).where(Individual.cnic == number, current.clause())
+                             .order_by(Individual.id))
+    for person in people:
         if standing_of.phone_registered(session, person.household_id, phone):
             return person
     return None

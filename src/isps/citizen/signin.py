@@ -29,6 +29,7 @@ from isps.access.service import Principal, audit
 from isps.citizen import standing as standing_of
 from isps.db import Base, BigId
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry.models import Individual
 
 CODE_LIFE = timedelta(minutes=10)
@@ -162,8 +163,7 @@ def request_code(session: Session, raw_cnic: str, phone: str, address: str | Non
     if (_count(session, CitizenCode.phone, phone, since) >= PHONE_LIMIT
             or _count(session, CitizenCode.address, key, since) >= ADDRESS_LIMIT):
         raise SignInError("limit", "too many codes asked for: wait a quarter of an hour")
-    person = next((p for p in session.scalars(select(Individual).where(Individual.cnic == number,
-                                                                        Individual.date_of_death.is_(None)))
+    person = next((p for p in session.scalars(select(Individual).where(Individual.cnic == number, current.clause()))
                    if standing_of.phone_registered(session, p.household_id, phone)), None)
     row = CitizenCode(phone=phone, cnic=number, address=key, individual_id=person.id if person else None,
                       sent=person is not None, created_at=now, expires_at=now + CODE_LIFE, tries=0)
@@ -248,7 +248,7 @@ def citizen_of(session: Session, token: str | None, now: datetime) -> Citizen | 
     if row is None or row.ended_at is not None or now > row.expires_at:
         return None
     person = session.get(Individual, row.individual_id)
-    if person is None or person.household_id != row.household_id:
+    if person is None or person.household_id != row.household_id or not current.is_current(person):
         return None
     return Citizen(person.id, row.household_id, row.district_id, person.cnic or "", person.full_name, row.phone,
                    row.csrf)

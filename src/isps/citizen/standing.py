@@ -20,6 +20,7 @@ from datetime import date, datetime
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from isps.registry import current
 from isps.registry.models import Household, Individual
 from isps.targeting import pmt
 from isps.targeting.eligibility import rules as eligibility
@@ -42,27 +43,26 @@ def phone_forms(phone: str) -> list[str]:
 
 
 def phone_registered(session: Session, household_id: int, phone: str) -> bool:
-    """Whether ``phone`` is a phone registered for the household: a living member's, or the payment
-    phone of one of its enrolments."""
+    """Whether ``phone`` is a phone registered for the household: a current member's (alive, not
+    left: :mod:`isps.registry.current`), or the payment phone of one of its enrolments."""
     forms = phone_forms(phone)
     if not forms:
         return False
     params = {"h": household_id, **{f"p{i}": f for i, f in enumerate(forms)}}
     marks = ", ".join(f":p{i}" for i in range(len(forms)))
     found = session.execute(text(f"""
-        SELECT 1 FROM individual WHERE household_id = :h AND date_of_death IS NULL AND phone IN ({marks})
+        SELECT 1 FROM individual WHERE household_id = :h AND {current.sql()} AND phone IN ({marks})
         UNION ALL
         SELECT 1 FROM enrolment WHERE household_id = :h AND phone IN ({marks})"""), params).first()
     return found is not None
 
 
 def people_with_phone(session: Session, phone: str) -> list[Individual]:
-    """The living people whose own registered phone is ``phone`` (index ``ix_individual_phone``)."""
+    """The current members whose own registered phone is ``phone`` (index ``ix_individual_phone``)."""
     forms = phone_forms(phone)
     if not forms:
         return []
-    return list(session.scalars(select(Individual).where(Individual.phone.in_(forms),
-                                                         Individual.date_of_death.is_(None))
+    return list(session.scalars(select(Individual).where(Individual.phone.in_(forms), current.clause())
                                 .order_by(Individual.id).limit(20)))
 
 

@@ -1,5 +1,5 @@
-"""the citizen's own pages and the short code: one-time sign-in codes (hashed), citizen sessions,
-and the individual's phone indexed (the short code finds the sender by the registered phone)
+"""the citizen's own pages and the short code: one-time sign-in codes (hashed) and citizen sessions
+(the individual's phone, by which the short code finds a sender, is indexed by 0016_onewindow)
 
 Revision ID: 0016_selfservice
 Revises: 0001
@@ -45,10 +45,8 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(), nullable=True),
         sa.Column("code_id", sa.Integer(), nullable=False),
     )
-    op.create_index("ix_individual_phone", "individual", ["phone"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_individual_phone", "individual")
     op.drop_table("citizen_session")
     op.drop_table("citizen_code")
