@@ -329,3 +329,13 @@ def test_an_applications_receipt_answers_its_status_without_personal_data(provin
     assert reply.startswith(f"Receipt {receipt} (application): open. Step: ")
     assert person.full_name not in reply and person.cnic not in reply
     assert unknown.startswith("No application or grievance has receipt")
+
+
+def test_a_member_who_left_the_household_is_no_longer_told_its_status(province):
+    with transaction(province) as s:
+        person = _holder(s)
+        phone, number = _sender(person), person.cnic
+        assert answer(s, phone, number, NOW).startswith(f"CNIC {cnic_rules.mask(number)}: registered.")
+        person.left_on, person.left_reason = date(2026, 5, 1), "married_away"
+        s.flush()
+        assert answer(s, phone, number, NOW) == shortcode.say("en", "not_here", cnic=cnic_rules.mask(number))
