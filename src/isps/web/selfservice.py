@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.citizen import receipts, selfservice, signin
+from isps.labour.vocab import REPORTABLE
 from isps.web.common import DB, FormRefused, _tr, origin_guard, program_name, render
 
 router = APIRouter()
@@ -25,8 +26,7 @@ COOKIE = "isps_citizen"
 PATH = "/my"
 CATEGORIES = ("payment_not_received", "payment_partial", "agent_deduction", "wrong_exclusion", "wrong_inclusion",
               "data_error", "staff_conduct", "agent_conduct", "other")
-WORK = ("employed_formal", "employed_informal", "self_employed", "daily_wager", "unemployed", "not_in_labour_force",
-        "student", "retired")
+WORK = REPORTABLE  # what the quarterly report may say (labour.vocab)
 
 
 def _ltr(value: object) -> str:
