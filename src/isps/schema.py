@@ -15,5 +15,6 @@ from isps.interop.dci import models as dci_models  # noqa: F401
 from isps.linkage import models as linkage_models  # noqa: F401
 from isps.labour import models as labour_models  # noqa: F401
 from isps.citizen import signin as citizen_signin_models  # noqa: F401
+from isps.messaging import models as messaging_models  # noqa: F401
 
 metadata = Base.metadata
