@@ -23,6 +23,7 @@ from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
 from isps.labour.status import LabourError
 from isps.labour.vocab import REPORTABLE
+from isps.messaging import optout, queue
 from isps.registry import current
 from isps.registry.models import Individual
 
@@ -60,14 +61,6 @@ def _applications():
     return applications
 
 
-def _messaging():
-    try:
-        from isps.messaging import optout, queue
-    except ImportError:  # the message queue is not installed
-        return None
-    return queue, optout
-
-
 def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
     s = standing_of.standing(session, citizen.household_id, lang=lang, reasons=True)
     members = [{"name": m.full_name, "relation": m.relation_to_head, "me": m.id == citizen.individual_id}
@@ -83,15 +76,12 @@ def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
     a = _applications()
     if a is not None:
         out.applications = list(a.applications_of(session, household_id=citizen.household_id))
-    m = _messaging()
-    if m is not None:
-        queue, optout = m
-        seen: dict[int, dict] = {}
-        for row in (queue.messages_of(session, household_id=citizen.household_id, limit=10)
-                    + queue.messages_of(session, phone=citizen.phone, limit=10)):
-            seen.setdefault(row["id"], row)
-        out.messages = sorted(seen.values(), key=lambda r: r["id"], reverse=True)[:10]
-        out.opted_out = optout.is_opted_out(session, citizen.phone)
+    seen: dict[int, dict] = {}
+    for row in (queue.messages_of(session, household_id=citizen.household_id, limit=10)
+                + queue.messages_of(session, phone=citizen.phone, limit=10)):
+        seen.setdefault(row["id"], row)
+    out.messages = sorted(seen.values(), key=lambda r: r["id"], reverse=True)[:10]
+    out.opted_out = optout.is_opted_out(session, citizen.phone)
     person = session.get(LabourPerson, citizen.individual_id)
     out.on_labour_register = person is not None
     out.report_due = person.report_due if person else None
@@ -243,10 +233,6 @@ def register(session: Session, *, phone: str, district_id: int, household: dict,
 
 def set_messages(session: Session, citizen: Citizen, wanted: bool) -> bool:
     """Opt the citizen's phone out of messages (``wanted`` False) or back in; returns whether it changed."""
-    m = _messaging()
-    if m is None:
-        raise SelfServiceError("messages cannot be stopped here yet")
-    _, optout = m
     via = f"web:{citizen.principal.username}"
     changed = (optout.opt_in if wanted else optout.opt_out)(session, citizen.phone, via)
     audit(session, citizen.principal, CHANNEL, "opt_in" if wanted else "opt_out", "individual",

@@ -37,6 +37,7 @@ from isps.citizen import receipts, standing as standing_of
 from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
 from isps.labour.status import LabourError
+from isps.messaging import phones
 from isps.registry import cnic as cnic_rules
 from isps.registry import current
 from isps.registry.models import Individual
@@ -335,10 +336,7 @@ def sms_parts(text: str) -> int:
 
 def mask_phone(phone: str) -> str:
     """``92300*****67``, as messaging masks a phone in lists and logs."""
-    p = (phone or "").strip()
-    if len(p) < 7:
-        return "*" * len(p)
-    return p[:5] + "*" * (len(p) - 7) + p[-2:]
+    return phones.mask(phone)
 
 
 def _who(phone: str, district_id: int | None = None) -> Principal:

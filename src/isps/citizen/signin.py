@@ -28,6 +28,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from isps.access.service import Principal, audit
 from isps.citizen import standing as standing_of
 from isps.db import Base, BigId
+from isps.messaging import phones
+from isps.messaging import queue as outbound
 from isps.registry import cnic as cnic_rules
 from isps.registry import current
 from isps.registry.models import Individual
@@ -125,23 +127,8 @@ def address_key(address: str | None) -> str:
 
 
 def normalise_phone(raw: str) -> str:
-    """A Pakistani mobile number as ``923001234567`` (messaging's rule when it is installed)."""
-    try:
-        from isps.messaging import phones
-    except ImportError:
-        phones = None
-    if phones is not None:
-        return phones.normalise(raw)
-    digits = "".join(ch for ch in raw or "" if ch.isdigit())
-    if digits.startswith("0092"):
-        digits = digits[2:]
-    if digits.startswith("03") and len(digits) == 11:
-        digits = "92" + digits[1:]
-    elif digits.startswith("3") and len(digits) == 10:
-        digits = "92" + digits
-    if not (digits.startswith("923") and len(digits) == 12):
-        raise ValueError("a mobile number is written 03XX-XXXXXXX (11 digits)")
-    return digits
+    """A Pakistani mobile number as ``923001234567`` (messaging's rule); ``PhoneError`` (a ValueError) else."""
+    return phones.normalise(raw)
 
 
 def _count(session: Session, column, value: str, since: datetime) -> int:
@@ -192,9 +179,7 @@ def request_code(session: Session, raw_cnic: str, phone: str, address: str | Non
 
 
 def _enqueue(session: Session, **message) -> None:
-    from isps.messaging import queue
-
-    queue.enqueue(session, kind="otp", **message)
+    outbound.enqueue(session, kind="otp", **message)
 
 
 def verify(session: Session, raw_cnic: str, phone: str, code: str, now: datetime) -> tuple[str, Citizen]:
