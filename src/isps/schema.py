@@ -16,3 +16,4 @@ from isps.linkage import models as linkage_models  # noqa: F401
 from isps.labour import models as labour_models  # noqa: F401
 
 metadata = Base.metadata
+from isps.citizen.applications import models as application_models  # noqa: F401
