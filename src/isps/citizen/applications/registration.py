@@ -155,6 +155,9 @@ def check_evidence(evidence: list[dict] | None) -> list[dict]:
             raise RegistrationError(f"evidence {i}: reference is required (the document's number or scan)")
         if len(ref) > 120 or ref[:1] in "=+-@":
             raise RegistrationError(f"evidence {i}: reference must be plain text of at most 120 characters")
+        digits = "".join(ch for ch in ref if ch.isdigit())
+        if len(digits) == 13 and all(ch.isdigit() or ch in " -" for ch in ref):
+            ref = cnic_rules.mask(digits)  # a CNIC seen is kept masked: the number itself is the member's
         entry = {"kind": kind, "reference": ref}
         if item.get("member"):
             entry["member"] = str(item["member"])[:3]

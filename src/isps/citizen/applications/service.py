@@ -643,3 +643,78 @@ def _dispose_scored(session: Session, model_id: int, now: datetime) -> int:
                reason_sql="'household ' || (SELECT h.ref FROM household h WHERE h.id = application.household_id)",
                params={"m": model_id})
     return len(ids)
+
+
+# ---------------------------------------------------------------- the list (keyset, filters, sorts)
+
+SORTS = {"id": Application.id, "opened": Application.opened_at, "kind": Application.kind,
+         "district": Application.district_id, "step": Application.step, "status": Application.status}
+MAX_PAGE = 10_000
+
+
+def _listed(*, district_id: int | None, kind: str | None, status: str | None, step: str | None,
+            late: bool, program: str | None, household_id: int | None, now: datetime):
+    q = select(Application)
+    if district_id is not None:
+        q = q.where(Application.district_id == district_id)
+    if kind:
+        q = q.where(Application.kind == kind)
+    if status:
+        q = q.where(Application.status == status)
+    if step:
+        q = q.where(Application.step == step)
+    if program:
+        q = q.where(Application.program_code == program)
+    if household_id is not None:
+        q = q.where(Application.household_id == household_id)
+    if late:
+        q = q.where(select(ApplicationStep.id).where(ApplicationStep.application_id == Application.id,
+                                                     ApplicationStep.done_at.is_(None),
+                                                     ApplicationStep.due_at < now).exists())
+    return q
+
+
+def listing(session: Session, *, district_id: int | None = None, kind: str | None = None, status: str | None = None,
+            step: str | None = None, late: bool = False, program: str | None = None,
+            household_id: int | None = None, after: int | None = None, limit: int = 50,
+            sort=None, now: datetime | None = None) -> list[Application]:
+    """A page of applications in the chosen order (:data:`SORTS`), by keyset ``after`` the last id shown."""
+    from isps import keyset
+
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApplicationError(f"limit must be from 1 to {MAX_PAGE}")
+    sort = sort or keyset.Sort("id", True)
+    if sort.key not in SORTS:
+        raise keyset.SortError(f"sort must be one of {', '.join(SORTS)}, not {sort.key!r}")
+    stmt = _listed(district_id=district_id, kind=kind, status=status, step=step, late=late, program=program,
+                   household_id=household_id, now=now or datetime.now())
+    rows = keyset.page(session, stmt, SORTS[sort.key], Application.id, after=after, limit=limit, desc=sort.desc)
+    return [r[0] for r in rows]
+
+
+def count_listing(session: Session, *, district_id: int | None = None, kind: str | None = None,
+                  status: str | None = None, step: str | None = None, late: bool = False, program: str | None = None,
+                  household_id: int | None = None, now: datetime | None = None) -> int:
+    stmt = _listed(district_id=district_id, kind=kind, status=status, step=step, late=late, program=program,
+                   household_id=household_id, now=now or datetime.now())
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def open_steps_of(session: Session, ids: list[int]) -> dict[int, ApplicationStep]:
+    """The open step of each application named (one query)."""
+    if not ids:
+        return {}
+    return {s.application_id: s for s in session.scalars(
+        select(ApplicationStep).where(ApplicationStep.application_id.in_(ids), ApplicationStep.done_at.is_(None))
+        .order_by(ApplicationStep.seq.desc()))}
+
+
+def awaiting(session: Session, role: str, district_id: int | None, now: datetime | None = None) -> dict[str, int]:
+    """How many open steps wait for this role (in the district, or everywhere), and how many are late."""
+    now = now or datetime.now()
+    base = select(func.count()).select_from(ApplicationStep).where(ApplicationStep.done_at.is_(None))
+    if district_id is not None:
+        base = base.where(ApplicationStep.district_id == district_id)
+    mine = base.where(ApplicationStep.owner_role == role)
+    return {"awaiting": session.scalar(mine) or 0,
+            "late": session.scalar(base.where(ApplicationStep.due_at < now)) or 0}

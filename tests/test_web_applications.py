@@ -1,0 +1,136 @@
+"""The One Window's application pages on both backends: a counter registers a household (member
+rows in order, errors naming the row and field), a second person verifies it and the page shows
+the score and eligibility, the list filters, sorts and exports, the receipt prints in both
+languages, the household panel lists the applications; another district's application is a 403,
+audited."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from sqlalchemy import text
+
+from isps.citizen import receipts
+from isps.db import transaction
+from isps.services import jobs
+from isps.targeting.eligibility import rules
+from tests.test_applications import family, household_form
+from tests.test_web import as_user, scalar, text_of
+
+
+def registration_form(engine, members=None, **over) -> list[tuple[str, str]]:
+    with transaction(engine) as s:
+        hh = household_form(s)
+    data = [("kind", "registration"), ("applicant_name", "Ghulam Rasool"), ("phone", "03001234567")]
+    data += [(k, v) for k, v in hh.items() if v != "no" or k == "urban"]  # unticked boxes are not sent
+    data += [(k, v) for k, v in over.items()]
+    for m in members or family():
+        for k, v in m.items():
+            data.append(("phone_m" if k == "phone" else k, v))
+    data += [("evidence_kind", "cnic_seen"), ("evidence_ref", "35102-9876541-3"),
+             ("evidence_kind", ""), ("evidence_ref", "")]
+    return data
+
+
+def submit(client, data):
+    """A form post with repeated fields (one value per member row), as a browser sends it."""
+    fields: dict[str, list[str]] = {}
+    for k, v in data:
+        fields.setdefault(k, []).append(v)
+    return client.post("/applications/new", data=fields, follow_redirects=False)
+
+
+def test_a_counter_registers_and_a_second_person_verifies_and_sees_the_outcome(client, province):
+    with transaction(province) as s:
+        rules.install_shipped_rules(s)
+    as_user(client, "kasur_counter")
+    page = client.get("/applications/new?kind=registration")
+    assert page.status_code == 200 and 'id="members"' in page.text and 'name="full_name"' in page.text
+    row = client.get("/applications/new/member?n=2")
+    assert row.status_code == 200 and 'id="member-2"' in row.text and "n=3" in row.text and "hx-swap-oob" in row.text
+    bad = family()
+    bad[1]["date_of_birth"] = "1984-13-40"
+    r = submit(client, registration_form(province, bad))
+    assert r.status_code == 422
+    assert "member 2: date_of_birth must be a date written YYYY-MM-DD" in text_of(r.text)
+    assert 'value="Naseem Bibi"' in r.text  # the rows come back as typed
+    assert scalar(province, "SELECT COUNT(*) FROM application") == 0
+    r = submit(client, registration_form(province))
+    assert r.status_code == 303, r.text
+    app_id = int(re.search(r"/applications/(\d+)", r.headers["location"]).group(1))
+    page = client.get(r.headers["location"])
+    words = text_of(page.text)
+    assert receipts.make("application", app_id) in words and "not yet in the registry" in words
+    assert "35102-*****41-3" in words and "9876541" not in page.text  # CNICs masked on the page
+    assert 'id="verify-form"' not in page.text  # the counter cannot verify
+    assert client.post(f"/applications/{app_id}/verify", data={}).status_code == 403
+    listing = client.get("/applications?status=open&kind=registration")
+    assert receipts.make("application", app_id) in listing.text and 'data-total="1"' in listing.text
+    assert client.get("/applications?sort=applicant_name").status_code == 400
+    csv = client.get("/applications?format=csv&list=applications")
+    assert csv.status_code == 200 and receipts.make("application", app_id) in csv.text
+
+    as_user(client, "kasur_officer")
+    page = client.get(f"/applications/{app_id}")
+    assert 'id="verify-form"' in page.text and 'id="visit-form"' in page.text
+    r = client.post(f"/applications/{app_id}/verify", data={"note": "documents seen"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    job = re.search(r"job=([0-9a-f]+)", r.headers["location"]).group(1)
+    assert jobs.wait(job, 120).state == "done", jobs.get(job).error
+    outcome = client.get(f"/applications/{app_id}/outcome?job={job}")
+    words = text_of(outcome.text)
+    assert "PMT score" in words and 'id="eligibility"' in outcome.text and "Eligible" in words
+    page = client.get(f"/applications/{app_id}")
+    assert "Registered" in text_of(page.text)
+    household = scalar(province, "SELECT household_id FROM application WHERE id = :a", a=app_id)
+    panel = client.get(f"/households/{household}/applications")
+    assert panel.status_code == 200 and receipts.make("application", app_id) in panel.text
+    receipt = client.get(f"/applications/{app_id}/receipt")
+    assert receipt.status_code == 200 and receipts.make("application", app_id) in receipt.text
+    client.cookies.set("lang", "ur")
+    receipt = client.get(f"/applications/{app_id}/receipt")
+    assert 'dir="rtl"' in receipt.text and "درخواست کی رسید" in receipt.text
+    client.cookies.set("lang", "en")
+    assert scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'verify' AND entity = 'application' "
+                            "AND entity_id = :a AND outcome = 'ok'", a=app_id) == 1
+
+
+def test_another_districts_application_is_refused_and_audited(client, province):
+    as_user(client, "kasur_counter")
+    app_id = int(re.search(r"/applications/(\d+)", submit(client, registration_form(province))
+                           .headers["location"]).group(1))
+    as_user(client, "lahore_officer")
+    r = client.get(f"/applications/{app_id}")
+    assert r.status_code == 403 and "outside your district" in r.text and "Ghulam" not in r.text
+    assert client.post(f"/applications/{app_id}/verify", data={}).status_code == 403
+    assert client.get(f"/applications/{app_id}/receipt").status_code == 403
+    assert scalar(province, "SELECT COUNT(*) FROM audit_log WHERE actor = 'lahore_officer' AND entity = 'application' "
+                            "AND entity_id = :a AND outcome = 'denied'", a=app_id) >= 3
+    listing = client.get("/applications")
+    assert receipts.make("application", app_id) not in listing.text
+    assert client.get("/applications/99999999").status_code == 404
+    as_user(client, "kasur_counter")  # the taker cannot verify her own even with the right role missing
+    assert scalar(province, "SELECT status FROM application WHERE id = :a", a=app_id) == "open"
+
+
+def test_a_program_application_is_decided_on_its_page(client, province):
+    with transaction(province) as s:
+        rules.install_shipped_rules(s)
+        hh = s.execute(text("""SELECT household_id FROM individual WHERE district_id = 2 AND relation_to_head = 'head'
+            AND household_id NOT IN (SELECT household_id FROM enrolment) ORDER BY id LIMIT 1""")).scalar_one()
+    as_user(client, "kasur_counter")
+    page = client.get(f"/applications/new?kind=program&household_id={hh}")
+    assert page.status_code == 200 and 'name="program"' in page.text
+    r = submit(client, [("kind", "program"), ("household_id", str(hh)), ("applicant_name", "Head"),
+                        ("program", "bisp_kafaalat"), ("individual_id", ""),
+                        ("evidence_kind", "cnic_seen"), ("evidence_ref", "seen")])
+    assert r.status_code == 303, r.text
+    app_id = int(re.search(r"/applications/(\d+)", r.headers["location"]).group(1))
+    as_user(client, "kasur_officer")
+    r = client.post(f"/applications/{app_id}/decide", follow_redirects=False)
+    assert r.status_code == 303
+    page = text_of(client.get(f"/applications/{app_id}").text)
+    assert "Enrolled" in page or "On the waiting list" in page
+    again = client.post(f"/applications/{app_id}/decide")
+    assert again.status_code == 422 and "already disposed" in text_of(again.text)
