@@ -281,3 +281,20 @@ def test_a_survey_visit_is_scheduled_and_its_outcome_recorded(province):
     with transaction(province) as s:
         app = s.get(ap.Application, app_id)
         assert app.disposal == "rejected" and "no such house" in app.disposal_reason and app.household_id is None
+
+
+def test_the_home_page_counts_the_steps_awaiting_a_role_and_the_late_ones(province):
+    from isps.services import home
+
+    open_registration(province)
+    open_registration(province, members=[member("Shabbir Ahmad", "male", "1970-01-01", "head", "35102-1111111-1")])
+    with transaction(province) as s:
+        officer = {q.key: q.count for q in home.queues(s, OFFICER, date(2026, 12, 2))}
+        assert officer["applications"] == 2 and officer["late_applications"] == 0
+        assert {q.key: q.count for q in home.queues(s, LAHORE, date(2026, 12, 2))}["applications"] == 0
+        late = {q.key: q.count for q in home.queues(s, COUNTER, date(2026, 12, 20))}
+        assert late["late_applications"] == 2
+        ap.escalate_late(s, datetime(2026, 12, 20))
+    with transaction(province) as s:
+        assert {q.key: q.count for q in home.queues(s, MANAGER, date(2026, 12, 20))}["applications"] == 2
+        assert {q.key: q.count for q in home.queues(s, OFFICER, date(2026, 12, 20))}["applications"] == 0
