@@ -134,3 +134,23 @@ def test_a_program_application_is_decided_on_its_page(client, province):
     assert "Enrolled" in page or "On the waiting list" in page
     again = client.post(f"/applications/{app_id}/decide")
     assert again.status_code == 422 and "already disposed" in text_of(again.text)
+
+
+def test_bad_input_gets_a_clear_answer_and_stores_nothing(client, province):
+    as_user(client, "kasur_counter")
+    for data in ([("kind", "nonsense")],
+                 [("kind", "program"), ("household_id", "9" * 40), ("applicant_name", "X")],
+                 [("kind", "change"), ("household_id", "1"), ("applicant_name", "X")],
+                 registration_form(province, tehsil_id="9" * 30),
+                 registration_form(province, uc_id="99999999999999999999"),
+                 registration_form(province, rooms="=1+1"),
+                 [(k, v) for k, v in registration_form(province) if k != "full_name"]):
+        r = submit(client, data)
+        assert r.status_code in (403, 404, 422), (data[:2], r.status_code)
+        assert 'id="error"' in r.text or "error" in r.text.lower()
+    r = submit(client, registration_form(province, uc_id="99999999999999999999"))
+    assert "uc_id" in text_of(r.text)
+    assert client.get("/applications?sort=nonsense").status_code == 400
+    assert client.get("/applications/new/member?n=99").status_code == 400
+    assert client.get("/applications/123456789012345678901234").status_code in (404, 422)
+    assert scalar(province, "SELECT COUNT(*) FROM application") == 0

@@ -230,10 +230,8 @@ async def create(request: Request, session: DB, who: User) -> Response:
     kept: dict = {"applicant_name": str(form.get("applicant_name", ""))[:80], "phone": str(form.get("phone", ""))[:20],
                   "evidence": evidence or [{}]}
     household = None
-    try:
-        household_id = int(str(form.get("household_id", "")).strip()) if form.get("household_id") else None
-    except ValueError:
-        household_id = None
+    raw_household = str(form.get("household_id", "")).strip()
+    household_id = int(raw_household) if raw_household.isdigit() and len(raw_household) < 19 else None
     if kind == "registration":
         hh = {name: str(form.get(name, "")).strip()[:200] for name in registration.HOUSEHOLD_FORM}
         for d in (*vocab.DURABLES, "tractor", "electricity", "urban"):
@@ -269,14 +267,18 @@ async def create(request: Request, session: DB, who: User) -> Response:
         if kind == "referral":
             details["referred_by"] = kept["referred_by"].strip() or who.username
         if kind == "change":
-            entity = "individual" if form.get("individual_id") else "household"
+            member_id = str(form.get("individual_id", "")).strip()
+            member_id = member_id if member_id.isdigit() and len(member_id) < 19 else ""
+            entity = "individual" if member_id else "household"
             changes = {r["change_field"]: r["change_value"].strip()[:200]
                        for r in _rows(form, ("change_field", "change_value")) if r["change_field"]}
-            details = {"entity": entity, "entity_id": form.get("individual_id") or household.id, "changes": changes,
+            details = {"entity": entity, "entity_id": member_id or household.id, "changes": changes,
                        "appeal": str(form.get("appeal", "data")), "note": str(form.get("note", ""))[:400]}
             kept.update(changes=[{"field": k, "value": v} for k, v in changes.items()] or [{}],
                         appeal=details["appeal"], note=details["note"])
     individual = str(form.get("individual_id", "")).strip()
+    if not (individual.isdigit() and len(individual) < 19):
+        individual = ""
     try:
         app = ap.open_application(
             session, who, kind=kind, channel="counter", district_id=district_id,

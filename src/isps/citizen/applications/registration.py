@@ -58,19 +58,17 @@ def check_household(session: Session, district_id: int, raw: dict) -> dict:
     try:
         tehsil_id = int(str(raw.get("tehsil_id", "")).strip())
     except ValueError:
-        raise RegistrationError("household: tehsil is required") from None
-    tehsil = session.get(Tehsil, tehsil_id)
+        raise RegistrationError("household: tehsil_id is required") from None
+    tehsil = session.get(Tehsil, tehsil_id) if 0 < tehsil_id < 32_768 else None
     if tehsil is None or tehsil.district_id != district_id:
         raise RegistrationError(f"household: tehsil {tehsil_id} is not a tehsil of this district")
     out["tehsil_id"] = str(tehsil_id)
     uc = raw.get("uc_id")
     if not _blank(uc):
-        try:
-            uc_row = session.get(UnionCouncil, int(str(uc).strip()))
-        except ValueError:
-            uc_row = None
+        text_uc = str(uc).strip()
+        uc_row = session.get(UnionCouncil, int(text_uc)) if text_uc.isdigit() and len(text_uc) < 10 else None
         if uc_row is None or uc_row.tehsil_id != tehsil_id:
-            raise RegistrationError(f"household: union council {str(uc)[:12]} is not in tehsil {tehsil.name}")
+            raise RegistrationError(f"household: uc_id {str(uc)[:12]} is not a union council of tehsil {tehsil.name}")
         out["uc_id"] = str(uc_row.id)
     else:
         out["uc_id"] = None

@@ -46,6 +46,7 @@ TOP = "administrator"
 CONSUMER = "citizen.applications"
 DECIDED = "change_request.decided"  # recorded by interop.feeds.changes when a request is approved or rejected
 APPEALS = ("pmt_score", "exclusion", "data")
+MAX_KEY = 2**63 - 1
 STEPS_FILE = Path(__file__).resolve().parent.parent / "data" / "application_steps.json"
 
 
@@ -176,7 +177,10 @@ def open_application(session: Session, who: Principal | None, *, kind: str, chan
             raise NotAllowed(f"a {who.role.replace('_', ' ')} may not take an application")
         if who.scope is not None and who.scope != district_id:
             raise OutOfScope(f"district {district_id} is outside your district")
-    if session.get(District, district_id) is None:
+    for name, value in (("household_id", household_id), ("individual_id", individual_id)):
+        if value is not None and not 0 < value < MAX_KEY:
+            raise ApplicationError(f"{name}: {value} is not a record id")
+    if not 0 < district_id < 100 or session.get(District, district_id) is None:
         raise ApplicationError(f"district_id {district_id} is not a district of Punjab")
     name = _check_name(applicant_name)
     phone = _check_phone(phone)
@@ -258,6 +262,8 @@ def _request_change(session: Session, by: str, channel: str, household_id: int, 
         entity_id = int(details.get("entity_id") or household_id)
     except (TypeError, ValueError):
         raise ApplicationError("entity_id: choose the member the change is about") from None
+    if not 0 < entity_id < MAX_KEY:
+        raise ApplicationError("entity_id: choose the member the change is about")
     if entity == "individual":
         owner = session.execute(text("SELECT household_id FROM individual WHERE id = :i"), {"i": entity_id}).scalar()
         if owner != household_id:
