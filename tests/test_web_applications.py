@@ -154,3 +154,40 @@ def test_bad_input_gets_a_clear_answer_and_stores_nothing(client, province):
     assert client.get("/applications/new/member?n=99").status_code == 400
     assert client.get("/applications/123456789012345678901234").status_code == 400
     assert scalar(province, "SELECT COUNT(*) FROM application") == 0
+
+
+def test_a_change_is_taken_with_evidence_and_a_visit_is_scheduled_and_recorded(client, province):
+    with transaction(province) as s:
+        hh, person = s.execute(text("""SELECT household_id, id FROM individual WHERE district_id = 2
+            AND relation_to_head = 'head' ORDER BY id LIMIT 1""")).one()
+    as_user(client, "kasur_counter")
+    page = client.get(f"/applications/new?kind=change&household_id={hh}")
+    assert page.status_code == 200 and 'name="change_field"' in page.text
+    r = submit(client, [("kind", "change"), ("household_id", str(hh)), ("applicant_name", "Head"),
+                        ("appeal", "pmt_score"), ("individual_id", ""), ("change_field", "rooms"),
+                        ("change_value", "1"), ("change_field", ""), ("change_value", ""), ("note", "one room"),
+                        ("evidence_kind", "affidavit"), ("evidence_ref", "AFF-77")])
+    assert r.status_code == 303, text_of(r.text)[-300:]
+    change_id = int(re.search(r"/applications/(\d+)", r.headers["location"]).group(1))
+    request_id = scalar(province, "SELECT change_request_id FROM application WHERE id = :a", a=change_id)
+    assert scalar(province, "SELECT status FROM change_request WHERE id = :r", r=request_id) == "pending"
+    page = client.get(f"/applications/{change_id}")
+    assert "Appeal of the PMT score" in text_of(page.text) and 'id="review-hint"' in page.text
+
+    r = submit(client, registration_form(province))
+    app_id = int(re.search(r"/applications/(\d+)", r.headers["location"]).group(1))
+    as_user(client, "kasur_officer")
+    r = client.post(f"/applications/{app_id}/visit", data={"visit_on": "2100-01-01", "assignee": "kasur_grievance"})
+    assert r.status_code == 422 and "visit_on" in text_of(r.text)
+    from datetime import date
+    r = client.post(f"/applications/{app_id}/visit", data={"visit_on": date.today().isoformat(),
+                                                          "assignee": "kasur_grievance"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(f"/applications/{app_id}")
+    assert 'id="visit-result-form"' in page.text and "kasur_grievance" in page.text
+    r = client.post(f"/applications/{app_id}/visit-result", data={"outcome": "not_found", "note": "locked house, "
+                                                                  "neighbours never heard of them"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert scalar(province, "SELECT disposal FROM application WHERE id = :a", a=app_id) == "rejected"
+    assert scalar(province, "SELECT COUNT(*) FROM household WHERE ref LIKE 'CTR-%'") == 0
