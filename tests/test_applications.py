@@ -298,3 +298,20 @@ def test_the_home_page_counts_the_steps_awaiting_a_role_and_the_late_ones(provin
     with transaction(province) as s:
         assert {q.key: q.count for q in home.queues(s, MANAGER, date(2026, 12, 20))}["applications"] == 2
         assert {q.key: q.count for q in home.queues(s, OFFICER, date(2026, 12, 20))}["applications"] == 0
+
+
+def test_a_citizens_own_web_registration_enters_the_registry_as_self_reported(province):
+    with transaction(province) as s:
+        with pytest.raises(ap.ApplicationError, match="actor"):
+            ap.open_application(s, None, kind="registration", channel="web", district_id=2, applicant_name="X",
+                                details={"household": household_form(s), "members": family()})
+        app = ap.open_application(s, None, kind="registration", channel="web", district_id=2,
+                                  applicant_name="Ghulam Rasool", phone="03001234567", actor="web:0300*****67",
+                                  details={"household": household_form(s), "members": family()})
+        app_id = app.id
+        assert app.opened_by == "web:0300*****67"
+    state = svc.verify_and_score(province, OFFICER, app_id)
+    assert state["disposal"] == "registered"
+    with transaction(province) as s:
+        hh = s.get(Household, s.get(ap.Application, app_id).household_id)
+        assert s.get(IngestBatch, hh.batch_id).source == "self_report" and hh.ref.startswith("SLF-")

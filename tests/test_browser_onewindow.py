@@ -107,6 +107,7 @@ def test_a_counter_registers_a_household_and_a_second_person_verifies_it(browser
         assert re.fullmatch(r"OW\d+", receipt)
         assert "not yet in the registry" in p.locator("#staged-h").inner_text()
         assert p.locator("#steps tr.current").inner_text().startswith("Verification")
+        assert p.locator("#now-at").inner_text().startswith("Verification, by the District officer, due")
         staged = p.locator("#staged-members tbody tr")
         assert staged.count() == 3 and "Ghulam Rasool" in staged.nth(0).inner_text()
         assert "Added by mistake" not in p.content() and "9876541" not in p.content()
