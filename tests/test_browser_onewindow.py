@@ -121,6 +121,8 @@ def test_a_counter_registers_a_household_and_a_second_person_verifies_it(browser
         officer.sign_in("kasur_officer")
         nav_to(o, "Applications")
         o.wait_for_url("**/applications")
+        assert o.locator("#applications tbody tr").count() == 1
+        officer.screenshot("onewindow_list_en.png")
         o.get_by_role("link", name=receipt, exact=True).click()
         o.wait_for_url(app_url)
         o.locator("#v-note").fill("CNICs and the LESCO bill seen")
