@@ -1,32 +1,37 @@
-"""The One Window in a real browser (Chromium driven by Playwright against uvicorn, as
-``test_browser.py``): a Kasur counter operator registers a never-surveyed household with three
-members (a row added by mistake is removed, one is corrected before submitting), the application
-waits for verification; the Kasur district officer verifies it, the page shows the household
-scored and every program's eligibility with its reasons; the receipt prints. Screenshots in
-English and Urdu go to the test's tmp directory (and $ISPS_SCREENSHOT_DIR when set)."""
+"""One Window in a real browser (Chromium driven by Playwright against uvicorn, as
+``test_browser.py``): a Kasur counter operator finds a citizen by mobile number and by name, opens
+the citizen screen (programs and payments, membership), asks for a newborn to be added with her
+B-form, and a second person approves it on the updates page; in English and Urdu. Screenshots go to
+the test's tmp directory (and $ISPS_SCREENSHOT_DIR when set)."""
 
 from __future__ import annotations
 
-import re
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from isps.access.service import create_user
 from isps.db import transaction
-from isps.targeting.eligibility import rules
+from isps.payments import payroll as pr
 from tests.conftest import PASSWORD, nav_to
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
+from tests.test_browser_enrol import _section
+from tests.test_payments import approved_kafaalat_cycle
 
 pytestmark = pytest.mark.browser
+BFORM = "35102-1112223-4"
 
 
 @pytest.fixture(scope="module")
 def counter_province(sqlite_province):  # noqa: F811 - the imported fixture
-    """The small SQLite province with the shipped eligibility rules and a Kasur district officer."""
     with transaction(sqlite_province) as s:
-        rules.install_shipped_rules(s)
-        create_user(s, "kasur_officer", PASSWORD, "district_officer", district_id=2)
+        create_user(s, "kasur_officer_ow", PASSWORD, "district_officer", district_id=2)
+    cycle_id = approved_kafaalat_cycle(sqlite_province)  # Kafaalat enrolled, a cycle approved and paid out
+    with transaction(sqlite_province) as s:
+        pr.release_funds(s, "bisp_kafaalat", 100_000_000, "RO-2026-07", "treasury")
+        payroll = pr.generate(s, cycle_id, "maker")
+        pr.approve(s, payroll.id, "checker")
     return sqlite_province
 
 
@@ -37,137 +42,95 @@ def server(counter_province):
         yield base
 
 
-def _fill_member(row, name: str, father: str, cnic: str, sex: str, born: str, relation: str, marital: str,
-                 labour: str) -> None:
-    row.locator('[name="full_name"]').fill(name)
-    row.locator('[name="father_husband_name"]').fill(father)
-    row.locator('[name="cnic"]').fill(cnic)
-    row.locator('[name="date_of_birth"]').fill(born)
-    row.locator('[name="sex"]').select_option(sex)
-    row.locator('[name="relation_to_head"]').select_option(relation)
-    row.locator('[name="marital_status"]').select_option(marital)
-    row.locator('[name="labour_status"]').select_option(labour)
-
-
-def test_a_counter_registers_a_household_and_a_second_person_verifies_it(browser, server, counter_province,  # noqa: F811
-                                                                          tmp_path):
+def test_a_counter_finds_a_citizen_and_asks_to_add_a_newborn(browser, server, counter_province, tmp_path):  # noqa: F811
+    engine = counter_province
+    with engine.connect() as conn:
+        pid, hid, name, father, phone = conn.execute(text(
+            "SELECT i.id, i.household_id, i.full_name, i.father_husband_name, i.phone FROM individual i "
+            "WHERE i.district_id = 2 AND i.relation_to_head = 'head' AND i.phone IS NOT NULL "
+            "AND i.father_husband_name IS NOT NULL AND i.date_of_death IS NULL "
+            "AND (SELECT COUNT(*) FROM individual j WHERE j.phone = i.phone) = 1 "
+            "ORDER BY CASE WHEN i.household_id IN (SELECT household_id FROM enrolment) THEN 0 ELSE 1 END, i.id "
+            "LIMIT 1")).one()
     counter = Visit(browser, server, tmp_path)
     officer = Visit(browser, server, tmp_path)
     try:
         p = counter.page
         counter.sign_in("kasur_counter")
-        nav_to(p, "New application")
-        p.wait_for_url("**/applications/new")
-        p.locator("#kind-registration").click()
-        p.wait_for_url("**/applications/new?kind=registration")
-        p.get_by_label("Applicant's name").fill("Ghulam Rasool")
-        p.get_by_label("Mobile number").fill("03001234567")
-        p.locator("#h-address").fill("House 4, Mohalla Islampura, Kasur")
-        p.locator("#h-tenure").select_option("rented")
-        p.locator("#h-rooms").fill("1")
-        p.locator("#h-roof").select_option("mud_thatch")
-        p.locator("#h-wall").select_option("mud")
-        p.locator("#h-toilet").select_option("none")
-        p.locator("#h-drinking_water").select_option("hand_pump")
-        p.locator("#h-cooking_fuel").select_option("wood")
-        p.locator("#h-goats_sheep").fill("2")
-        p.locator("#h-television").check()
-
-        rows = p.locator("#members fieldset.member")
-        _fill_member(rows.nth(0), "Ghulam Rasol", "Allah Ditta", "35102-9876541-3", "male", "1980-03-02", "head",
-                     "married", "daily_wager")
-        p.locator("#add-member").click()
-        rows.nth(1).wait_for()
-        _fill_member(rows.nth(1), "Naseem Bibi", "Ghulam Rasool", "35102-9876542-4", "female", "1984-07-11",
-                     "spouse", "married", "not_in_labour_force")
-        p.locator("#add-member").click()
-        rows.nth(2).wait_for()
-        rows.nth(2).locator('[name="full_name"]').fill("Added by mistake")
-        assert rows.count() == 3
-        rows.nth(2).get_by_role("button", name="Remove this member").click()
-        p.wait_for_function("() => document.querySelectorAll('#members fieldset.member').length === 2")
-        p.locator("#add-member").click()
-        p.wait_for_function("() => document.querySelectorAll('#members fieldset.member').length === 3")
-        _fill_member(rows.nth(2), "Ali Raza", "Ghulam Rasool", "", "male", "2015-01-20", "son", "never_married",
-                     "child")
-        rows.nth(2).locator('[name="enrolled_in_school"]').select_option("yes")
-        rows.nth(2).locator('[name="education"]').select_option("primary")
-        # the head's name was mistyped: corrected before submitting
-        rows.nth(0).locator('[name="full_name"]').fill("Ghulam Rasool")
-        assert [rows.nth(i).locator("legend").inner_text().strip() for i in range(3)] == \
-            ["Member 1", "Member 2", "Member 3"]
-        p.locator("#e-kind-1").select_option("cnic_seen")
-        p.locator("#e-ref-1").fill("35102-9876541-3")
-        p.locator("#e-kind-2").select_option("utility_bill")
-        p.locator("#e-ref-2").fill("LESCO 0412-7781")
-        counter.screenshot("onewindow_form_en.png")
-        p.locator("#submit-application").click()
-        p.wait_for_url(re.compile(r"/applications/\d+\?done=opened"))
-        receipt = p.locator("#receipt-no").inner_text()
-        assert re.fullmatch(r"OW\d+", receipt)
-        assert "not yet in the registry" in p.locator("#staged-h").inner_text()
-        assert p.locator("#steps tr.current").inner_text().startswith("Verification")
-        assert p.locator("#now-at").inner_text().startswith("Verification, by the District officer, due")
-        staged = p.locator("#staged-members tbody tr")
-        assert staged.count() == 3 and "Ghulam Rasool" in staged.nth(0).inner_text()
-        assert "Added by mistake" not in p.content() and "9876541" not in p.content()
-        assert p.locator("#verify-form").count() == 0  # a counter operator does not verify
-        counter.screenshot("onewindow_waiting_en.png")
-        with counter_province.connect() as conn:
-            assert conn.execute(text("SELECT COUNT(*) FROM individual WHERE cnic = '3510298765424'")).scalar() == 0
-        app_url = p.url.split("?")[0]
-
-        o = officer.page
-        officer.sign_in("kasur_officer")
-        nav_to(o, "Applications")
-        o.wait_for_url("**/applications")
-        assert o.locator("#applications tbody tr").count() == 1
-        officer.screenshot("onewindow_list_en.png")
-        o.get_by_role("link", name=receipt, exact=True).click()
-        o.wait_for_url(app_url)
-        o.locator("#v-note").fill("CNICs and the LESCO bill seen")
-        o.locator("#verify").click()
-        o.wait_for_url(re.compile(r"\?done=verified&job="))
-        o.locator("#outcome-score").wait_for()
-        score = float(o.locator("#outcome-score strong").inner_text())
-        assert 0 <= score <= 100
-        programs = o.locator("#eligibility tbody tr")
-        assert programs.count() >= 3
-        assert o.locator("#eligibility ul.reasons li").count() >= programs.count()
-        o.reload()
-        assert "Registered" in o.locator("#app-status").inner_text()
-        officer.screenshot("onewindow_scored_en.png")
-        with counter_province.connect() as conn:
-            hh = conn.execute(text("SELECT household_id FROM individual WHERE cnic = '3510298765424'")).scalar()
-            assert conn.execute(text("SELECT b.source FROM household h JOIN ingest_batch b ON b.id = h.batch_id "
-                                     "WHERE h.id = :h"), {"h": hh}).scalar() == "counter"
-
-        # the counter prints the receipt, in English and in Urdu
-        p.goto(app_url)
-        p.locator("#print-receipt").click()
-        p.wait_for_url(re.compile(r"/receipt$"))
-        assert p.locator("#receipt-number").inner_text() == receipt
-        assert "8171" in p.locator("#receipt-ask").inner_text()
-        p.emulate_media(media="print")
-        assert not p.locator("header.top").is_visible()
-        counter.screenshot("onewindow_receipt_en.png")
-        p.emulate_media(media="screen")
+        nav_to(p, "Find a citizen")
+        p.wait_for_url(f"{server}/onewindow")
+        # by mobile number, typed the way a citizen says it: straight to the household
+        n = phone[1:]
+        p.get_by_label("CNIC, B-form, mobile number or name", exact=True).fill(f"+92 {n[:3]} {n[3:]}")
+        p.get_by_role("button", name="Find").click()
+        p.wait_for_url(f"{server}/households/{hid}*")
+        assert phone not in p.url
+        p.locator("section#benefits").wait_for()
+        p.locator("section#membership").wait_for()
+        assert p.locator("#benefits-table tr[data-source='isps']").count() >= 1
+        counter.screenshot("onewindow_citizen_en.png")
+        _section(counter, "section#benefits", "onewindow_benefits_en.png")
+        # by name, spelt another way, with the father's name
+        nav_to(p, "Find a citizen")
+        variant = " ".join(w.replace("a", "aa", 1) for w in name.split())
+        p.get_by_label("CNIC, B-form, mobile number or name", exact=True).fill(variant)
+        p.get_by_label("Father's or husband's name (optional)").fill(father)
+        p.get_by_role("button", name="Find").click()
+        p.locator("#ow-table, section#membership").first.wait_for()
+        if "/households/" not in p.url:
+            counter.screenshot("onewindow_results_en.png")
+            p.locator(f"#ow-table tr[data-person='{pid}'] a").click()
+        p.wait_for_url(f"{server}/households/{hid}*")
+        # ask to add a newborn with her B-form
+        panel = p.locator("section#membership")
+        panel.wait_for()
+        panel.locator("#mem-add-open").click()
+        form = panel.locator("#mem-add-form")
+        form.get_by_label("Name", exact=True).fill("Hania Bibi")
+        form.get_by_label("Sex").select_option("female")
+        form.get_by_label("Date of birth").fill((date.today() - timedelta(days=20)).isoformat())
+        form.get_by_label("Relation to head").select_option("daughter")
+        form.get_by_label("Identity document").select_option("bform")
+        form.get_by_label("CNIC or B-form number").fill(BFORM)
+        form.get_by_label("Evidence", exact=True).fill("B-form seen at the counter")
+        form.locator("#mem-add-submit").click()
+        p.locator("#mem-done").wait_for()
+        assert "Hania Bibi" in p.locator("#mem-pending").inner_text()
+        _section(counter, "section#membership", "onewindow_membership_en.png")
+        counter.screenshot("onewindow_member_asked_en.png")
+        # Urdu, right to left
         p.locator("a.lang-switch").click()
-        p.wait_for_function("() => document.documentElement.dir === 'rtl'")
-        assert "درخواست کی رسید" in p.locator("#receipt h1").inner_text()
-        p.evaluate("document.fonts.ready.then(() => true)")
-        counter.screenshot("onewindow_receipt_ur.png")
-        o.locator("a.lang-switch").click()
-        o.wait_for_function("() => document.documentElement.dir === 'rtl'")
-        o.locator("#outcome-score").wait_for()
-        assert "رجسٹر" in o.locator("#app-status").inner_text()
-        o.evaluate("document.fonts.ready.then(() => true)")
-        officer.screenshot("onewindow_scored_ur.png")
-        p.goto(server + "/applications/new?kind=registration")
-        p.evaluate("document.fonts.ready.then(() => true)")
-        counter.screenshot("onewindow_form_ur.png")
-        assert not counter.errors and not officer.errors, counter.errors + officer.errors
-        assert not counter.foreign and not officer.foreign
+        p.locator("html[dir=rtl]").wait_for(state="attached")
+        p.locator("section#membership").wait_for()
+        assert "رکن شامل کرنا" in p.locator("#mem-pending").inner_text()
+        assert "پروگرام اور ادائیگیاں" in p.locator("section#benefits").inner_text()
+        counter.screenshot("onewindow_citizen_ur.png")
+        _section(counter, "section#benefits", "onewindow_benefits_ur.png")
+        _section(counter, "section#membership", "onewindow_membership_ur.png")
+        p.goto(f"{server}/onewindow")
+        p.locator("#ow-q").fill(variant)
+        p.locator("#ow-form button[type=submit]").click()
+        p.locator("#ow-table, #ow-error, #ow-none, section#membership").first.wait_for()
+        counter.screenshot("onewindow_find_ur.png")
+        p.goto(f"{server}/lang/en?next=/onewindow")
+
+        # a second person approves on the updates page; the member is on the household
+        o = officer.page
+        officer.sign_in("kasur_officer_ow")
+        o.goto(f"{server}/updates")
+        row = o.locator("#change-requests tbody tr", has_text=f"Add a member to household {hid}")
+        assert "35102-*****23-4" in row.inner_text()
+        officer.screenshot("onewindow_updates_en.png")
+        o.goto(f"{server}/lang/ur?next=/updates")
+        assert f"گھرانہ {hid} میں رکن شامل کرنا" in o.locator("#change-requests").inner_text()
+        _section(officer, "#change-requests", "onewindow_updates_ur.png")
+        o.goto(f"{server}/lang/en?next=/updates")
+        row.get_by_role("button", name="Approve").click()
+        o.wait_for_url(f"{server}/updates?done=approve")
+        o.goto(f"{server}/households/{hid}")
+        assert "Hania Bibi" in o.locator("table#members").inner_text()
+        assert counter.errors == [] and officer.errors == []
+        assert counter.foreign == [] and officer.foreign == []
     finally:
         counter.close()
         officer.close()
