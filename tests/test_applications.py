@@ -315,3 +315,25 @@ def test_a_citizens_own_web_registration_enters_the_registry_as_self_reported(pr
     with transaction(province) as s:
         hh = s.get(Household, s.get(ap.Application, app_id).household_id)
         assert s.get(IngestBatch, hh.batch_id).source == "self_report" and hh.ref.startswith("SLF-")
+
+
+def test_the_receipt_is_queued_once_by_sms_in_urdu(province):
+    app_id = open_registration(province, phone="+92 300 1234567")
+    with transaction(province) as s:
+        rows = s.execute(text("SELECT kind, phone, text, lang, status, district_id, key FROM sms_message")).all()
+        assert len(rows) == 1
+        kind, phone, body, lang, status, district, key = rows[0]
+        number = receipts.make("application", app_id)
+        assert (kind, phone, lang, status, district, key) == ("receipt", "923001234567", "ur", "queued", 2,
+                                                             f"receipt:{number}")
+        assert number in body and "8123" in body and "Ghulam" not in body
+        app = s.get(ap.Application, app_id)
+        assert app.phone == "03001234567"
+        assert ap.service._queue_receipt(s, app) is True  # again: the same message, not a second one
+    with transaction(province) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM sms_message")).scalar() == 1
+    no_phone = open_registration(province, phone=None, members=[
+        member("Shabbir Ahmad", "male", "1970-01-01", "head", "35102-1111111-1")])
+    with transaction(province) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM sms_message")).scalar() == 1
+        assert ap.status_of(s, no_phone)["status"] == "open"

@@ -26,6 +26,7 @@ from isps.citizen import applications as ap
 from isps.citizen import receipts
 from isps.citizen.applications import registration
 from isps.keyset import Sort, SortError
+from isps.messaging.gateways import SHORT_CODE
 from isps.registry import cnic as cnic_rules
 from isps.registry import vocab
 from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS
@@ -561,7 +562,7 @@ def receipt(request: Request, application_id: Id, session: DB, who: User) -> Res
         "r": {**state, "id": app.id, "applicant": app.applicant_name, "opened_by": app.opened_by,
               "district": _district_name(tr, geo.district_by_id.get(app.district_id)),
               "program_name": display_name(app.program_code, tr.code) if app.program_code else None,
-              "opened": _when(app.opened_at), "phone": app.phone}}, who=who, session=session)
+              "opened": _when(app.opened_at), "phone": app.phone}, "short_code": SHORT_CODE}, who=who, session=session)
 
 
 # ---------------------------------------------------------------- the household page's panel

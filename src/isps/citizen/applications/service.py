@@ -135,14 +135,15 @@ def _dispose(session: Session, app: Application, disposal: str, reason: str, act
 # ---------------------------------------------------------------- opening
 
 def _check_phone(phone: str | None) -> str | None:
+    """A mobile number in any usual writing (``messaging.phones``), kept as ``03XXXXXXXXX`` (as the registry)."""
+    from isps.messaging.phones import PhoneError, normalise
+
     if phone is None or not phone.strip():
         return None
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    if phone.strip().startswith("+92"):
-        digits = "0" + digits[2:]
-    if len(digits) != 11 or not digits.startswith("03"):
-        raise ApplicationError("phone must be a Pakistani mobile number written 03XXXXXXXXX")
-    return digits
+    try:
+        return "0" + normalise(phone)[2:]
+    except PhoneError:
+        raise ApplicationError("phone must be a Pakistani mobile number written 03XXXXXXXXX") from None
 
 
 def _check_name(name: str) -> str:
@@ -295,20 +296,24 @@ def _request_change(session: Session, by: str, channel: str, household_id: int, 
 
 def _queue_receipt(session: Session, app: Application, lang: str = "ur") -> bool:
     """The receipt by SMS, through the one outbound queue (``isps.messaging.queue``), once per
-    application (its key). Without a phone, nothing is sent. Returns whether a message was queued."""
+    application (its key ``receipt:OW…``). Without a phone, nothing is sent. Returns whether a
+    message was queued (or was already)."""
+    from isps.messaging.gateways import SHORT_CODE
+    from isps.messaging.queue import enqueue
+
     if not app.phone:
         return False
-    try:
-        from isps.messaging.queue import enqueue
-    except ImportError:  # the message queue lands beside this module (issue 11); until then the receipt is printed
-        return False
     number = receipts.make("application", app.id)
+    kind = {"registration": ("رجسٹریشن", "registration"), "program": ("پروگرام", "program"),
+            "referral": ("ریفرل", "referral"), "change": ("تبدیلی", "change")}[app.kind]
     if lang == "ur":
-        body = f"ISPS ون ونڈو: آپ کی درخواست ({app.kind}) موصول ہو گئی۔ رسید نمبر {number}۔ حالت جاننے کے لیے یہ نمبر بھیجیں۔"
+        body = (f"ISPS ون ونڈو: آپ کی درخواست ({kind[0]}) موصول ہو گئی۔ رسید نمبر {number}۔ "
+                f"حالت جاننے کے لیے یہ نمبر {SHORT_CODE} پر بھیجیں۔")
     else:
-        body = f"ISPS One Window: your application ({app.kind}) is received. Receipt {number}. Text this number to ask its status."
+        body = (f"ISPS One Window: your {kind[1]} application is received. Receipt {number}. "
+                f"Text this number to {SHORT_CODE} to know its status.")
     enqueue(session, kind="receipt", phone=app.phone, text=body, key=f"receipt:{number}", lang=lang,
-            household_id=app.household_id, district_id=app.district_id)
+            individual_id=app.individual_id, household_id=app.household_id, district_id=app.district_id)
     return True
 
 
