@@ -337,3 +337,23 @@ def test_the_receipt_is_queued_once_by_sms_in_urdu(province):
     with transaction(province) as s:
         assert s.execute(text("SELECT COUNT(*) FROM sms_message")).scalar() == 1
         assert ap.status_of(s, no_phone)["status"] == "open"
+
+
+def test_the_cli_escalates_late_steps_and_tells_a_receipts_status(province, monkeypatch):
+    from typer.testing import CliRunner
+
+    from isps.cli.main import app
+
+    import isps.cli.common
+
+    monkeypatch.setattr(isps.cli.common, "default_engine", lambda: province)  # this test's schema on PostgreSQL
+    app_id = open_registration(province)
+    runner = CliRunner()
+    out = runner.invoke(app, ["applications", "escalate", "--at", "2026-12-20T09:00"])
+    assert out.exit_code == 0 and "1 late step escalated" in out.output, out.output
+    out = runner.invoke(app, ["applications", "escalate", "--at", "2026-12-20T09:00"])
+    assert "0 late steps escalated" in out.output
+    out = runner.invoke(app, ["applications", "status", receipts.make("application", app_id)])
+    assert out.exit_code == 0 and "verify" in out.output and "Ghulam" not in out.output
+    out = runner.invoke(app, ["applications", "status", "OW123"])
+    assert out.exit_code == 1 and "not a valid receipt" in out.output
