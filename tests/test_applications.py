@@ -130,6 +130,10 @@ def test_validation_names_the_member_row_and_field_and_stores_nothing(province):
                                 applicant_name="X", details={"household": household_form(s, rooms="0"),
                                                              "members": family()})
     with transaction(province) as s:
+        with pytest.raises(ap.ApplicationError, match="^evidence: a registration at the counter"):
+            ap.open_application(s, COUNTER, kind="registration", channel="counter", district_id=2,
+                                applicant_name="X", details={"household": household_form(s), "members": family()})
+    with transaction(province) as s:
         with pytest.raises(ap.ApplicationError, match="phone must be a Pakistani mobile number"):
             ap.open_application(s, COUNTER, kind="registration", channel="counter", district_id=2,
                                 applicant_name="X", phone="12345",

@@ -402,6 +402,13 @@ def _detail(request: Request, session, who, app: ap.Application, *, error: str |
             "reason": app.disposal_reason, "disposed": _when(app.disposed_at), "disposed_by": app.disposed_by,
             "change_request_id": app.change_request_id, "details": app.details or {},
             "evidence": app.evidence or []}
+    if app.disposal == "refused" and app.program_code and app.household_id and tr.code != "en":
+        from isps.programs import enrolment as en
+        from isps.web.refusals import refusal_text  # the refusal in the reader's language, from its stored fields
+
+        row = en.last_refusal(session, app.program_code, app.household_id, app.individual_id or 0)
+        if row is not None:
+            view["reason"] = refusal_text(tr, row)
     return render(request, "application.html", {
         "a": view, "staged": _staged(app), "outcome": _outcome(session, app, tr), "job": job,
         "steps": [{"name": s.name, "role": s.owner_role, "owner": s.owner, "due": _when(s.due_at),

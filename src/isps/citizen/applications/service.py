@@ -202,6 +202,9 @@ def open_application(session: Session, who: Principal | None, *, kind: str, chan
         except registration.RegistrationError as exc:
             raise ApplicationError(str(exc)) from None
         details = staged
+        if channel in ("counter", "survey") and not evidence:
+            raise ApplicationError("evidence: a registration at the counter records at least one document seen "
+                                   "(its kind and reference), e.g. the head's CNIC")
     else:
         household = session.get(Household, household_id) if household_id is not None else None
         if household is None:
