@@ -191,3 +191,32 @@ def test_a_change_is_taken_with_evidence_and_a_visit_is_scheduled_and_recorded(c
     assert r.status_code == 303
     assert scalar(province, "SELECT disposal FROM application WHERE id = :a", a=app_id) == "rejected"
     assert scalar(province, "SELECT COUNT(*) FROM household WHERE ref LIKE 'CTR-%'") == 0
+
+
+def test_a_refused_program_application_gives_the_other_program_in_the_readers_language(client, province):
+    from tests.test_enrolment_partner_lists import send_list
+
+    with transaction(province) as s:
+        rules.install_shipped_rules(s)
+        woman, hh = s.execute(text("""SELECT i.id, i.household_id FROM individual i WHERE i.district_id = 2
+            AND i.sex = 'female' AND i.cnic IS NOT NULL AND i.date_of_birth <= '1995-01-01'
+            AND i.date_of_death IS NULL ORDER BY i.id LIMIT 1""")).one()
+    send_list(province, "zakat_guzara_allowance", "Zakat Committee Kasur", "guzara-kasur-apps", [woman], "ZK")
+    as_user(client, "kasur_counter")
+    r = submit(client, [("kind", "program"), ("household_id", str(hh)), ("applicant_name", "Applicant"),
+                        ("program", "pbm_financial_assistance"), ("individual_id", str(woman)),
+                        ("evidence_kind", "cnic_seen"), ("evidence_ref", "seen")])
+    assert r.status_code == 303, text_of(r.text)[-300:]
+    app_id = int(re.search(r"/applications/(\d+)", r.headers["location"]).group(1))
+    as_user(client, "kasur_officer")
+    client.post(f"/applications/{app_id}/decide", follow_redirects=False)
+    reason = scalar(province, "SELECT disposal_reason FROM application WHERE id = :a", a=app_id)
+    assert scalar(province, "SELECT disposal FROM application WHERE id = :a", a=app_id) == "refused"
+    assert "guzara-kasur-apps" in reason  # the list it came from
+    english = text_of(client.get(f"/applications/{app_id}").text)
+    assert reason in english
+    client.cookies.set("lang", "ur")
+    urdu = client.get(f"/applications/{app_id}").text
+    client.cookies.set("lang", "en")
+    shown = text_of(re.search(r'id="app-reason">(.*?)</dd>', urdu, re.S).group(1))
+    assert shown != reason and "guzara-kasur-apps" in shown and any("\u0600" <= ch <= "\u06ff" for ch in shown)
