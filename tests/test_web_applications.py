@@ -220,3 +220,13 @@ def test_a_refused_program_application_gives_the_other_program_in_the_readers_la
     client.cookies.set("lang", "en")
     shown = text_of(re.search(r'id="app-reason">(.*?)</dd>', urdu, re.S).group(1))
     assert shown != reason and "guzara-kasur-apps" in shown and any("\u0600" <= ch <= "\u06ff" for ch in shown)
+
+
+def test_a_citizen_not_found_at_the_one_window_is_offered_registration(client, province):
+    as_user(client, "kasur_counter")
+    r = client.post("/onewindow", data={"q": "3510200000001", "father": ""}, follow_redirects=False)
+    assert r.status_code == 200 and 'id="ow-none"' in r.text
+    assert 'href="/applications/new?kind=registration"' in r.text
+    as_user(client, "auditor")  # who may not take an application is not offered it
+    r = client.post("/onewindow", data={"q": "3510200000001", "father": ""}, follow_redirects=False)
+    assert 'id="ow-register"' not in r.text
