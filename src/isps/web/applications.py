@@ -402,6 +402,8 @@ def _detail(request: Request, session, who, app: ap.Application, *, error: str |
             "reason": app.disposal_reason, "disposed": _when(app.disposed_at), "disposed_by": app.disposed_by,
             "change_request_id": app.change_request_id, "details": app.details or {},
             "evidence": app.evidence or []}
+    if app.disposal == "registered" and hh is not None:
+        view["reason"] = f"{tr('application.registered_as')} {hh.ref}"
     if app.disposal == "refused" and app.program_code and app.household_id and tr.code != "en" \
             and not (app.disposal_reason or "").startswith("already listed"):
         from isps.programs import enrolment as en
