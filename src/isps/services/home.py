@@ -40,9 +40,9 @@ POOR_PROGRAM = "bisp_kafaalat"  # "poor" = at or below this program's PMT cut-of
 # the work each role does, in the order it is shown (administrators see every queue)
 ROLE_QUEUES: dict[str, tuple[str, ...]] = {
     "district_officer": ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review",
-                         "recertification"),
+                         "recertification", "my_grievances", "late_grievances"),
     "counter_operator": ("change_requests", "late_change_requests", "conflicts", "recertification"),
-    "grievance_officer": (),
+    "grievance_officer": ("my_grievances", "late_grievances"),
     "program_manager": ("cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "review",
                         "refused_deliveries", "late_change_requests"),
     "auditor": ("refused_access", "late_change_requests", "late_conflicts", "failed_payments", "unclaimed_payments",
@@ -50,8 +50,8 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
 }
 ALL_QUEUES = ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review", "recertification",
               "cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "refused_deliveries",
-              "refused_access")
-LATE = {"late_change_requests", "late_conflicts"}
+              "refused_access", "my_grievances", "late_grievances")
+LATE = {"late_change_requests", "late_conflicts", "late_grievances"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,12 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
         return _count(session, AuditRecord, AuditRecord.outcome == "denied",
                       AuditRecord.at >= datetime.combine(today - timedelta(days=AUDIT_DAYS), datetime.min.time()),
                       *_in(AuditRecord.district_id, scope))
+    if key in ("my_grievances", "late_grievances"):  # grievance redress (citizen.grievances)
+        from isps.citizen.grievances import service as grievances
+
+        if key == "my_grievances":
+            return grievances.count_owned(session, who.username)
+        return grievances.count_grievances(session, scope, late=True)
     raise ValueError(f"no queue {key!r}")
 
 
@@ -170,6 +176,7 @@ def _hrefs(key: str, today: date) -> tuple[str, ...]:
         "recertification": "/updates#upd-recert", "cycles": "/payments", "payrolls": "/payments", "pmt_models": "/pmt",
         "failed_payments": "/payments", "unclaimed_payments": "/payments", "refused_deliveries": "/updates#upd-deliveries",
         "refused_access": f"/audit?outcome=denied&since={(today - timedelta(days=AUDIT_DAYS)).isoformat()}",
+        "my_grievances": "/grievances?mine=1&status=pending", "late_grievances": "/grievances?late=1",
     }[key]
     better = {"refused_deliveries": "/feeds/deliveries"}  # the deliveries' own list, where it exists
     return (better[key], one) if key in better else (one,)
