@@ -312,3 +312,24 @@ def test_analytics_against_hand_computed_figures(province):
         # a district's figures are its own
         assert analytics.reopen_rate(s, 1) == {"total": 1, "resolved": 1, "reopened": 0, "rate": 0.0}
         assert analytics.time_to_resolve(s, 1)["overall"] == {"n": 1, "median_hours": 40.0, "p90_hours": 40.0}
+
+
+def test_the_migration_makes_the_tables_the_models_describe(engine):
+    from sqlalchemy import inspect
+
+    from isps.citizen.grievances import models
+
+    insp = inspect(engine)
+    for name in models.TABLES:
+        table = models.Grievance.metadata.tables[name]
+        cols = {c["name"]: c for c in insp.get_columns(name)}
+        assert set(cols) == {c.name for c in table.columns}, name
+        for c in table.columns:
+            assert cols[c.name]["nullable"] == c.nullable, (name, c.name)
+            assert type(cols[c.name]["type"]).__name__ != "NullType"
+            length = getattr(c.type, "length", None)
+            if length:
+                assert getattr(cols[c.name]["type"], "length", None) == length, (name, c.name)
+        assert {i["name"] for i in insp.get_indexes(name)} == {i.name for i in table.indexes}, name
+    checks = {c["name"] for c in insp.get_check_constraints("grievance")}
+    assert {"ck_grievance_owner", "ck_grievance_status"} <= checks

@@ -122,3 +122,21 @@ def test_the_list_filters_sorts_and_exports(client, province):
     csv = client.get("/grievances?category=data_error&format=csv&list=grievances")
     assert csv.status_code == 200 and csv.text.count("\n") == 3 and "GR" in csv.text
     assert scalar(province, "SELECT COUNT(*) FROM audit_log WHERE action = 'export' AND entity = 'grievance'") == 1
+
+
+def test_disabling_an_owner_on_the_users_page_reassigns_their_open_grievances(client, province):
+    from isps.access.service import Principal
+    from isps.citizen.grievances import service as gs
+    from isps.db import transaction
+
+    _, _, household = kasur_person(province)
+    with transaction(province) as s:
+        gid = gs.file_grievance(s, Principal("kasur_counter", "counter_operator", 2), channel="counter",
+                                category="other", description="x", district_id=None, household_id=household).id
+    assert scalar(province, "SELECT owner FROM grievance WHERE id = :g", g=gid) == "kasur_grievance"
+    as_user(client, "admin")
+    uid = scalar(province, "SELECT id FROM app_user WHERE username = 'kasur_grievance'")
+    assert post(client, f"/users/{uid}/disable").status_code == 303
+    assert scalar(province, "SELECT owner FROM grievance WHERE id = :g", g=gid) == "kasur_officer"
+    assert scalar(province, "SELECT COUNT(*) FROM grievance_event WHERE grievance_id = :g AND kind = 'reassigned'",
+                  g=gid) == 1
