@@ -56,8 +56,8 @@ class Grievance(Base):
     lang: Mapped[str] = mapped_column(String(2), default="ur", server_default="ur")  # the SMS language
 
     __table_args__ = (
-        CheckConstraint("status IN ('resolved', 'closed') OR owner IS NOT NULL", name="ck_grievance_owner"),
-        CheckConstraint("status IN ('open', 'resolved', 'closed', 'reopened')", name="ck_grievance_status"),
+        CheckConstraint("status IN ('resolved', 'closed') OR owner IS NOT NULL", name="owner"),
+        CheckConstraint("status IN ('open', 'resolved', 'closed', 'reopened')", name="status"),
         Index("ix_grievance_owner", "owner", "status"),
         Index("ix_grievance_district", "district_id", "status", "id"),
         Index("ix_grievance_due", "status", "due_at"),

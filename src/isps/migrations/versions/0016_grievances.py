@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("citizen_confirmed_at", sa.DateTime(), nullable=True),
         sa.Column("reopen_count", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("lang", sa.String(2), server_default="ur", nullable=False),
-        sa.CheckConstraint("status IN ('resolved', 'closed') OR owner IS NOT NULL", name="ck_grievance_owner"),
-        sa.CheckConstraint("status IN ('open', 'resolved', 'closed', 'reopened')", name="ck_grievance_status"),
+        sa.CheckConstraint("status IN ('resolved', 'closed') OR owner IS NOT NULL", name="owner"),
+        sa.CheckConstraint("status IN ('open', 'resolved', 'closed', 'reopened')", name="status"),
     )
     op.create_index("ix_grievance_owner", "grievance", ["owner", "status"])
     op.create_index("ix_grievance_district", "grievance", ["district_id", "status", "id"])
