@@ -321,6 +321,28 @@ def receipt_page(request: Request, grievance_id: Id, session: DB, who: User) -> 
                                                       "can_handle": who.can(HANDLE)}, who=who, session=session)
 
 
+def _said(tr, e) -> dict:
+    """An event as the history shows it: what the system wrote in the reader's language, what people
+    wrote as they wrote it."""
+    view = {"kind": e.kind, "at": e.at, "actor": e.actor, "to_owner": e.to_owner, "to_level": e.to_level,
+            "said": e.note}
+    if e.actor == "system" or e.kind == "filed":
+        if e.kind == "filed":
+            view["said"] = None
+        elif e.kind == "routed":
+            view["said"] = tr("grv.said.routed_unknown") if "district unknown" in (e.note or "") else None
+        elif e.kind in ("escalated", "reassigned"):
+            view["said"] = tr(f"grv.said.{e.kind}")
+        elif e.kind == "note" and (e.note or "").startswith("payment "):
+            view["said"] = tr("grv.said.payment", id=(e.note or "").split()[1])
+        elif e.kind == "reassessment":
+            view["said"] = tr("grv.said.reassessment") + (f" ({e.note})" if tr.code == "en" else "")
+    elif e.kind == "resolved" and e.note and e.note.startswith("root cause "):
+        cause, _, words = e.note[len("root cause "):].partition(": ")
+        view["said"] = f"{tr(f'grv.root.{cause}')}: {words}"
+    return view
+
+
 def _detail(request: Request, session, who, g, *, error: str | None = None, done: str = "",
             status: int = 200) -> Response:
     tr = _tr(request)
@@ -338,7 +360,7 @@ def _detail(request: Request, session, who, g, *, error: str | None = None, done
                                  {"y": True, "d": g.district_id}).mappings().all()
     return render(request, "grievance.html", {
         "g": g, "row": _row(tr, g, geo, datetime.now()), "receipt": receipts.make("grievance", g.id),
-        "history": gs.history(session, g.id), "trail": trail, "outlet": outlet, "against": against,
+        "history": [_said(tr, e) for e in gs.history(session, g.id)], "trail": trail, "outlet": outlet, "against": against,
         "person": person, "phone": gs.mask_phone(g.phone), "root_causes": gs.ROOT_CAUSES,
         "candidates": candidates, "open": g.status in ("open", "reopened"), "error": error, "done": done,
         "program": g.program_code}, who=who, session=session, status=status)
