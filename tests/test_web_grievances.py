@@ -140,3 +140,16 @@ def test_disabling_an_owner_on_the_users_page_reassigns_their_open_grievances(cl
     assert scalar(province, "SELECT owner FROM grievance WHERE id = :g", g=gid) == "kasur_officer"
     assert scalar(province, "SELECT COUNT(*) FROM grievance_event WHERE grievance_id = :g AND kind = 'reassigned'",
                   g=gid) == 1
+
+
+def test_a_counter_cannot_file_for_a_household_of_another_district(client, province):
+    lahore = scalar(province, "SELECT MIN(id) FROM household WHERE district_id = 1")
+    as_user(client, "kasur_counter")
+    r = post(client, "/grievances", channel="counter", category="other", description="x", household_id=str(lahore))
+    assert r.status_code == 403 and "outside your district" in text_of(r.text)
+    assert scalar(province, "SELECT COUNT(*) FROM grievance") == 0
+    assert denied(province, "kasur_counter", "file") == 1
+    # a role that takes no grievances is refused the form, audited
+    as_user(client, "auditor")
+    assert client.get("/grievances/new").status_code == 403
+    assert denied(province, "auditor", "file") == 1

@@ -223,7 +223,8 @@ def file_grievance(request: Request, session: DB, who: User, channel: Annotated[
             if person is not None and person.household_id == int(household_id) and (
                     who.scope is None or person.district_id == who.scope):
                 found = _household_found(session, person, cnic_rules.mask(person.cnic) if person.cnic else "")
-        audit(session, who, CHANNEL, "file", "grievance", None, who.scope, outcome="failed", detail=str(exc)[:300])
+        audit(session, who, CHANNEL, "file", "grievance", None, who.scope,
+              outcome="denied" if isinstance(exc, OutOfScope) else "failed", detail=str(exc)[:300])
         session.commit()
         return _intake(request, session, who, found=found, error=str(exc), form=form,
                        status=403 if isinstance(exc, OutOfScope) else 422)

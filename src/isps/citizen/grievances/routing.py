@@ -33,6 +33,7 @@ SCOPED_LEVELS = (1, 2)  # these levels act within the grievance's district
 TOP = max(LEVELS)
 PROVINCE_LEVEL = 3
 OPEN_SQL = "('open', 'reopened')"
+LOCK_KEY = 0x6772_6965  # the transaction-scoped advisory lock that serialises moves on PostgreSQL
 
 
 @lru_cache(maxsize=1)
@@ -81,6 +82,8 @@ def _move(session: Session, now: datetime, *, kind: str, where: str, above: bool
     """Move the open grievances matching ``where`` to the least loaded user of the next level that has
     one (strictly above their level with ``above``, else from their own level up): the events first,
     then the grievances from their events. Two statements, whatever the number of grievances."""
+    if session.bind.dialect.name == "postgresql":  # one mover at a time (two workers, a page and a worker)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
     mark = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM grievance_event")).scalar_one()
     picks = ", ".join(
         f"CASE WHEN g.level {'<' if above else '<='} {lvl} THEN {_pick(lvl, 'g.district_id')} END AS p{lvl}"
