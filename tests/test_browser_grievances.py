@@ -104,6 +104,9 @@ def test_a_counter_files_a_payment_grievance_and_the_grievance_officer_resolves_
         officer.sign_in("kasur_grievance")
         assert o.locator('[data-queue="my_grievances"]').get_attribute("data-count") == "1"
         o.locator('[data-queue="my_grievances"] a').click()
+        o.locator(f'tr[data-grievance="{g["id"]}"]').wait_for()
+        assert o.locator("#grievances-total").get_attribute("data-total") == "1"
+        officer.screenshot("grievance_list_en.png")
         o.locator(f'tr[data-grievance="{g["id"]}"] a').click()
         o.locator("#grv-payment").wait_for()
         assert o.locator("#grv-ledger tbody tr[data-kind]").count() == 2  # sent, then paid
