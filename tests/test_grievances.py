@@ -143,6 +143,7 @@ def test_escalation_with_a_moved_clock_resolution_confirmation_and_reopening(pro
         assert st["receipt"] == receipts.make("grievance", gid) and st["status"] == "closed"
         assert not {"phone", "complainant_name", "household_id", "description"} & set(st)
         assert [x["id"] for x in gs.grievances_of(s, household_id=g.household_id)] == [gid]
+        assert gs.grievances_of(s, phone="not a phone") == [] and gs.grievances_of(s) == []
 
 
 def test_a_district_officer_escalates_by_hand_and_scoped_roles_stay_in_their_district(province):

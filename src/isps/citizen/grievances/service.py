@@ -335,14 +335,18 @@ def _status(g: Grievance, now: datetime | None = None) -> dict:
 
 def grievances_of(session: Session, *, household_id: int | None = None, phone: str | None = None,
                   limit: int = 50) -> list[dict]:
-    """A household's or a phone's grievances, newest first, as :func:`status_of` gives them."""
+    """A household's or a phone's grievances (the phone in any usual writing), newest first, as
+    :func:`status_of` gives them; none for a text that is not a mobile number."""
     if household_id is None and not phone:
         return []
     stmt = select(Grievance)
     if household_id is not None:
         stmt = stmt.where(Grievance.household_id == household_id)
     if phone:
-        stmt = stmt.where(Grievance.phone == normalise_phone(phone))
+        try:
+            stmt = stmt.where(Grievance.phone == normalise_phone(phone))
+        except GrievanceError:  # not a mobile number: nobody's grievances
+            return []
     return [_status(g) for g in session.scalars(stmt.order_by(Grievance.id.desc()).limit(limit))]
 
 
