@@ -334,3 +334,34 @@ def test_the_migration_makes_the_tables_the_models_describe(engine):
         assert {i["name"] for i in insp.get_indexes(name)} == {i.name for i in table.indexes}, name
     checks = {c["name"] for c in insp.get_check_constraints("grievance")}
     assert {"ck_grievance_owner", "ck_grievance_status"} <= checks
+
+
+def test_the_complainant_is_sent_the_receipt_and_the_resolution_once_each(province, monkeypatch):
+    """The one call into the outbound queue (``messaging.queue.enqueue``): a key per grievance and event,
+    the complainant's phone and language, the district; none without a phone."""
+    import sys
+    import types
+
+    import isps.messaging
+
+    sent = []
+    fake = types.SimpleNamespace(enqueue=lambda session, **kw: sent.append(kw))
+    monkeypatch.setitem(sys.modules, "isps.messaging.queue", fake)
+    monkeypatch.setattr(isps.messaging, "queue", fake, raising=False)
+    with transaction(province) as s:
+        g = file(s, household_id=kasur_household(s), phone="0333-1234567", lang="en")
+        receipt = receipts.make("grievance", g.id)
+        assert len(sent) == 1 and sent[0]["key"] == f"grievance:{g.id}:filed"
+        assert (sent[0]["phone"], sent[0]["lang"], sent[0]["district_id"], sent[0]["kind"]) == (
+            "923331234567", "en", 2, "grievance")
+        assert receipt in sent[0]["text"] and "2026-09-16" in sent[0]["text"]  # due in 15 days
+        gs.resolve(s, GRIEVANCE, g.id, root_cause="other", resolution="explained the rule", now=T0)
+        gs.confirm(s, g.id, "sms:x", satisfied=False, now=T0)
+        gs.resolve(s, GRIEVANCE, g.id, root_cause="other", resolution="paid at last", now=T0)
+        assert [m["key"] for m in sent] == [f"grievance:{g.id}:filed", f"grievance:{g.id}:resolved-0",
+                                            f"grievance:{g.id}:resolved-1"]
+        assert "paid at last" in sent[-1]["text"]
+        file(s, household_id=kasur_household(s), lang="ur")  # no phone: nothing sent
+        assert len(sent) == 3
+        ur = file(s, household_id=kasur_household(s), phone="03331234567")
+        assert "رسید" in sent[-1]["text"] and sent[-1]["lang"] == "ur" and ur.lang == "ur"
