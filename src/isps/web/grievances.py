@@ -357,7 +357,9 @@ def _detail(request: Request, session, who, g, *, error: str | None = None, done
     person = session.get(Individual, g.individual_id) if g.individual_id else None
     candidates = session.execute(text("""SELECT username, role, district_id FROM app_user WHERE active = :y
         AND role IN ('grievance_officer', 'district_officer', 'program_manager', 'administrator')
-        AND (role IN ('program_manager', 'administrator') OR district_id = :d) ORDER BY role, username"""),
+        AND (role IN ('program_manager', 'administrator') OR district_id = :d)
+        ORDER BY CASE role WHEN 'grievance_officer' THEN 1 WHEN 'district_officer' THEN 2
+                           WHEN 'program_manager' THEN 3 ELSE 4 END, username"""),
                                  {"y": True, "d": g.district_id}).mappings().all()
     return render(request, "grievance.html", {
         "g": g, "row": _row(tr, g, geo, datetime.now()), "receipt": receipts.make("grievance", g.id),
