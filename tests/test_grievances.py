@@ -354,6 +354,7 @@ def test_the_complainant_is_sent_the_receipt_and_the_resolution_once_each(provin
         assert len(sent) == 1 and sent[0]["key"] == f"grievance:{g.id}:filed"
         assert (sent[0]["phone"], sent[0]["lang"], sent[0]["district_id"], sent[0]["kind"]) == (
             "923331234567", "en", 2, "grievance")
+        assert sent[0]["household_id"] == g.household_id  # on the citizen's screen
         assert receipt in sent[0]["text"] and "2026-09-16" in sent[0]["text"]  # due in 15 days
         gs.resolve(s, GRIEVANCE, g.id, root_cause="other", resolution="explained the rule", now=T0)
         gs.confirm(s, g.id, "sms:x", satisfied=False, now=T0)

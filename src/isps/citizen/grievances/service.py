@@ -132,7 +132,7 @@ def _sms(session: Session, g: Grievance, event: str, **values: str) -> bool:
     body = SMS[event.split("-")[0]][g.lang if g.lang in LANGS else "ur"].format(receipt=receipts.make("grievance", g.id),
                                                                               **values)
     queue.enqueue(session, kind="grievance", phone=g.phone, text=body, key=f"grievance:{g.id}:{event}", lang=g.lang,
-                  district_id=g.district_id)
+                  district_id=g.district_id, household_id=g.household_id, individual_id=g.individual_id)
     return True
 
 
