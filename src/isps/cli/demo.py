@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select, text
 
 from isps.config import var_dir
 from isps.db import transaction
+from isps.registry import current
 from isps.services.events import drain
 
 PROGRAM = "bisp_kafaalat"
@@ -53,8 +54,9 @@ def feeds_flow(engine: Engine, console: Console) -> None:
 # enrolment meets it (same kind: a regular cash transfer to the household); Punjab's Bait-ul-Maal and
 # Pakistan Bait-ul-Mal both pay one-off emergency assistance, to partly the same people; a few
 # households also had large medical grants, which takes them past the yearly ceiling.
-POOL = "i.date_of_death IS NULL AND i.id % 40 = 0"
-ADULT_WOMEN_OF_POOR = """i.date_of_death IS NULL AND i.sex = 'female' AND i.date_of_birth <= '{born}-01-01'
+LIVE = current.sql("i")  # a current member of a household (isps.registry.current)
+POOL = f"{LIVE} AND i.id % 40 = 0"
+ADULT_WOMEN_OF_POOR = LIVE + """ AND i.sex = 'female' AND i.date_of_birth <= '{born}-01-01'
     AND i.id % 20 = {residue} AND i.household_id IN (SELECT r.household_id FROM eligibility_result r
         WHERE r.eligible = TRUE AND r.run_id = (SELECT MAX(x.id) FROM eligibility_run x JOIN eligibility_rule u
             ON u.id = x.rule_id WHERE u.program_code = '{program}'))"""
@@ -75,14 +77,14 @@ LISTS = (
     ("pbm_medical_assistance", "Pakistan Bait-ul-Mal", "demo-pbm-medical-2026", _poor_women(10), 300, 0.5, 8, "PBMM"),
     # a local Zakat committee's own list names the husband of some women already on the provincial
     # list: one household drawing Guzara twice through two members
-    ("zakat_guzara_allowance", "Local Zakat Committee", "demo-zakat-lzc-2026", """i.date_of_death IS NULL
+    ("zakat_guzara_allowance", "Local Zakat Committee", "demo-zakat-lzc-2026", LIVE + """
         AND i.relation_to_head = 'head' AND i.sex = 'male' AND i.household_id IN (SELECT b.household_id
             FROM beneficiary b JOIN beneficiary_batch bb ON bb.id = b.batch_id
             WHERE bb.reference = 'demo-zakat-guzara-2026-q3' AND b.household_id IS NOT NULL)""", 500, 0.15, 10, "LZC"),
 )
 # arriving after Kafaalat's enrolment: Zakat's next quarter names some women already on Kafaalat
 LATER = ("zakat_guzara_allowance", "Punjab Zakat and Ushr Department", "demo-zakat-guzara-2026-q4",
-         f"""i.date_of_death IS NULL AND i.id IN (SELECT e.recipient_id FROM enrolment e
+         f"""{LIVE} AND i.id IN (SELECT e.recipient_id FROM enrolment e
              WHERE e.program_code = '{PROGRAM}' AND e.status = 'enrolled' AND e.recipient_id % 25 = 0)""", 150, 1.0,
          9, "ZG4")
 
@@ -291,7 +293,7 @@ def _workers(engine: Engine, where: str, n: int, **params) -> list[tuple]:
     (a deterministic scatter, not the first ids), as (id, CNIC, name, district id)."""
     today = date.today()
     sql = f"""SELECT i.id, i.cnic, i.full_name, i.district_id FROM individual i
-        WHERE i.date_of_death IS NULL AND i.cnic IS NOT NULL AND i.date_of_birth BETWEEN :old AND :young
+        WHERE {LIVE} AND i.cnic IS NOT NULL AND i.date_of_birth BETWEEN :old AND :young
           AND NOT EXISTS (SELECT 1 FROM individual j WHERE j.cnic = i.cnic AND j.id <> i.id) AND {where}
         ORDER BY (i.id * 7919) % 10007, i.id LIMIT :n"""
     with engine.connect() as conn:

@@ -22,6 +22,7 @@ from isps.labour.models import LabourSkill, LabourWorker, Vacancy, VacancySkill
 from isps.labour.status import LabourError, person_for
 from isps.labour.vocab import EMPLOYED, SKILLS
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry.fields import Field, check_value
 
 
@@ -95,7 +96,7 @@ FROM labour_vacancy v
 JOIN labour_vacancy_skill vs ON vs.vacancy_id = v.id
 JOIN labour_skill ls ON ls.skill = vs.skill
 JOIN labour_worker w ON w.individual_id = ls.individual_id AND w.register = 'laid_off' AND w.active = :yes
-JOIN individual i ON i.id = w.individual_id AND i.date_of_death IS NULL
+JOIN individual i ON i.id = w.individual_id AND {current.sql('i')}
 LEFT JOIN labour_person lp ON lp.individual_id = w.individual_id
 WHERE v.id = :vacancy {{scope}}
   AND NOT (lp.status IS NOT NULL AND lp.status IN ({", ".join(f"'{s}'" for s in EMPLOYED)}) AND lp.status_on > w.since)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from isps.interop.feeds.framework import Feed, FeedReport, Job, write_changes
 from isps.labour.vocab import REPORT_EVERY_DAYS
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry.bulk import insert_arrow
 from isps.registry.fields import Field, check_value
 from isps.registry.models import IngestBatch, Individual
@@ -62,7 +63,7 @@ def person_for(session: Session, raw_cnic: str, district_scope: int | None = Non
         people = find_by_cnic(session, number, district_scope)
     except OutOfScope:
         raise LabourError(f"cnic: {cnic_rules.mask(number)} is registered outside your district") from None
-    living = [p for p in people if p.date_of_death is None]
+    living = [p for p in people if current.is_current(p)]
     if not people:
         raise LabourError(f"cnic: no person with CNIC {cnic_rules.mask(number)} is in the registry; "
                           "register the household first (survey or counter)")

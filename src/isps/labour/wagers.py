@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from isps.labour import registers
 from isps.labour.models import LabourWorker, WagerDay, WorkOffer, WorkOfferPick
 from isps.labour.status import LabourError, person_for, required_text
+from isps.registry import current
 from isps.registry.fields import Field
 
 _BOOTH = Field("booth", "text", max_len=80, words=True)
@@ -62,7 +63,7 @@ def record_day(session: Session, individual_id: int, worked_on: date, actor: str
     return day
 
 
-_PICK = """
+_PICK = f"""
 INSERT INTO labour_offer_pick (offer_id, individual_id, district_id, work_on, rank, idle_since)
 SELECT :offer, individual_id, district_id, :on, rnk, idle_since FROM (
     SELECT individual_id, district_id, COALESCE(last_day, since) AS idle_since,
@@ -74,7 +75,7 @@ SELECT :offer, individual_id, district_id, :on, rnk, idle_since FROM (
                (SELECT COUNT(*) FROM labour_wager_day d
                 WHERE d.individual_id = w.individual_id AND d.worked_on < :on) AS days
         FROM labour_worker w
-        JOIN individual i ON i.id = w.individual_id AND i.date_of_death IS NULL
+        JOIN individual i ON i.id = w.individual_id AND {current.sql('i')}
         WHERE w.register = 'daily_wager' AND w.active = :yes AND w.district_id = :district AND w.booth = :booth
           AND w.since <= :on
           AND NOT EXISTS (SELECT 1 FROM labour_offer_pick p WHERE p.individual_id = w.individual_id

@@ -45,6 +45,7 @@ from sqlalchemy import Connection, Engine, UniqueConstraint, text
 from isps.linkage import names
 from isps.linkage.models import LinkageRun
 from isps.registry.bulk import deferred_constraints, insert_arrow
+from isps.registry import current
 from isps.registry.models import OutboxEvent
 
 RESOLVED = "beneficiary.resolved"  # one event per resolution run; aggregate_id = the linkage run
@@ -67,7 +68,7 @@ EM_MAX_PAIRS = 1_000_000
 BULK_MIN_ROWS = 100_000
 
 _IND_SQL = ("SELECT id, household_id, cnic, full_name, father_husband_name, sex, date_of_birth, district_id, phone "
-            "FROM individual WHERE date_of_death IS NULL")
+            f"FROM individual WHERE {current.CURRENT}")
 _BEN_SQL = ("SELECT id, cnic, full_name, father_husband_name, sex, date_of_birth, district_id, phone "
             "FROM beneficiary WHERE run_id IS NULL")
 _SCHEMA = {"id": pa.int64(), "household_id": pa.int64(), "cnic": pa.string(), "full_name": pa.string(),

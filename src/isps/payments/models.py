@@ -65,6 +65,8 @@ class PaymentInstruction(Base):
               sqlite_where=text("status IN ('pending','sent','paid','unclaimed')"),
               postgresql_where=text("status IN ('pending','sent','paid','unclaimed')")),
         Index("ix_payment_instruction_payroll", "payroll_id"),
+        # an enrolment's payments, newest first: the citizen screen (migration 0016_onewindow)
+        Index("ix_payment_instruction_enrolment", "enrolment_id", "id"),
         # the home page's counts, read from the index: failed, unclaimed and paid this quarter by district,
         # and each payroll's instructions by status and district (migration 0015_home_counts)
         Index("ix_payment_instruction_status", "status", "district_id", "status_on", "amount"),

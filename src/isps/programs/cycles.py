@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from isps.programs import enrolment
 from isps.programs.models import BenefitCycle, ComplianceRecord, Entitlement
+from isps.registry import current
 
 MONTHS = {"monthly": 1, "quarterly": 3, "semester": 6, "once": 1}
 CONDITIONS = ("school_attendance", "health_visit")
@@ -88,7 +89,7 @@ def _amount_sql(spec: dict, unit: str) -> tuple[str, str, dict]:
         params["maxm"] = int(amount.get("max_members", 99))
         child = " AND m.date_of_birth > :child_dob" if amount.get("per_member_of") == "children" else ""
         base = (f"(:amt * MIN_OF((SELECT COUNT(*) FROM individual m WHERE m.household_id = e.household_id "
-                f"AND m.date_of_death IS NULL{child}), :maxm))")
+                f"AND {current.sql('m')}{child}), :maxm))")
     elif kind == "by_sex":
         if unit != "member":
             raise CycleError("an amount by the sex of the child needs a member program")

@@ -35,6 +35,7 @@ from isps import catalogue, keyset
 from isps.programs import counts
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
+from isps.registry import current
 
 ACTIVE = ("enrolled", "suspended")
 OPEN = ("waiting", "enrolled", "suspended")
@@ -340,14 +341,14 @@ def _list_and_fill(session: Session, code: str, run_id: int, actor: str, on: dat
     params["adult"] = adult
     # the recipient: the person for adult members; else the household's eldest living adult woman, else the head
     woman = ("(SELECT MIN(w.id) FROM individual w WHERE w.household_id = r.household_id AND w.sex = 'female' "
-             "AND w.date_of_death IS NULL AND w.date_of_birth <= :adult)")
+             f"AND {current.sql('w')} AND w.date_of_birth <= :adult)")
     head = ("(SELECT MIN(hd.id) FROM individual hd WHERE hd.household_id = r.household_id "
-            "AND hd.date_of_death IS NULL)")
+            f"AND {current.sql('hd')})")
     if unit == "household":
         recipient = f"COALESCE({woman}, {head})"
         female = "p.sex = 'female'"
         disabled = ("EXISTS (SELECT 1 FROM individual d WHERE d.household_id = c.household_id "
-                    "AND d.disability <> 'none' AND d.date_of_death IS NULL)")
+                    f"AND d.disability <> 'none' AND {current.sql('d')})")
     else:
         recipient = (f"CASE WHEN (SELECT m.date_of_birth FROM individual m WHERE m.id = r.individual_id) <= :adult "
                      f"THEN r.individual_id ELSE COALESCE({woman}, {head}) END")
@@ -671,8 +672,9 @@ def end(session: Session, enrolment_id: int, status: str, reason: str, actor: st
 
 
 def process_events(session: Session, on: date | None = None, actor: str = "system") -> dict:
-    """Read the registry's ``member.deceased`` events past this consumer's cursor: the deceased's own
-    enrolments end; a benefit whose recipient died passes to another recipient (:func:`_hand_over`:
+    """Read the registry's ``member.deceased`` and ``member.left`` events past this consumer's cursor: the
+    deceased's own enrolments end (those of a member who left alive are re-assessed, not ended); a benefit
+    whose recipient died or left the household passes to another recipient (:func:`_hand_over`:
     a household's to another adult woman, else another member; a member's, collected by a guardian,
     to another living adult of the household, a woman first, else the beneficiary if adult), with its
     channel and account taken from the new recipient's own accounts; freed places are filled. The
@@ -683,7 +685,7 @@ def process_events(session: Session, on: date | None = None, actor: str = "syste
     if upto <= start:
         return {"events": 0, "ended": 0, "promoted": 0, "handed_over": 0, "no_one_to_collect": 0}
     named = ("SELECT aggregate_id FROM outbox_event WHERE id > :start AND id <= :upto "
-             f"AND topic = '{events.MEMBER_DECEASED}'")
+             f"AND topic IN ('{events.MEMBER_DECEASED}', '{events.MEMBER_LEFT}')")
     p = {"start": start, "upto": upto, "on": on, "actor": actor}
     n_events = session.execute(text(f"SELECT COUNT(*) FROM ({named}) x"), p).scalar_one()
     dead = f"""SELECT e.id FROM enrolment e JOIN individual i ON i.id = e.individual_id
@@ -723,27 +725,29 @@ def _heir(e: str) -> str:
     (a guardian collected it): another living adult of the household, a woman first, else the
     beneficiary themself if adult; NULL if there is nobody."""
     other = (f"FROM individual w WHERE w.household_id = {e}.household_id AND w.id <> {e}.individual_id "
-             f"AND w.date_of_death IS NULL")
+             f"AND {current.sql('w')}")
     return f"""CASE WHEN {e}.individual_id = 0 THEN COALESCE(
             (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
             (SELECT MIN(w.id) {other}))
         ELSE COALESCE(
             (SELECT MIN(w.id) {other} AND w.sex = 'female' AND w.date_of_birth <= :adult),
             (SELECT MIN(w.id) {other} AND w.date_of_birth <= :adult),
-            (SELECT m.id FROM individual m WHERE m.id = {e}.individual_id AND m.date_of_death IS NULL
+            (SELECT m.id FROM individual m WHERE m.id = {e}.individual_id AND {current.sql('m')}
              AND m.date_of_birth <= :adult)) END"""
 
 
 def _hand_over(session: Session, named: str, p: dict) -> dict:
-    """Open enrolments of the named households whose recipient has died (and whose beneficiary, for
+    """Open enrolments of the named households whose recipient has died or left the household (and whose beneficiary, for
     a member benefit, lives): the benefit passes to :func:`_heir`, with an ``enrolment_event``
     (``recipient``) saying who died and who collects now. Where nobody can collect (a child with no
     living adult in the household) the recipient is left as it is, so no payment goes out, and a
     ``review`` event asks an officer to name a guardian. Set-based."""
-    orphaned = f"""SELECT e.id, e.program_code, e.individual_id, e.recipient_id AS was, {_heir('e')} AS heir
+    orphaned = f"""SELECT e.id, e.program_code, e.individual_id, e.recipient_id AS was, {_heir('e')} AS heir,
+               CASE WHEN r.date_of_death IS NOT NULL THEN 1 ELSE 0 END AS died
         FROM enrolment e JOIN individual r ON r.id = e.recipient_id
         WHERE e.household_id IN ({named}) AND e.status IN ('waiting','enrolled','suspended')
-        AND r.date_of_death IS NOT NULL AND e.recipient_id <> e.individual_id"""
+        AND (NOT ({current.sql('r')}) OR r.household_id <> e.household_id) AND e.recipient_id <> e.individual_id"""
+    gone = "CASE WHEN o.died = 1 THEN ' died' ELSE ' left the household' END"
     who = ("CASE WHEN o.heir = o.individual_id THEN 'the beneficiary, now an adult' "
            "WHEN hs.sex = 'female' AND hs.date_of_birth <= :adult THEN 'an adult woman of the household' "
            "WHEN hs.date_of_birth <= :adult THEN 'an adult of the household' "
@@ -752,8 +756,8 @@ def _hand_over(session: Session, named: str, p: dict) -> dict:
     session.execute(text(f"""INSERT INTO enrolment_event (enrolment_id, program_code, status, reason, actor, on_date)
         SELECT o.id, o.program_code, CASE WHEN o.heir IS NULL THEN 'review' ELSE 'recipient' END,
                SUBSTR(CASE WHEN o.heir IS NULL THEN 'recipient ' || CAST(o.was AS VARCHAR(20))
-                    || ' died and no living adult of the household can collect: name a guardian'
-               ELSE 'recipient ' || CAST(o.was AS VARCHAR(20)) || ' died; now collected by '
+                    || {gone} || ' and no living adult of the household can collect: name a guardian'
+               ELSE 'recipient ' || CAST(o.was AS VARCHAR(20)) || {gone} || '; now collected by '
                     || CAST(o.heir AS VARCHAR(20)) || ' (' || {who} || ')' END, 1, 200), :actor, :on
         FROM ({orphaned}) o LEFT JOIN individual hs ON hs.id = o.heir
         WHERE o.heir IS NOT NULL OR o.individual_id <> 0"""), p)
@@ -763,7 +767,8 @@ def _hand_over(session: Session, named: str, p: dict) -> dict:
     # a household with nobody left alive: no recipient (the caller ends the enrolment)
     session.execute(text(f"""UPDATE enrolment SET recipient_id = NULL WHERE household_id IN ({named})
         AND individual_id = 0 AND status IN ('waiting','enrolled','suspended')
-        AND recipient_id IN (SELECT id FROM individual WHERE date_of_death IS NOT NULL)"""), p)
+        AND recipient_id IN (SELECT r.id FROM individual r WHERE NOT ({current.sql('r')})
+                             OR r.household_id <> enrolment.household_id)"""), p)
     n = dict(session.execute(text("""SELECT status, COUNT(*) FROM enrolment_event WHERE id > :mark
         GROUP BY status"""), {"mark": mark}).all())
     return {"handed_over": int(n.get("recipient", 0)), "no_one_to_collect": int(n.get("review", 0))}

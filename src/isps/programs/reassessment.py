@@ -32,6 +32,7 @@ from isps.programs.enrolment import (DEFAULT_POLICIES, EnrolmentError, NotFound,
                                      open_for_decision)
 from isps.programs.models import Enrolment, EnrolmentEvent, EnrolmentPolicy
 from isps.registry import events
+from isps.registry import current
 
 CONSUMER = "programs.reassessment"
 CROSSED_CUTOFF = "household.crossed_cutoff"  # written by interop.feeds.after_delivery
@@ -83,8 +84,10 @@ def process_events(session: Session, on: date | None = None, actor: str = "syste
             run = rules.run(session, row, "reassessment", on, households_sql=named, households_params=p)
             q = {**p, "run": run.id, "code": code}
             # still on the program, alive, and no longer eligible (or no longer a candidate): flag for review
+            # (a household benefit: while it has a current member; a member's benefit: while the person lives, so
+            # one who left the household alive is flagged for review here, not passed over as the dead are)
             alive = ("((e.individual_id = 0 AND EXISTS (SELECT 1 FROM individual a WHERE a.household_id = e.household_id "
-                     "AND a.date_of_death IS NULL)) OR (e.individual_id <> 0 AND EXISTS (SELECT 1 FROM individual a "
+                     f"AND {current.sql('a')})) OR (e.individual_id <> 0 AND EXISTS (SELECT 1 FROM individual a "
                      "WHERE a.id = e.individual_id AND a.date_of_death IS NULL)))")
             decided = f"""FROM enrolment e LEFT JOIN eligibility_result r ON r.run_id = :run
                     AND r.household_id = e.household_id AND r.individual_id = e.individual_id

@@ -16,6 +16,9 @@ HOUSEHOLD_CHANGED = "household.changed"
 HOUSEHOLD_CREATED = "household.created"
 MEMBER_CHANGED = "member.changed"
 MEMBER_DECEASED = "member.deceased"
+# a member left the household alive (moved to another household, left, entered in error): beside the
+# household.changed that re-scores it, so that a benefit they collected passes to another member
+MEMBER_LEFT = "member.left"
 
 
 def record(session: Session, topic: str, aggregate: str, aggregate_id: int, payload: dict | None = None) -> None:

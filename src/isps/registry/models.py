@@ -20,6 +20,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, Float, Foreig
 from sqlalchemy.orm import Mapped, mapped_column
 
 from isps.db import Base, BigId
+from isps.registry.current import CURRENT
 
 
 class Division(Base):
@@ -138,6 +139,10 @@ class Individual(Base):
     maternal_status: Mapped[str | None] = mapped_column(String(10), nullable=True)  # pregnant | lactating
     phone: Mapped[str | None] = mapped_column(String(13), nullable=True)
     date_of_death: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # left the household alive (married away, migrated, whereabouts unknown, entered in error): kept on
+    # record, no longer a current member (isps.registry.current; migration 0016_onewindow)
+    left_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    left_reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
     member_since: Mapped[date] = mapped_column(Date)
     batch_id: Mapped[int] = mapped_column(ForeignKey("ingest_batch.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
@@ -145,9 +150,12 @@ class Individual(Base):
     # the dead, found without reading everyone (migration 0012): payments check them before every export
     __table_args__ = (Index("ix_individual_deceased", "id", sqlite_where=text("date_of_death IS NOT NULL"),
                             postgresql_where=text("date_of_death IS NOT NULL")),
-                      # the living of a district, counted from the index (home page, migration 0015)
-                      Index("ix_individual_district_alive", "district_id", sqlite_where=text("date_of_death IS NULL"),
-                            postgresql_where=text("date_of_death IS NULL")))
+                      # the current members of a district, counted from the index (home page, migrations
+                      # 0015_home_counts, 0016_onewindow: the predicate of isps.registry.current)
+                      Index("ix_individual_district_alive", "district_id", sqlite_where=text(CURRENT),
+                            postgresql_where=text(CURRENT)),
+                      # One Window finds a citizen by mobile number (migration 0016_onewindow)
+                      Index("ix_individual_phone", "phone"))
 
 
 class ValueChange(Base):

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isps.registry import cnic as cnic_rules
-from isps.registry import events
+from isps.registry import events, ids
+from isps.registry import current
 from isps.registry.fields import (DATE_OF_DEATH, HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS, check_death,
                                   check_effective_date, check_value)
 from isps.registry.models import Household, IngestBatch, Individual, ValueChange
@@ -40,7 +41,7 @@ def get_household(session: Session, household_id: int, district_scope: int | Non
 def members(session: Session, household_id: int, include_deceased: bool = True) -> list[Individual]:
     stmt = select(Individual).where(Individual.household_id == household_id)
     if not include_deceased:
-        stmt = stmt.where(Individual.date_of_death.is_(None))
+        stmt = stmt.where(current.clause())
     return list(session.scalars(stmt.order_by(Individual.roster_line, Individual.id)))
 
 
@@ -131,16 +132,17 @@ def change_household(session: Session, household_id: int, raw_changes: dict, pro
     return changed
 
 
-def _one_living_holder(session: Session, person: Individual, number: str) -> None:
-    """A CNIC identifies one living person: refuse to give ``number`` to ``person`` while another
-    living person holds it (the rule imports apply too, in registry.transfer)."""
+def _one_living_holder(session: Session, person: Individual | None, number: str, label: str | None = None) -> None:
+    """A CNIC identifies one living person: refuse to give ``number`` to ``person`` (None: a new
+    member) while a current member of a household holds it (the rule imports apply too, in
+    registry.transfer). A person who left a household keeps their record, not the number's use."""
     holder = session.execute(
         select(Individual.household_id, Individual.roster_line, Household.ref)
         .join(Household, Household.id == Individual.household_id)
-        .where(Individual.cnic == number, Individual.date_of_death.is_(None), Individual.id != person.id)
+        .where(Individual.cnic == number, current.clause(), Individual.id != (person.id if person else 0))
         .order_by(Individual.household_id, Individual.roster_line).limit(1)).first()
     if holder is not None:
-        raise RegistryError(f"individual {person.id}: CNIC {cnic_rules.mask(number)} is already held by a living "
+        raise RegistryError(f"{label or f'individual {person.id}'}: CNIC {cnic_rules.mask(number)} is already held by a living "
                             f"member of household {holder.ref} ({holder.household_id}), roster line "
                             f"{holder.roster_line}: a CNIC identifies one person")
 
@@ -280,5 +282,185 @@ def snapshot(session: Session, household_id: int, on: date, known_by: datetime |
         death = values["date_of_death"].value
         if death and date.fromisoformat(death) <= on:
             values["status"] = KnownValue("deceased", values["date_of_death"].source, values["date_of_death"].since)
+        elif person.left_on is not None and person.left_on <= on:
+            values["status"] = KnownValue("left", "operator", person.left_on)
         snap.members[person.id] = values
     return snap
+
+
+# ---------------------------------------------------------------- household membership
+
+# Why a person stops being a current member. ``died`` takes the death path (date_of_death,
+# ``member.deceased``); ``moved_to_household`` moves the person's record to another registered
+# household; ``left`` (with what happened: married away, migrated, whereabouts unknown) and
+# ``entered_in_error`` keep the person on record with ``left_on`` and ``left_reason``.
+REMOVAL_REASONS = ("died", "moved_to_household", "left", "entered_in_error")
+LEFT_DETAILS = ("married_away", "migrated", "whereabouts_unknown")
+MEMBER_ADDED = "member.added"      # named in a household.changed event's fields (DCI NewHouseHoldMember)
+MEMBER_REMOVED = "member.removed"
+# what a new member's record must carry; the rest take the roster's defaults
+MEMBER_REQUIRED = ("full_name", "sex", "date_of_birth", "relation_to_head")
+MEMBER_DEFAULTS = {"marital_status": "never_married", "disability": "none", "education": "none",
+                   "enrolled_in_school": "no", "labour_status": "not_in_labour_force"}
+ID_DOCUMENTS = ("cnic", "bform")
+
+
+def _history(session: Session, person: Individual, household_id: int, name: str, old: object, new: object,
+             prov: Provenance, batch_id: int | None = None) -> None:
+    session.add(ValueChange(entity="individual", entity_id=person.id, household_id=household_id,
+                            district_id=ids.district_of_household(household_id),
+                            field=name, old_value=_as_text(old), new_value=_as_text(new), source=prov.source,
+                            source_ref=prov.source_ref, effective_date=prov.effective_date, actor=prov.actor,
+                            batch_id=batch_id))
+
+
+def check_member(session: Session, household: Household, member: dict) -> dict:
+    """A new member's values checked against the registry's field rules (the maker's step and the
+    checker's alike); returns the typed values. Every message names the household and the field."""
+    label = f"household {household.id}: new member"
+    unknown = [k for k in member if k not in INDIVIDUAL_FIELDS and k not in ("cnic", "id_document")]
+    if unknown:
+        raise RegistryError(f"{label}: '{unknown[0]}' is not a field of a member")
+    raw = {**MEMBER_DEFAULTS, **{k: v for k, v in member.items() if v not in (None, "")}}
+    for name in MEMBER_REQUIRED:
+        if not str(raw.get(name, "")).strip():
+            raise RegistryError(f"{label}: {name} is required")
+    values = {}
+    for name, value in raw.items():
+        if name in ("cnic", "id_document"):
+            continue
+        try:
+            values[name] = check_value(INDIVIDUAL_FIELDS[name], value)
+        except ValueError as exc:
+            raise RegistryError(f"{label}: {exc}") from None
+    document = str(raw.get("id_document") or ("cnic" if raw.get("cnic") else "")).strip().lower() or None
+    if raw.get("cnic"):
+        if document not in ID_DOCUMENTS:
+            raise RegistryError(f"{label}: id_document must be one of {', '.join(ID_DOCUMENTS)}")
+        try:  # a B-form is written like a CNIC; its last digit follows the child's sex too
+            values["cnic"] = cnic_rules.validate(raw["cnic"], values["sex"])
+        except cnic_rules.CnicError as exc:
+            raise RegistryError(f"{label}: cnic: {exc}") from None
+        values["id_document"] = document
+    elif document:
+        raise RegistryError(f"{label}: cnic is required when id_document is {document}")
+    if values["relation_to_head"] == "head" and session.scalar(
+            select(Individual.id).where(Individual.household_id == household.id,
+                                        Individual.relation_to_head == "head", current.clause()).limit(1)):
+        raise RegistryError(f"{label}: relation_to_head cannot be head: the household has a head; "
+                            "change the head's relation first")
+    return values
+
+
+def add_member(session: Session, household_id: int, member: dict, prov: Provenance,
+               district_scope: int | None = None) -> Individual:
+    """A person joins a registered household (a newborn with a B-form, a bride, a returning migrant):
+    a new individual id from the district's range, the next roster line, the first values carried
+    by an ingest batch of their own, a ``membership`` history row, and a ``household.changed``
+    event naming ``member.added`` (so the PMT, eligibility and DCI subscribers act on it)."""
+    household = get_household(session, household_id, district_scope)
+    if household is None:
+        raise RegistryError(f"household {household_id} does not exist")
+    values = check_member(session, household, member)
+    if values.get("cnic"):
+        _one_living_holder(session, None, values["cnic"], f"household {household_id}: new member: cnic")
+    if values["date_of_birth"] > prov.effective_date:
+        raise RegistryError(f"household {household_id}: new member: date_of_birth "
+                            f"{values['date_of_birth'].isoformat()} is after the day they join "
+                            f"({prov.effective_date.isoformat()})")
+    batch = IngestBatch(source=prov.source, reference=(prov.source_ref or f"member added to {household.ref}")[:200],
+                        effective_date=prov.effective_date, actor=prov.actor[:80],
+                        summary={"household_id": household.id, "member": "added"})
+    session.add(batch)
+    session.flush()
+    line = session.scalar(select(func.max(Individual.roster_line)).where(Individual.household_id == household.id))
+    person = Individual(id=ids.next_individual_ids(session, household.district_id)[0], household_id=household.id,
+                        district_id=household.district_id, roster_line=(line or 0) + 1,
+                        member_since=prov.effective_date, batch_id=batch.id, **values)
+    session.add(person)
+    session.flush()
+    _history(session, person, household.id, "membership", None, "joined", prov, batch.id)
+    household.version += 1
+    household.updated_at = datetime.now()
+    events.record(session, events.HOUSEHOLD_CHANGED, "household", household.id,
+                  {"fields": [MEMBER_ADDED], "individual_id": person.id})
+    return person
+
+
+def remove_member(session: Session, individual_id: int, reason: str, prov: Provenance, *,
+                  detail: str | None = None, to_household: int | None = None, relation: str | None = None,
+                  district_scope: int | None = None) -> Individual:
+    """A person stops being a current member of their household, for ``reason`` (REMOVAL_REASONS),
+    on ``prov.effective_date``. Nothing is deleted: the dead keep their date of death, those who
+    left their ``left_on`` and ``left_reason``, and a move is history on both households."""
+    person = session.get(Individual, individual_id)
+    if person is None:
+        raise RegistryError(f"individual {individual_id} does not exist")
+    if district_scope is not None and person.district_id != district_scope:
+        raise OutOfScope(f"individual {individual_id} is outside your district")
+    label = f"individual {individual_id}"
+    if reason not in REMOVAL_REASONS:
+        raise RegistryError(f"{label}: reason must be one of {', '.join(REMOVAL_REASONS)}")
+    if not current.is_current(person):
+        state = "died" if person.date_of_death else f"left the household on {person.left_on.isoformat()}"
+        raise RegistryError(f"{label}: is no longer a current member ({state})")
+    if prov.effective_date < person.member_since:
+        raise RegistryError(f"{label}: effective_date {prov.effective_date.isoformat()} is before the person "
+                            f"joined the household ({person.member_since.isoformat()})")
+    if reason == "died":
+        change_individual(session, individual_id, {"date_of_death": prov.effective_date.isoformat()}, prov,
+                          district_scope)
+        return person
+    old_household = person.household_id
+    others = session.scalar(select(func.count()).select_from(Individual).where(
+        Individual.household_id == old_household, Individual.id != person.id, current.clause())) or 0
+    if person.relation_to_head == "head" and others and reason != "entered_in_error":
+        raise RegistryError(f"{label}: relation_to_head: the head cannot leave while {others} members remain; "
+                            "make another member head first (an edit of relation_to_head)")
+    if reason == "moved_to_household":
+        if to_household is None:
+            raise RegistryError(f"{label}: to_household is required when the reason is moved_to_household")
+        target = get_household(session, to_household, district_scope)
+        if target is None:
+            raise RegistryError(f"{label}: to_household {to_household} does not exist")
+        if target.id == old_household:
+            raise RegistryError(f"{label}: to_household {to_household} is the household the person is in")
+        try:
+            new_relation = check_value(INDIVIDUAL_FIELDS["relation_to_head"], relation or "other")
+        except ValueError as exc:
+            raise RegistryError(f"{label}: {exc}") from None
+        if new_relation == "head" and session.scalar(select(Individual.id).where(
+                Individual.household_id == target.id, Individual.relation_to_head == "head", current.clause())):
+            raise RegistryError(f"{label}: relation_to_head cannot be head: household {target.id} has a head")
+        line = session.scalar(select(func.max(Individual.roster_line)).where(Individual.household_id == target.id))
+        moves = {"household_id": (old_household, target.id), "roster_line": (person.roster_line, (line or 0) + 1),
+                 "relation_to_head": (person.relation_to_head, new_relation),
+                 "member_since": (person.member_since, prov.effective_date)}
+        for hid in (old_household, target.id):  # the move is on both households' timelines
+            for name, (old, new) in moves.items():
+                if old != new or name == "household_id":
+                    _history(session, person, hid, name, old, new, prov)
+        person.household_id, person.district_id = target.id, target.district_id
+        person.roster_line, person.relation_to_head = (line or 0) + 1, new_relation
+        person.member_since = prov.effective_date
+        target.version += 1
+        target.updated_at = datetime.now()
+        events.record(session, events.HOUSEHOLD_CHANGED, "household", target.id,
+                      {"fields": [MEMBER_ADDED], "individual_id": person.id, "from_household": old_household})
+    else:
+        why = "entered_in_error" if reason == "entered_in_error" else detail
+        if why not in (*LEFT_DETAILS, "entered_in_error"):
+            raise RegistryError(f"{label}: detail must be one of {', '.join(LEFT_DETAILS)} when the reason is left")
+        _history(session, person, old_household, "left_on", None, prov.effective_date, prov)
+        _history(session, person, old_household, "left_reason", None, why, prov)
+        person.left_on, person.left_reason = prov.effective_date, why
+    person.updated_at = datetime.now()
+    household = session.get(Household, old_household)
+    household.version += 1
+    household.updated_at = datetime.now()
+    removed = {"individual_id": person.id, "reason": reason,
+               **({"to_household": to_household} if reason == "moved_to_household" else {})}
+    events.record(session, events.HOUSEHOLD_CHANGED, "household", old_household, {"fields": [MEMBER_REMOVED], **removed})
+    events.record(session, events.MEMBER_LEFT, "household", old_household, removed)
+    session.flush()
+    return person

@@ -27,6 +27,7 @@ from isps.payments.models import Payroll, PaymentInstruction
 from isps.programs import counts as enrolment_counts
 from isps.programs.models import BenefitCycle
 from isps.registry.models import Household, Individual
+from isps.registry import current
 from isps.targeting import pmt
 from isps.targeting.eligibility import rules as eligibility
 from isps.targeting.models import PmtModel, PmtScore
@@ -207,7 +208,7 @@ def figures(session: Session, scope: int | None, today: date | None = None) -> F
         select(func.count(), func.coalesce(func.sum(case(
             (Household.verified_on >= fresh_since(today), 1), else_=0)), 0))
         .select_from(Household).where(*_in(Household.district_id, scope))).one()
-    people = _count(session, Individual, Individual.date_of_death.is_(None), *_in(Individual.district_id, scope))
+    people = _count(session, Individual, current.clause(), *_in(Individual.district_id, scope))
 
     model = pmt.active_model(session)
     cutoff = poor_cutoff(session)

@@ -30,6 +30,7 @@ from sqlalchemy import Date, bindparam, case, func, select, text
 from sqlalchemy.orm import Session
 
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry.bulk import insert_arrow
 from isps.registry.models import District, Household, Individual, Tehsil
 from isps.targeting.alternative_models import (CommunityApplication, ElectricityReading, MeansTestResult,
@@ -186,7 +187,7 @@ def generate_electricity(session: Session, through: date, months: int = 6, seed:
     cols = ("h.district_id, h.electricity, h.rooms, h.television, h.fridge, h.freezer, h.washing_machine, "
             "h.computer, h.air_cooler, h.air_conditioner, h.drinking_water, COALESCE(m.members, 1), "
             "COALESCE(c.consumption_pae, 9000)")
-    joins = ("LEFT JOIN (SELECT household_id, COUNT(*) AS members FROM individual WHERE date_of_death IS NULL "
+    joins = (f"LEFT JOIN (SELECT household_id, COUNT(*) AS members FROM individual WHERE {current.CURRENT} "
              "GROUP BY household_id) m ON m.household_id = h.id "
              "LEFT JOIN household_consumption c ON c.household_id = h.id")
     conn = session.connection()
@@ -227,7 +228,7 @@ def generate_telecom(session: Session, through: date, months: int = 6, seed: int
     month_days = np.array([np.datetime64(m, "D") for m in ms])
     cols = "h.district_id, COALESCE(p.phones, 0), COALESCE(c.consumption_pae, 9000)"
     joins = ("LEFT JOIN (SELECT household_id, COUNT(*) AS phones FROM individual WHERE phone IS NOT NULL "
-             "AND date_of_death IS NULL GROUP BY household_id) p ON p.household_id = h.id "
+             f"AND {current.CURRENT} GROUP BY household_id) p ON p.household_id = h.id "
              "LEFT JOIN household_consumption c ON c.household_id = h.id")
     conn = session.connection()
     total = 0
@@ -433,7 +434,7 @@ def submit_application(session: Session, cnic: str, full_name: str, district_id:
         raise AlternativeTargetingError(f"CNIC {cnic_rules.mask(number)} already has application {open_app.id} "
                                         f"({open_app.status})")
     households = set(session.scalars(select(Individual.household_id).where(
-        Individual.cnic == number, Individual.date_of_death.is_(None))))
+        Individual.cnic == number, current.clause())))
     app = CommunityApplication(
         targeting_method=COMMUNITY, cnic=number, full_name=full_name.strip(),
         father_husband_name=(father_husband_name or "").strip() or None, phone=phone, district_id=district_id,

@@ -20,6 +20,7 @@ from sqlalchemy import Date, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from isps.registry import events, vocab
+from isps.registry import current
 from isps.registry.bulk import swap_in_partition
 from isps.targeting.models import PmtCoefficient, PmtModel, PmtScore
 
@@ -71,7 +72,7 @@ def _member_aggregates(where: str = "") -> str:
                MAX(CASE WHEN relation_to_head = 'head' THEN education END) AS head_education,
                SUM(CASE WHEN labour_status IN ('employed_formal', 'employed_informal', 'self_employed', 'daily_wager')
                         THEN 1 ELSE 0 END) AS earners
-        FROM individual WHERE date_of_death IS NULL {where}
+        FROM individual WHERE {current.CURRENT} {where}
         GROUP BY household_id"""
 
 

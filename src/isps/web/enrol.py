@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select, text
 
+from isps.registry import current
 from isps.access.service import audit
 from isps.api.params import Id
 from isps.programs import enrolment as en
@@ -54,7 +55,7 @@ def _panel(request: Request, session, who, household_id: int, outcome: dict | No
     enrolments = session.execute(text("""SELECT id, program_code, individual_id, status, reason FROM enrolment
         WHERE household_id = :h ORDER BY id"""), {"h": household_id}).mappings().all()
     names = {m.id: m.full_name for m in f.members}
-    members = [{"id": m.id, "name": m.full_name} for m in f.members if m.date_of_death is None]
+    members = [{"id": m.id, "name": m.full_name} for m in f.members if current.is_current(m)]
     exclusions = [dict(x) for x in session.execute(text("""SELECT x.individual_id, x.reason, x.detail,
             x.source_ref AS source, x.effective_date, x.active,
             (SELECT MAX(c.id) FROM change_request c WHERE c.entity = 'individual'
@@ -143,7 +144,7 @@ def apply(request: Request, household_id: Id, session: DB, who: User,
     unit = en.policy(session, program).unit
     individual = 0
     if unit == "member":
-        living = {m.id for m in f.members if m.date_of_death is None}
+        living = {m.id for m in f.members if current.is_current(m)}
         try:
             individual = int(member)
         except ValueError:

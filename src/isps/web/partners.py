@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from isps.registry import current
 from isps.access.service import AccessError, Principal, audit
 from isps.api.params import Id, QueryId
 from isps.interop.dci import partners as dci
@@ -227,7 +228,7 @@ def _consent(request: Request, session: Session, who: Principal, household_id: i
         except files.NotFound:
             return r.error_page(request, session, who, 404, tr("admin.consent.no_household"))
         members = [{"id": m.id, "name": m.full_name, "cnic": cnic_rules.mask(m.cnic) if m.cnic else "—"}
-                   for m in f.members if m.date_of_death is None]
+                   for m in f.members if current.is_current(m)]
     return r.render(request, "admin_consent.html", {
         "partners": partners, "household_id": household_id, "members": members, "error": error, "done": done,
         "form": form or {}}, who=who, session=session, status=status)

@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
+from isps.registry import current
 from isps.access.service import TRAIL_DEFAULT_SORT, TRAIL_SORTS
 from isps.access.service import (ACTIONS, DCI_ACTIONS, OUTCOMES, AccessError, AccountLocked, AuthError, Principal,
                                  TooManyAttempts, audit, audit_trail, count_trail, sign_in)
@@ -374,7 +375,8 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
                 "disability": tr.value("disability", m.disability), "has_disability": m.disability != "none",
                 "maternal": tr.value("maternal_status", getattr(m, "maternal_status", None))
                 if getattr(m, "maternal_status", None) not in (None, "none") else None,
-                "deceased": m.date_of_death.isoformat() if m.date_of_death else None} for m in f.members]
+                "deceased": m.date_of_death.isoformat() if m.date_of_death else None,
+                "left": m.left_on.isoformat() if m.left_on else None, "left_reason": m.left_reason} for m in f.members]
     income = getattr(hh, "monthly_income", None)  # declared by the family, where the registry holds it
     return {
         "id": hh.id, "ref": hh.ref, "address": hh.address, "district": _district_name(tr, district),
@@ -385,7 +387,7 @@ def _household_view(session: Session, f: files.HouseholdFile, tr: i18n.Translato
         "durables": [(tr.field(k), getattr(hh, k)) for k in vocab.DURABLES],
         "assets": [(tr.field(k), tr.value(k, getattr(hh, k))) for k in ASSETS]
         + ([(tr.field("monthly_income"), f"{income:,.0f}")] if income is not None else []),
-        "members": members, "living": sum(1 for m in f.members if m.date_of_death is None),
+        "members": members, "living": sum(1 for m in f.members if current.is_current(m)),
         "current": {k: getattr(hh, k) for k in EDITABLE},
     }
 
@@ -676,6 +678,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.partners", fromlist=["router"]).router)  # DCI partners, consent
     app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
     app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
+    app.include_router(__import__("isps.web.onewindow", fromlist=["router"]).router)  # find a citizen, benefits, members
     app.include_router(__import__("isps.web.grievances", fromlist=["router"]).router)  # grievance redress
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)

@@ -8,6 +8,7 @@ district. Every page view and decision is audited (channel ``web``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -26,12 +27,40 @@ DECIDE = "registry.write"
 LIST = 50
 
 
+def _kind(tr, c) -> str | None:
+    """A membership request's headline (add a member, remove one) in the page's language."""
+    kind = changes.kind_of(c.changes)
+    if kind not in changes.MEMBER_KINDS:
+        return None
+    return tr(f"updates.kind.{kind.replace('.', '_')}", id=c.entity_id)
+
+
+def _items(tr, asked: dict) -> list[tuple[str, str, str]]:
+    """What a request asks, as (label, value) pairs: a new member's fields, a removal's reason and
+    destination, or the fields to change; CNICs masked, vocabulary codes in the page's language."""
+    kind = changes.kind_of(asked)
+    values = changes.shown(asked[kind] if kind in changes.MEMBER_KINDS else asked)
+    out = []
+    for name, value in values.items():
+        if name in ("reason", "detail"):
+            shown = tr(f"mem.reason.{value}")
+        elif name == "id_document":
+            shown = tr(f"ow.doc.{value}")
+        else:
+            shown = tr.value("relation_to_head" if name == "relation" else name, value)
+        # a number or a Latin name reads left to right inside an Urdu sentence (a masked CNIC would turn round)
+        out.append((tr.field(name), shown, "rtl" if re.search("[\u0600-\u06ff]", shown) else "ltr"))
+    return out
+
+
 def _page(request: Request, session, who, *, done: str = "", error: str | None = None, status: int = 200,
           older_than_days: int = changes.DEFAULT_RECERTIFY_DAYS) -> Response:
     names = {d.id: d.name for d in session.query(District)}
     conflicts = feeds.list_conflicts(session, district_scope=who.scope, limit=LIST)
+    tr = _tr(request)
     requests = [{"id": c.id, "entity": c.entity, "entity_id": c.entity_id, "household_id": c.household_id,
                  "district": names.get(c.district_id, "—"), "changes": changes.shown(c.changes), "source": c.source,
+                 "kind": _kind(tr, c), "items": _items(tr, c.changes),
                  "evidence": c.evidence, "requested_by": c.requested_by, "mine": c.requested_by == who.username}
                 for c in changes.list_change_requests(session, "pending", who.scope, limit=LIST)]
     due_counts = changes.count_recertification_due(session, older_than_days, who.scope)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from isps.interop.dci.models import DciConsent
 from isps.interop.dci.partners import Partner
 from isps.registry import cnic as cnic_rules
+from isps.registry import current
 from isps.registry import geography
 from isps.registry.models import Household, Individual
 from isps.targeting.models import PmtModel, PmtScore
@@ -51,7 +52,7 @@ class Outcome:
 
 def _group_size():
     m = aliased(Individual)
-    return (select(func.count()).where(m.household_id == Household.id, m.date_of_death.is_(None))
+    return (select(func.count()).where(m.household_id == Household.id, current.clause(m))
             .correlate(Household).scalar_subquery())
 
 
@@ -303,7 +304,7 @@ class RecordBuilder:
             rec["address"] = self._address(h)
         if "poverty_score" in f and score is not None:
             rec["poverty_score"], rec["poverty_score_type"] = score
-        living = [p for p in people if p.date_of_death is None]
+        living = [p for p in people if current.is_current(p)]
         if "group_size" in f:
             rec["group_size"] = len(living)
         head = next((p for p in people if p.roster_line == 1), None)

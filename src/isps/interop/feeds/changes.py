@@ -153,6 +153,134 @@ def request_change(session: Session, *, entity: str, entity_id: int, changes: di
     return row
 
 
+# ---------------------------------------------------------------- household membership (One Window)
+
+# A member added to or removed from an existing household is a change request of its own kind: the
+# request's ``changes`` hold one key, the kind, whose value is what the maker asked for (the new
+# member's fields; the reason, date and destination of a removal). The checker's approval applies it
+# through registry.service.add_member / remove_member.
+MEMBER_ADD = "member.add"
+MEMBER_REMOVE = "member.remove"
+MEMBER_KINDS = (MEMBER_ADD, MEMBER_REMOVE)
+
+
+def kind_of(changes: dict) -> str:
+    """``member.add``, ``member.remove``, ``appeal`` (an exclusion lifted) or ``fields`` (field changes)."""
+    for kind in MEMBER_KINDS:
+        if kind in changes:
+            return kind
+    return "appeal" if any(k.startswith(APPEAL) for k in changes) else "fields"
+
+
+def _asked(source: str, evidence: str, requested_by: str, effective_date: date | None) -> date:
+    if source not in REQUEST_SOURCES:
+        raise ChangeRequestError(f"source must be one of {', '.join(REQUEST_SOURCES)}")
+    if not evidence or not evidence.strip():
+        raise ChangeRequestError("evidence: a change request needs its evidence (what supports it)")
+    if not requested_by:
+        raise ChangeRequestError("a change request needs the person asking for it")
+    when = effective_date or date.today()
+    try:
+        check_effective_date(when)
+    except ValueError as exc:
+        raise ChangeRequestError(str(exc)) from None
+    return when
+
+
+def request_member_add(session: Session, *, household_id: int, member: dict, source: str, evidence: str,
+                       requested_by: str, evidence_ref: str | None = None, effective_date: date | None = None,
+                       district_scope: int | None = None) -> ChangeRequest:
+    """Ask for a person to join a registered household (the maker's step): the member's fields are
+    checked now against the registry's rules, applied when a second person approves."""
+    when = _asked(source, evidence, requested_by, effective_date)
+    household = service.get_household(session, household_id, district_scope)
+    if household is None:
+        raise ChangeRequestError(f"household {household_id} does not exist")
+    clean = {k: str(v).strip() for k, v in member.items() if v is not None and str(v).strip()}
+    try:
+        values = service.check_member(session, household, clean)
+        if values.get("cnic"):
+            service._one_living_holder(session, None, values["cnic"], f"household {household_id}: new member: cnic")
+    except service.RegistryError as exc:
+        raise ChangeRequestError(str(exc)) from None
+    if values["date_of_birth"] > when:
+        raise ChangeRequestError(f"household {household_id}: new member: date_of_birth is after the effective date")
+    if values.get("cnic"):
+        clean["cnic"] = values["cnic"]
+    row = ChangeRequest(entity="household", entity_id=household.id, household_id=household.id,
+                        district_id=household.district_id, changes={MEMBER_ADD: clean}, source=source,
+                        evidence=evidence.strip(), evidence_ref=evidence_ref, effective_date=when,
+                        requested_by=requested_by, status="pending")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def request_member_remove(session: Session, *, individual_id: int, reason: str, source: str, evidence: str,
+                          requested_by: str, detail: str | None = None, to_household: int | None = None,
+                          relation: str | None = None, evidence_ref: str | None = None,
+                          effective_date: date | None = None, district_scope: int | None = None) -> ChangeRequest:
+    """Ask for a person to stop being a current member (died, moved to another household, left,
+    entered in error): checked now as far as it can be, applied when a second person approves."""
+    when = _asked(source, evidence, requested_by, effective_date)
+    person, household_id = _target(session, "individual", individual_id, district_scope)
+    label = f"individual {individual_id}"
+    if reason not in service.REMOVAL_REASONS:
+        raise ChangeRequestError(f"{label}: reason must be one of {', '.join(service.REMOVAL_REASONS)}")
+    if person.date_of_death is not None or person.left_on is not None:
+        raise ChangeRequestError(f"{label}: is no longer a current member of household {household_id}")
+    if when < person.member_since:
+        raise ChangeRequestError(f"{label}: effective_date {when.isoformat()} is before the person joined the "
+                                 f"household ({person.member_since.isoformat()})")
+    if reason == "died":
+        try:
+            check_death(when, person.date_of_birth)
+        except ValueError as exc:
+            raise ChangeRequestError(f"{label}: {exc}") from None
+    asked = {"reason": reason}
+    if reason == "left":
+        if detail not in service.LEFT_DETAILS:
+            raise ChangeRequestError(f"{label}: detail must be one of {', '.join(service.LEFT_DETAILS)} "
+                                     "when the reason is left")
+        asked["detail"] = detail
+    if reason == "moved_to_household":
+        if to_household is None:
+            raise ChangeRequestError(f"{label}: to_household is required when the reason is moved_to_household")
+        target = service.get_household(session, to_household, district_scope)
+        if target is None:
+            raise ChangeRequestError(f"{label}: to_household {to_household} does not exist")
+        if target.id == household_id:
+            raise ChangeRequestError(f"{label}: to_household {to_household} is the household the person is in")
+        try:
+            asked["relation"] = check_value(INDIVIDUAL_FIELDS["relation_to_head"], relation or "other")
+        except ValueError as exc:
+            raise ChangeRequestError(f"{label}: {exc}") from None
+        asked["to_household"] = str(target.id)
+    if any(MEMBER_REMOVE in (c or {}) for c in session.scalars(
+            select(ChangeRequest.changes).where(ChangeRequest.entity == "individual",
+                                                ChangeRequest.entity_id == individual_id,
+                                                ChangeRequest.status == "pending"))):
+        raise ChangeRequestError(f"{label}: a removal is already waiting for a second person")
+    row = ChangeRequest(entity="individual", entity_id=person.id, household_id=household_id,
+                        district_id=person.district_id, changes={MEMBER_REMOVE: asked}, source=source,
+                        evidence=evidence.strip(), evidence_ref=evidence_ref, effective_date=when,
+                        requested_by=requested_by, status="pending")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _apply_membership(session: Session, row: ChangeRequest, prov: service.Provenance) -> list[str]:
+    if MEMBER_ADD in row.changes:
+        person = service.add_member(session, row.entity_id, dict(row.changes[MEMBER_ADD]), prov)
+        return [service.MEMBER_ADDED, f"individual {person.id}"]
+    asked = row.changes[MEMBER_REMOVE]
+    target = asked.get("to_household")
+    service.remove_member(session, row.entity_id, asked["reason"], prov, detail=asked.get("detail"),
+                          to_household=int(target) if target else None, relation=asked.get("relation"))
+    return [service.MEMBER_REMOVED, asked["reason"]]
+
+
 def _rank(session: Session, field_name: str, source: str) -> tuple[int, bool]:
     rows = dict(session.execute(text("SELECT field || '|' || source, rank FROM source_precedence "
                                      "WHERE field IN (:f, '*') AND source = :s"), {"f": field_name, "s": source}).all())
@@ -186,6 +314,14 @@ def approve_change(session: Session, request_id: int, approver: str, note: str |
     if not approver or approver == row.requested_by:
         raise SamePersonError(f"a second person must approve: change request {request_id} was made by "
                               f"{row.requested_by}, who cannot approve it")
+    if kind_of(row.changes) in MEMBER_KINDS:
+        prov = service.Provenance(row.source, f"{row.requested_by} (approved by {approver})"[:80], row.effective_date,
+                                  f"change request {row.id}" + (f": {row.evidence_ref}" if row.evidence_ref else ""))
+        row.applied_fields = _apply_membership(session, row, prov)
+        row.status, row.decided_by, row.decided_at = "applied", approver, datetime.now()
+        row.decision_note = (note or "").strip()[:400] or None
+        session.flush()
+        return row
     record, household_id = _target(session, row.entity, row.entity_id, None)
     allowed, held, lifted = {}, [], []
     for name, value in row.changes.items():
@@ -241,8 +377,10 @@ def reject_change(session: Session, request_id: int, checker: str, note: str,
 
 
 def shown(changes: dict) -> dict:
-    """A change request's values as a user may see them in a list: CNICs masked."""
-    return {k: (cnic_rules.mask(v) if k == "cnic" and v else v) for k, v in changes.items()}
+    """A change request's values as a user may see them in a list: CNICs masked (also those of a
+    new member)."""
+    return {k: (cnic_rules.mask(v) if k == "cnic" and v else shown(v) if isinstance(v, dict) else v)
+            for k, v in changes.items()}
 
 
 def list_change_requests(session: Session, status: str | None = "pending", district_scope: int | None = None,

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from isps.registry import current
 
 
 def rng_for(seed: int, feed: str) -> np.random.Generator:
@@ -25,7 +26,7 @@ def people(session: Session, n: int, rng: np.random.Generator, where: str = "1=1
     of the registry (columns as NumPy arrays)."""
     doc = "i.id_document = 'cnic'" if adults else "i.id_document = 'bform'"
     total = session.scalar(text(f"SELECT COUNT(*) FROM individual i WHERE i.cnic IS NOT NULL AND "
-                                f"i.date_of_death IS NULL AND {doc} AND {where}")) or 0
+                                f"{current.sql('i')} AND {doc} AND {where}")) or 0
     if total == 0:
         return {"id": np.zeros(0, dtype=np.int64)}
     take = min(total, max(n * 2, n + 100))
@@ -33,7 +34,7 @@ def people(session: Session, n: int, rng: np.random.Generator, where: str = "1=1
     rows = session.execute(text(
         f"SELECT i.id, i.household_id, i.cnic, i.sex, i.date_of_birth, i.marital_status, i.relation_to_head, "
         f"h.ref FROM individual i JOIN household h ON h.id = i.household_id "
-        f"WHERE i.cnic IS NOT NULL AND i.date_of_death IS NULL AND {doc} AND {where} "
+        f"WHERE i.cnic IS NOT NULL AND {current.sql('i')} AND {doc} AND {where} "
         f"ORDER BY i.id LIMIT {take} OFFSET {offset}")).all()
     cols = [np.asarray(c, dtype=object) for c in zip(*rows)]
     pick = rng.choice(len(rows), size=min(n, len(rows)), replace=False)

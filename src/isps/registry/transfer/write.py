@@ -13,6 +13,7 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from isps.registry import events, vocab
+from isps.registry import current
 from isps.registry.bulk import insert_arrow
 from isps.registry.fields import HOUSEHOLD_FIELDS, INDIVIDUAL_FIELDS
 from isps.registry.ids import HOUSEHOLD_RANGE, INDIVIDUAL_RANGE
@@ -549,7 +550,7 @@ def _one_person_per_cnic(conn, mem: _Parsed, m_reg: np.ndarray, reg: dict) -> No
     for lo in range(0, len(uniq), _IN_CHUNK):
         for row in conn.execute(select(I.c.cnic, I.c.household_id, I.c.roster_line, H.c.ref)
                                 .join(H, H.c.id == I.c.household_id)
-                                .where(I.c.cnic.in_(uniq[lo:lo + _IN_CHUNK]), I.c.date_of_death.is_(None))):
+                                .where(I.c.cnic.in_(uniq[lo:lo + _IN_CHUNK]), current.clause(I))):
             for part, value in zip(found, row):
                 part.append(value)
     if not found[0]:

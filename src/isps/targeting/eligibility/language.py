@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from isps.registry import vocab
+from isps.registry import current
 
 
 class RuleError(ValueError):
@@ -226,7 +227,7 @@ MEMBER_VARS: dict[str, Var] = {
 }
 MEMBER_FUNCTIONS = ("any_member", "count_members")
 HEAD_JOIN = ("LEFT JOIN individual hd ON hd.household_id = i.household_id AND hd.relation_to_head = 'head' "
-             "AND hd.date_of_death IS NULL")
+             f"AND {current.sql('hd')}")
 NARROW = "{narrow_members}"  # compile_rule puts the household or district filter of a narrowed evaluation here
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from isps.registry.bulk import swap_in_partition
+from isps.registry import current
 from isps.registry.models import District, Tehsil
 from isps.targeting.eligibility.language import HEAD_JOIN, NARROW, Compiler, RuleError
 from isps.targeting.eligibility.models import EligibilityResult, EligibilityRule, EligibilityRun
@@ -178,7 +179,7 @@ def _member_aggregate(comp: Compiler, narrow_members: str, wants_size: bool) -> 
     head_join = HEAD_JOIN if comp.aggregates_need_head else ""
     return f"""LEFT JOIN (SELECT i.household_id, {', '.join(cols)}
             FROM individual i {head_join}
-            WHERE i.date_of_death IS NULL {narrow_members}{only}
+            WHERE {current.sql('i')} {narrow_members}{only}
             GROUP BY i.household_id) ma ON ma.household_id = h.id"""
 
 
@@ -244,7 +245,7 @@ def compile_rule(session: Session, rule: Rule, *, household_id: int | None = Non
             LEFT JOIN pmt_score s ON s.household_id = h.id AND s.model_id = :model_id
             {member_join}"""
     else:
-        where.append("i.date_of_death IS NULL")
+        where.append(current.sql('i'))
         where.append(candidates)
         columns = f"""h.id AS household_id, i.id AS individual_id, h.district_id AS district_id, s.score AS pmt,
                    {members_out} AS members, h.monthly_income AS monthly_income,
