@@ -80,6 +80,12 @@ def test_filing_at_the_counter_and_handling_it(client, province):
     # the household page's panel
     panel = client.get(f"/households/{household}/grievances")
     assert panel.status_code == 200 and receipts.make("grievance", gid) in panel.text
+    as_user(client, "kasur_counter")
+    assert f'href="/grievances/new?household={household}"' in client.get(f"/households/{household}/grievances").text
+    form = client.get(f"/grievances/new?household={household}")
+    assert form.status_code == 200 and f'data-household="{household}"' in form.text and cnic not in form.text
+    lahore = scalar(province, "SELECT MIN(id) FROM household WHERE district_id = 1")
+    assert client.get(f"/grievances/new?household={lahore}").status_code == 404  # not theirs: not shown
     # outside the district: Lahore's officer gets 403 (audited) and does not see it in the list
     as_user(client, "lahore_officer")
     assert client.get(f"/grievances/{gid}").status_code == 403
@@ -89,6 +95,7 @@ def test_filing_at_the_counter_and_handling_it(client, province):
     # the auditor reads the list and the analytics, not a grievance's file
     as_user(client, "auditor")
     assert client.get("/grievances").status_code == 200
+    assert "/grievances/new" not in client.get(f"/households/{household}/grievances").text  # takes none
     assert client.get(f"/grievances/{gid}").status_code == 403
     a = client.get("/grievances/analytics")
     assert a.status_code == 200 and 'id="chart-district"' in a.text and 'id="fig-reopen">100.0%' in a.text

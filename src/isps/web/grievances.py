@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select, text
 
 from isps.access.service import AccessError, audit
-from isps.api.params import After, Id
+from isps.api.params import After, Id, QueryId
 from isps.citizen import receipts
 from isps.citizen.grievances import analytics, routing
 from isps.citizen.grievances import service as gs
@@ -149,11 +149,24 @@ def _intake(request: Request, session, who, *, found: dict | None = None, error:
 
 
 @router.get("/grievances/new")
-def new_grievance(request: Request, session: DB, who: User) -> Response:
-    """The intake form: the channel it came by, the citizen (found by CNIC), the category, the payment."""
+def new_grievance(request: Request, session: DB, who: User, household: QueryId = None) -> Response:
+    """The intake form: the channel it came by, the citizen (found by CNIC, or the household whose page
+    it was opened from), the category, the payment."""
     if not who.can(TAKE):
         return _refuse(request, session, who, "file", None, _tr(request)("grv.no_right_take"))
-    return _intake(request, session, who)
+    found = None
+    if household is not None:
+        try:
+            f = files.open_household(session, who, household, CHANNEL)  # scope checked and audited
+        except (OutOfScope, files.NotFound):
+            session.commit()
+            return error_page(request, session, who, 404, _tr(request)("error.no_household", id=household))
+        living = [m for m in f.members if m.date_of_death is None] or list(f.members)
+        if living:
+            head = next((m for m in living if m.relation_to_head == "head"), living[0])
+            found = _household_found(session, head, cnic_rules.mask(head.cnic) if head.cnic else "")
+        session.commit()
+    return _intake(request, session, who, found=found)
 
 
 @router.post("/grievances/new/find")
