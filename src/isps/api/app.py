@@ -44,6 +44,7 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.include_router(__import__("isps.api.linkage", fromlist=["router"]).router)  # /api/v1/sbr
     app.include_router(__import__("isps.api.programs", fromlist=["router"]).router)  # enrolment and payments
     app.include_router(__import__("isps.api.labour", fromlist=["router"]).router)  # /api/v1/labour
+    app.include_router(__import__("isps.api.sms", fromlist=["router"]).router)  # /api/v1/sms: aggregator callbacks
     mount_web(app)
     install_errors(app, page=bad_address_page)  # one error shape for /api/v1, a page for the web
 

@@ -44,6 +44,9 @@ app.add_typer(benefits_app, name="benefits")
 from isps.cli.labour import labour_app  # noqa: E402
 
 app.add_typer(labour_app, name="labour")
+from isps.cli.sms import sms_app  # noqa: E402
+
+app.add_typer(sms_app, name="sms")
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"

@@ -219,7 +219,8 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
               "can_audit": who.can("audit.read"), "can_edit": who.can("registry.write"),
               "can_simulate": who.can("pmt.manage"), "can_pay": who.can("pmt.manage") or who.can("audit.read")}
         me.update(can_users=who.can("users.manage"), can_feeds=who.can("registry.import"),
-                  can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"))
+                  can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"),
+                  can_messages=who.can("messages.read"))
         me["can_grievances"] = who.can("grievance.take") or who.can("grievance.handle") or who.can("audit.read")
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),

@@ -679,6 +679,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
     app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
     app.include_router(__import__("isps.web.onewindow", fromlist=["router"]).router)  # find a citizen, benefits, members
+    app.include_router(__import__("isps.web.messages", fromlist=["router"]).router)  # SMS: household panel, /messages
     app.include_router(__import__("isps.web.grievances", fromlist=["router"]).router)  # grievance redress
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
