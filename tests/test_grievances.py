@@ -234,7 +234,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(province):
             (dict(description="   "), "description: required"),
             (dict(description="x" * 2001), "description: at most 2,000 characters"),
             (dict(channel="pigeon"), "channel: 'pigeon'"),
-            (dict(phone="12345"), "phone: a mobile number"),
+            (dict(phone="12345"), "phone: '12345' is not a Pakistani mobile number"),
             (dict(household_id=99), "household_id: there is no household 99"),
             (dict(payment_instruction_id=123456), "payment_instruction_id: there is no payment 123456"),
             (dict(program_code="no_such"), "program_code: there is no program 'no_such'"),
@@ -366,3 +366,19 @@ def test_the_complainant_is_sent_the_receipt_and_the_resolution_once_each(provin
         assert len(sent) == 3
         ur = file(s, household_id=kasur_household(s), phone="03331234567")
         assert "رسید" in sent[-1]["text"] and sent[-1]["lang"] == "ur" and ur.lang == "ur"
+
+
+def test_the_receipt_lands_in_the_one_outbound_queue_once(province):
+    from isps.messaging.models import Message
+
+    with transaction(province) as s:
+        g = file(s, household_id=kasur_household(s), phone="+92 333 1234567")
+        gid = g.id
+    with transaction(province) as s:  # filed messages are queued in the filing's transaction
+        rows = s.execute(text("SELECT key, phone, kind, lang, household_id, status FROM sms_message")).all()
+        assert [tuple(r) for r in rows] == [(f"grievance:{gid}:filed", "923331234567", "grievance", "ur",
+                                             g.household_id, "queued")]
+        assert receipts.make("grievance", gid) in s.scalar(text("SELECT text FROM sms_message"))
+        gs._sms(s, s.get(gs.Grievance, gid), "filed", due="2026-09-16")  # again: the key holds it to one
+        assert s.scalar(text("SELECT COUNT(*) FROM sms_message")) == 1
+        assert Message.__tablename__ == "sms_message"

@@ -29,7 +29,7 @@ def test_filing_at_the_counter_and_handling_it(client, province):
     # bad input: a clear message naming the field, nothing stored
     for data, message in (({"category": "lost_cow", "description": "x"}, "category: 'lost_cow' is not one of"),
                           ({"category": "other", "description": ""}, "description: required"),
-                          ({"category": "other", "description": "x", "phone": "12"}, "phone: a mobile number"),
+                          ({"category": "other", "description": "x", "phone": "12"}, "phone: '12' is not a Pakistani mobile number"),
                           ({"category": "other", "description": "x", "payment_instruction_id": "abc"},
                            "payment_instruction_id: 'abc' is not a number")):
         r = post(client, "/grievances", channel="counter", household_id=str(household), individual_id=str(person),

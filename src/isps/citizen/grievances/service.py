@@ -22,7 +22,6 @@ here and write the audit records.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text
@@ -62,33 +61,24 @@ def _now(now: datetime | None) -> datetime:
 
 # ---------------------------------------------------------------- phones
 
-_PHONE_JUNK = re.compile(r"[\s\-().]")
-
-
 def normalise_phone(raw: str | None) -> str | None:
-    """A Pakistani mobile number as 92XXXXXXXXXX (from 0300-1234567, +92 300 1234567, 3001234567)."""
+    """A Pakistani mobile number as the message queue keeps it, 92XXXXXXXXXX (from 0300-1234567,
+    +92 300 1234567…; :func:`isps.messaging.phones.normalise`); None for nothing given."""
+    from isps.messaging.phones import PhoneError, normalise
+
     if raw is None or not str(raw).strip():
         return None
-    digits = _PHONE_JUNK.sub("", str(raw).strip())
-    if digits.startswith("+"):
-        digits = digits[1:]
-    if digits.startswith("0092"):
-        digits = digits[2:]
-    if digits.isdigit():
-        if len(digits) == 11 and digits.startswith("03"):
-            return "92" + digits[1:]
-        if len(digits) == 12 and digits.startswith("923"):
-            return digits
-        if len(digits) == 10 and digits.startswith("3"):
-            return "92" + digits
-    raise GrievanceError("phone: a mobile number is written 03XX-XXXXXXX (11 digits starting 03)")
+    try:
+        return normalise(str(raw))
+    except PhoneError as exc:
+        raise GrievanceError(f"phone: {exc}") from None
 
 
 def mask_phone(phone: str | None) -> str:
     """A phone as lists and logs show it: 92300*****67."""
-    if not phone:
-        return ""
-    return phone[:5] + "*" * max(len(phone) - 7, 0) + phone[-2:]
+    from isps.messaging.phones import mask
+
+    return mask(phone) if phone else ""
 
 
 # ---------------------------------------------------------------- history
@@ -114,9 +104,9 @@ SMS = {
               "ur": "ISPS: آپ کی شکایت درج ہو گئی ہے، رسید نمبر {receipt}۔ اس کا جواب {due} تک دیا جائے گا۔ "
                     "حالت جاننے کے لیے {receipt} لکھ کر 8171 پر بھیجیں۔"},
     "resolved": {"en": "ISPS: your complaint {receipt} is resolved: {resolution}. If you are not satisfied, "
-                       "tell us at the counter or text {receipt} NO to 8171.",
-                 "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو کاؤنٹر پر "
-                       "بتائیں یا {receipt} NO لکھ کر 8171 پر بھیجیں۔"},
+                       "tell the One Window counter with this receipt and it will be reopened.",
+                 "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو یہ رسید "
+                       "ون ونڈو کاؤنٹر پر دکھائیں، شکایت دوبارہ کھول دی جائے گی۔"},
 }
 
 
@@ -125,10 +115,7 @@ def _sms(session: Session, g: Grievance, event: str, **values: str) -> bool:
     one place that calls the outbound queue."""
     if not g.phone:
         return False
-    try:
-        from isps.messaging import queue
-    except ImportError:  # the message queue is not part of this build yet
-        return False
+    from isps.messaging import queue
     body = SMS[event.split("-")[0]][g.lang if g.lang in LANGS else "ur"].format(receipt=receipts.make("grievance", g.id),
                                                                               **values)
     queue.enqueue(session, kind="grievance", phone=g.phone, text=body, key=f"grievance:{g.id}:{event}", lang=g.lang,
