@@ -104,9 +104,9 @@ SMS = {
               "ur": "ISPS: آپ کی شکایت درج ہو گئی ہے، رسید نمبر {receipt}۔ اس کا جواب {due} تک دیا جائے گا۔ "
                     "حالت جاننے کے لیے {receipt} لکھ کر 8171 پر بھیجیں۔"},
     "resolved": {"en": "ISPS: your complaint {receipt} is resolved: {resolution}. If you are not satisfied, "
-                       "tell the One Window counter with this receipt and it will be reopened.",
+                       "text {receipt} NO to 8171 (or {receipt} YES if you are) or tell the One Window counter.",
                  "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو یہ رسید "
-                       "ون ونڈو کاؤنٹر پر دکھائیں، شکایت دوبارہ کھول دی جائے گی۔"},
+                       "کے ساتھ NO لکھ کر 8171 پر بھیجیں (مطمئن ہوں تو YES) یا ون ونڈو کاؤنٹر پر بتائیں۔"},
 }
 
 
