@@ -105,7 +105,7 @@ SMS = {
                     "حالت جاننے کے لیے {receipt} لکھ کر 8171 پر بھیجیں۔"},
     "resolved": {"en": "ISPS: your complaint {receipt} is resolved: {resolution}. If you are not satisfied, "
                        "text {receipt} NO to 8171 (or {receipt} YES if you are) or tell the One Window counter.",
-                 "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو یہ رسید "
+                 "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو اس رسید "
                        "کے ساتھ NO لکھ کر 8171 پر بھیجیں (مطمئن ہوں تو YES) یا ون ونڈو کاؤنٹر پر بتائیں۔"},
 }
 
