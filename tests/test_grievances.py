@@ -95,6 +95,12 @@ def test_each_category_is_routed_to_an_owner_in_its_district_and_never_left_with
         gs.reassign_inactive(s, T0)
         assert ownerless(s) == 0
         assert set(s.scalars(text("SELECT DISTINCT owner FROM grievance WHERE district_id = 2"))) == {"kasur_officer"}
+        # Kasur's district officer moved to Lahore: Kasur's grievances go up to the program manager
+        from isps.access.service import change_role
+        change_role(s, ADMIN, "cli", "kasur_officer", "district_officer", 1)
+        gs.reassign_inactive(s, T0)
+        assert set(s.scalars(text("SELECT DISTINCT owner FROM grievance WHERE district_id = 2"))) == {"manager"}
+        assert ownerless(s) == 0
     # the database itself refuses an open grievance without an owner
     with pytest.raises(Exception):
         with transaction(province) as s:

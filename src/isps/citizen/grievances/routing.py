@@ -120,10 +120,13 @@ def escalate_late(session: Session, now: datetime) -> int:
 
 
 def reassign_inactive(session: Session, now: datetime) -> int:
-    """Give the open grievances of disabled users (or users whose role no longer handles grievances)
-    to the least loaded active user of the same level or above; the count."""
+    """Give the open grievances of disabled users (or users whose role no longer handles grievances, or
+    who now work in another district) to the least loaded active user of the same level or above; the
+    count."""
     roles = ", ".join(f"'{r}'" for r in LEVELS.values())
     return _move(session, now, kind="reassigned", above=False, new_due=None,
                  where=f"NOT EXISTS (SELECT 1 FROM app_user a WHERE a.username = g.owner AND a.active = :yes "
-                       f"AND a.role IN ({roles}))",
-                 note="the owner's account is disabled or no longer handles grievances: reassigned")
+                       f"AND a.role IN ({roles}) AND (a.role IN ('{LEVELS[3]}', '{LEVELS[4]}') "
+                       f"OR a.district_id = g.district_id))",
+                 note="the owner's account is disabled, no longer handles grievances or works in another "
+                      "district: reassigned")
