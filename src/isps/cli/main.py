@@ -317,6 +317,7 @@ def _demo_flows(engine) -> None:
     flows.benefits_flow(engine, console)
     flows.later_list_flow(engine, console)
     flows.labour_flow(engine, console)
+    flows.grievances_flow(engine, console)
 
 
 def _demo_targeting(engine) -> None:
