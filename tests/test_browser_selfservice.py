@@ -5,7 +5,6 @@ Screenshots go to the test's tmp directory (and $ISPS_SCREENSHOT_DIR when set)."
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -131,11 +130,6 @@ def test_a_citizen_signs_in_on_a_phone_reads_their_standing_and_reports_work(bro
         assert s.scalars(select(Individual).where(Individual.cnic == cnic)).first().labour_status == "unemployed"
 
     # a complaint, answered with its receipt; it is listed with its status
-    if importlib.util.find_spec("isps.citizen.grievances") is None:  # merged separately (h/grievances)
-        page.goto(server + "/my/home")
-        page.locator("form.my-signout button").click()
-        page.wait_for_url(server + "/my")
-        return
     page.locator("#category").select_option("payment_not_received")
     page.locator("#description").fill("Payment of March not received" if lang == "en" else "مارچ کی رقم نہیں ملی")
     page.locator("#grievance-form button").click()

@@ -234,7 +234,6 @@ def _csrf(web) -> str:
 
 
 def test_a_citizen_files_a_grievance_and_confirms_or_reopens_it_on_their_page(web, province, outbox):
-    pytest.importorskip("isps.citizen.grievances", reason="the grievance service (h/grievances) is merged separately")
     from isps.access.service import Principal
     from isps.citizen.grievances import service as grievances
     from isps.citizen.grievances.models import Grievance
@@ -276,7 +275,6 @@ def test_a_citizen_files_a_grievance_and_confirms_or_reopens_it_on_their_page(we
 
 
 def test_a_citizen_applies_for_a_program_and_follows_it_by_its_receipt(web, province, outbox):
-    pytest.importorskip("isps.citizen.applications", reason="applications (h/applications) are merged separately")
     from isps.citizen.applications import Application
 
     person, _ = _sign_in(web, province, outbox)
@@ -318,7 +316,6 @@ def test_a_citizen_stops_messages_and_starts_them_again(web, province, outbox):
 
 
 def test_a_household_asks_to_be_registered_and_a_wrong_field_is_named(web, province):
-    pytest.importorskip("isps.citizen.applications", reason="applications (h/applications) are merged separately")
     from isps.citizen.applications import Application
 
     page = web.get("/my/register")
@@ -345,3 +342,15 @@ def test_a_household_asks_to_be_registered_and_a_wrong_field_is_named(web, provi
         app = s.scalars(select(Application)).one()
         assert (app.kind, app.channel, app.status, app.household_id) == ("registration", "web", "open", None)
         assert [m["full_name"] for m in app.details["members"]] == ["Rashida Bibi", "Asif"]
+
+
+def test_a_complaint_about_an_agent_without_a_known_outlet_is_filed_for_what_happened(web, province, outbox):
+    from isps.citizen.grievances.models import Grievance
+
+    _sign_in(web, province, outbox)
+    r = web.post("/my/grievance", data={"csrf_token": _csrf(web), "category": "agent_deduction",
+                                        "description": "The agent kept 1,000 rupees"})
+    assert r.status_code == 200 and "Your complaint is registered" in r.text
+    with transaction(province) as s:
+        g = s.scalars(select(Grievance)).one()
+    assert (g.category, g.outlet_id, g.channel) == ("payment_partial", None, "web")

@@ -262,7 +262,6 @@ def test_an_urdu_status_reply_stays_within_three_parts_and_english_within_two(pr
 # ---------------------------------------------------------------- complaints and receipts (grievances, applications)
 
 def test_a_complaint_by_sms_is_filed_for_the_phones_household_and_its_receipt_answers(province):
-    pytest.importorskip("isps.citizen.grievances", reason="the grievance service (h/grievances) is merged separately")
     from isps.citizen.grievances.models import Grievance
 
     with transaction(province) as s:
@@ -289,7 +288,6 @@ def test_a_complaint_by_sms_is_filed_for_the_phones_household_and_its_receipt_an
 
 
 def test_a_resolved_complaint_is_closed_or_reopened_by_sms_only_from_its_phone(province):
-    pytest.importorskip("isps.citizen.grievances", reason="the grievance service (h/grievances) is merged separately")
     from isps.access.service import Principal
     from isps.citizen import grievances
     from isps.citizen.grievances.models import Grievance
@@ -315,7 +313,6 @@ def test_a_resolved_complaint_is_closed_or_reopened_by_sms_only_from_its_phone(p
 
 
 def test_an_applications_receipt_answers_its_status_without_personal_data(province):
-    pytest.importorskip("isps.citizen.applications", reason="applications (h/applications) are merged separately")
     from isps.citizen import applications
 
     with transaction(province) as s:

@@ -6,7 +6,6 @@ simulated phone texts; what it receives is checked. Both backends."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from datetime import datetime
@@ -95,8 +94,7 @@ def test_bad_input_over_smpp_gets_clear_replies_and_stores_nothing_wrong(line, p
     assert _text(smsc, phone, "EMPLOY ME PLEASE", 2) == shortcode.say("en", "help")
     assert _text(smsc, phone, "OW10237", 3).startswith("OW10237 is not a valid receipt number")
     unknown = _text(smsc, phone, receipt_of("grievance", 99999), 4)
-    if importlib.util.find_spec("isps.citizen.grievances") is not None:
-        assert unknown == f"No application or grievance has receipt {receipt_of('grievance', 99999)}. Please check the number."
+    assert unknown == f"No application or grievance has receipt {receipt_of('grievance', 99999)}. Please check the number."
     assert _text(smsc, STRANGER, number, 1) == shortcode.say("en", "not_here", cnic=cnic_rules.mask(number))
     assert _text(smsc, phone, "EMP flying", 5) == shortcode.say("en", "emp.status_missing")
     with transaction(province) as s:

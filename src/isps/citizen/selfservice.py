@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import audit
-from isps.citizen import receipts, standing as standing_of
+from isps.citizen import applications, grievances, receipts, standing as standing_of
+from isps.citizen.grievances.models import Grievance
 from isps.citizen.signin import CHANNEL, Citizen
 from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
@@ -45,22 +46,6 @@ class Overview:
     opted_out: bool | None = None
 
 
-def _grievances():
-    try:
-        from isps.citizen import grievances
-    except ImportError:  # the grievance service is not installed
-        return None
-    return grievances
-
-
-def _applications():
-    try:
-        from isps.citizen import applications
-    except ImportError:
-        return None
-    return applications
-
-
 def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
     s = standing_of.standing(session, citizen.household_id, lang=lang, reasons=True)
     members = [{"name": m.full_name, "relation": m.relation_to_head, "me": m.id == citizen.individual_id}
@@ -68,14 +53,11 @@ def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
                                                                  current.clause())
                                         .order_by(Individual.roster_line))]
     out = Overview(citizen, s, members)
-    g = _grievances()
-    if g is not None:
-        out.grievances = g.grievances_of(session, household_id=citizen.household_id, limit=20)
-        mine = {x["id"] for x in out.grievances}
-        out.grievances += [x for x in g.grievances_of(session, phone=citizen.phone, limit=20) if x["id"] not in mine]
-    a = _applications()
-    if a is not None:
-        out.applications = list(a.applications_of(session, household_id=citizen.household_id))
+    out.grievances = grievances.grievances_of(session, household_id=citizen.household_id, limit=20)
+    mine = {x["id"] for x in out.grievances}
+    out.grievances += [x for x in grievances.grievances_of(session, phone=citizen.phone, limit=20)
+                       if x["id"] not in mine]
+    out.applications = list(applications.applications_of(session, household_id=citizen.household_id))
     seen: dict[int, dict] = {}
     for row in (queue.messages_of(session, household_id=citizen.household_id, limit=10)
                 + queue.messages_of(session, phone=citizen.phone, limit=10)):
@@ -93,19 +75,22 @@ def overview(session: Session, citizen: Citizen, lang: str = "en") -> Overview:
 def file_grievance(session: Session, citizen: Citizen, category: str, description: str, now: datetime,
                    lang: str = "en") -> str:
     """File a grievance for the citizen's household; returns its receipt."""
-    g = _grievances()
-    if g is None:
-        raise SelfServiceError("grievances cannot be filed here yet")
+    g = grievances
     words = (description or "").strip()
     if len(words) < 5:
         raise SelfServiceError("description: say in a few words what went wrong")
     if category not in g.CATEGORIES:
         raise SelfServiceError(f"category: choose one of the list ({category[:30]!r} is not one)")
+    outlet = None
+    if category in g.service.AGENT_CATEGORIES:  # the agent is the household's last pickup outlet
+        outlet = standing_of.last_outlet(session, citizen.household_id)
+        if outlet is None:  # no agent known: what happened, without naming one
+            category = "payment_partial" if category == "agent_deduction" else "other"
     try:
         row = g.file_grievance(session, None, channel="web", category=category, description=words[:2000],
                                district_id=citizen.district_id, phone=citizen.phone, complainant_name=citizen.name,
                                household_id=citizen.household_id, individual_id=citizen.individual_id,
-                               actor=citizen.principal.username, now=now, lang=lang)
+                               outlet_id=outlet, actor=citizen.principal.username, now=now, lang=lang)
     except g.GrievanceError as exc:
         raise SelfServiceError(str(exc)) from None
     audit(session, citizen.principal, CHANNEL, "file", "grievance", row.id, citizen.district_id,
@@ -116,11 +101,7 @@ def file_grievance(session: Session, citizen: Citizen, category: str, descriptio
 def confirm_grievance(session: Session, citizen: Citizen, grievance_id: int, satisfied: bool, note: str,
                       now: datetime) -> None:
     """The citizen's word on a resolved grievance of their own household: closed or reopened."""
-    g = _grievances()
-    if g is None:
-        raise SelfServiceError("grievances cannot be confirmed here yet")
-    from isps.citizen.grievances.models import Grievance
-
+    g = grievances
     row = session.get(Grievance, grievance_id)
     if row is None or (row.household_id != citizen.household_id and row.phone != citizen.phone):
         audit(session, citizen.principal, CHANNEL, "confirm", "grievance", grievance_id, citizen.district_id,
@@ -153,8 +134,8 @@ def report_work(session: Session, citizen: Citizen, status: str, on: date) -> da
 
 def receipt_status(session: Session, kind: str, record_id: int) -> dict | None:
     """A receipt's public status (no personal data), from the service that owns the record."""
-    owner = _applications() if kind == "application" else _grievances()
-    return owner.status_of(session, record_id) if owner is not None else None
+    owner = applications if kind == "application" else grievances
+    return owner.status_of(session, record_id)
 
 
 def local_phone(phone: str) -> str:
@@ -164,9 +145,6 @@ def local_phone(phone: str) -> str:
 
 def programs_to_apply(session: Session, citizen: Citizen) -> list[str]:
     """The programs ISPS enrols into that the household is not already in (or waiting for)."""
-    a = _applications()
-    if a is None:
-        return []
     from isps.programs import enrolment as en
     from isps.programs.models import EnrolmentPolicy
 
@@ -178,9 +156,7 @@ def programs_to_apply(session: Session, citizen: Citizen) -> list[str]:
 
 def apply(session: Session, citizen: Citizen, program_code: str, now: datetime) -> str:
     """An application for a program (kind ``program``, channel ``web``); returns its receipt."""
-    a = _applications()
-    if a is None:
-        raise SelfServiceError("applications cannot be made here yet")
+    a = applications
     if program_code not in programs_to_apply(session, citizen):
         raise SelfServiceError(f"program: choose one of the list ({program_code[:40]!r} is not one)")
     try:
@@ -203,9 +179,7 @@ def register(session: Session, *, phone: str, district_id: int, household: dict,
     Limited like the sign-in codes (per phone and per address); returns the receipt."""
     from isps.citizen import signin
 
-    a = _applications()
-    if a is None:
-        raise SelfServiceError("registration cannot be applied for here yet")
+    a = applications
     key = signin.address_key(address)
     since = now - signin.WINDOW
     if (signin._count(session, signin.CitizenCode.phone, phone, since) >= signin.PHONE_LIMIT

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
 from isps.catalogue import display_name
-from isps.citizen import receipts, standing as standing_of
+from isps.citizen import applications, grievances, receipts, standing as standing_of
+from isps.citizen.grievances.models import Grievance
 from isps.labour import reports as labour_reports
 from isps.labour.models import LabourPerson
 from isps.labour.status import LabourError
@@ -84,7 +85,7 @@ CATEGORY_WORDS = {
     "staff_conduct": ("rude", "bribe", "rishwat", "badtameez", "behaviour", "behavior", "رشوت", "بدتمیز", "بدتمیزی"),
 }
 AGENT_WORDS = ("agent", "ایجنٹ", "retailer", "franchise", "dukandar")
-AGENT_CATEGORIES = ("agent_deduction", "agent_conduct")  # a grievance of these names the agent (its outlet)
+AGENT_CATEGORIES = grievances.service.AGENT_CATEGORIES  # a grievance of these names the agent (its outlet)
 
 # the citizen's word on a resolved grievance: "<receipt> YES" closes it, "<receipt> NO" reopens it
 ANSWER_WORDS = {True: ("yes", "y", "ok", "haan", "han", "ji", "theek", "ہاں", "جی", "ٹھیک"),
@@ -219,7 +220,6 @@ REPLIES = {
         "details": " Details: One Window or /my.",
         "receipt.bad": "{problem}. Please check the number on your receipt.",
         "receipt.unknown": "No application or grievance has receipt {receipt}. Please check the number.",
-        "receipt.pending": "Receipt {receipt}: status cannot be read now, please try again later.",
         "receipt.status": "Receipt {receipt} ({kind}): {status}.",
         "receipt.step": " Step: {step}.",
         "receipt.due": " Due by {due}.",
@@ -242,7 +242,6 @@ REPLIES = {
         "emp.done": "Thank you. Work report for {cnic} recorded: {status}. Next report due {due}.",
         "emp.refused": "Your work report could not be recorded: {problem}.",
         "complain.empty": "Send COMPLAIN and your complaint in words, e.g. COMPLAIN payment not received.",
-        "complain.pending": "Complaints by SMS cannot be taken now; please visit a One Window counter.",
         "complain.done": "Your complaint is registered. Receipt {receipt}: text it to this number for its status.",
         "complain.refused": "Your complaint could not be registered: {problem}. Please visit a One Window counter.",
         "answer.not_grievance": "Only a complaint (GR..) is confirmed this way. Text the receipt alone for its status.",
@@ -277,7 +276,6 @@ REPLIES = {
         "details": " تفصیل: ون ونڈو یا /my",
         "receipt.bad": "{problem}۔ براہ کرم رسید پر نمبر دیکھیں۔",
         "receipt.unknown": "رسید {receipt} کی کوئی درخواست یا شکایت نہیں۔ نمبر دوبارہ دیکھیں۔",
-        "receipt.pending": "رسید {receipt}: ابھی حیثیت نہیں دیکھی جا سکتی، بعد میں کوشش کریں۔",
         "receipt.status": "رسید {receipt} ({kind}): {status}۔",
         "receipt.step": " مرحلہ: {step}۔",
         "receipt.due": " آخری تاریخ {due}۔",
@@ -300,7 +298,6 @@ REPLIES = {
         "emp.done": "شکریہ۔ {cnic} کی کام کی رپورٹ درج: {status}۔ اگلی رپورٹ {due} تک۔",
         "emp.refused": "کام کی رپورٹ درج نہ ہو سکی: {problem}",
         "complain.empty": "شکایت اور اپنی بات لکھ کر بھیجیں، مثلاً: شکایت رقم نہیں ملی",
-        "complain.pending": "ابھی SMS سے شکایت درج نہیں ہو سکتی؛ ون ونڈو کاؤنٹر پر آئیں۔",
         "complain.done": "آپ کی شکایت درج ہو گئی۔ رسید {receipt}: حیثیت کے لیے یہی نمبر بھیجیں۔",
         "complain.refused": "آپ کی شکایت درج نہ ہو سکی: {problem}۔ ون ونڈو کاؤنٹر پر آئیں۔",
         "answer.not_grievance": "اس طرح صرف شکایت (GR) کی تصدیق ہوتی ہے۔ حیثیت کے لیے صرف رسید نمبر بھیجیں۔",
@@ -455,13 +452,7 @@ def _receipt_reply(session: Session, phone: str, raw: str, lang: str) -> str:
     except receipts.ReceiptError as exc:
         return say(lang, "receipt.bad", problem=str(exc).rstrip("."))
     number = receipts.make(kind, record_id)
-    try:
-        if kind == "application":
-            from isps.citizen import applications as owner
-        else:
-            from isps.citizen import grievances as owner
-    except ImportError:
-        return say(lang, "receipt.pending", receipt=number)
+    owner = applications if kind == "application" else grievances
     found = owner.status_of(session, record_id)
     audit(session, _who(phone), CHANNEL, "read", kind, record_id, outcome="ok" if found else "not_found",
           detail=f"status of receipt {number} by SMS")
@@ -533,19 +524,14 @@ def _emp_reply(session: Session, phone: str, parsed: Parsed, lang: str, received
 def _complain_reply(session: Session, phone: str, description: str, lang: str) -> str:
     if len(description.strip(_EDGES)) < 3:
         return say(lang, "complain.empty")
-    try:
-        from isps.citizen import grievances
-    except ImportError:
-        return say(lang, "complain.pending")
     people = standing_of.people_with_phone(session, phone)
     district_id = people[0].district_id if people and len({p.district_id for p in people}) == 1 else None
     who = _who(phone, district_id)
     category = category_of(description)
-    known = getattr(grievances, "CATEGORIES", None)
-    if known is not None and category not in known:
+    if category not in grievances.CATEGORIES:
         category = "other"
     household_id = people[0].household_id if len({p.household_id for p in people}) == 1 else None
-    outlet = _last_outlet(session, household_id) if household_id is not None else None
+    outlet = standing_of.last_outlet(session, household_id) if household_id is not None else None
     if category in AGENT_CATEGORIES and outlet is None:
         # a complaint about an agent names the agent; by SMS, the household's last pickup outlet, or else
         # what the citizen says happened without naming one
@@ -563,15 +549,6 @@ def _complain_reply(session: Session, phone: str, description: str, lang: str) -
     return say(lang, "complain.done", receipt=receipts.make("grievance", g.id))
 
 
-def _last_outlet(session: Session, household_id: int) -> int | None:
-    """The cash outlet of the household's latest pickup slot: the agent a complaint by SMS is about."""
-    from sqlalchemy import text
-
-    return session.execute(text("""SELECT s.outlet_id FROM pickup_slot s
-        JOIN payment_instruction i ON i.id = s.instruction_id JOIN enrolment e ON e.id = i.enrolment_id
-        WHERE e.household_id = :h ORDER BY s.slot_start DESC LIMIT 1"""), {"h": household_id}).scalar()
-
-
 def _answer_reply(session: Session, phone: str, raw: str, satisfied: bool, lang: str) -> str:
     """``GR… YES`` / ``GR… NO`` from the phone the complaint was made from: closed or reopened."""
     try:
@@ -581,9 +558,6 @@ def _answer_reply(session: Session, phone: str, raw: str, satisfied: bool, lang:
     number = receipts.make(kind, record_id)
     if kind != "grievance":
         return say(lang, "answer.not_grievance")
-    from isps.citizen import grievances
-    from isps.citizen.grievances.models import Grievance
-
     g = session.get(Grievance, record_id)
     if g is None:
         return say(lang, "receipt.unknown", receipt=number)

@@ -66,6 +66,13 @@ def people_with_phone(session: Session, phone: str) -> list[Individual]:
                                 .order_by(Individual.id).limit(20)))
 
 
+def last_outlet(session: Session, household_id: int) -> int | None:
+    """The cash outlet of the household's latest pickup slot: the agent a citizen's complaint is about."""
+    return session.execute(text("""SELECT s.outlet_id FROM pickup_slot s
+        JOIN payment_instruction i ON i.id = s.instruction_id JOIN enrolment e ON e.id = i.enrolment_id
+        WHERE e.household_id = :h ORDER BY s.slot_start DESC LIMIT 1"""), {"h": household_id}).scalar()
+
+
 def band_of(score: float | None) -> tuple[int, int] | None:
     if score is None:
         return None

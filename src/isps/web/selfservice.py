@@ -17,15 +17,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from isps.citizen import receipts, selfservice, signin
+from isps.citizen import grievances, receipts, selfservice, signin
 from isps.labour.vocab import REPORTABLE
 from isps.web.common import DB, FormRefused, _tr, origin_guard, program_name, render
 
 router = APIRouter()
 COOKIE = "isps_citizen"
 PATH = "/my"
-CATEGORIES = ("payment_not_received", "payment_partial", "agent_deduction", "wrong_exclusion", "wrong_inclusion",
-              "data_error", "staff_conduct", "agent_conduct", "other")
+CATEGORIES = grievances.CATEGORIES  # what a citizen may complain about
 WORK = REPORTABLE  # what the quarterly report may say (labour.vocab)
 
 
@@ -159,7 +158,6 @@ def _home(request: Request, session, citizen: signin.Citizen, *, status: int = 2
             "program": program_name(tr, s.next_payment.program), "amount": _ltr(f"{s.next_payment.amount:,.0f}"),
             "pickup": _ltr(s.next_payment.pickup.strftime("%Y-%m-%d %H:%M")) if s.next_payment.pickup else None},
         "categories": CATEGORIES, "work": WORK, "error": error, "done": done, "form": form or {},
-        "can_grieve": selfservice._grievances() is not None,
         "apply_programs": selfservice.programs_to_apply(session, citizen),
     }, status)
 
@@ -309,7 +307,6 @@ def _register_page(request: Request, session, *, values: dict | None = None, err
         "household_choices": {k: vocab.HOUSEHOLD_CATEGORICAL[k] for k in HOUSEHOLD_CHOICES},
         "member_choices": {k: vocab.INDIVIDUAL_CATEGORICAL[k] for k in MEMBER_CHOICES},
         "durables": vocab.DURABLES, "numbers": HOUSEHOLD_NUMBERS,
-        "can_register": selfservice._applications() is not None,
     }, status)
 
 
