@@ -113,7 +113,8 @@ def test_a_lahore_officers_figures_and_queues_are_lahores(busy):
     assert want["change_requests"] == 2
     assert queues == {"change_requests": 2, "late_change_requests": 1,
                       "conflicts": want["conflicts"], "late_conflicts": 0, "review": 0,
-                      "recertification": want["recertification"]}
+                      "recertification": want["recertification"], "applications": 0, "late_applications": 0,
+                      "my_grievances": 0, "late_grievances": 0}
     assert want["conflicts"] >= 1 and want["recertification"] > 0
     # the program manager's work is province-wide: failed payments to retry (none retried yet), unclaimed
     assert manager["failed_payments"] == want_all["failed"] > want["failed"]

@@ -15,6 +15,9 @@ from isps.interop.dci import models as dci_models  # noqa: F401
 from isps.linkage import models as linkage_models  # noqa: F401
 from isps.labour import models as labour_models  # noqa: F401
 from isps.services import leases as lease_models  # noqa: F401
+from isps.citizen import signin as citizen_signin_models  # noqa: F401
 from isps.messaging import models as messaging_models  # noqa: F401
+from isps.citizen.grievances import models as grievance_models  # noqa: F401
 
 metadata = Base.metadata
+from isps.citizen.applications import models as application_models  # noqa: F401

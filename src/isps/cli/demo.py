@@ -426,3 +426,77 @@ def labour_flow(engine: Engine, console: Console) -> None:
     console.print(f"labour registries: {len(made)} shops with certificates, {laid_off} laid-off workers and "
                   f"{len(VACANCIES)} vacancies on the job board; {rescored:,} households re-scored "
                   "(web: Registry → Labour registries)")
+
+
+def grievances_flow(engine: Engine, console: Console) -> None:
+    """A few dozen grievances over the last three months, by every channel and category: payment
+    complaints linked to Kafaalat payments in Kasur and counted against their agents, a wrong
+    exclusion that starts a re-assessment, most resolved with a root cause, some confirmed, some
+    reopened by a citizen who was not satisfied, and some left late (the worker escalates them)."""
+    from datetime import datetime, timedelta
+
+    from isps.access.service import Principal
+    from isps.citizen.grievances import service as gs
+
+    with transaction(engine) as s:
+        if s.execute(text("SELECT COUNT(*) FROM grievance")).scalar_one():
+            console.print("grievances: already filed")
+            return
+        households = [r[0] for r in s.execute(text(
+            "SELECT MIN(id) FROM household GROUP BY district_id ORDER BY district_id LIMIT 8"))]
+        kasur = [r[0] for r in s.execute(text("SELECT id FROM household WHERE district_id = 2 ORDER BY id LIMIT 12"))]
+        payments = s.execute(text("""SELECT i.id, s.outlet_id FROM payment_instruction i
+            JOIN pickup_slot s ON s.instruction_id = i.id WHERE i.district_id = 2 ORDER BY i.id LIMIT 12""")).all()
+        outlets = [r[0] for r in s.execute(text("SELECT id FROM cash_outlet WHERE district_id = 2 ORDER BY id LIMIT 3"))]
+        if not kasur:
+            console.print("grievances: no household in Kasur yet")
+            return
+        counter = Principal("kasur.counter", "counter_operator", 2)
+        admin = Principal("admin", "administrator", None)
+        officer = Principal("kasur.grievance", "grievance_officer", 2)
+        now = datetime.now().replace(microsecond=0)
+        made, resolved, reopened = 0, 0, 0
+        for i in range(36):
+            category = gs.CATEGORIES[i % len(gs.CATEGORIES)]
+            channel = gs.CHANNELS[i % len(gs.CHANNELS)]
+            opened = now - timedelta(days=88 - 2 * i, hours=i % 7)
+            kw: dict = {"household_id": kasur[i % len(kasur)]}
+            if i % 5 == 4 and households:  # elsewhere in Punjab: filed by the call centre (province-wide)
+                kw = {"household_id": households[i % len(households)]}
+            if category in gs.PAYMENT_CATEGORIES and payments and "household_id" in kw and i % 5 != 4:
+                pay = payments[i % len(payments)]
+                kw = {"payment_instruction_id": pay.id}
+            if category in gs.AGENT_CATEGORIES and outlets:
+                kw.setdefault("outlet_id", outlets[i % len(outlets)])
+            if category in gs.AGENT_CATEGORIES and kw.get("outlet_id") is None:
+                category = "other"
+            who = counter if i % 5 != 4 and channel == "counter" else admin
+            try:
+                g = gs.file_grievance(s, who, channel=channel, category=category, lang="ur" if i % 3 else "en",
+                                      description=f"{category.replace('_', ' ')}: demo complaint {i + 1}",
+                                      district_id=None, phone=f"0300{1000000 + i * 7919:07d}", now=opened, **kw)
+            except gs.GrievanceError as exc:
+                console.print(f"grievance {i}: {exc}")
+                continue
+            made += 1
+            if i % 6 in (1, 2, 3, 4) and opened < now - timedelta(days=3):  # resolved
+                handler = officer if g.district_id == 2 else admin
+                cause = {"payment_not_received": "bank_delay", "payment_partial": "bank_delay",
+                         "agent_deduction": "agent_misconduct", "agent_conduct": "agent_misconduct",
+                         "data_error": "registry_data_error", "wrong_exclusion": "eligibility_rule",
+                         "wrong_inclusion": "duplicate", "staff_conduct": "staff_conduct"}.get(category,
+                                                                                         "citizen_misunderstanding")
+                if g.level > 1 or (handler.scope is not None and g.district_id != handler.scope):
+                    handler = admin
+                gs.resolve(s, handler, g.id, root_cause=cause, resolution="checked and put right",
+                           now=opened + timedelta(hours=6 + 13 * (i % 9)))
+                resolved += 1
+                if i % 6 == 2:
+                    gs.confirm(s, g.id, handler, satisfied=True, now=opened + timedelta(days=4))
+                elif i % 6 == 3 and i % 4 == 3:
+                    gs.confirm(s, g.id, f"sms:{gs.mask_phone(g.phone)}", satisfied=False,
+                               note="the problem is still there", now=opened + timedelta(days=4))
+                    reopened += 1
+        late = gs.count_grievances(s, None, late=True, now=now)
+    console.print(f"grievances: {made} filed ({resolved} resolved, {reopened} reopened by the citizen, "
+                  f"{late} late); see /grievances and /grievances/analytics")

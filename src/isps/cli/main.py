@@ -29,6 +29,9 @@ app.add_typer(eligibility_app, name="eligibility")
 app.add_typer(pmt_app, name="pmt")
 app.add_typer(vulnerability_app, name="vulnerability")
 app.add_typer(alt_app, name="alt")
+from isps.cli.applications import applications_app  # noqa: E402
+
+app.add_typer(applications_app, name="applications")
 from isps.cli.partners import partners_app  # noqa: E402
 
 app.add_typer(partners_app, name="partners")
@@ -327,6 +330,7 @@ def _demo_flows(engine) -> None:
     flows.benefits_flow(engine, console)
     flows.later_list_flow(engine, console)
     flows.labour_flow(engine, console)
+    flows.grievances_flow(engine, console)
 
 
 def _demo_targeting(engine) -> None:

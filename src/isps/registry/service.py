@@ -464,3 +464,106 @@ def remove_member(session: Session, individual_id: int, reason: str, prov: Prove
     events.record(session, events.MEMBER_LEFT, "household", old_household, removed)
     session.flush()
     return person
+
+# ---------------------------------------------------------------- one household registered at a counter
+
+REGISTRATION_SOURCES = ("counter", "self_report", "operator")
+
+
+def _adult_on(born: date, on: date) -> bool:
+    return (on.year - born.year - ((on.month, on.day) < (born.month, born.day))) >= 18
+
+
+def register_household(session: Session, household: dict, members: list[dict], prov: Provenance) -> Household:
+    """Write one never-surveyed household and its members to the registry (the One Window's
+    registration, once a second person verified it): ids from :mod:`isps.registry.ids`, one
+    ``ingest_batch`` with the provenance's source (``counter``, or ``self_report`` for the citizen's
+    own web channel), a ``household.created`` event so that scoring and eligibility follow.
+
+    ``household`` holds ``district_id``, ``tehsil_id``, optional ``uc_id`` and the fields of
+    :data:`HOUSEHOLD_FIELDS`; each member the fields of :data:`INDIVIDUAL_FIELDS` and optional
+    ``cnic`` and ``id_document`` (``cnic`` | ``bform``), the head first. Every value is checked by
+    the field rules again; a CNIC held by a living person is refused naming where it is (masked)."""
+    from isps.registry import ids
+    from isps.registry.models import Tehsil, UnionCouncil
+
+    if prov.source not in REGISTRATION_SOURCES:
+        raise RegistryError(f"a registration's source must be one of {', '.join(REGISTRATION_SOURCES)}")
+    if not members:
+        raise RegistryError("a household is registered with at least its head")
+    try:
+        district_id, tehsil_id = int(household["district_id"]), int(household["tehsil_id"])
+    except (KeyError, TypeError, ValueError):
+        raise RegistryError("household: district_id and tehsil_id are required") from None
+    tehsil = session.get(Tehsil, tehsil_id)
+    if tehsil is None or tehsil.district_id != district_id:
+        raise RegistryError(f"household: tehsil_id {tehsil_id} is not a tehsil of district {district_id}")
+    uc_id = household.get("uc_id")
+    if uc_id not in (None, ""):
+        uc = session.get(UnionCouncil, int(uc_id))
+        if uc is None or uc.tehsil_id != tehsil_id:
+            raise RegistryError(f"household: uc_id {uc_id} is not a union council of tehsil {tehsil_id}")
+        uc_id = int(uc_id)
+    else:
+        uc_id = None
+    values = {}
+    for name, spec in HOUSEHOLD_FIELDS.items():
+        try:
+            values[name] = check_value(spec, household.get(name))
+        except ValueError as exc:
+            raise RegistryError(f"household: {exc}") from None
+    people = []
+    seen: dict[str, int] = {}
+    for line, raw in enumerate(members, start=1):
+        person = {}
+        for name, spec in INDIVIDUAL_FIELDS.items():
+            try:
+                person[name] = check_value(spec, raw.get(name))
+            except ValueError as exc:
+                raise RegistryError(f"member {line}: {exc}") from None
+        number = None
+        if raw.get("cnic"):
+            try:
+                number = cnic_rules.validate(raw["cnic"], person["sex"])
+            except cnic_rules.CnicError as exc:
+                raise RegistryError(f"member {line}: {exc}") from None
+            if number in seen:
+                raise RegistryError(f"member {line}: CNIC {cnic_rules.mask(number)} is also member {seen[number]}'s")
+            seen[number] = line
+            holder = session.execute(
+                select(Individual.roster_line, Household.ref, Household.district_id)
+                .join(Household, Household.id == Individual.household_id)
+                .where(Individual.cnic == number, Individual.date_of_death.is_(None)).limit(1)).first()
+            if holder is not None:
+                raise RegistryError(f"member {line}: CNIC {cnic_rules.mask(number)} is already registered in household "
+                                    f"{holder.ref} (district {holder.district_id}), roster line {holder.roster_line}")
+        document = raw.get("id_document") or None
+        if number is None:
+            document = None
+        elif document not in (None, "cnic", "bform"):
+            raise RegistryError(f"member {line}: id_document must be cnic or bform")
+        elif document is None:
+            document = "cnic" if _adult_on(person["date_of_birth"], prov.effective_date) else "bform"
+        person.update(cnic=number, id_document=document)
+        people.append(person)
+    if people[0]["relation_to_head"] != "head" or sum(p["relation_to_head"] == "head" for p in people) != 1:
+        raise RegistryError("member 1: the first member is the head, and a household has one head")
+
+    batch = IngestBatch(source=prov.source, reference=(prov.source_ref or f"{prov.source} registration")[:200],
+                        effective_date=prov.effective_date, actor=prov.actor,
+                        summary={"households": 1, "members": len(people)})
+    session.add(batch)
+    session.flush()
+    hid = ids.next_household_ids(session, district_id)[0]
+    record = Household(id=hid, ref=f"CTR-{hid}" if prov.source == "counter" else f"SLF-{hid}",
+                       district_id=district_id, tehsil_id=tehsil_id, uc_id=uc_id, **values, batch_id=batch.id,
+                       surveyed_on=prov.effective_date, verified_on=prov.effective_date, version=1)
+    session.add(record)
+    session.flush()
+    first = ids.next_individual_ids(session, district_id, len(people))
+    for line, (pid, person) in enumerate(zip(first, people), start=1):
+        session.add(Individual(id=pid, household_id=hid, district_id=district_id, roster_line=line, **person,
+                               member_since=prov.effective_date, batch_id=batch.id))
+    session.flush()
+    events.record(session, events.HOUSEHOLD_CREATED, "household", hid, {"batch_id": batch.id, "source": prov.source})
+    return record

@@ -6,7 +6,7 @@ labels them. Kept in one place so that every module agrees on the codes.
 
 from __future__ import annotations
 
-SOURCES = ("survey", "nadra", "partner", "self_report", "operator", "synthetic", "import", "labour")
+SOURCES = ("survey", "nadra", "partner", "self_report", "operator", "synthetic", "import", "labour", "counter")
 
 SEX = ("male", "female", "transgender")
 RELATION = ("head", "spouse", "son", "daughter", "father", "mother", "brother", "sister",

@@ -15,7 +15,9 @@ up, so that each sees what the one below it did:
 4. programs flag for an officer's review the enrolments a partner's list resolved since shows to be
    duplicate benefits (``programs.duplicates``: never ended by a list);
 5. payments stop every instruction not yet sent for a person who has died (money back to the fund)
-   and count those already sent for recall.
+   and count those already sent for recall;
+6. the One Window disposes the applications decided below it: a change application whose change
+   request was approved or rejected, a registration whose new household is now scored.
 
 It runs after every feed delivery (in the background of the API call, at the end of ``isps feeds
 apply``), every few seconds in ``isps worker`` (task ``events``), and may be run at any time
@@ -51,6 +53,7 @@ def run_consumers(engine: Engine, on: date | None = None) -> dict:
     the households re-scored (``rescored``) and re-assessed (``reassessed``), those listed and enrolled
     after the update, the enrolments flagged for review (and cleared), and the payments' counts
     (``stopped``, ``to_recall``, ``enrolments_ended``, ``promoted``)."""
+    from isps.citizen import applications
     from isps.interop.feeds import after_delivery
     from isps.payments.payroll import stop_for_deaths
     from isps.programs import duplicates, reassessment
@@ -62,6 +65,8 @@ def run_consumers(engine: Engine, on: date | None = None) -> dict:
         dup = duplicates.process_events(s, on=on)
     with transaction(engine) as s:
         payments = stop_for_deaths(s, on=on)
-    return {"rescored": rescored, "reassessed": re["households"], "listed_after_update": re["listed"],
+    with transaction(engine) as s:
+        citizen = applications.process_events(s)
+    return {**citizen, "rescored": rescored, "reassessed": re["households"], "listed_after_update": re["listed"],
             "enrolled_after_update": re["enrolled"], "flagged_for_review": re["flagged"],
             "reviews_cleared": re["cleared"], "duplicates_flagged": dup["flagged"], **payments}

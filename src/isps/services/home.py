@@ -41,18 +41,19 @@ POOR_PROGRAM = "bisp_kafaalat"  # "poor" = at or below this program's PMT cut-of
 # the work each role does, in the order it is shown (administrators see every queue)
 ROLE_QUEUES: dict[str, tuple[str, ...]] = {
     "district_officer": ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review",
-                         "recertification"),
-    "counter_operator": ("change_requests", "late_change_requests", "conflicts", "recertification"),
-    "grievance_officer": (),
+                         "recertification", "applications", "late_applications", "my_grievances", "late_grievances"),
+    "counter_operator": ("change_requests", "late_change_requests", "conflicts", "recertification",
+                         "late_applications"),
+    "grievance_officer": ("my_grievances", "late_grievances"),
     "program_manager": ("cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "review",
-                        "refused_deliveries", "late_change_requests"),
+                        "refused_deliveries", "late_change_requests", "applications"),
     "auditor": ("refused_access", "late_change_requests", "late_conflicts", "failed_payments", "unclaimed_payments",
                 "refused_deliveries"),
 }
 ALL_QUEUES = ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review", "recertification",
               "cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "refused_deliveries",
-              "refused_access")
-LATE = {"late_change_requests", "late_conflicts"}
+              "refused_access", "applications", "late_applications", "my_grievances", "late_grievances")
+LATE = {"late_change_requests", "late_conflicts", "late_applications", "late_grievances"}
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,19 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
         return _count(session, AuditRecord, AuditRecord.outcome == "denied",
                       AuditRecord.at >= datetime.combine(today - timedelta(days=AUDIT_DAYS), datetime.min.time()),
                       *_in(AuditRecord.district_id, scope))
+    if key in ("applications", "late_applications"):  # One Window steps: the role's own, or any late one
+        from isps.citizen.applications.models import ApplicationStep as Step
+        open_steps = (Step.done_at.is_(None), *_in(Step.district_id, scope))
+        if key == "applications":
+            return _count(session, Step, *open_steps, Step.owner_role == who.role)
+        now = datetime.now() if today == date.today() else datetime.combine(today, datetime.min.time())
+        return _count(session, Step, *open_steps, Step.due_at < now)
+    if key in ("my_grievances", "late_grievances"):  # grievance redress (citizen.grievances)
+        from isps.citizen.grievances import service as grievances
+
+        if key == "my_grievances":
+            return grievances.count_owned(session, who.username)
+        return grievances.count_grievances(session, scope, late=True)
     raise ValueError(f"no queue {key!r}")
 
 
@@ -171,6 +185,8 @@ def _hrefs(key: str, today: date) -> tuple[str, ...]:
         "recertification": "/updates#upd-recert", "cycles": "/payments", "payrolls": "/payments", "pmt_models": "/pmt",
         "failed_payments": "/payments", "unclaimed_payments": "/payments", "refused_deliveries": "/updates#upd-deliveries",
         "refused_access": f"/audit?outcome=denied&since={(today - timedelta(days=AUDIT_DAYS)).isoformat()}",
+        "applications": "/applications?status=open", "late_applications": "/applications?status=open&late=1",
+        "my_grievances": "/grievances?mine=1&status=pending", "late_grievances": "/grievances?late=1",
     }[key]
     better = {"refused_deliveries": "/feeds/deliveries"}  # the deliveries' own list, where it exists
     return (better[key], one) if key in better else (one,)

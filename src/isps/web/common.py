@@ -221,6 +221,7 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
         me.update(can_users=who.can("users.manage"), can_feeds=who.can("registry.import"),
                   can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"),
                   can_messages=who.can("messages.read"))
+        me["can_grievances"] = who.can("grievance.take") or who.can("grievance.handle") or who.can("audit.read")
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
            "tehsil_name": lambda t: tehsil_name(tr, t),

@@ -679,8 +679,11 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
     app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
     app.include_router(__import__("isps.web.worker", fromlist=["router"]).router)  # /admin/worker: background tasks
+    app.include_router(__import__("isps.web.selfservice", fromlist=["router"]).router)  # /my: the citizen's own pages
     app.include_router(__import__("isps.web.onewindow", fromlist=["router"]).router)  # find a citizen, benefits, members
     app.include_router(__import__("isps.web.messages", fromlist=["router"]).router)  # SMS: household panel, /messages
+    app.include_router(__import__("isps.web.applications", fromlist=["router"]).router)  # One Window applications
+    app.include_router(__import__("isps.web.grievances", fromlist=["router"]).router)  # grievance redress
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)

@@ -17,6 +17,7 @@ from isps.access import service as access
 from isps.access.models import User as UserRecord
 from isps.access.service import Principal, audit
 from isps.api.params import Id, QueryId
+from isps.citizen.grievances.service import reassign_inactive as reassign_grievances
 from isps.web import common as r
 from isps.web.common import DB, FilterId, Geography, User
 from isps.web.listing import PAGE, export, keyset_chunks, pager, wants_export
@@ -158,6 +159,7 @@ def change_role(request: Request, user_id: Id, session: DB, who: User, role: Ann
     """A new role and district scope (a district for district officers and counter operators)."""
     def fn(name: str) -> Response:
         access.change_role(session, who, r.CHANNEL, name, role[:20], _district(district_id))
+        reassign_grievances(session)
         return RedirectResponse(f"/users/{user_id}?done=changed", status_code=303)
     return _step(request, session, who, user_id, "edit", fn)
 
@@ -167,6 +169,7 @@ def disable(request: Request, user_id: Id, session: DB, who: User) -> Response:
     """Disable the account: signed out everywhere, no sign-in until enabled again."""
     def fn(name: str) -> Response:
         access.set_active(session, who, r.CHANNEL, name, False)
+        reassign_grievances(session)  # their open grievances go to someone who can act, in this transaction
         return RedirectResponse(f"/users/{user_id}?done=disabled", status_code=303)
     return _step(request, session, who, user_id, "disable", fn)
 

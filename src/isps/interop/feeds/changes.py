@@ -32,6 +32,9 @@ from isps.interop.models import ChangeRequest, ExclusionFlag, RecertificationFla
 from isps.registry import events
 
 REQUEST_SOURCES = ("operator", "self_report")
+# recorded when a request is approved or rejected, for the modules above that wait on it (a One
+# Window change application is disposed by citizen.applications.process_events)
+CHANGE_DECIDED = "change_request.decided"
 # An appeal against an administrative exclusion is a change request on the person with the change
 # ``{"exclusion:<reason>": "lifted"}`` (e.g. ``exclusion:public_sector_employee``) and its evidence
 # (a retirement order, a relieving letter): once a second person approves, the flag is lifted
@@ -354,6 +357,7 @@ def approve_change(session: Session, request_id: int, approver: str, note: str |
     row.decision_note = ((note or "") + (f" (not changed, held by a source of higher precedence: {', '.join(held)})"
                                          if held else "")).strip()[:400] or None
     row.applied_fields = list(applied) + lifted
+    events.record(session, CHANGE_DECIDED, "change_request", row.id, {"status": row.status})
     session.flush()
     return row
 
@@ -372,6 +376,7 @@ def reject_change(session: Session, request_id: int, checker: str, note: str,
     if not note:
         raise ChangeRequestError("a rejection needs its reason")
     row.status, row.decided_by, row.decided_at, row.decision_note = "rejected", checker, datetime.now(), note[:400]
+    events.record(session, CHANGE_DECIDED, "change_request", row.id, {"status": row.status})
     session.flush()
     return row
 
