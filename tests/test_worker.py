@@ -418,11 +418,23 @@ def test_selfreport_reminders_are_queued_once_each_in_urdu(province):
     with transaction(province) as s:
         reports.report_status(s, people[1][0], "daily_wager", due - timedelta(days=2), "t")
     on_day = before + timedelta(days=14)
-    assert w.selfreport_sms(province, on_day) == {"owed": 2, "queued": 1, "bad_phone": 2}   # its two, before and due
+    assert w.selfreport_sms(province, on_day) == {"owed": 2, "queued": 1, "bad_phone": 1}
     with transaction(province) as s:
         keys = set(s.scalars(select(Message.key).where(Message.key.like("selfreport:%"))))
         assert f"selfreport:{people[0][0]}:{due.isoformat()}:due" in keys
         assert not any(k.startswith(f"selfreport:{people[1][0]}:") and k.endswith(":due") for k in keys)
+
+
+def test_after_a_pause_only_the_newest_reminder_is_sent(province):
+    from isps.messaging.models import Message
+
+    people, due = _on_register(province, 2)
+    late = datetime.combine(due + timedelta(days=15), datetime.min.time())   # before, due and overdue all owed
+    assert w.selfreport_sms(province, late) == {"owed": 6, "queued": 1, "bad_phone": 1}
+    with transaction(province) as s:
+        assert list(s.scalars(select(Message.key).where(Message.key.like("selfreport:%")))) == [
+            f"selfreport:{people[0][0]}:{due.isoformat()}:overdue"]
+    assert w.selfreport_sms(province, late + timedelta(hours=1)) == {"bad_phone": 1}
 
 
 def test_queued_messages_are_sent_and_texts_answered_at_once(province):

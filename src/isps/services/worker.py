@@ -230,7 +230,9 @@ REMINDER_BATCH = 5000   # reminders enqueued per transaction
 
 def _pending_reminders(on: date) -> tuple[str, dict]:
     """Reminders owed and not yet handed to the message queue: their day has come, the report they
-    remind of is still the one due (no report since), and not older than the grace period."""
+    remind of is still the one due (no report since), not older than the grace period, and no later
+    reminder of the same report is owed too (after a pause of the worker a person gets the newest
+    reminder, not three at once; the older stays unsent)."""
     from isps.labour.vocab import GRACE_DAYS
 
     return ("""
@@ -240,6 +242,8 @@ def _pending_reminders(on: date) -> tuple[str, dict]:
         JOIN individual i ON i.id = r.individual_id
         WHERE r.sent_at IS NULL AND r.send_on <= :on AND r.send_on >= :oldest
           AND i.phone IS NOT NULL AND i.date_of_death IS NULL
+          AND NOT EXISTS (SELECT 1 FROM labour_reminder n WHERE n.individual_id = r.individual_id
+                          AND n.due_on = r.due_on AND n.send_on > r.send_on AND n.send_on <= :on)
         ORDER BY r.individual_id, r.due_on, r.kind""",
             {"on": on, "oldest": on - timedelta(days=GRACE_DAYS + 1)})
 
