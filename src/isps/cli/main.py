@@ -61,6 +61,7 @@ DEMO_USERS = [
     ("policy", "program_manager", None, "Program manager, PSPA"),
     ("lahore.officer", "district_officer", "Lahore", "District officer, Lahore"),
     ("kasur.counter", "counter_operator", "Kasur", "One Window counter, Kasur"),
+    ("kasur.officer", "district_officer", "Kasur", "District officer, Kasur (verifies the counter's applications)"),
     ("kasur.grievance", "grievance_officer", "Kasur", "Grievance officer, Kasur"),
     ("auditor", "auditor", None, "Internal auditor"),
 ]

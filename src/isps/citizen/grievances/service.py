@@ -100,13 +100,13 @@ def history(session: Session, grievance_id: int) -> list[GrievanceEvent]:
 
 SMS = {
     "filed": {"en": "ISPS: your complaint is registered, receipt {receipt}. It will be answered by {due}. "
-                    "Text {receipt} to 8171 to follow it.",
+                    "Text {receipt} to {short_code} to follow it.",
               "ur": "ISPS: آپ کی شکایت درج ہو گئی ہے، رسید نمبر {receipt}۔ اس کا جواب {due} تک دیا جائے گا۔ "
-                    "حالت جاننے کے لیے {receipt} لکھ کر 8171 پر بھیجیں۔"},
+                    "حالت جاننے کے لیے {receipt} لکھ کر {short_code} پر بھیجیں۔"},
     "resolved": {"en": "ISPS: your complaint {receipt} is resolved: {resolution}. If you are not satisfied, "
-                       "text {receipt} NO to 8171 (or {receipt} YES if you are) or tell the One Window counter.",
+                       "text {receipt} NO to {short_code} (or {receipt} YES if you are) or tell the One Window counter.",
                  "ur": "ISPS: آپ کی شکایت {receipt} حل ہو گئی ہے: {resolution}۔ اگر آپ مطمئن نہیں تو اس رسید "
-                       "کے ساتھ NO لکھ کر 8171 پر بھیجیں (مطمئن ہوں تو YES) یا ون ونڈو کاؤنٹر پر بتائیں۔"},
+                       "کے ساتھ NO لکھ کر {short_code} پر بھیجیں (مطمئن ہوں تو YES) یا ون ونڈو کاؤنٹر پر بتائیں۔"},
 }
 
 
@@ -116,8 +116,9 @@ def _sms(session: Session, g: Grievance, event: str, **values: str) -> bool:
     if not g.phone:
         return False
     from isps.messaging import queue
-    body = SMS[event.split("-")[0]][g.lang if g.lang in LANGS else "ur"].format(receipt=receipts.make("grievance", g.id),
-                                                                              **values)
+    from isps.messaging.gateways import SHORT_CODE
+    body = SMS[event.split("-")[0]][g.lang if g.lang in LANGS else "ur"].format(
+        receipt=receipts.make("grievance", g.id), short_code=SHORT_CODE, **values)
     queue.enqueue(session, kind="grievance", phone=g.phone, text=body, key=f"grievance:{g.id}:{event}", lang=g.lang,
                   district_id=g.district_id, household_id=g.household_id, individual_id=g.individual_id)
     return True
@@ -254,7 +255,8 @@ def file_grievance(session: Session, who: Principal | None, *, channel: str, cat
         _start_reassessment(session, g, actor, now)
     if payment is not None:
         _event(session, g, "note", "system", now, note=f"payment {payment_instruction_id} linked")
-    _sms(session, g, "filed", due=f"{g.due_at:%Y-%m-%d}")
+    if channel != "sms":  # a texted complaint is acknowledged by the short code's own reply, with the receipt
+        _sms(session, g, "filed", due=f"{g.due_at:%Y-%m-%d}")
     session.flush()
     return g
 
