@@ -8,6 +8,8 @@ HOUSEHOLDS ?= 100000
 SCALE ?= 100000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# the suite runs in this many processes (pytest-xdist), a test file kept whole in one of them
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test bench serve clean fuzz
 
@@ -23,7 +25,7 @@ demo: install
 	$(BIN)/isps demo --households $(HOUSEHOLDS) --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(BIN)/python -m bench.run --scale $(SCALE)
