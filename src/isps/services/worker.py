@@ -187,6 +187,9 @@ def events_task(engine: Engine, now: datetime) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+DCI_NOTIFY = "dci_notify"  # the notifier's task and lease (``POST /dci/admin/notify`` takes it too)
+
+
 def dci_notify(sender=None) -> Run:
     """The DCI notifier: notify subscribers of the events past their cursor, then send again the
     callbacks that failed. ``sender`` replaces the HTTPS sender (tests)."""
@@ -393,7 +396,7 @@ def default_tasks(*, dci_sender=None, sms: Sms | None = None, sms_handler=None) 
     return [
         Task("events", timedelta(seconds=10), events_task, ttl=timedelta(minutes=5),
              about="registry events: re-scoring, re-assessment, deaths, duplicates, payments"),
-        Task("dci_notify", timedelta(seconds=30), dci_notify(dci_sender),
+        Task(DCI_NOTIFY, timedelta(seconds=30), dci_notify(dci_sender),
              about="DCI: notify partners' subscriptions, retry failed callbacks"),
         Task("selfreport_reminders", timedelta(hours=1), selfreport_sms,
              about="quarterly employment self-report: reminders owed, one SMS each"),
