@@ -534,6 +534,28 @@ def test_an_administrator_runs_a_notify_pass_and_others_may_not(client, province
     assert client.post("/dci/admin/notify").status_code == 401
 
 
+def test_a_notify_pass_waits_for_the_workers_lease_and_is_refused_while_it_runs(client, province, partner, sent,
+                                                                                 monkeypatch):
+    from datetime import timedelta
+
+    from isps.api import dci as api_dci
+    from isps.services import leases
+    from isps.services.worker import DCI_NOTIFY
+
+    monkeypatch.setattr(api_dci, "NOTIFY_WAIT", 0.1)
+    assert leases.acquire(province, DCI_NOTIFY, "worker@host:1:abc", timedelta(minutes=5))  # the worker's run
+    r = client.post("/dci/admin/notify", headers=token_for(client, "admin"))
+    assert r.status_code == 409 and set(r.json()) == {"detail", "field", "errors"}
+    assert DCI_NOTIFY in r.json()["detail"]
+    with transaction(province) as s:  # refused before anything was sent: the lease is still the worker's
+        assert s.get(leases.WorkerLease, DCI_NOTIFY).holder == "worker@host:1:abc"
+    leases.release(province, DCI_NOTIFY, "worker@host:1:abc")
+    r = client.post("/dci/admin/notify", headers=token_for(client, "admin"))
+    assert r.status_code == 200
+    with transaction(province) as s:  # the request's run gave the lease back
+        assert s.get(leases.WorkerLease, DCI_NOTIFY).holder is None
+
+
 def test_a_birth_reported_by_the_feed_notifies_new_household_member(client, province, partner, sent):
     from isps.registry import events
     person = _people(province, 1)[0]

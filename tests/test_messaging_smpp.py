@@ -208,3 +208,12 @@ def test_fifty_phones_at_once_each_get_their_own_answer(line):
         got = smsc.wait_for(p, timeout=30)
         assert [s.text for s in got] == [f"ISPS: 35202{p[-4:]}"]
     assert time.monotonic() - t0 < 30
+
+
+def test_the_concatenation_header_is_read_alike_by_gateway_and_message_centre():
+    from isps.messaging.smsc import concatenation
+
+    assert concatenation(bytes([5, 0x00, 3, 0x2A, 3, 2]) + b"abc") == (0x2A, 3, 2, b"abc")          # 8-bit reference
+    assert concatenation(bytes([6, 0x08, 4, 0x01, 0x02, 2, 1]) + b"xy") == (0x0102, 2, 1, b"xy")   # 16-bit reference
+    assert concatenation(bytes([4, 0x05, 2, 9, 9]) + b"z") == (None, None, None, b"z")            # another element
+    assert concatenation(bytes([3, 0x00, 3, 0x2A])) == (None, None, None, b"")                  # cut short: ignored

@@ -404,6 +404,8 @@ def test_selfreport_reminders_are_queued_once_each_in_urdu(province):
         assert sorted(m.key for m in rows) == sorted(f"selfreport:{pid}:{due.isoformat()}:before" for pid, _ in people[:2])
         assert {m.kind for m in rows} == {"reminder"} and {m.lang for m in rows} == {"ur"}
         assert all(due.strftime("%d-%m-%Y") in m.text and "سہ ماہی" in m.text for m in rows)
+        assert {m.text for m in rows} == {w.REMINDER_TEXTS["before"]["ur"].format(due=due.strftime("%d-%m-%Y"),
+                                                                                 code=w.SHORT_CODE)}
         assert {m.household_id for m in rows} == {h for _, h in people[:2]} and {m.phone for m in rows} == {
             "923001234560", "923001234561"}
         handed = s.scalars(select(LabourReminder).where(LabourReminder.sent_at.is_not(None))).all()
@@ -423,6 +425,22 @@ def test_selfreport_reminders_are_queued_once_each_in_urdu(province):
         keys = set(s.scalars(select(Message.key).where(Message.key.like("selfreport:%"))))
         assert f"selfreport:{people[0][0]}:{due.isoformat()}:due" in keys
         assert not any(k.startswith(f"selfreport:{people[1][0]}:") and k.endswith(":due") for k in keys)
+
+
+def test_reminders_are_queued_batch_by_batch_in_english(province, monkeypatch):
+    from isps.labour.models import LabourReminder
+    from isps.messaging.models import Message
+
+    monkeypatch.setattr(w, "REMINDER_BATCH", 1)  # one person per INSERT … SELECT: three batches
+    people, due = _on_register(province, 3)
+    before = datetime.combine(due - timedelta(days=14), datetime.min.time()).replace(hour=9)
+    assert w.selfreport_sms(province, before, lang="en") == {"owed": 3, "queued": 2, "bad_phone": 1}
+    with transaction(province) as s:
+        texts = set(s.scalars(select(Message.text).where(Message.key.like("selfreport:%"))))
+        assert texts == {w.REMINDER_TEXTS["before"]["en"].format(due=due.strftime("%d-%m-%Y"), code=w.SHORT_CODE)}
+        assert s.scalar(select(func.count()).select_from(LabourReminder)
+                        .where(LabourReminder.sent_at.is_not(None))) == 2
+    assert w.selfreport_sms(province, before, lang="en") == {"bad_phone": 1}
 
 
 def test_after_a_pause_only_the_newest_reminder_is_sent(province):

@@ -25,9 +25,12 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from isps.access.service import Principal, audit
+from isps.api import errors
 from isps.api.deps import require
 from isps.interop.dci import envelope, partners, service, subscriptions
 from isps.interop.dci.envelope import DciError
+from isps.services import leases
+from isps.services.worker import DCI_NOTIFY
 
 router = APIRouter(prefix="/dci", tags=["dci"])
 log = logging.getLogger("isps.dci")
@@ -187,14 +190,27 @@ def jwks(request: Request) -> dict:
             "sender_id": rt.isps_id}
 
 
-@router.post("/admin/notify", summary="Send notifications for registry events past the DCI cursor (administrator)")
+NOTIFY_WAIT = 2.0  # seconds a notify request waits for the worker's run of the notifier to end
+
+
+@router.post("/admin/notify", summary="Send notifications for registry events past the DCI cursor (administrator)",
+             responses=errors.CONFLICT)
 def notify_now(request: Request, who: Annotated[Principal, Depends(require("users.manage"))]) -> dict:
+    """One notifier pass now, under the worker's ``dci_notify`` lease (never two passes at once:
+    409 while the worker's run holds it)."""
     rt = runtime(request)
-    with request.app.state.session_factory() as session:
-        counts = subscriptions.process_events(session, rt)
-        service.retry_failed(session, rt)
-        audit(session, who, "api", "notify", "dci_subscription", detail="sent notifications for registry events: "
-                     + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) if isinstance(counts, dict)
-                        else str(counts)))
-        session.commit()
+    try:
+        with leases.held(request.app.state.engine, DCI_NOTIFY, wait=NOTIFY_WAIT, holder=leases.new_holder("api")):
+            with request.app.state.session_factory() as session:
+                counts = subscriptions.process_events(session, rt)
+                service.retry_failed(session, rt)
+                audit(session, who, "api", "notify", "dci_subscription",
+                      detail="sent notifications for registry events: "
+                      + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+                         if isinstance(counts, dict) else str(counts)))
+                session.commit()
+    except leases.Busy:
+        return JSONResponse(errors.ErrorBody(
+            detail=f"the DCI notifier is running now (the worker's {DCI_NOTIFY} task): try again in a minute"
+        ).model_dump(), status_code=409)
     return counts

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from isps.messaging.texts import text as fixed_text
 
 
-def _digits(expr: str) -> str:
+def digits_sql(expr: str) -> str:
     """``expr`` without the separators people write in numbers."""
     for ch in (" ", "-", "+", "(", ")", "."):
         expr = f"REPLACE({expr}, '{ch}', '')"
@@ -47,9 +47,12 @@ RECIPIENT = """COALESCE(e.recipient_id, NULLIF(e.individual_id, 0),
     (SELECT h.id FROM individual h WHERE h.household_id = e.household_id AND h.roster_line = 1))"""
 
 
-def _queue(session: Session, source: str, params: dict, kind: str, lang: str) -> dict:
-    """Queue one message per row of ``source`` (columns: key, body, individual_id, household_id,
-    district_id, digits) with a valid mobile; count the rows without one."""
+def queue_from_select(session: Session, source: str, params: dict, kind: str, lang: str) -> dict:
+    """Queue one message per row of the SQL ``source`` (columns: key, body, individual_id,
+    household_id, district_id, digits: the phone as written, see :func:`digits_sql`) with a valid
+    mobile, in one ``INSERT … SELECT``, idempotent by key; an opted-out phone gets a ``suppressed``
+    row. The counts: queued (now), already (a row with the key existed), no_phone (rows without a
+    valid mobile: nothing queued). Any module's batch messages go through here."""
     # derived tables, not a WITH: SQLite's driver counts the rows of a statement only when it starts with INSERT
     norm = f"(SELECT src.*, {NORMALISED} AS phone FROM ({source}) src) norm"
     now = datetime.now()
@@ -77,7 +80,7 @@ def pickup_counts(session: Session, payroll_id: int, lang: str = "en") -> dict:
     params: dict = {"payroll": payroll_id}
     if lang == "ur":
         slot = "CAST(s.slot_start AS VARCHAR(30))"  # '2026-07-06 09:00:00' on both databases
-        body = _template(fixed_text("pickup", "ur"), {
+        body = template_sql(fixed_text("pickup", "ur"), {
             "program": _program_names(session, "ur", params, "SELECT DISTINCT program_code FROM payment_instruction "
                                                              "WHERE payroll_id = :payroll"),
             "amount": "CAST(CAST(ROUND(i.amount) AS BIGINT) AS VARCHAR(20))", "outlet": "o.name",
@@ -87,13 +90,13 @@ def pickup_counts(session: Session, payroll_id: int, lang: str = "en") -> dict:
         body = "s.sms"
     source = f"""SELECT 'pickup:' || CAST(s.instruction_id AS VARCHAR(20)) AS key, {body} AS body,
             p.id AS individual_id, e.household_id AS household_id, i.district_id AS district_id,
-            {_digits('p.phone')} AS digits
+            {digits_sql('p.phone')} AS digits
         FROM pickup_slot s JOIN payment_instruction i ON i.id = s.instruction_id
         JOIN cash_outlet o ON o.id = s.outlet_id
         JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual p ON p.id = {RECIPIENT}
         WHERE i.payroll_id = :payroll"""
-    return _queue(session, source, params, "pickup", "ur" if lang == "ur" else "en")
+    return queue_from_select(session, source, params, "pickup", "ur" if lang == "ur" else "en")
 
 
 def pickup(session: Session, payroll_id: int, lang: str = "en") -> int:
@@ -116,9 +119,10 @@ def _program_names(session: Session, lang: str, params: dict, codes_sql: str) ->
     return f"CASE i.program_code {' '.join(whens)} ELSE i.program_code END"
 
 
-def _template(template: str, exprs: dict[str, str], params: dict) -> str:
-    """A text template as one SQL string expression: literal pieces as bind parameters, each
-    ``{name}`` as its column expression."""
+def template_sql(template: str, exprs: dict[str, str], params: dict, prefix: str = "") -> str:
+    """A text template as one SQL string expression: literal pieces as bind parameters (named
+    ``<prefix>t<n>``: give each template of one statement its own prefix), each ``{name}`` as its
+    column expression."""
     pieces = []
     for i, part in enumerate(re.split(r"(\{\w+\})", template)):
         if not part:
@@ -126,8 +130,8 @@ def _template(template: str, exprs: dict[str, str], params: dict) -> str:
         if part.startswith("{") and part[1:-1] in exprs:
             pieces.append(exprs[part[1:-1]])
         else:
-            params[f"t{i}"] = part
-            pieces.append(f"CAST(:t{i} AS VARCHAR(400))")
+            params[f"{prefix}t{i}"] = part
+            pieces.append(f"CAST(:{prefix}t{i} AS VARCHAR(400))")
     return " || ".join(pieces)
 
 
@@ -139,16 +143,16 @@ def credited_counts(session: Session, since: date | datetime, lang: str = "ur") 
     params: dict = {"since": day}
     names = _program_names(session, lang, params, "SELECT DISTINCT program_code FROM payment_instruction "
                                                   "WHERE status = 'paid' AND status_on >= :since")
-    body = _template(fixed_text("paid", lang), {
+    body = template_sql(fixed_text("paid", lang), {
         "program": names, "amount": "CAST(CAST(ROUND(i.amount) AS BIGINT) AS VARCHAR(20))",
         "day": "CAST(i.status_on AS VARCHAR(10))"}, params)
     source = f"""SELECT 'paid:' || CAST(i.id AS VARCHAR(20)) AS key, {body} AS body,
             p.id AS individual_id, e.household_id AS household_id, i.district_id AS district_id,
-            {_digits('p.phone')} AS digits
+            {digits_sql('p.phone')} AS digits
         FROM payment_instruction i JOIN enrolment e ON e.id = i.enrolment_id
         LEFT JOIN individual p ON p.id = {RECIPIENT}
         WHERE i.status = 'paid' AND i.status_on >= :since"""
-    return _queue(session, source, params, "paid", lang)
+    return queue_from_select(session, source, params, "paid", lang)
 
 
 def credited(session: Session, since: date | datetime, lang: str = "ur") -> int:
@@ -156,4 +160,4 @@ def credited(session: Session, since: date | datetime, lang: str = "ur") -> int:
     return credited_counts(session, since, lang)["queued"]
 
 
-__all__ = ["pickup", "pickup_counts", "credited", "credited_counts"]
+__all__ = ["pickup", "pickup_counts", "credited", "credited_counts", "queue_from_select", "digits_sql", "template_sql"]

@@ -71,6 +71,25 @@ def encode(text: str) -> tuple[bytes, int]:
         return text.encode("utf-16-be"), 8
 
 
+def concatenation(data: bytes) -> tuple[int | None, int | None, int | None, bytes]:
+    """A short message starting with a user data header (``esm_class`` 0x40): the concatenation
+    element's reference, total parts and this part's number (element 0x00, 8-bit reference, or 0x08,
+    16-bit), all None without one, and the payload after the header. Used by the loopback SMSC and
+    by the SMPP gateway (a citizen's long text)."""
+    udh_len = data[0]
+    udh, payload = data[1:1 + udh_len], data[1 + udh_len:]
+    ref = total = seq = None
+    i = 0
+    while i + 1 < len(udh):
+        iei, ln = udh[i], udh[i + 1]
+        if iei == 0x00 and ln == 3 and i + 4 < len(udh):
+            ref, total, seq = udh[i + 2], udh[i + 3], udh[i + 4]
+        elif iei == 0x08 and ln == 4 and i + 5 < len(udh):
+            ref, total, seq = (udh[i + 2] << 8) | udh[i + 3], udh[i + 4], udh[i + 5]
+        i += 2 + ln
+    return ref, total, seq, payload
+
+
 def _cstr(buf: bytes, pos: int) -> tuple[str, int]:
     end = buf.index(b"\0", pos)
     return buf[pos:end].decode("latin-1"), end + 1
@@ -377,17 +396,7 @@ class LoopbackSMSC:
     def _submitted(self, conn: _Connection, sm: SubmitSM, message_id: str) -> None:
         data, parts = sm.message, 1
         if sm.esm_class & 0x40 and data:  # a part of a long message: UDH with the concatenation element
-            udh_len = data[0]
-            udh, payload = data[1:1 + udh_len], data[1 + udh_len:]
-            ref = total = seq = None
-            i = 0
-            while i + 1 < len(udh):
-                iei, ln = udh[i], udh[i + 1]
-                if iei == 0x00 and ln == 3:
-                    ref, total, seq = udh[i + 2], udh[i + 3], udh[i + 4]
-                elif iei == 0x08 and ln == 4:
-                    ref, total, seq = (udh[i + 2] << 8) | udh[i + 3], udh[i + 4], udh[i + 5]
-                i += 2 + ln
+            ref, total, seq, payload = concatenation(data)
             if ref is not None:
                 key = (sm.destination, ref, total)
                 with self._cond:

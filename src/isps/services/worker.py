@@ -14,7 +14,7 @@ The tasks (:func:`default_tasks`):
 * ``dci_notify`` -- the DCI notifier (:func:`isps.interop.dci.subscriptions.process_events`)
   and the retry of failed callbacks, which used to run only on an administrator's request;
 * ``selfreport_reminders`` -- :func:`isps.labour.reports.schedule_reminders`, then one SMS per
-  reminder owed (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``);
+  reminder owed, set-based (:func:`selfreport_sms`, key ``selfreport:<individual>:<due date>:<kind>``);
 * ``escalate_applications``, ``escalate_grievances`` -- ``escalate_late(session, now)`` of
   :mod:`isps.citizen.applications` and :mod:`isps.citizen.grievances` (service-level times);
 * ``pickup_messages``, ``credited_messages`` -- :mod:`isps.messaging.producers` (set-based);
@@ -187,6 +187,9 @@ def events_task(engine: Engine, now: datetime) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+DCI_NOTIFY = "dci_notify"  # the notifier's task and lease (``POST /dci/admin/notify`` takes it too)
+
+
 def dci_notify(sender=None) -> Run:
     """The DCI notifier: notify subscribers of the events past their cursor, then send again the
     callbacks that failed. ``sender`` replaces the HTTPS sender (tests)."""
@@ -225,7 +228,7 @@ REMINDER_TEXTS = {
     },
 }
 SHORT_CODE = "8123"
-REMINDER_BATCH = 5000   # reminders enqueued per transaction
+REMINDER_BATCH = 5000   # people whose reminders are queued per transaction (one INSERT … SELECT)
 
 
 def _pending_reminders(on: date) -> tuple[str, dict]:
@@ -250,42 +253,45 @@ def _pending_reminders(on: date) -> tuple[str, dict]:
 
 def selfreport_sms(engine: Engine, now: datetime, lang: str = "ur") -> dict:
     """Owe the quarterly report's reminders whose day has come (set-based), then queue one SMS per
-    reminder owed to a person with a phone, idempotent by key, and mark it handed over
-    (``labour_reminder.sent_at``, one UPDATE per batch)."""
+    reminder owed to a person with a valid mobile, idempotent by key, through
+    :func:`isps.messaging.producers.queue_from_select` (one ``INSERT … SELECT`` per batch of
+    people), and mark the reminders handed over (``labour_reminder.sent_at``, one UPDATE per batch)."""
     from isps.labour import reports
-    from isps.messaging import phones, queue
+    from isps.messaging import producers
 
     on = now.date()
     with transaction(engine) as s:
         owed = reports.schedule_reminders(s, on)
-    queued = bad_phone = 0
     sql, params = _pending_reminders(on)
-    with transaction(engine) as s:
-        rows = s.execute(text(sql), params).all()
-    for start in range(0, len(rows), REMINDER_BATCH):
-        batch = rows[start:start + REMINDER_BATCH]
-        done: list[tuple[int, date, str]] = []
+    params = {**params, "now": now}
+    due = "CAST(r.due_on AS VARCHAR(10))"  # '2026-07-06' on both databases
+    shown = f"SUBSTR({due}, 9, 2) || '-' || SUBSTR({due}, 6, 2) || '-' || SUBSTR({due}, 1, 4)"
+    body = "CASE r.kind " + " ".join(
+        f"WHEN '{kind}' THEN " + producers.template_sql(texts[lang], {"due": shown, "code": f"'{SHORT_CODE}'"},
+                                                         params, prefix=kind)
+        for kind, texts in REMINDER_TEXTS.items()) + " END"
+    key = "'selfreport:' || CAST({t}.individual_id AS VARCHAR(20)) || ':' || CAST({t}.due_on AS VARCHAR(10)) || ':' || {t}.kind"
+    source = f"""SELECT {key.format(t='r')} AS key, {body} AS body, r.individual_id AS individual_id,
+            r.household_id AS household_id, r.district_id AS district_id, {producers.digits_sql('r.phone')} AS digits
+        FROM ({sql}) r WHERE r.individual_id > :after AND r.individual_id <= :upto"""
+    counts = {"queued": 0, "already": 0, "no_phone": 0}
+    after = 0
+    while True:
         with transaction(engine) as s:
-            for individual_id, due_on, kind, district_id, household_id, phone in batch:
-                due_on = due_on if isinstance(due_on, date) else date.fromisoformat(str(due_on))
-                try:
-                    number = phones.normalise(phone)
-                except phones.PhoneError:
-                    bad_phone += 1
-                    continue
-                queue.enqueue(s, kind="reminder", phone=number, lang=lang,
-                              text=REMINDER_TEXTS[kind][lang].format(due=due_on.strftime("%d-%m-%Y"), code=SHORT_CODE),
-                              key=f"selfreport:{individual_id}:{due_on.isoformat()}:{kind}",
-                              individual_id=individual_id, household_id=household_id, district_id=district_id)
-                done.append((individual_id, due_on, kind))
-            for kind in {k for _, _, k in done}:
-                ids = [i for i, _, k in done if k == kind]
-                s.execute(text(f"""UPDATE labour_reminder SET sent_at = :now
-                    WHERE kind = :kind AND sent_at IS NULL AND send_on <= :on
-                      AND individual_id IN ({", ".join(str(int(i)) for i in ids)})"""),
-                          {"now": now, "kind": kind, "on": on})
-        queued += len(done)
-    return {k: v for k, v in {"owed": owed, "queued": queued, "bad_phone": bad_phone}.items() if v}
+            upto = s.scalar(text(f"""SELECT MAX(individual_id) FROM (SELECT DISTINCT individual_id FROM ({sql}) p
+                WHERE individual_id > :after ORDER BY individual_id LIMIT :batch) b"""),
+                            {**params, "after": after, "batch": REMINDER_BATCH})
+            if upto is None:
+                break
+            got = producers.queue_from_select(s, source, {**params, "after": after, "upto": upto}, "reminder", lang)
+            s.execute(text(f"""UPDATE labour_reminder SET sent_at = :now
+                WHERE sent_at IS NULL AND send_on <= :on AND individual_id > :after AND individual_id <= :upto
+                  AND EXISTS (SELECT 1 FROM sms_message m WHERE m.key = {key.format(t='labour_reminder')})"""),
+                      {"now": now, "on": on, "after": after, "upto": upto})
+        counts = {k: counts[k] + got[k] for k in counts}
+        after = upto
+    return {k: v for k, v in {"owed": owed, "queued": counts["queued"] + counts["already"],
+                               "bad_phone": counts["no_phone"]}.items() if v}
 
 
 def escalate(module: str) -> Run:
@@ -390,7 +396,7 @@ def default_tasks(*, dci_sender=None, sms: Sms | None = None, sms_handler=None) 
     return [
         Task("events", timedelta(seconds=10), events_task, ttl=timedelta(minutes=5),
              about="registry events: re-scoring, re-assessment, deaths, duplicates, payments"),
-        Task("dci_notify", timedelta(seconds=30), dci_notify(dci_sender),
+        Task(DCI_NOTIFY, timedelta(seconds=30), dci_notify(dci_sender),
              about="DCI: notify partners' subscriptions, retry failed callbacks"),
         Task("selfreport_reminders", timedelta(hours=1), selfreport_sms,
              about="quarterly employment self-report: reminders owed, one SMS each"),

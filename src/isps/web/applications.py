@@ -169,6 +169,20 @@ def _household_for(request: Request, session, who, household_id: int | None):
     return f.household
 
 
+def _household_or_refusal(request: Request, session, who, household_id: int | None) -> tuple[object, Response | None]:
+    """:func:`_household_for`, or the refusal page: 403 outside the user's district, 404 for no such
+    household (the refusal audited and committed). Returns ``(household, None)`` or ``(None, page)``."""
+    tr = _tr(request)
+    try:
+        return _household_for(request, session, who, household_id), None
+    except RegistryScope:
+        session.commit()
+        return None, error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except files.NotFound:
+        session.commit()
+        return None, error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+
+
 @router.get("/applications/new")
 def new_page(request: Request, session: DB, who: User, kind: Annotated[str, Query(max_length=20)] = "",
              household_id: FilterId = None, district_id: FilterId = None) -> Response:
@@ -178,14 +192,10 @@ def new_page(request: Request, session: DB, who: User, kind: Annotated[str, Quer
     if not who.can(TAKE):
         return _denied(request, session, who, "create", None, tr("application.cannot_take"))
     kind = kind if kind in ap.KINDS else ""
-    try:
-        household = _household_for(request, session, who, household_id) if kind and kind != "registration" else None
-    except RegistryScope:
-        session.commit()
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    household, refused = (_household_or_refusal(request, session, who, household_id)
+                          if kind and kind != "registration" else (None, None))
+    if refused is not None:
+        return refused
     form = {"members": [_blank_member()], "evidence": [{}, {}]} if kind == "registration" else {"evidence": [{}]}
     if who.scope is None and district_id is not None:
         form["district_id"] = district_id
@@ -251,14 +261,9 @@ async def create(request: Request, session: DB, who: User) -> Response:
             if district_id is None:
                 return _new_page(request, session, who, kind, kept, error=tr("application.choose_district"), status=422)
     else:
-        try:
-            household = _household_for(request, session, who, household_id)
-        except RegistryScope:
-            session.commit()
-            return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-        except files.NotFound:
-            session.commit()
-            return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+        household, refused = _household_or_refusal(request, session, who, household_id)
+        if refused is not None:
+            return refused
         if household is None:
             return _new_page(request, session, who, kind, kept, error=tr("application.choose_household"), status=422)
         district_id = household.district_id
@@ -579,17 +584,11 @@ def receipt(request: Request, application_id: Id, session: DB, who: User) -> Res
 
 @router.get("/households/{household_id}/applications")
 def household_panel(request: Request, household_id: Id, session: DB, who: User) -> Response:
-    tr = _tr(request)
-    try:
-        f = files.open_household(session, who, household_id, CHANNEL)
-    except RegistryScope:
-        session.commit()
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    household, refused = _household_or_refusal(request, session, who, household_id)
+    if refused is not None:
+        return refused
     session.commit()
     rows = ap.applications_of(session, household_id=household_id, limit=20)
     return render(request, "_application_panel.html", {
         "rows": rows, "household_id": household_id, "can_take": who.can(TAKE) and (
-            who.scope is None or who.scope == f.household.district_id)}, who=who, session=session)
+            who.scope is None or who.scope == household.district_id)}, who=who, session=session)

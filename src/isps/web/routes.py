@@ -687,3 +687,4 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)
+    app.add_exception_handler(*__import__("isps.web.selfservice", fromlist=["HANDLER"]).HANDLER)  # /my signed out

@@ -14,7 +14,7 @@ import hmac
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from isps.citizen import grievances, receipts, selfservice, signin
@@ -63,6 +63,34 @@ def _signed_out(request: Request) -> Response:
     resp = RedirectResponse(PATH + "?expired=1", status_code=303)
     resp.delete_cookie(COOKIE, path=PATH)
     return resp
+
+
+class SignedOut(Exception):
+    """No valid citizen session (never signed in, expired, signed out): back to the sign-in page."""
+
+
+async def signed_out_handler(request: Request, exc: SignedOut) -> Response:
+    return _signed_out(request)
+
+
+def _signed_in(request: Request, session: DB) -> signin.Citizen:
+    """The signed-in citizen of a page, or :class:`SignedOut`."""
+    citizen = _citizen(request, session)
+    if citizen is None:
+        raise SignedOut()
+    return citizen
+
+
+def _signed_in_form(request: Request, citizen: Annotated[signin.Citizen, Depends(_signed_in)],
+                    csrf_token: Annotated[str, Form()] = "") -> signin.Citizen:
+    """The signed-in citizen of a form, posted from this site with this session's token."""
+    _guard(request, citizen, csrf_token)
+    return citizen
+
+
+SignedIn = Annotated[signin.Citizen, Depends(_signed_in)]  # a page: signed in, else back to sign-in
+SignedInForm = Annotated[signin.Citizen, Depends(_signed_in_form)]  # a form: signed in and guarded
+HANDLER = (SignedOut, signed_out_handler)  # registered by web.routes.mount
 
 
 # ---------------------------------------------------------------- signing in
@@ -163,20 +191,13 @@ def _home(request: Request, session, citizen: signin.Citizen, *, status: int = 2
 
 
 @router.get(PATH + "/home")
-def home_page(request: Request, session: DB) -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
+def home_page(request: Request, session: DB, citizen: SignedIn) -> Response:
     return _home(request, session, citizen)
 
 
 @router.post(PATH + "/grievance")
-def file_grievance(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+def file_grievance(request: Request, session: DB, citizen: SignedInForm,
                    category: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "") -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
-    _guard(request, citizen, csrf_token)
     tr = _tr(request)
     try:
         receipt = selfservice.file_grievance(session, citizen, category, description, _now(), tr.code)
@@ -188,12 +209,8 @@ def file_grievance(request: Request, session: DB, csrf_token: Annotated[str, For
 
 
 @router.post(PATH + "/grievance/{grievance_id}/confirm")
-def confirm_grievance(request: Request, session: DB, grievance_id: str, csrf_token: Annotated[str, Form()] = "",
+def confirm_grievance(request: Request, session: DB, grievance_id: str, citizen: SignedInForm,
                       satisfied: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
-    _guard(request, citizen, csrf_token)
     tr = _tr(request)
     try:
         gid = int(grievance_id)
@@ -212,12 +229,8 @@ def confirm_grievance(request: Request, session: DB, grievance_id: str, csrf_tok
 
 
 @router.post(PATH + "/report")
-def report_work(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+def report_work(request: Request, session: DB, citizen: SignedInForm,
                 status: Annotated[str, Form()] = "") -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
-    _guard(request, citizen, csrf_token)
     tr = _tr(request)
     try:
         due = selfservice.report_work(session, citizen, status, date.today())
@@ -228,12 +241,8 @@ def report_work(request: Request, session: DB, csrf_token: Annotated[str, Form()
 
 
 @router.post(PATH + "/messages")
-def choose_messages(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+def choose_messages(request: Request, session: DB, citizen: SignedInForm,
                     wanted: Annotated[str, Form()] = "") -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
-    _guard(request, citizen, csrf_token)
     tr = _tr(request)
     if wanted not in ("yes", "no"):
         return _home(request, session, citizen, status=400, error=tr("my.error.messages", problem="wanted: yes or no"))
@@ -267,12 +276,8 @@ def receipt_status(request: Request, session: DB, receipt: str = "") -> Response
 
 
 @router.post(PATH + "/apply")
-def apply_for_program(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "",
+def apply_for_program(request: Request, session: DB, citizen: SignedInForm,
                       program: Annotated[str, Form()] = "") -> Response:
-    citizen = _citizen(request, session)
-    if citizen is None:
-        return _signed_out(request)
-    _guard(request, citizen, csrf_token)
     tr = _tr(request)
     try:
         receipt = selfservice.apply(session, citizen, program.strip()[:40], _now())

@@ -38,6 +38,7 @@ import smpplib.exceptions
 import smpplib.gsm
 
 from isps.messaging.gateways import SHORT_CODE, GatewayError, OnReceipt, OnText
+from isps.messaging.smsc import concatenation
 from isps.messaging.smsc import decode as decode_text
 
 log = logging.getLogger(__name__)
@@ -235,17 +236,7 @@ class SmppGateway:
         """One part of a concatenated text (UDH element 0x00 or 0x08): the whole text once its last
         part has come, else None. Parts of a text left incomplete for :data:`PARTS_WAIT` seconds are
         dropped (the network gave up on them)."""
-        udh_len = data[0]
-        udh, payload = data[1:1 + udh_len], data[1 + udh_len:]
-        ref = total = seq = None
-        i = 0
-        while i + 1 < len(udh):
-            iei, ln = udh[i], udh[i + 1]
-            if iei == 0x00 and ln == 3:
-                ref, total, seq = udh[i + 2], udh[i + 3], udh[i + 4]
-            elif iei == 0x08 and ln == 4:
-                ref, total, seq = (udh[i + 2] << 8) | udh[i + 3], udh[i + 4], udh[i + 5]
-            i += 2 + ln
+        ref, total, seq, payload = concatenation(data)
         if ref is None or not total:
             return payload  # a header without concatenation: the text as it is
         now = time.monotonic()
