@@ -248,3 +248,21 @@ def bad_address_page(request: Request, message: str, status: int = 400) -> Respo
     return render(request, "error.html", {"title": tr("error.title"),
                                           "message": tr("error.bad_address", problem=message), "status": status},
                   status=status)
+
+
+def open_household(request: Request, session: Session, who: Principal, household_id: int):
+    """The household file (scope applied, the read audited) for a page or panel, or the refusal page:
+    ``(file, None)``, or ``(None, page)`` with 403 outside the user's district and 404 for no such
+    household. The refusal's audit record is committed whatever the page answers."""
+    from isps.registry.service import OutOfScope
+    from isps.services import household_file as files
+
+    tr = _tr(request)
+    try:
+        return files.open_household(session, who, household_id, CHANNEL), None
+    except OutOfScope:
+        session.commit()
+        return None, error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
+    except files.NotFound:
+        session.commit()
+        return None, error_page(request, session, who, 404, tr("error.no_household", id=household_id))

@@ -23,8 +23,7 @@ from isps.api.params import Id
 from isps.programs import enrolment as en
 from isps.programs.models import EnrolmentPolicy
 from isps.registry.service import OutOfScope
-from isps.services import household_file as files
-from isps.web.common import CHANNEL, DB, User, _is_htmx, _tr, error_page, render
+from isps.web.common import CHANNEL, DB, User, _is_htmx, _tr, error_page, open_household, render
 from isps.web.refusals import refusal_text
 
 router = APIRouter(include_in_schema=False)
@@ -39,14 +38,9 @@ def enrolling_programs(session) -> list[str]:
 def _panel(request: Request, session, who, household_id: int, outcome: dict | None = None,
            status: int = 200) -> Response:
     tr = _tr(request)
-    try:
-        f = files.open_household(session, who, household_id, CHANNEL)
-    except OutOfScope:
-        session.commit()
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    f, refused = open_household(request, session, who, household_id)
+    if refused is not None:
+        return refused
     rows = en.refusals(session, household_id=household_id, limit=50)
     for r in rows:
         r["text"] = refusal_text(tr, r)
@@ -133,14 +127,9 @@ def apply(request: Request, household_id: Id, session: DB, who: User,
     if program not in enrolling_programs(session):
         return _panel(request, session, who, household_id, {"error": tr("enrol.bad_program", program=program[:40])},
                       status=422)
-    try:
-        f = files.open_household(session, who, household_id, CHANNEL)
-    except OutOfScope:
-        session.commit()
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    f, refused = open_household(request, session, who, household_id)
+    if refused is not None:
+        return refused
     unit = en.policy(session, program).unit
     individual = 0
     if unit == "member":

@@ -28,7 +28,7 @@ from isps.registry.models import Individual
 from isps.registry.service import OutOfScope, find_by_cnic
 from isps.services import household_file as files
 from isps.web import listing
-from isps.web.common import (CHANNEL, DB, FilterId, Geography, User, _district_name, _tr, error_page, program_name,
+from isps.web.common import (CHANNEL, DB, open_household, FilterId, Geography, User, _district_name, _tr, error_page, program_name,
                              render)
 
 router = APIRouter(include_in_schema=False)
@@ -462,15 +462,9 @@ def confirm(request: Request, grievance_id: Id, session: DB, who: User,
 @router.get("/households/{household_id}/grievances")
 def household_panel(request: Request, household_id: Id, session: DB, who: User) -> Response:
     """The household's grievances (receipt, category, status, due, resolution), and a way to file one."""
-    tr = _tr(request)
-    try:
-        f = files.open_household(session, who, household_id, CHANNEL)
-    except OutOfScope:
-        session.commit()
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    f, refused = open_household(request, session, who, household_id)
+    if refused is not None:
+        return refused
     rows = gs.grievances_of(session, household_id=household_id)
     session.commit()
     return render(request, "_grievances.html", {"rows": rows, "household_id": f.household.id,

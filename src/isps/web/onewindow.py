@@ -29,8 +29,7 @@ from isps.registry import service as registry_service
 from isps.registry.models import Individual
 from isps.registry.service import OutOfScope
 from isps.services import benefits
-from isps.services import household_file as files
-from isps.web.common import (CHANNEL, DB, Geography, User, _district_name, _is_htmx, _tr, agency_name, error_page,
+from isps.web.common import (CHANNEL, DB, open_household, Geography, User, _district_name, _is_htmx, _tr, agency_name, error_page,
                              program_name, render, tehsil_name)
 
 router = APIRouter(include_in_schema=False)
@@ -108,15 +107,7 @@ def onewindow_find(request: Request, session: DB, who: User, q: Annotated[str, F
 
 def _open(request: Request, session, who, household_id: int):
     """The household through the household file (scope, audit); an error page when refused."""
-    tr = _tr(request)
-    try:
-        return files.open_household(session, who, household_id, CHANNEL), None
-    except OutOfScope:
-        session.commit()
-        return None, error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return None, error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    return open_household(request, session, who, household_id)
 
 
 def _money(value: float | None) -> str:

@@ -45,7 +45,7 @@ from isps.keyset import parse as parse_sort
 from isps.targeting.search import SORTS as SEARCH_SORTS
 from isps.web.listing import columns, export, keyset_chunks, pager, sort_of, wants_export
 from isps.web.common import tehsil_name
-from isps.web.common import (CHANNEL, DB, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
+from isps.web.common import (CHANNEL, DB, open_household, HERE, FormRefused, Geography, SignInRequired, User, _district_name,
                              _form_refused, _is_htmx, _safe_next, _sign_in_required, _tr, bad_address_page,
                              csrf_guard, error_page, origin_guard, render)
 
@@ -460,14 +460,9 @@ def _household_response(request: Request, session: Session, who: Principal, hous
                         edit: dict | None = None, status: int = 200, saved: list[str] | None = None,
                         was: float | None = None) -> Response:
     tr = _tr(request)
-    try:
-        f = files.open_household(session, who, household_id, CHANNEL)
-    except OutOfScope:
-        session.commit()  # the refusal is audited: keep that record whatever we answer
-        return error_page(request, session, who, 403, tr("error.outside_district", id=household_id))
-    except files.NotFound:
-        session.commit()
-        return error_page(request, session, who, 404, tr("error.no_household", id=household_id))
+    f, refused = open_household(request, session, who, household_id)
+    if refused is not None:
+        return refused
     view = _household_view(session, f, tr)
     edit = edit or {"values": {k: _form_value(k, v) for k, v in view["current"].items()},
                     "effective_date": date.today().isoformat(), "source_ref": "", "error": None, "bad": None}
