@@ -111,6 +111,8 @@ def province(engine):
         create_user(s, "kasur_counter", PASSWORD, "counter_operator", district_id=2)
         create_user(s, "kasur_officer", PASSWORD, "district_officer", district_id=2)
         create_user(s, "kasur_grievance", PASSWORD, "grievance_officer", district_id=2)
+        create_user(s, "kasur_supervisor", PASSWORD, "field_supervisor", district_id=2)
+        create_user(s, "kasur_enumerator", PASSWORD, "enumerator", district_id=2)
     return engine
 
 

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from isps import keyset
 from isps.access.models import AuditRecord, AuthSession, SignInFailure, User
 
-ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "grievance_officer", "auditor")
-SCOPED_ROLES = ("district_officer", "counter_operator", "grievance_officer")
+ROLES = ("administrator", "program_manager", "district_officer", "counter_operator", "grievance_officer",
+         "field_supervisor", "enumerator", "auditor")
+SCOPED_ROLES = ("district_officer", "counter_operator", "grievance_officer", "field_supervisor", "enumerator")
 
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "registry.read": ROLES,
@@ -46,12 +47,19 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "grievance.handle": ("administrator", "program_manager", "district_officer", "grievance_officer"),
     "messages.read": ("administrator", "program_manager", "district_officer", "counter_operator",
                       "grievance_officer", "auditor"),
+    # field work (issue 17): enumerators and distribution-site staff collect (on a registered device
+    # or in the browser offline); supervisors register devices, assign work by area and deal with
+    # what was refused; district officers can do all of it in their district
+    "field.collect": ("administrator", "district_officer", "field_supervisor", "enumerator"),
+    "field.assign": ("administrator", "district_officer", "field_supervisor"),
+    "field.review": ("administrator", "program_manager", "district_officer", "field_supervisor"),
 }
 
 ROLE_LABELS = {
     "administrator": "Administrator", "program_manager": "Program manager", "district_officer": "District officer",
     "counter_operator": "One Window counter operator",
-    "grievance_officer": "Grievance officer", "auditor": "Auditor",
+    "grievance_officer": "Grievance officer", "field_supervisor": "Field supervisor", "enumerator": "Enumerator",
+    "auditor": "Auditor",
 }
 
 
@@ -65,6 +73,7 @@ ACTIONS = frozenset({
     "fit", "activate", "reconcile", "release", "notify", "record",
     "register", "verify", "refer", "file", "assign", "escalate", "close", "reopen", "confirm",  # applications, grievances
     "send", "opt_out", "opt_in",                                          # messages
+    "submit", "hand_over",                                                # field work
     "sign_in", "sign_out", "unlock",                                      # sessions and accounts
     "disable", "enable", "reset_password", "rotate", "revoke", "end",     # accounts, partners' keys, agreements
     "refused",  # a request refused before it reached an action (forged form, cookie write, role)

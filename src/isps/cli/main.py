@@ -63,6 +63,8 @@ DEMO_USERS = [
     ("kasur.counter", "counter_operator", "Kasur", "One Window counter, Kasur"),
     ("kasur.officer", "district_officer", "Kasur", "District officer, Kasur (verifies the counter's applications)"),
     ("kasur.grievance", "grievance_officer", "Kasur", "Grievance officer, Kasur"),
+    ("kasur.supervisor", "field_supervisor", "Kasur", "Field supervisor, Kasur (devices, assignments, refusals)"),
+    ("kasur.enumerator", "enumerator", "Kasur", "Enumerator, Kasur (ODK Collect, distribution site)"),
     ("auditor", "auditor", None, "Internal auditor"),
 ]
 
