@@ -62,6 +62,7 @@ class SurveyItem:
     members: list[dict[str, str]]
     refused: str | None = None
     result: dict = dataclasses.field(default_factory=dict)
+    added: list[int] = dataclasses.field(default_factory=list)   # people who joined the roster by this survey
 
 
 class _Batch:
@@ -305,6 +306,7 @@ def _add_members(session: Session, item: SurveyItem, household_id: int, lines: l
         item.refused = str(exc)[:400]
         return
     item.result["members_added"] = len(added)
+    item.added = added
 
 
 def _write(session: Session, b: _Batch, hid, district, eff, hh_values, owner, pid, existing, m_values) -> None:
@@ -401,6 +403,7 @@ def _not_on_roster(session: Session, b: _Batch, hid, upd, owner, pid, existing) 
     households = np.asarray([r[0] for r in rows], dtype=np.int64)
     persons = np.asarray([r[1] for r in rows], dtype=np.int64)
     listed = pid[existing & b.live[owner]] if len(owner) else np.zeros(0, dtype=np.int64)
+    listed = np.concatenate([listed, np.asarray([p for i in targets for p in b.items[i].added], dtype=np.int64)])
     unlisted = ~np.isin(persons, listed)
     if not unlisted.any():
         return
