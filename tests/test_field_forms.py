@@ -4,6 +4,7 @@ media lists hold only the device's user and district, CNICs masked."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 
 import pytest
@@ -29,6 +30,11 @@ def test_forms_convert_and_pass_odk_validate():
             assert preload in xml, (spec.form_id, preload)
         assert spec.title and spec.title_ur and spec.title != spec.title_ur
         assert len(spec.md5) == 32
+    # the .xlsx handed to a team in Excel or Kobo is the same form
+    survey = forms.form("isps_survey")
+    from pyxform.xls2xform import convert
+    assert convert(xlsform=io.BytesIO(forms.xlsx("isps_survey")), file_type=".xlsx",
+                   form_name="isps_survey").xform.encode() == survey.xml
     assert forms.form("isps_survey").media == ("places.csv", "members.csv", "households.csv")
     assert forms.form("isps_receipt").media == ("sites.csv", "entries.csv", "recipients.csv")
     assert forms.form("isps_visit").media == ("visits.csv",)
@@ -89,6 +95,8 @@ def test_bad_instances_are_refused_naming_the_field():
         b"<?xml version='1.0'?><!DOCTYPE x SYSTEM 'file:///etc/passwd'><isps_visit/>": "xml",
         good.replace(b"<end />", b"<end>yesterday</end>"): "end",
     }
+    bomb = next(x for x in cases if b"lol9" in x)
+    cases[bomb.decode().replace("version='1.0'?>", "version='1.0' encoding='UTF-16'?>").encode("utf-16")] = "xml"
     for xml, field in cases.items():
         with pytest.raises(InstanceError) as e:
             forms.read_instance(xml)
