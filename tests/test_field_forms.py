@@ -35,6 +35,11 @@ def test_forms_convert_and_pass_odk_validate():
     from pyxform.xls2xform import convert
     assert convert(xlsform=io.BytesIO(forms.xlsx("isps_survey")), file_type=".xlsx",
                    form_name="isps_survey").xform.encode() == survey.xml
+    # and an edited workbook comes back as the kept text, converting to the same form
+    text = forms.markdown(forms.xlsx("isps_visit"), heading="# isps_visit")
+    assert text.startswith("# isps_visit\n") and "| survey |" in text and "| settings |" in text
+    assert convert(xlsform=io.BytesIO(text.encode()), file_type=".md",
+                   form_name="isps_visit").xform.encode() == forms.form("isps_visit").xml
     assert forms.form("isps_survey").media == ("places.csv", "members.csv", "households.csv")
     assert forms.form("isps_receipt").media == ("sites.csv", "entries.csv", "recipients.csv")
     assert forms.form("isps_visit").media == ("visits.csv",)

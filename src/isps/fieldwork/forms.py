@@ -363,10 +363,32 @@ def _as_text(value: object) -> str:
 
 
 def xlsx(form_id: str) -> bytes:
-    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central."""
+    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central;
+    :func:`markdown` turns the edited workbook back into the kept text."""
     from pyxform.xls2json_backends import md_table_to_workbook
 
     book = md_table_to_workbook(_source(form_id))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def markdown(workbook: bytes, heading: str = "") -> str:
+    """An XLSForm workbook (.xlsx) as the Markdown tables kept in ``data/forms``: every sheet that
+    XLSForm reads, every non-empty row, cells as text (a ``|`` escaped). ``heading`` is written above."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(workbook), read_only=True, data_only=True)
+    parts = [heading.rstrip() + "\n"] if heading else []
+    for sheet in book.worksheets:
+        if sheet.title.lower() not in ("survey", "choices", "settings", "entities"):
+            continue
+        rows = [["" if v is None else str(v).replace("|", "\\|") for v in row] for row in sheet.iter_rows(values_only=True)]
+        rows = [r for r in rows if any(r)]
+        if not rows:
+            continue
+        width = max(len(r) for r in rows)
+        pad = " " * len(sheet.title)
+        lines = [f"| {sheet.title} |"] + ["| " + pad + " | " + " | ".join(r + [""] * (width - len(r))) + " |" for r in rows]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
