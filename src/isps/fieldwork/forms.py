@@ -29,10 +29,6 @@ from zoneinfo import ZoneInfo
 JOBS = ("survey", "visit", "receipt", "grievance")
 FORM_IDS = {"survey": "isps_survey", "visit": "isps_visit", "receipt": "isps_receipt", "grievance": "isps_grievance"}
 JOB_OF = {form_id: job for job, form_id in FORM_IDS.items()}
-# the Urdu title of each form: XLSForm's settings sheet has one form_title, not one per language
-TITLES_UR = {"isps_survey": "گھرانے کا سروے", "isps_visit": "تصدیقی دورہ", "isps_receipt": "تقسیم کی رسید",
-             "isps_grievance": "شکایت کا اندراج"}
-
 LOCAL = ZoneInfo("Asia/Karachi")
 XF = "{http://www.w3.org/2002/xforms}"
 JR = "{http://openrosa.org/javarosa}"
@@ -102,12 +98,12 @@ def convert(form_id: str, *, validate: bool = False) -> str:
     return result.xform
 
 
-def _settings(xform: str) -> tuple[str, str]:
-    root = ET.fromstring(xform)
-    title = root.find(".//{http://www.w3.org/1999/xhtml}title")
-    inst = root.find(f".//{XF}model/{XF}instance")
-    main = next(iter(inst))
-    return (title.text or "").strip(), main.get("version") or ""
+def _settings(form_id: str) -> dict[str, str]:
+    """The settings sheet's one row. ``form_title_ur`` is ours (XLSForm has one form_title, not one
+    per language; pyxform ignores a column it does not know)."""
+    from pyxform.xls2json_backends import md_to_dict
+
+    return md_to_dict(io.BytesIO(_source(form_id).encode("utf-8")))["settings"][0]
 
 
 @lru_cache(maxsize=1)
@@ -116,12 +112,12 @@ def catalogue() -> tuple[FormSpec, ...]:
     out = []
     for job in JOBS:
         form_id = FORM_IDS[job]
-        xform = convert(form_id)
-        title, version = _settings(xform)
+        xform, settings = convert(form_id), _settings(form_id)
         data = xform.encode("utf-8")
         media = tuple(dict.fromkeys(_MEDIA.findall(xform)))
-        out.append(FormSpec(form_id, job, version, title, TITLES_UR[form_id], data, hashlib.md5(data).hexdigest(),
-                            media, (version,)))
+        version = str(settings["version"])
+        out.append(FormSpec(form_id, job, version, settings["form_title"], settings["form_title_ur"], data,
+                            hashlib.md5(data).hexdigest(), media, (version,)))
     return tuple(out)
 
 
