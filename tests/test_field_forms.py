@@ -69,7 +69,7 @@ def test_round_trip_per_form():
         assert got.version == forms.form(form_id).version and got.device_id == "collect:abc"
         assert got.collected_at == at
         for name, value in values.items():
-            assert got.values[name] == forms._as_text(value), (form_id, name)
+            assert got.values[name] == forms.as_text(value), (form_id, name)
         for name, rows in (repeats or {}).items():
             assert [{k: r[k] for k in row} for r, row in zip(got.repeats[name], rows)] == rows
             assert [r["line"] for r in got.repeats[name]] == ["1", "2"]
