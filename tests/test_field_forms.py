@@ -205,6 +205,18 @@ def test_every_label_is_in_english_and_urdu():
         assert en.keys() == ur.keys() and en, spec.form_id
         for key, text in ur.items():
             assert en[key] and text and re.search("[\u0600-\u06ff]", text), (spec.form_id, key, text)
+        if spec.form_id == "isps_survey":
+            # a registry code reads in the form as on the web app's pages (web/i18n: v.<field>.<code>)
+            import json
+            from importlib import resources
+
+            from isps.registry import vocab
+            web = {lang: json.loads(resources.files("isps.web").joinpath("i18n", f"{lang}.json").read_text("utf-8"))
+                   for lang in ("en", "ur")}
+            for name, codes in {**vocab.HOUSEHOLD_CATEGORICAL, **vocab.INDIVIDUAL_CATEGORICAL}.items():
+                for i, code in enumerate(codes):
+                    assert (en[f"{name}-{i}"], ur[f"{name}-{i}"]) == (web["en"][f"v.{name}.{code}"],
+                                                                      web["ur"][f"v.{name}.{code}"]), (name, code)
 
 
 # --------------------------------------------------------------------------------- media
