@@ -259,8 +259,23 @@ async def submission(request: Request) -> Response:
     try:
         xml, files, incomplete = await _read_parts(request)
     except _Unreadable as exc:
-        return openrosa_message(exc.message, exc.status)
+        return await run_in_threadpool(_unreadable, request, exc)
     return await run_in_threadpool(_receive, request, xml, files, incomplete)
+
+
+def _unreadable(request: Request, exc: _Unreadable) -> Response:
+    """A post that cannot be read: refused, and audited when it came from a device (an unknown caller
+    is told to authenticate first)."""
+    with request.app.state.session_factory() as session:
+        device = authenticate(request, session)
+        if isinstance(device, Response):
+            return device
+        who = devices.principal_of(session, device)
+        if who is not None:
+            audit(session, who, "odk", "submit", "field_submission", None, device.district_id, outcome="failed",
+                  detail=f"not kept ({exc.status}): {exc.message}"[:300])
+        session.commit()
+    return openrosa_message(exc.message, exc.status)
 
 
 def _challenge_only(request: Request) -> Response:
