@@ -247,6 +247,19 @@ def test_each_form_is_submitted_as_collect_does_and_becomes_what_its_job_needs(w
     assert sent.challenged and sent.status == 201, sent
     assert _one(world, "SELECT count(*) FROM grievance WHERE description = 'The December payment did not come.'")[0] == 1
 
+    # a submission Collect split into two posts: kept at the first, applied when the last arrives
+    split = forms.build_instance("isps_grievance", {"district_id": 2, "name": "Split", "phone": "03001234567",
+                                                    "category": "staff_conduct", "description": "sent in two parts"},
+                                 instance_id=_uuid(), collected_at=NOW)
+    url = f"/openrosa/key/{world['token']}/submission"
+    part = [("xml_submission_file", ("i.xml", split, "text/xml"))]
+    first = world["client"].post(url, files=part, data={"*isIncomplete*": "yes"})
+    assert first.status_code == 202 and "received" in _message(first)
+    assert _one(world, "SELECT count(*) FROM grievance WHERE description = 'sent in two parts'")[0] == 0
+    last = world["client"].post(url, files=part)
+    assert last.status_code == 201 and "accepted" in _message(last)
+    assert _one(world, "SELECT count(*) FROM grievance WHERE description = 'sent in two parts'")[0] == 1
+
     # a visit for an application nobody scheduled: kept, refused with the reason
     visit = forms.build_instance("isps_visit", {"application_id": 987654, "outcome": "confirmed"},
                                  instance_id=_uuid(), collected_at=NOW)
