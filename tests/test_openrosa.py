@@ -71,7 +71,8 @@ def world(request, tmp_path_factory):
     load_synthetic(engine, 300, seed=7)
     with transaction(engine) as s:
         for name, role, district in (("kasur_supervisor", "field_supervisor", 2), ("kasur_enumerator", "enumerator", 2),
-                                     ("kasur_counter", "counter_operator", 2), ("lahore_officer", "district_officer", 1)):
+                                     ("kasur_counter", "counter_operator", 2), ("lahore_officer", "district_officer", 1),
+                                     ("kasur_grievance", "grievance_officer", 2), ("admin", "administrator", None)):
             create_user(s, name, PASSWORD, role, district_id=district)
         phone, token = devices.register_device(s, SUPERVISOR, code="kasur-07", label="Samsung A12",
                                                username="kasur_enumerator")
@@ -339,6 +340,8 @@ def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half
 
 
 def test_the_same_instance_posted_twice_at_the_same_moment_is_stored_once(world):
+    if world["engine"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: two writing transactions cannot race (as in the payment tests)")
     xml = forms.build_instance("isps_grievance", {"district_id": 2, "name": "Twice", "phone": "03001234567",
                                                   "category": "data_error", "description": "posted twice at once"},
                                instance_id=_uuid(), collected_at=NOW)
