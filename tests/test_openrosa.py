@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,31 +25,7 @@ from isps.synth.load import load_synthetic
 from tests.conftest import PASSWORD, _fresh_pg_schema
 from tests.odk_collect import Collect, md5
 
-def _stand_ins() -> None:
-    """Until FORMS' media.py and APPLY's apply.py are merged: minimal local stand-ins (tests only)."""
-    import importlib.util
-    import sys
-    import types
 
-    import isps.fieldwork as package
-    if importlib.util.find_spec("isps.fieldwork.media") is None:
-        media = types.ModuleType("isps.fieldwork.media")
-        media.media_for = lambda session, device, spec: [(name, f"name\n{name}\n".encode()) for name in spec.media]
-        media.render = lambda session, device, name: f"name\n{name}\n".encode()
-        sys.modules["isps.fieldwork.media"] = package.media = media
-    if importlib.util.find_spec("isps.fieldwork.apply") is None:
-        apply = types.ModuleType("isps.fieldwork.apply")
-
-        def apply_submissions(session, ids, now=None):
-            session.execute(text("UPDATE field_submission SET status = 'accepted' WHERE id IN :ids AND status = "
-                                 "'received'").bindparams(__import__("sqlalchemy").bindparam("ids", expanding=True)),
-                            {"ids": ids})
-            return {}
-        apply.apply_submissions = apply_submissions
-        sys.modules["isps.fieldwork.apply"] = package.apply = apply
-
-
-_stand_ins()
 SECRET = "test-secret"
 SUPERVISOR = Principal("kasur_supervisor", "field_supervisor", 2)
 NOW = datetime.now().replace(microsecond=0)
@@ -144,7 +120,9 @@ def test_devices_are_registered_by_supervisors_of_their_district_and_configure_c
             assert exc.value.field == field
         settings = devices.collect_settings(device, world["token"], "https://isps.punjab.gov.pk/")
         assert settings["general"]["server_url"] == f"https://isps.punjab.gov.pk/openrosa/key/{world['token']}"
-        import base64, json, zlib
+        import base64
+        import json
+        import zlib
         assert json.loads(zlib.decompress(base64.b64decode(devices.qr_payload(settings)))) == settings
         audited = s.execute(text("SELECT action, count(*) FROM audit_log WHERE entity = 'field_device' "
                                  "GROUP BY action ORDER BY action")).all()
@@ -159,6 +137,14 @@ def test_collect_gets_the_forms_with_their_media_by_token_and_by_digest(world):
     for spec in forms.catalogue():
         assert blanks[spec.form_id].xml == spec.xml
         assert set(blanks[spec.form_id].media) == set(spec.media)
+    # the pre-loaded lists are this enumerator's: the assigned households, the site's line; CNICs masked
+    import csv
+    import io
+    listed = list(csv.DictReader(io.StringIO(blanks["isps_survey"].media["households.csv"].decode("utf-8"))))
+    assert sorted(int(r["name"]) for r in listed) == sorted(world["households"][:2])
+    assert listed and all("*****" in r["head_cnic_masked"] for r in listed if r["head_cnic_masked"])
+    entries = blanks["isps_receipt"].media["entries.csv"].decode("utf-8")
+    assert str(world["entry"]) in entries
     # digest: the first request is challenged, the answer accepted; later ones reuse the challenge
     code, token = world["digest"]
     tablet = Collect(world["client"], "http://testserver/openrosa", code=code, token=token)
