@@ -94,10 +94,11 @@ def _count(world, table: str) -> int:
     return _one(world, f"SELECT count(*) FROM {table}")[0]
 
 
-def _survey(world, household: int, rooms: int, *, collected_at: datetime, instance_id: str | None = None) -> bytes:
+def _survey(world, household: int, rooms: int, *, collected_at: datetime, instance_id: str | None = None,
+            device_id: str = "collect:Zx9kq2LmP0aB7cDe") -> bytes:
     return forms.build_instance("isps_survey", {"consent": "yes", "survey_kind": "resurvey", "household_id": household,
                                                 "district_id": 2, "rooms": rooms},
-                                instance_id=instance_id or _uuid(), device_id="collect:Zx9kq2LmP0aB7cDe",
+                                instance_id=instance_id or _uuid(), device_id=device_id,
                                 collected_at=collected_at)
 
 
@@ -233,6 +234,7 @@ def test_each_form_is_submitted_as_collect_does_and_becomes_what_its_job_needs(w
     sent = tablet.submit(grievance)
     assert sent.challenged and sent.status == 201, sent
     assert _one(world, "SELECT count(*) FROM grievance WHERE description = 'The December payment did not come.'")[0] == 1
+    assert _one(world, "SELECT odk_device_id FROM field_device WHERE code = 'kasur-08'")[0] == "collect:tab8"
 
     # a submission Collect split into two posts: kept at the first, applied when the last arrives
     split = forms.build_instance("isps_grievance", {"district_id": 2, "name": "Split", "phone": "03001234567",
@@ -256,9 +258,12 @@ def test_each_form_is_submitted_as_collect_does_and_becomes_what_its_job_needs(w
     assert kept.status == "refused" and "987654" in kept.reason and (kept.username, kept.district_id) == (
         "kasur_enumerator", 2)
 
-    # a household of another district: refused by the device's district
-    sent = phone.submit(_survey(world, world["lahore"], 2, collected_at=NOW))
-    assert sent.status == 202 and "did NOT accept" in sent.message
+    # a household of another district: refused by the device's district (and sent from another phone
+    # with this device's token: the audit record says so)
+    sent = phone.submit(_survey(world, world["lahore"], 2, collected_at=NOW, device_id="collect:AnotherPhone1"))
+    assert sent.status == 202 and "did NOT accept" in sent.message and "district" in sent.message
+    assert _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND outcome = 'denied' AND detail "
+                       "LIKE '%collect:AnotherPhone1, not the device''s collect:Zx9kq2LmP0aB7cDe%'")[0] == 1
     audited = _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND entity = 'field_submission'")[0]
     assert audited >= 6
 

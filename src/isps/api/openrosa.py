@@ -235,6 +235,9 @@ def _receive(request: Request, xml: bytes, files: dict, incomplete: bool) -> Res
         if isinstance(device, Response):
             session.commit()
             return device
+        phone = request.query_params.get("deviceID", "")[:120]
+        if device.odk_device_id is None and phone:  # Collect adds it to the address; the form may not carry it
+            device.odk_device_id = phone
         try:
             receipt = inbox.receive(session, xml=xml, attachments=files, device=device, channel="odk",
                                     incomplete=incomplete)

@@ -175,8 +175,12 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
     if district is None:
         raise _refuse(session, who, channel, 400, f"{inst.form_id} {inst.instance_id}: no district: the form "
                                                   f"names no site, household or district_id of yours")
-    if device is not None and device.odk_device_id is None and inst.device_id:
-        device.odk_device_id = inst.device_id[:120]
+    other_phone = ""
+    if device is not None and inst.device_id:
+        if device.odk_device_id is None:
+            device.odk_device_id = inst.device_id[:120]
+        elif device.odk_device_id != inst.device_id[:120]:  # the token copied to another phone? for the audit
+            other_phone = f" from deviceID {inst.device_id[:40]}, not the device's {device.odk_device_id[:40]}"
 
     existing = _find(session, inst.instance_id)
     if existing is None:
@@ -205,7 +209,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
                 _apply(session, submission_id, at)
             sub = session.get(FieldSubmission, submission_id)
             session.refresh(sub)
-            _audit(session, who, channel, sub, "stored")
+            _audit(session, who, channel, sub, "stored" + other_phone)
             return Receipt(sub.id, sub.status, message_for(sub), duplicate=False)
 
     # a copy of a submission already here: a resend after a lost reply, or the next part of a split one
@@ -218,7 +222,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
         session.refresh(sub)
     fresh = bool(added) or applied
     note = "" if same else " (a different copy with the same instanceID was NOT kept)"
-    _audit(session, who, channel, sub, f"resent{note}" + (f", {added} more files" if added else ""))
+    _audit(session, who, channel, sub, f"resent{note}{other_phone}" + (f", {added} more files" if added else ""))
     return Receipt(sub.id, sub.status, message_for(sub, duplicate=not fresh) + note, duplicate=not fresh)
 
 
