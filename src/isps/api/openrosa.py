@@ -15,7 +15,6 @@ the inbox (``fieldwork.inbox``) do the work; this module speaks the protocol's X
 from __future__ import annotations
 
 import hashlib
-from email.utils import formatdate
 from typing import Annotated
 from xml.sax.saxutils import escape
 
@@ -40,8 +39,10 @@ RESPONSE_NS = "http://openrosa.org/http/response"
 
 def _headers(extra: dict | None = None) -> dict:
     """The headers every OpenRosa response carries (the version tells Collect it talks to an OpenRosa
-    server and not a hotel's sign-in page), and the size one submission post may have."""
-    return {"X-OpenRosa-Version": "1.0", "Date": formatdate(usegmt=True), "Content-Language": "en",
+    server and not a hotel's sign-in page), and the size one submission post may have. ``Date``, which
+    OpenRosa also requires, is the server's (uvicorn writes it on every response; a second one here
+    would be a duplicate header)."""
+    return {"X-OpenRosa-Version": "1.0", "Content-Language": "en",
             "X-OpenRosa-Accept-Content-Length": str(inbox.MAX_POST_BYTES), **(extra or {})}
 
 
