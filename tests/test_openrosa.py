@@ -279,6 +279,12 @@ def test_a_survey_a_week_late_is_kept_as_history_without_overwriting_the_newer_v
     history = _one(world, "SELECT new_value, effective_date FROM value_change WHERE household_id = :h AND "
                           "field = 'rooms' AND source = 'survey' ORDER BY effective_date LIMIT 1", h=hh)
     assert str(history.new_value) == "2" and str(history.effective_date)[:10] == (NOW - timedelta(days=8)).date().isoformat()
+    # a phone whose clock runs a year ahead: dated when received, not in the future
+    ahead = _uuid()
+    assert phone.submit(_survey(world, hh, 5, collected_at=NOW + timedelta(days=365), instance_id=ahead)).status == 201
+    kept = _one(world, "SELECT collected_at, received_at FROM field_submission WHERE instance_id = :i", i=ahead)
+    assert kept.collected_at == kept.received_at
+    assert _one(world, "SELECT rooms FROM household WHERE id = :h", h=hh)[0] == 5
 
 
 def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half_written(world, monkeypatch):

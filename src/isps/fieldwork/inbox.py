@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,7 @@ MAX_ATTACHMENTS = 10
 # what the server tells Collect (X-OpenRosa-Accept-Content-Length): one post holds the XML and one
 # file at the most, with room for the multipart envelope; Collect splits larger submissions
 MAX_POST_BYTES = MAX_XML_BYTES + MAX_ATTACHMENT_BYTES + 64 * 1024
+CLOCK_SLACK = timedelta(minutes=10)   # a phone's clock this far ahead of the server's is believed
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +102,14 @@ def _district(session: Session, who: Principal, device: FieldDevice | None, inst
         if found:
             return found[0]
     return _int(inst.values.get("district_id"))
+
+
+def _collected(inst: forms.Instance, received: datetime) -> datetime:
+    """When the form was filled: its own time, or the received time when it has none or says a time
+    after it was received (a phone whose clock is wrong must not date its survey in the future, where
+    it would outrank every later change)."""
+    at = inst.collected_at
+    return received if at is None or at > received + CLOCK_SLACK else at
 
 
 def _store_files(session: Session, submission_id: int, files: dict[str, tuple[str, bytes]]) -> int:
@@ -189,7 +198,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
                "job": inst.job, "device_id": device.id if device else None, "channel": channel,
                "username": who.username, "district_id": district,
                "household_id": _int(inst.values.get("household_id")),
-               "collected_at": inst.collected_at or at, "received_at": at,
+               "collected_at": _collected(inst, at), "received_at": at,
                "xml": xml.decode("utf-8", errors="replace"), "status": "received"}
         if spec is None or inst.version not in spec.accepted_versions:
             current = spec.version if spec else "none"
