@@ -304,6 +304,10 @@ def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half
     assert r.status_code == 400 and "multipart" in _message(r)
     r = client.post(url, files=[("photo.jpg", ("photo.jpg", b"x", "image/jpeg"))])
     assert r.status_code == 400 and "xml_submission_file" in _message(r)
+    r = client.post(url, content=b"--x", headers={"Content-Type": "multipart/form-data"})  # no boundary
+    assert r.status_code == 400 and "multipart" in _message(r)
+    r = post(b"<a/>", [(f"f{i}.jpg", (f"f{i}.jpg", b"1", "image/jpeg")) for i in range(inbox.MAX_ATTACHMENTS + 5)])
+    assert r.status_code == 413 and "files" in _message(r).lower()
     # not registered (token), not signed in (digest): 403, and 401 with a challenge
     r = client.post("/openrosa/key/never-registered/submission",
                     files=[("xml_submission_file", ("i.xml", b"<x/>", "text/xml"))])
@@ -333,7 +337,7 @@ def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half
     assert r.status_code == 202 and "version 2020010101 is no longer accepted" in _message(r)
     assert _one(world, "SELECT status FROM field_submission WHERE form_version = '2020010101'")[0] == "refused"
     failed = _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND outcome = 'failed'")[0]
-    assert failed == 7  # each refusal above from the registered device
+    assert failed == 9  # each refusal above from the registered device
 
 
 def test_the_same_instance_posted_twice_at_the_same_moment_is_stored_once(world):

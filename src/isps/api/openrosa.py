@@ -210,7 +210,8 @@ async def _read_parts(request: Request) -> tuple[bytes, dict[str, tuple[str, byt
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise _Unreadable(413 if "exceeded" in str(exc).lower() else 400,
+        too_much = any(word in str(exc).lower() for word in ("exceeded", "too many"))
+        raise _Unreadable(413 if too_much else 400,
                           f"the submission's multipart body cannot be read: {exc}") from None
     xml: bytes | None = None
     files: dict[str, tuple[str, bytes]] = {}

@@ -178,7 +178,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
     try:
         inst = forms.read_instance(xml)
     except forms.InstanceError as exc:
-        raise _refuse(session, who, channel, 400, f"the form cannot be read ({exc.field}): {exc}") from None
+        raise _refuse(session, who, channel, 400, f"the form cannot be read: {exc}") from None
     files = {name: part for name, part in attachments.items() if name in set(inst.attachments) and len(name) <= 200}
     district = _district(session, who, device, inst)
     if district is None:
