@@ -128,6 +128,13 @@ def test_devices_are_registered_by_supervisors_of_their_district_and_configure_c
         audited = s.execute(text("SELECT action, count(*) FROM audit_log WHERE entity = 'field_device' "
                                  "GROUP BY action ORDER BY action")).all()
         assert [tuple(r) for r in audited] == [("create", 3), ("revoke", 1)]
+        # a device works only while its user is active and may collect
+        create_user(s, "kasur_leaver", PASSWORD, "enumerator", district_id=2)
+        _, leaver_token = devices.register_device(s, SUPERVISOR, code="kasur-20", label="x", username="kasur_leaver")
+    assert world["client"].get(f"/openrosa/key/{leaver_token}/formList").status_code == 200
+    with transaction(world["engine"]) as s:
+        s.execute(text("UPDATE app_user SET active = false WHERE username = 'kasur_leaver'"))
+    assert world["client"].get(f"/openrosa/key/{leaver_token}/formList").status_code == 403
 
 
 def test_collect_gets_the_forms_with_their_media_by_token_and_by_digest(world):
