@@ -248,7 +248,7 @@ def _receive(request: Request, xml: bytes, files: dict, incomplete: bool) -> Res
             return openrosa_message(exc.message, exc.status)
         session.commit()
     status = 201 if receipt.status == "accepted" and not receipt.duplicate else 202
-    return openrosa_message(receipt.message, status, {"Location": _target(request)} if status == 201 else None)
+    return openrosa_message(receipt.message, status)
 
 
 async def submission(request: Request) -> Response:
