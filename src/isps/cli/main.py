@@ -53,6 +53,9 @@ app.command("worker")(_worker)
 from isps.cli.sms import sms_app  # noqa: E402
 
 app.add_typer(sms_app, name="sms")
+from isps.cli.field import field_app  # noqa: E402
+
+app.add_typer(field_app, name="field")
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"
