@@ -22,7 +22,6 @@ from isps.registry.models import Individual
 
 STATUSES = ("received", "accepted", "refused")
 JOBS = ("survey", "visit", "receipt", "grievance")
-CNIC_FIELDS = ("cnic", "cnic_seen")
 
 
 class ReviewError(ValueError):
@@ -89,7 +88,7 @@ def masked_values(values: dict[str, str]) -> dict[str, str]:
     """A submission's values as an officer may see them: every CNIC masked."""
     out = {}
     for k, v in values.items():
-        if k in CNIC_FIELDS and v:
+        if "cnic" in k and v:  # cnic, cnic_seen, recipient_cnic, a member's cnic
             digits = "".join(ch for ch in v if ch.isdigit())
             out[k] = cnic_rules.mask(digits) if len(digits) == 13 else cnic_rules.mask_raw(v)
         else:

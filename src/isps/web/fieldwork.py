@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -26,7 +26,7 @@ from isps.api.params import Id
 from isps.fieldwork import assignments as asg, distribution as dist, lists
 from isps.fieldwork.models import DistributionSite, FieldSubmission
 from isps.registry.models import UnionCouncil, Tehsil
-from isps.web.common import CHANNEL, DB, FilterDay, FilterId, Geography, User, _tr, bad_address_page, error_page, render
+from isps.web.common import CHANNEL, DB, FilterDay, FilterId, Geography, User, _tr, error_page, render
 from isps.web.listing import PAGE, export, keyset_chunks, pager, wants_export
 
 router = APIRouter(include_in_schema=False)
