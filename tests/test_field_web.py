@@ -175,6 +175,21 @@ def command_line(province, monkeypatch, tmp_path):
     r = runner.invoke(app, ["field", "progress", "--as", "kasur_supervisor"])
     row = next(line for line in r.output.splitlines() if "kasur_supervisor" in line)
     assert r.exit_code == 0 and row.split("│")[2].strip() == str(n)
+    # a receipt from the site's list waits in the inbox: applied, the line handed over once
+    with transaction(province) as s:
+        site_id, entry_id, household = s.execute(text("""SELECT site_id, id, household_id FROM distribution_entry
+            WHERE handed_over_at IS NULL ORDER BY id LIMIT 1""")).one()
+        xml = forms.build_instance("isps_receipt", {"site_id": str(site_id), "entry_id": str(entry_id),
+                                                    "household_id": str(household), "evidence": "fingerprint"},
+                                   instance_id="uuid:cli-1", collected_at=NOW)
+        s.add(FieldSubmission(instance_id="uuid:cli-1", form_id="isps_receipt", form_version="1", job="receipt",
+                              username="kasur_enumerator", district_id=2, household_id=household, collected_at=NOW,
+                              received_at=NOW, xml=xml.decode("utf-8"), status="received"))
+    r = runner.invoke(app, ["field", "apply"])
+    assert r.exit_code == 0 and "1 submissions accepted, 0 refused" in r.output, r.output
+    with transaction(province) as s:
+        assert s.execute(text("SELECT handed_over_by FROM distribution_entry WHERE id = :e"),
+                         {"e": entry_id}).scalar_one() == "kasur_enumerator"
     r = runner.invoke(app, ["field", "forms", "--write", str(tmp_path / "xforms")])
     assert r.exit_code == 0 and "isps_survey" in r.output and (tmp_path / "xforms" / "isps_receipt.xml").exists()
     r = runner.invoke(app, ["field", "devices", "revoke", "1", "--as", "kasur_supervisor"])

@@ -144,7 +144,8 @@ def apply_cmd(limit: Annotated[Optional[int], typer.Option(help="at most this ma
     from isps.fieldwork import apply
 
     out = apply.apply_pending(_engine(), limit=limit)
-    console.print(", ".join(f"{k}: {v}" for k, v in out.items()) if isinstance(out, dict) else str(out))
+    console.print(f"{out.get('accepted', 0)} submissions accepted, {out.get('refused', 0)} refused "
+                  "(the refused are kept with their reason: /field/submissions?status=refused)")
 
 
 @field_app.command("forms")

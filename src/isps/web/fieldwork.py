@@ -5,7 +5,7 @@ distribution sites (create, build a list, a site's list with its hand-overs).
 
 Roles: ``field.assign`` (supervisors, district officers) assigns, registers devices and makes sites;
 ``field.review`` reads every submission and reviews refused ones; ``field.collect`` alone (enumerators)
-sees its own assignments and submissions and the sites it staffs. Scoped roles see their district
+sees its own assignments and submissions and its district's sites. Scoped roles see their district
 only (a 403 page, audited, otherwise). Reads of people's data (a submission's values, a site's list of
 recipients) are audited; CNICs are masked by ``fieldwork.lists``.
 """
