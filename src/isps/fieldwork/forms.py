@@ -21,7 +21,8 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -29,10 +30,6 @@ from zoneinfo import ZoneInfo
 JOBS = ("survey", "visit", "receipt", "grievance")
 FORM_IDS = {"survey": "isps_survey", "visit": "isps_visit", "receipt": "isps_receipt", "grievance": "isps_grievance"}
 JOB_OF = {form_id: job for job, form_id in FORM_IDS.items()}
-# the Urdu title of each form: XLSForm's settings sheet has one form_title, not one per language
-TITLES_UR = {"isps_survey": "گھرانے کا سروے", "isps_visit": "تصدیقی دورہ", "isps_receipt": "تقسیم کی رسید",
-             "isps_grievance": "شکایت کا اندراج"}
-
 LOCAL = ZoneInfo("Asia/Karachi")
 XF = "{http://www.w3.org/2002/xforms}"
 JR = "{http://openrosa.org/javarosa}"
@@ -102,12 +99,12 @@ def convert(form_id: str, *, validate: bool = False) -> str:
     return result.xform
 
 
-def _settings(xform: str) -> tuple[str, str]:
-    root = ET.fromstring(xform)
-    title = root.find(".//{http://www.w3.org/1999/xhtml}title")
-    inst = root.find(f".//{XF}model/{XF}instance")
-    main = next(iter(inst))
-    return (title.text or "").strip(), main.get("version") or ""
+def _settings(form_id: str) -> dict[str, str]:
+    """The settings sheet's one row. ``form_title_ur`` is ours (XLSForm has one form_title, not one
+    per language; pyxform ignores a column it does not know)."""
+    from pyxform.xls2json_backends import md_to_dict
+
+    return md_to_dict(io.BytesIO(_source(form_id).encode("utf-8")))["settings"][0]
 
 
 @lru_cache(maxsize=1)
@@ -116,12 +113,12 @@ def catalogue() -> tuple[FormSpec, ...]:
     out = []
     for job in JOBS:
         form_id = FORM_IDS[job]
-        xform = convert(form_id)
-        title, version = _settings(xform)
+        xform, settings = convert(form_id), _settings(form_id)
         data = xform.encode("utf-8")
         media = tuple(dict.fromkeys(_MEDIA.findall(xform)))
-        out.append(FormSpec(form_id, job, version, title, TITLES_UR[form_id], data, hashlib.md5(data).hexdigest(),
-                            media, (version,)))
+        version = str(settings["version"])
+        out.append(FormSpec(form_id, job, version, settings["form_title"], settings["form_title_ur"], data,
+                            hashlib.md5(data).hexdigest(), media, (version,)))
     return tuple(out)
 
 
@@ -320,12 +317,12 @@ def build_instance(form_id: str, values: dict[str, object], repeats: dict[str, l
                 el.remove(child)
                 for i, row in enumerate(repeats.get(name, [])):
                     copy_ = copy.deepcopy(child)
-                    _fill_leaves(copy_, {"line": str(i + 1), **{k: _as_text(v) for k, v in row.items()}})
+                    _fill_leaves(copy_, {"line": str(i + 1), **{k: as_text(v) for k, v in row.items()}})
                     el.insert(at + i, copy_)
             elif len(child):
                 fill(child)
             elif name in filled:
-                child.text = _as_text(filled[name])
+                child.text = as_text(filled[name])
 
     fill(root)
     meta = _find(root, "meta")
@@ -348,7 +345,9 @@ def _stamp(at: datetime) -> str:
     return aware.isoformat(timespec="milliseconds")
 
 
-def _as_text(value: object) -> str:
+def as_text(value: object) -> str:
+    """A value as a form writes it: yes/no, ISO dates, local times with their offset, numbers without
+    a spurious ``.0`` (also what the media files pre-fill a form with)."""
     if value is None:
         return ""
     if value is True:
@@ -359,14 +358,40 @@ def _as_text(value: object) -> str:
         return _stamp(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
     return str(value)
 
 
 def xlsx(form_id: str) -> bytes:
-    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central."""
+    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central;
+    :func:`markdown` turns the edited workbook back into the kept text."""
     from pyxform.xls2json_backends import md_table_to_workbook
 
     book = md_table_to_workbook(_source(form_id))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def markdown(workbook: bytes, heading: str = "") -> str:
+    """An XLSForm workbook (.xlsx) as the Markdown tables kept in ``data/forms``: every sheet that
+    XLSForm reads, every non-empty row, cells as text (a ``|`` escaped). ``heading`` is written above."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(workbook), read_only=True, data_only=True)
+    parts = [heading.rstrip() + "\n"] if heading else []
+    for sheet in book.worksheets:
+        if sheet.title.lower() not in ("survey", "choices", "settings", "entities"):
+            continue
+        rows = [["" if v is None else str(v).replace("|", "\\|") for v in row] for row in sheet.iter_rows(values_only=True)]
+        rows = [r for r in rows if any(r)]
+        if not rows:
+            continue
+        width = max(len(r) for r in rows)
+        pad = " " * len(sheet.title)
+        lines = [f"| {sheet.title} |"] + ["| " + pad + " | " + " | ".join(r + [""] * (width - len(r))) + " |" for r in rows]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
