@@ -175,13 +175,18 @@ def count_assignments(session: Session, *, district_id: int | None = None, kind:
 
 # ---------------------------------------------------------------- devices
 
-def list_devices(session: Session, *, district_id: int | None = None, active: bool | None = None,
-                 after: int | None = None, limit: int = 50) -> list[dict]:
+def _devices(district_id: int | None, active: bool | None) -> Select:
     stmt = select(FieldDevice)
     if district_id is not None:
         stmt = stmt.where(FieldDevice.district_id == district_id)
     if active is not None:
         stmt = stmt.where(FieldDevice.active.is_(active))
+    return stmt
+
+
+def list_devices(session: Session, *, district_id: int | None = None, active: bool | None = None,
+                 after: int | None = None, limit: int = 50) -> list[dict]:
+    stmt = _devices(district_id, active)
     return [{"id": d.id, "code": d.code, "label": d.label, "username": d.username, "district_id": d.district_id,
              "active": d.active, "registered_by": d.registered_by, "registered_at": _stamp(d.registered_at),
              "last_seen_at": _stamp(d.last_seen_at), "odk_device_id": d.odk_device_id or ""}
@@ -189,25 +194,24 @@ def list_devices(session: Session, *, district_id: int | None = None, active: bo
 
 
 def count_devices(session: Session, *, district_id: int | None = None, active: bool | None = None) -> int:
-    stmt = select(FieldDevice)
-    if district_id is not None:
-        stmt = stmt.where(FieldDevice.district_id == district_id)
-    if active is not None:
-        stmt = stmt.where(FieldDevice.active.is_(active))
-    return _count(session, stmt, FieldDevice)
+    return _count(session, _devices(district_id, active), FieldDevice)
 
 
 # ---------------------------------------------------------------- sites and their lists
 
-def list_sites(session: Session, *, district_id: int | None = None, kind: str | None = None,
-               after: int | None = None, limit: int = 50) -> list[dict]:
-    """Sites, newest first, with their lines and how many were handed over (one grouped subquery)."""
+def _sites(district_id: int | None, kind: str | None) -> Select:
     stmt = select(DistributionSite)
     if district_id is not None:
         stmt = stmt.where(DistributionSite.district_id == district_id)
     if kind:
         stmt = stmt.where(DistributionSite.kind == kind)
-    sites = _page(session, stmt, DistributionSite.id, after, limit)
+    return stmt
+
+
+def list_sites(session: Session, *, district_id: int | None = None, kind: str | None = None,
+               after: int | None = None, limit: int = 50) -> list[dict]:
+    """Sites, newest first, with their lines and how many were handed over (one grouped query)."""
+    sites = _page(session, _sites(district_id, kind), DistributionSite.id, after, limit)
     counts = {}
     if sites:
         counts = {sid: (int(n), int(h)) for sid, n, h in session.execute(
@@ -220,22 +224,20 @@ def list_sites(session: Session, *, district_id: int | None = None, kind: str | 
 
 
 def count_sites(session: Session, *, district_id: int | None = None, kind: str | None = None) -> int:
-    stmt = select(DistributionSite)
-    if district_id is not None:
-        stmt = stmt.where(DistributionSite.district_id == district_id)
-    if kind:
-        stmt = stmt.where(DistributionSite.kind == kind)
-    return _count(session, stmt, DistributionSite)
+    return _count(session, _sites(district_id, kind), DistributionSite)
+
+
+def _entry_filter(site_id: int, handed: bool | None) -> list:
+    where = [DistributionEntry.site_id == site_id]
+    if handed is not None:
+        where.append(DistributionEntry.handed_over_at.is_not(None) if handed
+                     else DistributionEntry.handed_over_at.is_(None))
+    return where
 
 
 def _entries(site_id: int, handed: bool | None) -> Select:
-    stmt = select(DistributionEntry, Individual.full_name, Individual.cnic) \
-        .outerjoin(Individual, Individual.id == DistributionEntry.individual_id) \
-        .where(DistributionEntry.site_id == site_id)
-    if handed is not None:
-        stmt = stmt.where(DistributionEntry.handed_over_at.is_not(None) if handed
-                          else DistributionEntry.handed_over_at.is_(None))
-    return stmt
+    return select(DistributionEntry, Individual.full_name, Individual.cnic) \
+        .outerjoin(Individual, Individual.id == DistributionEntry.individual_id).where(*_entry_filter(site_id, handed))
 
 
 def list_entries(session: Session, site_id: int, *, handed: bool | None = None, after: int | None = None,
@@ -252,11 +254,7 @@ def list_entries(session: Session, site_id: int, *, handed: bool | None = None, 
 
 
 def count_entries(session: Session, site_id: int, *, handed: bool | None = None) -> int:
-    stmt = select(DistributionEntry).where(DistributionEntry.site_id == site_id)
-    if handed is not None:
-        stmt = stmt.where(DistributionEntry.handed_over_at.is_not(None) if handed
-                          else DistributionEntry.handed_over_at.is_(None))
-    return _count(session, stmt, DistributionEntry)
+    return _count(session, select(DistributionEntry).where(*_entry_filter(site_id, handed)), DistributionEntry)
 
 
 __all__ = ["STATUSES", "JOBS", "ReviewError", "list_submissions", "count_submissions", "submission_row",
