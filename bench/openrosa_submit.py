@@ -42,16 +42,6 @@ from isps.synth.load import load_synthetic
 from isps.targeting import pmt
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def _devices(engine) -> dict[int, tuple[int, str]]:
     """One enumerator and one device per district (set-based setup rows): district -> (device id, user)."""
     with transaction(engine) as s:
@@ -86,13 +76,13 @@ def _instances(engine, k: int, devices: dict, collected: datetime) -> pa.Table:
     cols: dict[str, list] = {c: [] for c in ("instance_id", "device_id", "username", "district_id", "household_id",
                                              "collected_at", "xml")}
     for h in households:  # the bench's own setup: a form filled per household
-        values = {name: _text(getattr(h, name)) for name in HOUSEHOLD_FIELDS}
+        values = {name: forms.as_text(getattr(h, name)) for name in HOUSEHOLD_FIELDS}
         values.update(household_id=str(h.id), district_id=str(h.district_id), tehsil_id=str(h.tehsil_id),
                       union_council=str(h.uc_id or ""), consent="yes",
                       rooms=str(min(40, h.rooms + rng.choice((0, 1, 1, 2)))), fridge=rng.choice(("yes", "no")))
         members = []
         for p in people.get(h.id, []):
-            line = {name: _text(getattr(p, name)) for name in INDIVIDUAL_FIELDS}
+            line = {name: forms.as_text(getattr(p, name)) for name in INDIVIDUAL_FIELDS}
             line.update(individual_id=str(p.id), cnic=p.cnic or "")
             if p.enrolled_in_school is False and 5 <= (collected.year - p.date_of_birth.year) <= 15:
                 line["enrolled_in_school"] = "yes"

@@ -38,23 +38,13 @@ NOW = datetime(2026, 12, 8, 9, 0)
 KASUR = 2
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def resurvey(s, household_id: int, **changes) -> tuple[dict, list[dict]]:
     """The household's survey as an enumerator fills it from the pre-loaded values, with ``changes``."""
     h = s.get(Household, household_id)
-    values = {k: _text(getattr(h, k)) for k in HOUSEHOLD_FIELDS}
+    values = {k: forms.as_text(getattr(h, k)) for k in HOUSEHOLD_FIELDS}
     values.update({"household_id": str(h.id), "district_id": str(h.district_id), "tehsil_id": str(h.tehsil_id),
                    "consent": "yes", **changes})
-    members = [{"individual_id": str(p.id), **{k: _text(getattr(p, k)) for k in INDIVIDUAL_FIELDS}}
+    members = [{"individual_id": str(p.id), **{k: forms.as_text(getattr(p, k)) for k in INDIVIDUAL_FIELDS}}
                for p in s.scalars(select(Individual).where(Individual.household_id == h.id, current.clause())
                                   .order_by(Individual.roster_line))]
     return values, members
@@ -91,7 +81,7 @@ def test_field_submissions_become_what_their_job_needs(province):
         change_household(s, kasur[2], {"rooms": "5"}, Provenance("operator", "kasur_officer", date(2026, 12, 1)))
 
         fridge = not s.get(Household, kasur[0]).fridge
-        values, members = resurvey(s, kasur[0], rooms="9", fridge=_text(fridge))
+        values, members = resurvey(s, kasur[0], rooms="9", fridge=forms.as_text(fridge))
         left_off = int(members.pop()["individual_id"])
         members[0]["education"] = "graduate"
         members.append({"individual_id": "", "full_name": "Zainab Bibi", "sex": "female", "date_of_birth": "2026-09-30",
@@ -137,7 +127,7 @@ def test_field_submissions_become_what_their_job_needs(province):
         rows = s.execute(select(ValueChange.field, ValueChange.new_value, ValueChange.source, ValueChange.actor,
                                 ValueChange.effective_date, ValueChange.source_ref)
                          .where(ValueChange.household_id == kasur[0], ValueChange.source == "survey")).all()
-        assert {(f, v) for f, v, *_ in rows} >= {("rooms", "9"), ("fridge", _text(fridge)), ("education", "graduate")}
+        assert {(f, v) for f, v, *_ in rows} >= {("rooms", "9"), ("fridge", forms.as_text(fridge)), ("education", "graduate")}
         assert {(src, actor, eff) for _, _, src, actor, eff, _ in rows} == {("survey", ENUMERATOR, COLLECTED.date())}
         assert {ref for *_, ref in rows} == {f"field kasur-01 {s.get(FieldSubmission, good).instance_id}"}
         h0 = s.get(Household, kasur[0])
