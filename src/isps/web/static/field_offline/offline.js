@@ -25,6 +25,7 @@
   let entries = [];         // this user's entries of this page's job (and site)
   let current = null;       // the line or visit the dialog is recording
   let sending = false;
+  let waitingAll = 0;       // entries waiting on this laptop for this user, of any page
 
   const label = (key, values) => {
     let text = L[key] || key;
@@ -47,15 +48,22 @@
   }
   const dbReady = openDb();
 
-  async function loadEntries() {
+  async function allEntries() {
+    // every entry of this user on this laptop, oldest first
     const db = await dbReady;
     const all = await new Promise((resolve, reject) => {
       const request = db.transaction(STORE).objectStore(STORE).index("user").getAll(USER);
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
     });
-    entries = all.filter((e) => e.job === JOB && (JOB !== "receipt" || e.site === SITE))
-      .sort((a, b) => (a.recorded_at < b.recorded_at ? -1 : 1));
+    return all.sort((a, b) => (a.recorded_at < b.recorded_at ? -1 : a.recorded_at > b.recorded_at ? 1 : 0));
+  }
+
+  async function loadEntries() {
+    // the ones this page shows: its job's (and, for a site, that site's)
+    const all = await allEntries();
+    waitingAll = all.filter((e) => e.state === "waiting").length;
+    entries = all.filter((e) => e.job === JOB && (JOB !== "receipt" || e.site === SITE));
   }
 
   async function saveEntry(entry) {
@@ -230,7 +238,7 @@
     const net = $("fo-network");
     net.dataset.state = navigator.onLine ? "online" : "offline";
     net.textContent = label(navigator.onLine ? "online" : "offline");
-    const waiting = entries.filter((e) => e.state === "waiting").length;
+    const waiting = waitingAll;
     const sent = entries.filter((e) => e.state === "sent").length;
     const count = $("fo-waiting");
     count.dataset.waiting = String(waiting);
@@ -307,7 +315,7 @@
                    values, label: text, collected_at: karachiNow(), recorded_at: karachiNow(), state: "waiting",
                    message: ""};
     await saveEntry(entry);
-    entries.push(entry);
+    await loadEntries();
     $("fo-dialog").close();
     current = null;
     render();
@@ -319,10 +327,11 @@
   // ------------------------------------------------------------------ sending
 
   async function sendWaiting() {
+    // every entry waiting on this laptop for this user, whichever page recorded it, oldest first
     if (sending) return;
-    const waiting = entries.filter((e) => e.state === "waiting");
-    if (!waiting.length) { renderStatus(); return; }
     sending = true;
+    const waiting = (await allEntries()).filter((e) => e.state === "waiting");
+    if (!waiting.length) { sending = false; renderStatus(); return; }
     let changed = false;
     try {
       let who;
@@ -357,6 +366,7 @@
         entry.sent_at = karachiNow();
         await saveEntry(entry);
         changed = true;
+        await loadEntries();
         renderEntries();
         renderStatus();
       }
