@@ -1,5 +1,7 @@
 """Benchmarks: registry load, full PMT re-scoring, eligibility (count and materialised list), the
-enrolment filter against partner lists (``bench/enrolment.py``) and CNIC look-up through the API.
+enrolment filter against partner lists (``bench/enrolment.py``), CNIC look-up through the API and
+10,000 field survey submissions applied and re-scored on a 10,000-household province
+(``bench/openrosa_submit.py``).
 
 ``python -m bench.run --scale 100000`` measures 100k households on SQLite and
 PostgreSQL; ``--scale 1000000`` measures 100k and 1M and records how cost grows.
@@ -173,6 +175,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("ISPS_BENCH_DIR")) as tmp:
         for backend in args.backends.split(","):
             costs = {n: run(backend, n, Path(tmp)) for n in sizes}
+            from bench import openrosa_submit  # its own province: 10,000 households, 10,000 re-surveys
+
+            openrosa_submit.run(backend, 10_000, 10_000, Path(tmp))
             if len(sizes) == 2:
                 small, large = costs[sizes[0]], costs[sizes[1]]
                 factor = sizes[1] / sizes[0]

@@ -31,6 +31,7 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.state.engine = engine or default_engine()
     app.state.session_factory = session_factory(app.state.engine)
     app.state.tokens = Tokens(secret or settings.secret_key)
+    app.state.field_secret = secret or settings.secret_key  # signs field devices' digest nonces
     app.state.allowed_origins = settings.allowed_origins if settings else allowed_origins()
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(Refused, refused_handler)
@@ -45,6 +46,7 @@ def create_app(engine: Engine | None = None, secret: str | None = None) -> FastA
     app.include_router(__import__("isps.api.programs", fromlist=["router"]).router)  # enrolment and payments
     app.include_router(__import__("isps.api.labour", fromlist=["router"]).router)  # /api/v1/labour
     app.include_router(__import__("isps.api.sms", fromlist=["router"]).router)  # /api/v1/sms: aggregator callbacks
+    app.include_router(__import__("isps.api.openrosa", fromlist=["router"]).router)  # /openrosa: ODK Collect
     mount_web(app)
     install_errors(app, page=bad_address_page)  # one error shape for /api/v1, a page for the web
 

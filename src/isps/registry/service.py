@@ -467,7 +467,10 @@ def remove_member(session: Session, individual_id: int, reason: str, prov: Prove
 
 # ---------------------------------------------------------------- one household registered at a counter
 
-REGISTRATION_SOURCES = ("counter", "self_report", "operator")
+REGISTRATION_SOURCES = ("counter", "self_report", "operator", "survey")
+# the prefix of a registered household's reference, by the door it came through (a field survey's
+# new household: SRV-, issue 17)
+REF_PREFIX = {"counter": "CTR", "survey": "SRV"}
 
 
 def _adult_on(born: date, on: date) -> bool:
@@ -478,7 +481,7 @@ def register_household(session: Session, household: dict, members: list[dict], p
     """Write one never-surveyed household and its members to the registry (the One Window's
     registration, once a second person verified it): ids from :mod:`isps.registry.ids`, one
     ``ingest_batch`` with the provenance's source (``counter``, or ``self_report`` for the citizen's
-    own web channel), a ``household.created`` event so that scoring and eligibility follow.
+    own web channel, ``survey`` for a household found by a field survey), a ``household.created`` event so that scoring and eligibility follow.
 
     ``household`` holds ``district_id``, ``tehsil_id``, optional ``uc_id`` and the fields of
     :data:`HOUSEHOLD_FIELDS`; each member the fields of :data:`INDIVIDUAL_FIELDS` and optional
@@ -555,7 +558,7 @@ def register_household(session: Session, household: dict, members: list[dict], p
     session.add(batch)
     session.flush()
     hid = ids.next_household_ids(session, district_id)[0]
-    record = Household(id=hid, ref=f"CTR-{hid}" if prov.source == "counter" else f"SLF-{hid}",
+    record = Household(id=hid, ref=f"{REF_PREFIX.get(prov.source, 'SLF')}-{hid}",
                        district_id=district_id, tehsil_id=tehsil_id, uc_id=uc_id, **values, batch_id=batch.id,
                        surveyed_on=prov.effective_date, verified_on=prov.effective_date, version=1)
     session.add(record)

@@ -18,7 +18,9 @@ The tasks (:func:`default_tasks`):
 * ``escalate_applications``, ``escalate_grievances`` -- ``escalate_late(session, now)`` of
   :mod:`isps.citizen.applications` and :mod:`isps.citizen.grievances` (service-level times);
 * ``pickup_messages``, ``credited_messages`` -- :mod:`isps.messaging.producers` (set-based);
-* ``send_messages`` -- :func:`isps.messaging.dispatch.send_due` over this process's gateway.
+* ``send_messages`` -- :func:`isps.messaging.dispatch.send_due` over this process's gateway;
+* ``field_apply`` -- :func:`isps.fieldwork.apply.apply_pending`: field submissions stored but left
+  ``received`` (a crash between storing and applying) applied, in batches.
 
 * ``receive_messages`` -- starts the gateway's receiving side once (:func:`receive_messages`): a
   citizen's text is answered by the short code and the reply sent at once.
@@ -307,6 +309,15 @@ def escalate(module: str) -> Run:
     return run
 
 
+def field_apply(engine: Engine, now: datetime) -> dict:
+    """Apply the field submissions left ``received`` (the inbox applies each as it arrives; this
+    catches those a crash left behind): :func:`isps.fieldwork.apply.apply_pending`. The re-scoring
+    their changes call for follows through the ``events`` task."""
+    from isps.fieldwork.apply import apply_pending
+
+    return apply_pending(engine, now=now)
+
+
 # ---------------------------------------------------------------- messages
 
 class Sms:
@@ -412,6 +423,8 @@ def default_tasks(*, dci_sender=None, sms: Sms | None = None, sms_handler=None) 
              about="texts to the short code answered at once; delivery receipts"),
         Task("send_messages", timedelta(seconds=5), send_messages(sms),
              about="send the queued SMS: retries, receipts, nothing sent twice"),
+        Task("field_apply", timedelta(minutes=1), field_apply,
+             about="field submissions stored but not yet applied (surveys, visits, receipts, grievances)"),
     ]
 
 
@@ -442,4 +455,4 @@ def status(session: Session, tasks: Iterable[Task]) -> list[dict]:
 
 __all__ = ["Task", "Outcome", "Clock", "Worker", "run_task", "default_tasks", "status", "events_task",
            "dci_notify", "selfreport_sms", "escalate", "pickup_messages", "credited_messages", "send_messages",
-           "receive_messages", "Sms", "REMINDER_TEXTS"]
+           "receive_messages", "field_apply", "Sms", "REMINDER_TEXTS"]

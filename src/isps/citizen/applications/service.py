@@ -381,15 +381,18 @@ def applications_of(session: Session, *, household_id: int | None = None, phone:
 
 # ---------------------------------------------------------------- acting on a step
 
-def _checker(session: Session, who: Principal, application_id: int, step_name: str | tuple[str, ...]
-             ) -> tuple[Application, ApplicationStep]:
-    """The application, its open step (which must be ``step_name``), for a second person who may decide."""
+def _checker(session: Session, who: Principal, application_id: int, step_name: str | tuple[str, ...],
+             visitor: bool = False) -> tuple[Application, ApplicationStep]:
+    """The application, its open step (which must be ``step_name``), for a second person who may decide
+    or, with ``visitor``, for the field worker the step's visit is scheduled for (``step.owner``, who
+    records the visit from the field with ``field.collect`` but decides nothing else)."""
     app = session.get(Application, application_id, with_for_update=True)
     if app is None:
         raise ApplicationError(f"application {application_id} does not exist")
     if who.scope is not None and app.district_id != who.scope:
         raise OutOfScope(f"application {application_id} is outside your district")
-    if not who.can("application.decide"):
+    deciding = who.can("application.decide")
+    if not deciding and not (visitor and who.can("field.collect")):
         raise NotAllowed(f"a {who.role.replace('_', ' ')} may not decide an application's step")
     if app.status != "open":
         raise ApplicationError(f"application {receipts.make('application', app.id)} is already disposed "
@@ -399,6 +402,9 @@ def _checker(session: Session, who: Principal, application_id: int, step_name: s
     if step is None or step.name not in names:
         raise ApplicationError(f"application {receipts.make('application', app.id)} is at step "
                                f"'{step.name if step else '—'}', not {' or '.join(names)}")
+    if not deciding and (step.visit_on is None or step.owner != who.username):
+        raise NotAllowed(f"application {receipts.make('application', app.id)}: the visit is scheduled for "
+                         f"{step.owner or 'nobody'}, not {who.username}")
     if who.username == app.opened_by:
         raise ApplicationError(f"a second person must {step.name}: application "
                                f"{receipts.make('application', app.id)} was taken by {app.opened_by}, who cannot "
@@ -466,11 +472,12 @@ def record_visit(session: Session, who: Principal, application_id: int, outcome:
                  now: datetime | None = None) -> Household | None:
     """The visit's outcome: ``confirmed`` registers the household as a desk verification would;
     ``not_found`` or ``different`` (the household is not as declared) disposes the application
-    rejected with the note as its reason."""
+    rejected with the note as its reason. Recorded by a second person who may decide, or by the
+    visitor it was scheduled for (an enumerator, from the field: :mod:`isps.fieldwork.apply`)."""
     now = now or datetime.now()
     if outcome not in VISIT_OUTCOMES:
         raise ApplicationError(f"outcome must be one of {', '.join(VISIT_OUTCOMES)}")
-    app, step = _checker(session, who, application_id, "verify")
+    app, step = _checker(session, who, application_id, "verify", visitor=True)
     if step.visit_on is None:
         raise ApplicationError("no visit is scheduled for this application; schedule one or verify at the desk")
     _event(session, app.id, now, who.username, "visit_recorded", step.name, f"{outcome}" + (f": {note}" if note else ""))

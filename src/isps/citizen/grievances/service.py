@@ -37,7 +37,7 @@ from isps.registry.service import OutOfScope
 
 CATEGORIES = ("payment_not_received", "payment_partial", "agent_deduction", "wrong_exclusion",
               "wrong_inclusion", "data_error", "staff_conduct", "agent_conduct", "other")
-CHANNELS = ("counter", "web", "sms", "call_centre")
+CHANNELS = ("counter", "web", "sms", "call_centre", "field")  # field: taken by an enumerator (issue 17)
 PAYMENT_CATEGORIES = ("payment_not_received", "payment_partial", "agent_deduction")
 AGENT_CATEGORIES = ("agent_deduction", "agent_conduct")
 ROOT_CAUSES = ("bank_delay", "agent_misconduct", "registry_data_error", "eligibility_rule",
@@ -171,12 +171,13 @@ def file_grievance(session: Session, who: Principal | None, *, channel: str, cat
                    lang: str = "ur") -> Grievance:
     """File a grievance: checked, routed to an owner, its history begun, its category's effects started
     and the receipt sent by SMS when there is a phone. ``who`` is the staff member taking it (needs
-    ``grievance.take``; a district-scoped user files in their district only); ``who=None`` with
+    ``grievance.take``, or ``field.collect`` for the channel ``field``; a district-scoped user files in
+    their district only); ``who=None`` with
     ``actor`` (``"sms:92300*****67"``) for a citizen's own channel. Raises :class:`GrievanceError`
     naming the field; nothing is written then."""
     now = _now(now)
-    if who is not None:
-        who.require("grievance.take")
+    if who is not None:  # an enumerator takes a complaint in the field with the field form (field.collect)
+        who.require("field.collect" if channel == "field" else "grievance.take")
         actor = who.username
     if not actor:
         raise GrievanceError("actor: a grievance filed without a signed-in user names its channel (sms:<phone>)")
