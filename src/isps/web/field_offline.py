@@ -29,11 +29,11 @@ from isps.web.common import (CHANNEL, DB, SECURITY_HEADERS, SESSION_COOKIE, Filt
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static" / "field_offline"
 # the labels the page's script shows (entry states, messages), handed to it in the page
-SCRIPT_LABELS = ("waiting", "sent", "refused", "duplicate", "handed_over", "not_handed_over", "waiting_visit",
+SCRIPT_LABELS = ("waiting", "sent", "refused", "handed_over", "not_handed_over", "waiting_visit",
                  "offline", "online", "sign_in_again", "recorded_action", "no_match", "cnic_needed", "note_needed",
                  "choose_outcome", "named_recipient", "last_sync", "never_synced", "list_unavailable",
                  "outcome.confirmed", "outcome.not_found", "outcome.different", "evidence.fingerprint",
-                 "evidence.cnic", "nothing_waiting", "n_waiting", "sent_count")
+                 "evidence.cnic", "nothing_waiting", "n_waiting", "sent_count", "accepted", "already_here")
 
 
 def _labels(request: Request) -> str:

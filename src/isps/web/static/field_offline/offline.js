@@ -56,7 +56,7 @@
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
     });
-    return all.sort((a, b) => (a.recorded_at < b.recorded_at ? -1 : a.recorded_at > b.recorded_at ? 1 : 0));
+    return all.sort((a, b) => (a.seq || 0) - (b.seq || 0));
   }
 
   async function loadEntries() {
@@ -144,7 +144,7 @@
       return {state: PAGE === "receipt" ? "handed_over" : "done", text: label(PAGE === "receipt" ? "handed_over" : "sent")};
     }
     const refused = entries.filter((e) => e.key === key && e.state === "refused").pop();
-    if (refused) return {state: "refused", text: `${label("refused")}: ${refused.message || ""}`};
+    if (refused) return {state: "refused", text: label("refused"), reason: refused.message || ""};
     return {state: "open", text: label(PAGE === "receipt" ? "not_handed_over" : "waiting_visit")};
   }
 
@@ -154,6 +154,11 @@
     if (cls) td.className = cls;
     tr.appendChild(td);
     return td;
+  }
+
+  function itemText(row) {
+    const item = String(row.item || "").replace(/_/g, " ");
+    return row.quantity > 1 ? `${item} × ${row.quantity}` : item;
   }
 
   function matches(row, query) {
@@ -174,11 +179,11 @@
       tr.dataset.id = row.id;
       tr.dataset.state = st.state;
       if (PAGE === "receipt") {
-        cell(tr, row.token, "num");
+        cell(tr, row.token, "num c-token");
         cell(tr, row.name);
-        cell(tr, row.cnic, "mono").dir = "ltr";
-        cell(tr, row.quantity > 1 ? `${row.item} × ${row.quantity}` : row.item);
-        cell(tr, row.amount ? `Rs ${row.amount}` : "", "num").dir = "ltr";
+        cell(tr, row.cnic, "mono nowrap").dir = "ltr";
+        cell(tr, itemText(row));
+        cell(tr, row.amount ? `Rs ${row.amount}` : "", "num c-amount").dir = "ltr";
       } else {
         cell(tr, row.visit_on).dir = "ltr";
         cell(tr, row.receipt).dir = "ltr";
@@ -191,6 +196,12 @@
       badge.dataset.state = st.state;
       badge.textContent = st.text;
       stateCell.appendChild(badge);
+      if (st.reason) {
+        const reason = document.createElement("span");
+        reason.className = "fo-reason";
+        reason.textContent = st.reason;
+        stateCell.appendChild(reason);
+      }
       const act = cell(tr, "");
       if (st.state === "open" || st.state === "refused") {
         const button = document.createElement("button");
@@ -204,6 +215,9 @@
       fresh.appendChild(tr);
     }
     body.replaceChildren(fresh);
+    // an in-kind list has no tokens or amounts: no empty columns
+    $("fo-list").classList.toggle("no-token", PAGE === "receipt" && !rows.some((r) => r.token != null));
+    $("fo-list").classList.toggle("no-amount", PAGE === "receipt" && !rows.some((r) => r.amount));
     $("fo-list-empty").hidden = shown.length > 0;
     $("fo-list-count").textContent = `(${shown.length}${shown.length !== rows.length ? ` / ${rows.length}` : ""})`;
   }
@@ -225,9 +239,10 @@
       const badge = document.createElement("span");
       badge.className = "fo-state";
       badge.dataset.state = e.state;
-      badge.textContent = label(e.state === "sent" && e.duplicate ? "duplicate" : e.state);
+      badge.textContent = label(e.state);
       stateCell.appendChild(badge);
-      cell(tr, e.message || "", "msg");
+      // the server's reason for a refusal; for what was accepted, a word in the page's language
+      cell(tr, e.state === "refused" ? e.message || "" : e.state === "sent" ? label(e.duplicate ? "already_here" : "accepted") : "", "msg");
       fresh.appendChild(tr);
     }
     body.replaceChildren(fresh);
@@ -269,7 +284,7 @@
     form.reset();
     $("fo-form-error").hidden = true;
     if (PAGE === "receipt") {
-      $("fo-who").textContent = `${row.token ?? ""} · ${row.name} · ${row.cnic}`;
+      $("fo-who").textContent = [row.token, row.name, row.cnic, itemText(row)].filter((x) => x != null && x !== "").join(" · ");
       const select = $("fo-received-by");
       const options = [new Option(`${label("named_recipient")}: ${row.name}`, "")];
       for (const m of row.members || []) {
@@ -302,7 +317,7 @@
       if (evidence === "cnic" && seen.length !== 13) { formError(label("cnic_needed")); return; }
       values = {site_id: SITE, entry_id: String(row.id), household_id: row.household_id, evidence,
                 cnic_seen: evidence === "cnic" ? seen : "", received_by: form.elements.received_by.value};
-      text = `${row.token ?? ""} · ${row.name} · ${row.quantity > 1 ? `${row.item} × ${row.quantity}` : row.item}`;
+      text = [row.token, row.name, itemText(row)].filter((x) => x != null && x !== "").join(" · ");
     } else {
       const outcome = form.elements.outcome.value;
       const note = form.elements.note.value.trim();
@@ -312,7 +327,7 @@
       text = `${row.receipt} · ${row.applicant} · ${label(`outcome.${outcome}`)}`;
     }
     const entry = {instance_id: `uuid:${crypto.randomUUID()}`, user: USER, job: JOB, site: SITE, key: String(row.id),
-                   values, label: text, collected_at: karachiNow(), recorded_at: karachiNow(), state: "waiting",
+                   values, label: text, collected_at: karachiNow(), recorded_at: karachiNow(), seq: Date.now(), state: "waiting",
                    message: ""};
     await saveEntry(entry);
     await loadEntries();
