@@ -164,7 +164,7 @@ def test_twenty_hand_overs_and_a_visit_recorded_offline_arrive_once(field, brows
         context.set_offline(False)
         page.locator('#fo-waiting[data-waiting="0"]').wait_for()
         assert page.locator('#fo-entries tbody tr[data-state="sent"]').count() == 1
-        assert visit_row.count() == 0  # done: no longer among my scheduled visits
+        visit_row.wait_for(state="detached")  # done: the list, read again, no longer has it
         page.goto(receipt_url)
         page.locator(ready).wait_for()
         assert page.locator('#fo-list tr[data-state="handed_over"]').count() == LINES - 1
@@ -263,3 +263,21 @@ def test_the_submit_door_refuses_what_cannot_be_an_entry(field):
         assert forged.status_code == 403
     with transaction(field["engine"]) as s:
         assert s.execute(text("SELECT COUNT(*) FROM field_submission WHERE username = 'lahore_enumerator'")).scalar_one() == 0
+
+
+def test_every_label_the_page_script_shows_is_in_both_languages():
+    """The script's labels come from the page (``SCRIPT_LABELS``): each one it names is handed to it,
+    and each has its English and Urdu text, so the offline page never shows a key."""
+    from pathlib import Path
+
+    from isps.web import field_offline, lang
+
+    script = (Path(field_offline.STATIC) / "offline.js").read_text(encoding="utf-8")
+    named = set(re.findall(r'label\("([a-z_.]+)"', script))
+    named |= {f"{kind}.{code}" for kind, codes in (("outcome", ("confirmed", "not_found", "different")),
+                                                   ("evidence", ("fingerprint", "cnic"))) for code in codes}
+    assert named <= set(field_offline.SCRIPT_LABELS), sorted(named - set(field_offline.SCRIPT_LABELS))
+    for code in lang.LANGUAGES:
+        missing = [k for k in field_offline.SCRIPT_LABELS if f"fo.js.{k}" not in lang.catalogue(code)]
+        assert not missing, (code, missing)
+

@@ -67,11 +67,8 @@ def _money(value) -> str | None:
     return f"{Decimal(value):,.0f}"
 
 
-def site_list(session: Session, who: Principal, site_id: int) -> dict:
-    """A site's whole list for the hand-over screen, audited as one read of the site's list: each
-    line's recipient (the named person, else the household's head), masked CNIC, item, quantity,
-    amount, token and whether (and when) it was handed over, with the household's current members
-    (who else may take it)."""
+def site_of(session: Session, who: Principal, site_id: int) -> DistributionSite:
+    """The site, if this user may work at it (its district); a refusal is audited (the caller commits)."""
     _require(who)
     site = session.get(DistributionSite, site_id)
     if site is None:
@@ -80,6 +77,15 @@ def site_list(session: Session, who: Principal, site_id: int) -> dict:
         audit(session, who, CHANNEL, "read", "distribution_site", site.id, site.district_id, outcome="denied",
               detail="refused: offline list of a site outside the user's district")
         raise AccessError(f"site {site_id} is not in your district")
+    return site
+
+
+def site_list(session: Session, who: Principal, site_id: int) -> dict:
+    """A site's whole list for the hand-over screen, audited as one read of the site's list: each
+    line's recipient (the named person, else the household's head), masked CNIC, item, quantity,
+    amount, token and whether (and when) it was handed over, with the household's current members
+    (who else may take it)."""
+    site = site_of(session, who, site_id)
     rows = session.execute(text(f"""
         SELECT e.id, e.household_id, e.item, e.quantity, e.amount, e.token, e.handed_over_at, e.evidence,
                COALESCE(e.individual_id, h.id) AS recipient_id,

@@ -57,14 +57,13 @@ def receipt_page(request: Request, session: DB, who: User, site: FilterId = None
                                                             "sites": offline.sites(session, who)},
                       who=who, session=session)
     try:
-        listed = offline.site_list(session, who, site)  # checks the site and scope now, while online
+        found = offline.site_of(session, who, site)  # the list itself comes as data, read by the page
     except offline.NotFound:
         return _refused_page(request, session, who, tr("fo.error.no_site", id=site), 404)
     except AccessError:
         return _refused_page(request, session, who, tr("fo.error.outside_district", id=site))
-    session.commit()
     return render(request, "field_offline_receipt.html",
-                  {"title": tr("fo.receipt.title"), "site": listed["site"], "labels": _labels(request),
+                  {"title": tr("fo.receipt.title"), "site": found, "labels": _labels(request),
                    "data_url": f"/field/offline/data?site={site}"}, who=who, session=session)
 
 

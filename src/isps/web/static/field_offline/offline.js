@@ -200,6 +200,7 @@
         const reason = document.createElement("span");
         reason.className = "fo-reason";
         reason.textContent = st.reason;
+        reason.dir = "auto"; // the server's reason is English in an Urdu page
         stateCell.appendChild(reason);
       }
       const act = cell(tr, "");
@@ -242,7 +243,8 @@
       badge.textContent = label(e.state);
       stateCell.appendChild(badge);
       // the server's reason for a refusal; for what was accepted, a word in the page's language
-      cell(tr, e.state === "refused" ? e.message || "" : e.state === "sent" ? label(e.duplicate ? "already_here" : "accepted") : "", "msg");
+      cell(tr, e.state === "refused" ? e.message || "" : e.state === "sent" ? label(e.duplicate ? "already_here" : "accepted") : "",
+           "msg").dir = "auto";
       fresh.appendChild(tr);
     }
     body.replaceChildren(fresh);
