@@ -29,10 +29,6 @@ from zoneinfo import ZoneInfo
 JOBS = ("survey", "visit", "receipt", "grievance")
 FORM_IDS = {"survey": "isps_survey", "visit": "isps_visit", "receipt": "isps_receipt", "grievance": "isps_grievance"}
 JOB_OF = {form_id: job for job, form_id in FORM_IDS.items()}
-# the Urdu title of each form: XLSForm's settings sheet has one form_title, not one per language
-TITLES_UR = {"isps_survey": "گھرانے کا سروے", "isps_visit": "تصدیقی دورہ", "isps_receipt": "تقسیم کی رسید",
-             "isps_grievance": "شکایت کا اندراج"}
-
 LOCAL = ZoneInfo("Asia/Karachi")
 XF = "{http://www.w3.org/2002/xforms}"
 JR = "{http://openrosa.org/javarosa}"
@@ -102,12 +98,12 @@ def convert(form_id: str, *, validate: bool = False) -> str:
     return result.xform
 
 
-def _settings(xform: str) -> tuple[str, str]:
-    root = ET.fromstring(xform)
-    title = root.find(".//{http://www.w3.org/1999/xhtml}title")
-    inst = root.find(f".//{XF}model/{XF}instance")
-    main = next(iter(inst))
-    return (title.text or "").strip(), main.get("version") or ""
+def _settings(form_id: str) -> dict[str, str]:
+    """The settings sheet's one row. ``form_title_ur`` is ours (XLSForm has one form_title, not one
+    per language; pyxform ignores a column it does not know)."""
+    from pyxform.xls2json_backends import md_to_dict
+
+    return md_to_dict(io.BytesIO(_source(form_id).encode("utf-8")))["settings"][0]
 
 
 @lru_cache(maxsize=1)
@@ -116,12 +112,12 @@ def catalogue() -> tuple[FormSpec, ...]:
     out = []
     for job in JOBS:
         form_id = FORM_IDS[job]
-        xform = convert(form_id)
-        title, version = _settings(xform)
+        xform, settings = convert(form_id), _settings(form_id)
         data = xform.encode("utf-8")
         media = tuple(dict.fromkeys(_MEDIA.findall(xform)))
-        out.append(FormSpec(form_id, job, version, title, TITLES_UR[form_id], data, hashlib.md5(data).hexdigest(),
-                            media, (version,)))
+        version = str(settings["version"])
+        out.append(FormSpec(form_id, job, version, settings["form_title"], settings["form_title_ur"], data,
+                            hashlib.md5(data).hexdigest(), media, (version,)))
     return tuple(out)
 
 
@@ -182,6 +178,25 @@ def _local(tag: str) -> str:
 # --------------------------------------------------------------------------------------------- reading
 
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_NO_DTD = "a DOCTYPE or entity declaration is not allowed in a submission"
+
+
+class _Builder(ET.TreeBuilder):
+    """A tree builder that stops at a DOCTYPE: expat reports the declaration before its internal
+    subset, so no entity is ever declared, let alone expanded (what defusedxml guards against)."""
+
+    def doctype(self, name, pubid, system):
+        raise InstanceError("xml", _NO_DTD)
+
+
+def _parse(xml: bytes) -> ET.Element:
+    """Parse a submission; the byte search above misses a DOCTYPE in UTF-16, the parser does not."""
+    parser = ET.XMLParser(target=_Builder())
+    try:
+        parser.feed(xml)
+        return parser.close()
+    except ET.ParseError as e:
+        raise InstanceError("xml", f"the submission is not well-formed XML ({e})") from None
 
 
 def read_instance(xml: bytes) -> Instance:
@@ -192,11 +207,8 @@ def read_instance(xml: bytes) -> Instance:
     if len(xml) > MAX_INSTANCE_BYTES:
         raise InstanceError("xml", f"the instance is larger than {MAX_INSTANCE_BYTES} bytes")
     if _DOCTYPE.search(xml):
-        raise InstanceError("xml", "a DOCTYPE or entity declaration is not allowed in a submission")
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as e:
-        raise InstanceError("xml", f"the submission is not well-formed XML ({e})") from None
+        raise InstanceError("xml", _NO_DTD)
+    root = _parse(xml)
     form_id = root.get("id") or _local(root.tag)
     if form_id not in JOB_OF:
         raise InstanceError("form_id", f"'{form_id[:60]}' is not a form of this server")
@@ -347,10 +359,32 @@ def _as_text(value: object) -> str:
 
 
 def xlsx(form_id: str) -> bytes:
-    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central."""
+    """The form as an .xlsx workbook (survey, choices, settings sheets), for Excel, Kobo or ODK Central;
+    :func:`markdown` turns the edited workbook back into the kept text."""
     from pyxform.xls2json_backends import md_table_to_workbook
 
     book = md_table_to_workbook(_source(form_id))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def markdown(workbook: bytes, heading: str = "") -> str:
+    """An XLSForm workbook (.xlsx) as the Markdown tables kept in ``data/forms``: every sheet that
+    XLSForm reads, every non-empty row, cells as text (a ``|`` escaped). ``heading`` is written above."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(workbook), read_only=True, data_only=True)
+    parts = [heading.rstrip() + "\n"] if heading else []
+    for sheet in book.worksheets:
+        if sheet.title.lower() not in ("survey", "choices", "settings", "entities"):
+            continue
+        rows = [["" if v is None else str(v).replace("|", "\\|") for v in row] for row in sheet.iter_rows(values_only=True)]
+        rows = [r for r in rows if any(r)]
+        if not rows:
+            continue
+        width = max(len(r) for r in rows)
+        pad = " " * len(sheet.title)
+        lines = [f"| {sheet.title} |"] + ["| " + pad + " | " + " | ".join(r + [""] * (width - len(r))) + " |" for r in rows]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
