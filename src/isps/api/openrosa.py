@@ -115,33 +115,32 @@ def form_list(request: Request, session: DB) -> Response:
     return Response(body, media_type=XML, headers=_headers())
 
 
-def _spec(form_id: str) -> forms.FormSpec | Response:
+def _form_for(request: Request, session: Session, form_id: str) -> tuple[FieldDevice, forms.FormSpec] | Response:
+    """The device asking and the form it names, or the response refusing the request (401/403/404)."""
+    device = authenticate(request, session)
+    if isinstance(device, Response):
+        return device
     spec = forms.form(form_id)
     if spec is None:
         return openrosa_message(f"no form {form_id[:60]} on this server: update the form list", 404)
-    return spec
+    return device, spec
 
 
 def form_xml(form_id: str, request: Request, session: DB) -> Response:
     """One blank form (the XForm)."""
-    device = authenticate(request, session)
-    if isinstance(device, Response):
-        return device
-    spec = _spec(form_id)
-    if isinstance(spec, Response):
-        return spec
-    return Response(spec.xml, media_type=XML, headers=_headers())
+    found = _form_for(request, session, form_id)
+    if isinstance(found, Response):
+        return found
+    return Response(found[1].xml, media_type=XML, headers=_headers())
 
 
 def manifest(form_id: str, request: Request, session: DB) -> Response:
     """The form's media files (``xformsManifest``), made for this device's user and district; their md5
     lets Collect download only what changed (a new assignment changes ``households.csv``)."""
-    device = authenticate(request, session)
-    if isinstance(device, Response):
-        return device
-    spec = _spec(form_id)
-    if isinstance(spec, Response):
-        return spec
+    found = _form_for(request, session, form_id)
+    if isinstance(found, Response):
+        return found
+    device, spec = found
     base = _base(request)
     files = "".join(f"<mediaFile><filename>{escape(name)}</filename><hash>{_md5(data)}</hash>"
                     f"<downloadUrl>{escape(base)}/forms/{spec.form_id}/media/{escape(name)}</downloadUrl></mediaFile>"
@@ -153,12 +152,10 @@ def manifest(form_id: str, request: Request, session: DB) -> Response:
 
 def media_file(form_id: str, name: str, request: Request, session: DB) -> Response:
     """One media file. The lists carry people's names (CNICs masked): each download is audited."""
-    device = authenticate(request, session)
-    if isinstance(device, Response):
-        return device
-    spec = _spec(form_id)
-    if isinstance(spec, Response):
-        return spec
+    found = _form_for(request, session, form_id)
+    if isinstance(found, Response):
+        return found
+    device, spec = found
     if name not in spec.media:
         return openrosa_message(f"form {spec.form_id} has no media file {name[:80]}", 404)
     try:
@@ -259,8 +256,23 @@ async def submission(request: Request) -> Response:
     try:
         xml, files, incomplete = await _read_parts(request)
     except _Unreadable as exc:
-        return openrosa_message(exc.message, exc.status)
+        return await run_in_threadpool(_unreadable, request, exc)
     return await run_in_threadpool(_receive, request, xml, files, incomplete)
+
+
+def _unreadable(request: Request, exc: _Unreadable) -> Response:
+    """A post that cannot be read: refused, and audited when it came from a device (an unknown caller
+    is told to authenticate first)."""
+    with request.app.state.session_factory() as session:
+        device = authenticate(request, session)
+        if isinstance(device, Response):
+            return device
+        who = devices.principal_of(session, device)
+        if who is not None:
+            audit(session, who, "odk", "submit", "field_submission", None, device.district_id, outcome="failed",
+                  detail=f"not kept ({exc.status}): {exc.message}"[:300])
+        session.commit()
+    return openrosa_message(exc.message, exc.status)
 
 
 def _challenge_only(request: Request) -> Response:

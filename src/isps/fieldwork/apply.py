@@ -29,9 +29,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 import pyarrow as pa
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from isps.access.models import User
@@ -184,12 +183,15 @@ def _record(session: Session, outcomes: dict[int, Outcome], now: datetime) -> No
         FROM field_tmp_outcome m WHERE field_submission.id = m.id AND field_submission.status = 'received'"""),
                  {"now": now})
     conn.execute(text("DROP TABLE IF EXISTS field_tmp_outcome"))
-    session.expire_all()  # rows written in SQL: loaded objects read them again
+    for obj in list(session.identity_map.values()):  # rows written in SQL: loaded ones are read again
+        if isinstance(obj, FieldSubmission) and obj.id in outcomes:
+            session.expire(obj)
 
 
 def _complete(session: Session, items: list[_Item], outcomes: dict[int, Outcome]) -> None:
-    """The enumerator's assignment that an accepted survey or visit did (FIELDWEB's
-    :func:`isps.fieldwork.assignments.complete`). A site's assignment stays open for its other receipts."""
+    """The enumerator's assignment that an accepted submission did
+    (:func:`isps.fieldwork.assignments.complete`): the household's survey, the application's visit, a
+    site's assignment once nothing is left to hand over."""
     from isps.fieldwork import assignments
 
     for item in items:
@@ -202,6 +204,9 @@ def _complete(session: Session, items: list[_Item], outcomes: dict[int, Outcome]
         elif item.job == "visit":
             assignments.complete(session, kind="visit", submission_id=item.id, at=item.collected_at,
                                  application_id=o.result["application_id"])
+        elif item.job == "receipt":
+            assignments.complete(session, kind="site", submission_id=item.id, at=item.collected_at,
+                                 site_id=o.result["site_id"])
 
 
 # ---------------------------------------------------------------- the jobs

@@ -212,13 +212,14 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
     sub = existing
     same = sub.xml == xml.decode("utf-8", errors="replace")
     added = _store_files(session, sub.id, files) if same else 0
-    if same and sub.status == "received" and not incomplete:
+    applied = same and sub.status == "received" and not incomplete
+    if applied:  # the last part of a split submission (or one whose applying failed before)
         _apply(session, sub.id, at)
         session.refresh(sub)
+    fresh = bool(added) or applied
     note = "" if same else " (a different copy with the same instanceID was NOT kept)"
     _audit(session, who, channel, sub, f"resent{note}" + (f", {added} more files" if added else ""))
-    receipt = Receipt(sub.id, sub.status, message_for(sub, duplicate=not added) + note, duplicate=not added)
-    return receipt
+    return Receipt(sub.id, sub.status, message_for(sub, duplicate=not fresh) + note, duplicate=not fresh)
 
 
 def _find(session: Session, instance_id: str) -> FieldSubmission | None:

@@ -267,7 +267,11 @@ def _cnic_holders(session, b: _Batch, owner, changed, pid, cnic, label, refuse_l
 
 
 def _member_raw(m: dict) -> dict:
-    return {k: (m.get(k) or "").strip() or None for k in MEMBER_KEYS}
+    """A roster line as the registry's one-record doors take it (the form's id document "none": no number)."""
+    raw = {k: (m.get(k) or "").strip() or None for k in MEMBER_KEYS}
+    if raw["id_document"] == "none":
+        raw["id_document"] = raw["cnic"] = None
+    return raw
 
 
 def _register(session: Session, item: SurveyItem) -> None:
