@@ -115,7 +115,10 @@ def test_twenty_hand_overs_and_a_visit_recorded_offline_arrive_once(field, brows
         page.locator(ready).wait_for()
         assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         receipt_url = f"{base}/field/offline/receipt?site={site}"
-        page.goto(receipt_url)
+        page.goto(base + "/field/offline/receipt")  # the district's sites, to choose from
+        page.screenshot(path=str(shots / "field_offline_sites_en.png"), full_page=True)
+        page.get_by_role("link", name="Govt. Girls High School, Kasur").click()
+        page.wait_for_url(receipt_url)
         page.locator(ready).wait_for()
         page.wait_for_function("navigator.serviceWorker.controller !== null")
         rows = page.locator("#fo-list tbody tr")

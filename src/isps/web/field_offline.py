@@ -63,7 +63,7 @@ def receipt_page(request: Request, session: DB, who: User, site: FilterId = None
     except AccessError:
         return _refused_page(request, session, who, tr("fo.error.outside_district", id=site))
     return render(request, "field_offline_receipt.html",
-                  {"title": tr("fo.receipt.title"), "site": found, "labels": _labels(request),
+                  {"title": tr("fo.receipt.title"), "page": "receipt", "site": found, "labels": _labels(request),
                    "data_url": f"/field/offline/data?site={site}"}, who=who, session=session)
 
 
@@ -74,7 +74,7 @@ def visits_page(request: Request, session: DB, who: User) -> Response:
     if not who.can(offline.COLLECT):
         return _refused_page(request, session, who, tr("fo.error.permission"))
     return render(request, "field_offline_visits.html",
-                  {"title": tr("fo.visits.title"), "labels": _labels(request),
+                  {"title": tr("fo.visits.title"), "page": "visits", "site": None, "labels": _labels(request),
                    "data_url": "/field/offline/data?list=visits"}, who=who, session=session)
 
 
