@@ -284,3 +284,56 @@ def test_every_label_the_page_script_shows_is_in_both_languages():
         missing = [k for k in field_offline.SCRIPT_LABELS if f"fo.js.{k}" not in lang.catalogue(code)]
         assert not missing, (code, missing)
 
+
+
+@pytest.fixture
+def small(engine):
+    """A few Kasur households on the parametrised backend, and the enumerator (conftest's province,
+    without its scoring: these checks need none)."""
+    load_synthetic(engine, 200, seed=7)
+    with transaction(engine) as s:
+        create_user(s, ENUMERATOR, PASSWORD, "enumerator", district_id=2)
+    return engine
+
+
+def test_the_offline_door_on_both_backends(small):
+    """What the laptop's page does, without the page, on SQLite and PostgreSQL: the site's list (CNICs
+    masked), my visits, one hand-over sent, its resend answered as done, a second entry for the same
+    line refused (handed over once), all kept as browser submissions."""
+    from isps.api.app import create_app
+    from isps.fieldwork import distribution
+    from tests.conftest import page_client
+
+    province = small
+    with transaction(province) as s:
+        households = list(s.execute(text("SELECT id FROM household WHERE district_id = 2 ORDER BY id LIMIT 2")).scalars())
+        site = distribution.create_site(s, OFFICER, name="UC office, Kasur", kind="in_kind", district_id=2)
+        distribution.list_in_kind(s, OFFICER, site.id, list_ref="ration:2026-12", item="ration_pack", quantity=1,
+                                  household_ids=households)
+        site_id = site.id
+    with page_client(create_app(province, secret="offline-test-secret")) as client:
+        r = client.post("/login", data={"username": ENUMERATOR, "password": PASSWORD})
+        assert r.status_code in (200, 303)
+        listed = client.get(f"/field/offline/data?site={site_id}").json()
+        assert [e["household_id"] for e in listed["entries"]] == [str(h) for h in households]
+        assert all("*****" in e["cnic"] or not e["cnic"] for e in listed["entries"]) and listed["entries"][0]["members"]
+        assert client.get("/field/offline/data?list=visits").json() == {"visits": []}
+        line = listed["entries"][0]
+
+        def entry(instance: str) -> dict:
+            return {"job": "receipt", "instance_id": instance, "collected_at": "2026-12-08T10:15:00",
+                    "values": {"site_id": str(site_id), "entry_id": str(line["id"]), "household_id": line["household_id"],
+                               "evidence": "fingerprint", "cnic_seen": "", "received_by": ""}}
+
+        first = entry("uuid:6f1c2d3e-4a5b-4c6d-8e7f-001122334455")
+        sent = client.post("/field/offline/submit", json=first).json()
+        assert (sent["status"], sent["duplicate"]) == ("accepted", False)
+        again = client.post("/field/offline/submit", json=first).json()
+        assert (again["status"], again["duplicate"]) == ("accepted", True)
+        other = client.post("/field/offline/submit", json=entry("uuid:6f1c2d3e-4a5b-4c6d-8e7f-001122334466")).json()
+        assert other["status"] == "refused" and str(line["id"]) in other["message"]
+    with transaction(province) as s:
+        rows = s.execute(text("SELECT status, channel, collected_at FROM field_submission ORDER BY id")).all()
+        assert [(r.status, r.channel) for r in rows] == [("accepted", "browser"), ("refused", "browser")]
+        assert str(rows[0].collected_at).startswith("2026-12-08 10:15")
+        assert s.execute(text("SELECT COUNT(*) FROM distribution_entry WHERE handed_over_at IS NOT NULL")).scalar_one() == 1
