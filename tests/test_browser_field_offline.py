@@ -214,6 +214,13 @@ def test_twenty_hand_overs_and_a_visit_recorded_offline_arrive_once(field, brows
         page.locator(ready).wait_for()
         page.screenshot(path=str(shots / "field_offline_visits_ur.png"), full_page=True)
 
+        # signing out from an offline page drops the pages and lists kept on the laptop (names), not the scripts
+        page.locator("form[action='/logout'] button").click()
+        page.wait_for_url("**/login")
+        kept = page.evaluate("""async () => (await (await caches.open("isps-field-offline-v1")).keys())
+                                 .map((k) => new URL(k.url).pathname)""")
+        assert not [p for p in kept if p.startswith("/field/offline/")] and "/static/field_offline/offline.js" in kept
+
         assert not foreign, foreign
         assert not [e for e in errors if "Failed to load resource" not in e], errors
         context.close()

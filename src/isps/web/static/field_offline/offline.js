@@ -420,6 +420,22 @@
     }
   }
   $("fo-send").addEventListener("click", sendWaiting);
+  // signing out from this page drops the pages and lists kept on the laptop (they carry names); the
+  // static files stay, and so do the entries still waiting (IndexedDB), for whoever signs in as their user
+  const signOut = document.querySelector("form[action='/logout']");
+  if (signOut) {
+    signOut.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const cache = await caches.open(CACHE);
+        for (const request of await cache.keys()) {
+          if (new URL(request.url).pathname.startsWith("/field/offline/")) await cache.delete(request);
+        }
+      } finally {
+        signOut.submit();
+      }
+    }, {once: true});
+  }
   window.addEventListener("online", () => { renderStatus(); sendWaiting(); });
   window.addEventListener("offline", renderStatus);
   setInterval(() => { if (navigator.onLine) sendWaiting(); }, 30000);
