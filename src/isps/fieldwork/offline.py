@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from isps.access.service import AccessError, Principal, audit, audit_many
+from isps.citizen import receipts
 from isps.fieldwork.models import DistributionSite
 from isps.registry import cnic as cnic_rules
 from isps.registry import current
@@ -86,7 +87,7 @@ def site_list(session: Session, who: Principal, site_id: int) -> dict:
     amount, token and whether (and when) it was handed over, with the household's current members
     (who else may take it)."""
     site = site_of(session, who, site_id)
-    rows = session.execute(text(f"""
+    rows = session.execute(text("""
         SELECT e.id, e.household_id, e.item, e.quantity, e.amount, e.token, e.handed_over_at, e.evidence,
                COALESCE(e.individual_id, h.id) AS recipient_id,
                COALESCE(n.full_name, h.full_name) AS name, COALESCE(n.cnic, h.cnic) AS cnic
@@ -128,8 +129,6 @@ def my_visits(session: Session, who: Principal) -> list[dict]:
     if rows:
         audit_many(session, who, CHANNEL, "read", "application", [(r.id, r.district_id) for r in rows],
                    detail="offline list of scheduled visits")
-    from isps.citizen import receipts
-
     out = []
     for r in rows:
         details = r.details if isinstance(r.details, dict) else {}
