@@ -21,7 +21,8 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -316,12 +317,12 @@ def build_instance(form_id: str, values: dict[str, object], repeats: dict[str, l
                 el.remove(child)
                 for i, row in enumerate(repeats.get(name, [])):
                     copy_ = copy.deepcopy(child)
-                    _fill_leaves(copy_, {"line": str(i + 1), **{k: _as_text(v) for k, v in row.items()}})
+                    _fill_leaves(copy_, {"line": str(i + 1), **{k: as_text(v) for k, v in row.items()}})
                     el.insert(at + i, copy_)
             elif len(child):
                 fill(child)
             elif name in filled:
-                child.text = _as_text(filled[name])
+                child.text = as_text(filled[name])
 
     fill(root)
     meta = _find(root, "meta")
@@ -344,7 +345,9 @@ def _stamp(at: datetime) -> str:
     return aware.isoformat(timespec="milliseconds")
 
 
-def _as_text(value: object) -> str:
+def as_text(value: object) -> str:
+    """A value as a form writes it: yes/no, ISO dates, local times with their offset, numbers without
+    a spurious ``.0`` (also what the media files pre-fill a form with)."""
     if value is None:
         return ""
     if value is True:
@@ -355,6 +358,10 @@ def _as_text(value: object) -> str:
         return _stamp(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
     return str(value)
 
 

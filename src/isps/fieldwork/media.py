@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
-from decimal import Decimal
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from isps.citizen.applications.models import Application
-from isps.fieldwork.forms import FormSpec
+from isps.fieldwork.forms import FormSpec, as_text
 from isps.fieldwork.models import DistributionEntry, DistributionSite, FieldAssignment, FieldDevice
 from isps.registry import current
 from isps.registry.cnic import mask
@@ -49,25 +47,8 @@ def _csv(header: list[str], rows) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows([[_text(v) for v in row] for row in rows])
+    writer.writerows([[as_text(v) for v in row] for row in rows])
     return out.getvalue().encode("utf-8")
-
-
-def _text(value: object) -> str:
-    """A value as the form would have written it: yes/no, ISO dates, numbers without a spurious .0."""
-    if value is None:
-        return ""
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
-    return str(value)
 
 
 def _open(device: FieldDevice, kind: str):
@@ -173,7 +154,7 @@ def sites(session: Session, device: FieldDevice) -> bytes:
                DistributionSite.closes_on)
         .where(DistributionSite.id.in_(_site_ids(device)), DistributionSite.district_id == device.district_id)
         .order_by(DistributionSite.id)).all()
-    out = [(i, SEP.join(x for x in (name, kind, _text(opens) + (f"–{_text(closes)}" if closes else "")) if x),
+    out = [(i, SEP.join(x for x in (name, kind, as_text(opens) + (f"–{as_text(closes)}" if closes else "")) if x),
             name, kind, opens, closes) for i, name, kind, opens, closes in rows]
     return _csv(["name", "label", "site_name", "kind", "opens_on", "closes_on"], out)
 
@@ -198,7 +179,7 @@ def entries(session: Session, device: FieldDevice) -> bytes:
         .order_by(DistributionEntry.site_id, DistributionEntry.token, DistributionEntry.id)).all()
     out = []
     for eid, site, hid, token, name, cnic, item, qty, amount, person in rows:
-        what = f"Rs {_text(amount)}" if amount is not None else f"{qty} × {item}"
+        what = f"Rs {as_text(amount)}" if amount is not None else f"{qty} × {item}"
         label = SEP.join(x for x in (f"#{token}" if token is not None else "", name or "", mask(cnic), what) if x)
         out.append((eid, label, site, hid, person, name, mask(cnic), item, qty, amount, token))
     return _csv(["name", "label", "site_id", "household_id", "individual_id", "recipient", "cnic_masked", "item",
