@@ -94,10 +94,11 @@ def _count(world, table: str) -> int:
     return _one(world, f"SELECT count(*) FROM {table}")[0]
 
 
-def _survey(world, household: int, rooms: int, *, collected_at: datetime, instance_id: str | None = None) -> bytes:
+def _survey(world, household: int, rooms: int, *, collected_at: datetime, instance_id: str | None = None,
+            device_id: str = "collect:Zx9kq2LmP0aB7cDe") -> bytes:
     return forms.build_instance("isps_survey", {"consent": "yes", "survey_kind": "resurvey", "household_id": household,
                                                 "district_id": 2, "rooms": rooms},
-                                instance_id=instance_id or _uuid(), device_id="collect:Zx9kq2LmP0aB7cDe",
+                                instance_id=instance_id or _uuid(), device_id=device_id,
                                 collected_at=collected_at)
 
 
@@ -127,6 +128,13 @@ def test_devices_are_registered_by_supervisors_of_their_district_and_configure_c
         audited = s.execute(text("SELECT action, count(*) FROM audit_log WHERE entity = 'field_device' "
                                  "GROUP BY action ORDER BY action")).all()
         assert [tuple(r) for r in audited] == [("create", 3), ("revoke", 1)]
+        # a device works only while its user is active and may collect
+        create_user(s, "kasur_leaver", PASSWORD, "enumerator", district_id=2)
+        _, leaver_token = devices.register_device(s, SUPERVISOR, code="kasur-20", label="x", username="kasur_leaver")
+    assert world["client"].get(f"/openrosa/key/{leaver_token}/formList").status_code == 200
+    with transaction(world["engine"]) as s:
+        s.execute(text("UPDATE app_user SET active = false WHERE username = 'kasur_leaver'"))
+    assert world["client"].get(f"/openrosa/key/{leaver_token}/formList").status_code == 403
 
 
 def test_collect_gets_the_forms_with_their_media_by_token_and_by_digest(world):
@@ -233,6 +241,7 @@ def test_each_form_is_submitted_as_collect_does_and_becomes_what_its_job_needs(w
     sent = tablet.submit(grievance)
     assert sent.challenged and sent.status == 201, sent
     assert _one(world, "SELECT count(*) FROM grievance WHERE description = 'The December payment did not come.'")[0] == 1
+    assert _one(world, "SELECT odk_device_id FROM field_device WHERE code = 'kasur-08'")[0] == "collect:tab8"
 
     # a submission Collect split into two posts: kept at the first, applied when the last arrives
     split = forms.build_instance("isps_grievance", {"district_id": 2, "name": "Split", "phone": "03001234567",
@@ -256,9 +265,12 @@ def test_each_form_is_submitted_as_collect_does_and_becomes_what_its_job_needs(w
     assert kept.status == "refused" and "987654" in kept.reason and (kept.username, kept.district_id) == (
         "kasur_enumerator", 2)
 
-    # a household of another district: refused by the device's district
-    sent = phone.submit(_survey(world, world["lahore"], 2, collected_at=NOW))
-    assert sent.status == 202 and "did NOT accept" in sent.message
+    # a household of another district: refused by the device's district (and sent from another phone
+    # with this device's token: the audit record says so)
+    sent = phone.submit(_survey(world, world["lahore"], 2, collected_at=NOW, device_id="collect:AnotherPhone1"))
+    assert sent.status == 202 and "did NOT accept" in sent.message and "district" in sent.message
+    assert _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND outcome = 'denied' AND detail "
+                       "LIKE '%collect:AnotherPhone1, not the device''s collect:Zx9kq2LmP0aB7cDe%'")[0] == 1
     audited = _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND entity = 'field_submission'")[0]
     assert audited >= 6
 
@@ -274,6 +286,12 @@ def test_a_survey_a_week_late_is_kept_as_history_without_overwriting_the_newer_v
     history = _one(world, "SELECT new_value, effective_date FROM value_change WHERE household_id = :h AND "
                           "field = 'rooms' AND source = 'survey' ORDER BY effective_date LIMIT 1", h=hh)
     assert str(history.new_value) == "2" and str(history.effective_date)[:10] == (NOW - timedelta(days=8)).date().isoformat()
+    # a phone whose clock runs a year ahead: dated when received, not in the future
+    ahead = _uuid()
+    assert phone.submit(_survey(world, hh, 5, collected_at=NOW + timedelta(days=365), instance_id=ahead)).status == 201
+    kept = _one(world, "SELECT collected_at, received_at FROM field_submission WHERE instance_id = :i", i=ahead)
+    assert kept.collected_at == kept.received_at
+    assert _one(world, "SELECT rooms FROM household WHERE id = :h", h=hh)[0] == 5
 
 
 def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half_written(world, monkeypatch):
@@ -293,6 +311,10 @@ def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half
     assert r.status_code == 400 and "multipart" in _message(r)
     r = client.post(url, files=[("photo.jpg", ("photo.jpg", b"x", "image/jpeg"))])
     assert r.status_code == 400 and "xml_submission_file" in _message(r)
+    r = client.post(url, content=b"--x", headers={"Content-Type": "multipart/form-data"})  # no boundary
+    assert r.status_code == 400 and "multipart" in _message(r)
+    r = post(b"<a/>", [(f"f{i}.jpg", (f"f{i}.jpg", b"1", "image/jpeg")) for i in range(inbox.MAX_ATTACHMENTS + 5)])
+    assert r.status_code == 413 and "files" in _message(r).lower()
     # not registered (token), not signed in (digest): 403, and 401 with a challenge
     r = client.post("/openrosa/key/never-registered/submission",
                     files=[("xml_submission_file", ("i.xml", b"<x/>", "text/xml"))])
@@ -322,7 +344,7 @@ def test_bad_input_is_refused_with_the_answer_a_field_app_shows_and_nothing_half
     assert r.status_code == 202 and "version 2020010101 is no longer accepted" in _message(r)
     assert _one(world, "SELECT status FROM field_submission WHERE form_version = '2020010101'")[0] == "refused"
     failed = _one(world, "SELECT count(*) FROM audit_log WHERE action = 'submit' AND outcome = 'failed'")[0]
-    assert failed == 7  # each refusal above from the registered device
+    assert failed == 9  # each refusal above from the registered device
 
 
 def test_the_same_instance_posted_twice_at_the_same_moment_is_stored_once(world):

@@ -15,7 +15,6 @@ the inbox (``fieldwork.inbox``) do the work; this module speaks the protocol's X
 from __future__ import annotations
 
 import hashlib
-from email.utils import formatdate
 from typing import Annotated
 from xml.sax.saxutils import escape
 
@@ -40,8 +39,10 @@ RESPONSE_NS = "http://openrosa.org/http/response"
 
 def _headers(extra: dict | None = None) -> dict:
     """The headers every OpenRosa response carries (the version tells Collect it talks to an OpenRosa
-    server and not a hotel's sign-in page), and the size one submission post may have."""
-    return {"X-OpenRosa-Version": "1.0", "Date": formatdate(usegmt=True), "Content-Language": "en",
+    server and not a hotel's sign-in page), and the size one submission post may have. ``Date``, which
+    OpenRosa also requires, is the server's (uvicorn writes it on every response; a second one here
+    would be a duplicate header)."""
+    return {"X-OpenRosa-Version": "1.0", "Content-Language": "en",
             "X-OpenRosa-Accept-Content-Length": str(inbox.MAX_POST_BYTES), **(extra or {})}
 
 
@@ -209,7 +210,8 @@ async def _read_parts(request: Request) -> tuple[bytes, dict[str, tuple[str, byt
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise _Unreadable(413 if "exceeded" in str(exc).lower() else 400,
+        too_much = any(word in str(exc).lower() for word in ("exceeded", "too many"))
+        raise _Unreadable(413 if too_much else 400,
                           f"the submission's multipart body cannot be read: {exc}") from None
     xml: bytes | None = None
     files: dict[str, tuple[str, bytes]] = {}
@@ -235,6 +237,9 @@ def _receive(request: Request, xml: bytes, files: dict, incomplete: bool) -> Res
         if isinstance(device, Response):
             session.commit()
             return device
+        phone = request.query_params.get("deviceID", "")[:120]
+        if device.odk_device_id is None and phone:  # Collect adds it to the address; the form may not carry it
+            device.odk_device_id = phone
         try:
             receipt = inbox.receive(session, xml=xml, attachments=files, device=device, channel="odk",
                                     incomplete=incomplete)
@@ -243,7 +248,7 @@ def _receive(request: Request, xml: bytes, files: dict, incomplete: bool) -> Res
             return openrosa_message(exc.message, exc.status)
         session.commit()
     status = 201 if receipt.status == "accepted" and not receipt.duplicate else 202
-    return openrosa_message(receipt.message, status, {"Location": _target(request)} if status == 201 else None)
+    return openrosa_message(receipt.message, status)
 
 
 async def submission(request: Request) -> Response:

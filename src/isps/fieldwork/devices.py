@@ -64,11 +64,16 @@ def _ha1(code: str, token: str) -> str:
     return _md5(f"{code}:{REALM}:{token}")
 
 
+class NotAllowed(DeviceError, PermissionError):
+    """The user may not manage this device (role, or another district): a DeviceError and a PermissionError,
+    so that a caller catching either refuses it cleanly."""
+
+
 def _check_manager(who: Principal, district_id: int | None, what: str) -> None:
     if not who.can("field.assign"):
-        raise PermissionError(f"a {who.role.replace('_', ' ')} may not {what} (needs field.assign)")
+        raise NotAllowed(f"a {who.role.replace('_', ' ')} may not {what} (needs field.assign)", "who")
     if who.scope is not None and who.scope != district_id:
-        raise PermissionError(f"{what}: the device's user is not of your district")
+        raise NotAllowed(f"{what}: the device's user is not of your district", "district_id")
 
 
 def register_device(session: Session, who: Principal, *, code: str, label: str, username: str,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,7 @@ MAX_ATTACHMENTS = 10
 # what the server tells Collect (X-OpenRosa-Accept-Content-Length): one post holds the XML and one
 # file at the most, with room for the multipart envelope; Collect splits larger submissions
 MAX_POST_BYTES = MAX_XML_BYTES + MAX_ATTACHMENT_BYTES + 64 * 1024
+CLOCK_SLACK = timedelta(minutes=10)   # a phone's clock this far ahead of the server's is believed
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +102,14 @@ def _district(session: Session, who: Principal, device: FieldDevice | None, inst
         if found:
             return found[0]
     return _int(inst.values.get("district_id"))
+
+
+def _collected(inst: forms.Instance, received: datetime) -> datetime:
+    """When the form was filled: its own time, or the received time when it has none or says a time
+    after it was received (a phone whose clock is wrong must not date its survey in the future, where
+    it would outrank every later change)."""
+    at = inst.collected_at
+    return received if at is None or at > received + CLOCK_SLACK else at
 
 
 def _store_files(session: Session, submission_id: int, files: dict[str, tuple[str, bytes]]) -> int:
@@ -169,14 +178,18 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
     try:
         inst = forms.read_instance(xml)
     except forms.InstanceError as exc:
-        raise _refuse(session, who, channel, 400, f"the form cannot be read ({exc.field}): {exc}") from None
+        raise _refuse(session, who, channel, 400, f"the form cannot be read: {exc}") from None
     files = {name: part for name, part in attachments.items() if name in set(inst.attachments) and len(name) <= 200}
     district = _district(session, who, device, inst)
     if district is None:
         raise _refuse(session, who, channel, 400, f"{inst.form_id} {inst.instance_id}: no district: the form "
                                                   f"names no site, household or district_id of yours")
-    if device is not None and device.odk_device_id is None and inst.device_id:
-        device.odk_device_id = inst.device_id[:120]
+    other_phone = ""
+    if device is not None and inst.device_id:
+        if device.odk_device_id is None:
+            device.odk_device_id = inst.device_id[:120]
+        elif device.odk_device_id != inst.device_id[:120]:  # the token copied to another phone? for the audit
+            other_phone = f" from deviceID {inst.device_id[:40]}, not the device's {device.odk_device_id[:40]}"
 
     existing = _find(session, inst.instance_id)
     if existing is None:
@@ -185,7 +198,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
                "job": inst.job, "device_id": device.id if device else None, "channel": channel,
                "username": who.username, "district_id": district,
                "household_id": _int(inst.values.get("household_id")),
-               "collected_at": inst.collected_at or at, "received_at": at,
+               "collected_at": _collected(inst, at), "received_at": at,
                "xml": xml.decode("utf-8", errors="replace"), "status": "received"}
         if spec is None or inst.version not in spec.accepted_versions:
             current = spec.version if spec else "none"
@@ -205,7 +218,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
                 _apply(session, submission_id, at)
             sub = session.get(FieldSubmission, submission_id)
             session.refresh(sub)
-            _audit(session, who, channel, sub, "stored")
+            _audit(session, who, channel, sub, "stored" + other_phone)
             return Receipt(sub.id, sub.status, message_for(sub), duplicate=False)
 
     # a copy of a submission already here: a resend after a lost reply, or the next part of a split one
@@ -218,7 +231,7 @@ def receive(session: Session, *, xml: bytes, attachments: dict[str, tuple[str, b
         session.refresh(sub)
     fresh = bool(added) or applied
     note = "" if same else " (a different copy with the same instanceID was NOT kept)"
-    _audit(session, who, channel, sub, f"resent{note}" + (f", {added} more files" if added else ""))
+    _audit(session, who, channel, sub, f"resent{note}{other_phone}" + (f", {added} more files" if added else ""))
     return Receipt(sub.id, sub.status, message_for(sub, duplicate=not fresh) + note, duplicate=not fresh)
 
 
