@@ -6,7 +6,8 @@ A synthetic province of ``--households`` households; one enumerator and one regi
 district; ``--submissions`` re-surveys of as many households, each the full instance ODK Collect
 sends (built with :func:`isps.fieldwork.forms.build_instance`: every household field and every
 member's line, a few answers different from the registry: rooms, an appliance, a member's schooling),
-stored as ``received`` submissions with one set-based insert (what the inbox stores, without the HTTP).
+stored as ``received`` submissions with one set-based insert (what the inbox stores, without the HTTP),
+each household assigned to its district's enumerator.
 Timed: :func:`isps.fieldwork.apply.apply_pending` (read and check every instance, the value changes with
 history and events, the outcomes, the assignments) and :func:`isps.services.events.drain` (the PMT
 re-scores the households whose values moved, and every other consumer runs). The row
@@ -132,6 +133,11 @@ def run(backend: str, households: int, submissions: int, workdir: Path) -> dict:
     with transaction(engine) as s:
         insert_arrow(s.connection(), "field_submission", rows)
     store_s = time.perf_counter() - t
+    with transaction(engine) as s:  # each household was assigned to its district's enumerator (closed by the apply)
+        s.execute(text("""INSERT INTO field_assignment (kind, enumerator, district_id, tehsil_id, household_id, status,
+                assigned_by, assigned_at)
+            SELECT 'survey', f.username, h.district_id, h.tehsil_id, h.id, 'open', 'bench', :now
+            FROM field_submission f JOIN household h ON h.id = f.household_id"""), {"now": datetime.now()})
     if backend == "postgresql":  # as after any bulk load (bench.feeds and bench.labour do the same)
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
@@ -145,7 +151,8 @@ def run(backend: str, households: int, submissions: int, workdir: Path) -> dict:
     with engine.connect() as conn:
         history = conn.execute(text("SELECT COUNT(*) FROM value_change WHERE source = 'survey'")).scalar()
         statuses = dict(conn.execute(text("SELECT status, COUNT(*) FROM field_submission GROUP BY status")).all())
-    assert statuses.get("accepted") == rows.num_rows, statuses
+        still_open = conn.execute(text("SELECT COUNT(*) FROM field_assignment WHERE status = 'open'")).scalar()
+    assert statuses.get("accepted") == rows.num_rows and still_open == 0, (statuses, still_open)
     row = {"backend": backend, "n": rows.num_rows, "seconds": round(apply_s + drain_s, 2),
            "apply_seconds": round(apply_s, 2), "drain_seconds": round(drain_s, 2),
            "per_second": round(rows.num_rows / (apply_s + drain_s)), "registry_households": households,

@@ -194,14 +194,28 @@ def _complete(session: Session, items: list[_Item], outcomes: dict[int, Outcome]
     site's assignment once nothing is left to hand over."""
     from isps.fieldwork import assignments
 
+    surveyed = [(item.id, outcomes[item.id].result["household_id"], item.collected_at) for item in items
+                if item.job == "survey" and outcomes[item.id].status == "accepted"]
+    if surveyed:  # a batch of surveys: the households' open survey assignments closed in one statement
+        conn = session.connection()
+        conn.execute(text("DROP TABLE IF EXISTS field_tmp_done"))
+        conn.execute(text("CREATE TEMPORARY TABLE field_tmp_done (household_id BIGINT PRIMARY KEY, "
+                          "submission_id BIGINT, at TIMESTAMP)"))
+        last = {h: (i, at) for i, h, at in surveyed}  # a household surveyed twice: the later submission did it
+        insert_arrow(conn, "field_tmp_done", pa.table({
+            "household_id": pa.array(list(last), pa.int64()),
+            "submission_id": pa.array([v[0] for v in last.values()], pa.int64()),
+            "at": pa.array([v[1] for v in last.values()], pa.timestamp("us"))}))
+        # what assignments.complete(kind="survey") does for one household, for the whole batch
+        conn.execute(text("""UPDATE field_assignment SET status = 'done', done_at = m.at, submission_id = m.submission_id
+            FROM field_tmp_done m WHERE field_assignment.household_id = m.household_id
+            AND field_assignment.kind = 'survey' AND field_assignment.status = 'open'"""))
+        conn.execute(text("DROP TABLE IF EXISTS field_tmp_done"))
     for item in items:
         o = outcomes.get(item.id)
         if o is None or o.status != "accepted":
             continue
-        if item.job == "survey" and o.result.get("household_id"):
-            assignments.complete(session, kind="survey", submission_id=item.id, at=item.collected_at,
-                                 household_id=o.result["household_id"])
-        elif item.job == "visit":
+        if item.job == "visit":
             assignments.complete(session, kind="visit", submission_id=item.id, at=item.collected_at,
                                  application_id=o.result["application_id"])
         elif item.job == "receipt":
