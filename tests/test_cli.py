@@ -53,11 +53,13 @@ def test_demo_builds_runs_the_flows_and_prints_sign_in(sqlite_env):
     assert "ledger balances" in r.output
     assert "NADRA reported the death of" in r.output and "*****" in r.output
     assert "sector workers from employers' files" in r.output and "daily wagers at 4 booths" in r.output
+    assert "given to kasur.enumerator; see /field" in r.output and "/openrosa/key/" in r.output
     assert list((sqlite_env / "var" / "payments").glob("payroll-*.xml"))
     again = runner.invoke(app, ["demo", "--households", "400", "--no-serve"])
     assert again.exit_code == 0 and "already holds 400 households" in again.output
     assert "demo deliveries applied already" in again.output and "payroll #1 exported" in again.output
     assert "labour registries: the demo's uploads, booths, shops and job board are in already" in again.output
+    assert "device kasur-demo-1 of kasur.enumerator registered already" in again.output
 
 
 def test_users_create_validates_role_and_district(sqlite_env):

@@ -500,3 +500,56 @@ def grievances_flow(engine: Engine, console: Console) -> None:
         late = gs.count_grievances(s, None, late=True, now=now)
     console.print(f"grievances: {made} filed ({resolved} resolved, {reopened} reopened by the citizen, "
                   f"{late} late); see /grievances and /grievances/analytics")
+
+
+def field_flow(engine: Engine, console: Console, base_url: str = "http://127.0.0.1:8000") -> None:
+    """Field work in Kasur: a phone registered to kasur.enumerator (its token and Collect's server
+    address printed, as the supervisor's page shows them once), the households of Kasur's most
+    populous union council given to it to survey, and a distribution site it staffs: the cash counter
+    of a Kasur outlet with its list from the payroll's pickup slots when the payroll seated anyone
+    there, else an in-kind ration point with a list of Kasur households."""
+    from datetime import timedelta
+
+    from isps.access.service import Principal
+    from isps.fieldwork import assignments, devices, distribution
+    from isps.fieldwork.models import FieldDevice
+
+    supervisor = Principal("kasur.supervisor", "field_supervisor", 2)
+    with transaction(engine) as s:
+        have = s.scalar(select(FieldDevice.code).where(FieldDevice.username == "kasur.enumerator").limit(1))
+        if have:
+            console.print(f"field work: device {have} of kasur.enumerator registered already (its token was shown "
+                          "once; revoke and register again on /field/devices for a new one)")
+            return
+        uc = s.execute(text("""SELECT uc.name, h.tehsil_id FROM household h JOIN union_council uc ON uc.id = h.uc_id
+            WHERE h.district_id = 2 GROUP BY uc.name, h.tehsil_id ORDER BY COUNT(*) DESC, uc.name LIMIT 1""")).first()
+        if uc is None:
+            console.print("field work: no household in Kasur yet")
+            return
+        device, token = devices.register_device(s, supervisor, code="kasur-demo-1", label="Demo phone (ODK Collect)",
+                                                username="kasur.enumerator")
+        settings = devices.collect_settings(device, token, base_url)
+        surveys = assignments.assign(s, supervisor, kind="survey", enumerator="kasur.enumerator",
+                                     tehsil_id=uc.tehsil_id, union_council=uc.name,
+                                     due_on=date.today() + timedelta(days=14))
+        seated = s.execute(text("""SELECT ps.outlet_id, i.payroll_id, COUNT(*) FROM pickup_slot ps
+            JOIN payment_instruction i ON i.id = ps.instruction_id JOIN cash_outlet o ON o.id = ps.outlet_id
+            WHERE o.district_id = 2 GROUP BY ps.outlet_id, i.payroll_id ORDER BY COUNT(*) DESC, ps.outlet_id
+            LIMIT 1""")).first()
+        if seated is not None:
+            site = distribution.create_site(s, supervisor, name="Kasur cash counter (pickup days)", kind="cash",
+                                            district_id=2, outlet_id=seated.outlet_id)
+            lines = distribution.list_from_payroll(s, supervisor, site.id, seated.payroll_id)
+            what = f"cash from payroll #{seated.payroll_id}'s pickup slots"
+        else:
+            homes = list(s.execute(text("SELECT id FROM household WHERE district_id = 2 ORDER BY id LIMIT 25")).scalars())
+            site = distribution.create_site(s, supervisor, name="Govt. Girls High School, Khudian (ration point)",
+                                            kind="in_kind", district_id=2, opens_on=date.today())
+            lines = distribution.list_in_kind(s, supervisor, site.id, list_ref=f"ration:{date.today():%Y-%m}",
+                                              item="ration_pack", quantity=1, household_ids=homes)
+            what = "ration packs"
+        assignments.assign(s, supervisor, kind="site", enumerator="kasur.enumerator", site_id=site.id)
+    console.print(f"field work: {surveys} households of {uc.name} to survey and site '{site.name}' ({lines} lines, "
+                  f"{what}) given to kasur.enumerator; see /field")
+    console.print(f"field work: ODK Collect for kasur.enumerator (device kasur-demo-1): server "
+                  f"{settings['general']['server_url']} (token {token}, shown once)")

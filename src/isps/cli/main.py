@@ -53,6 +53,9 @@ app.command("worker")(_worker)
 from isps.cli.sms import sms_app  # noqa: E402
 
 app.add_typer(sms_app, name="sms")
+from isps.cli.field import field_app  # noqa: E402
+
+app.add_typer(field_app, name="field")
 app.command("simulate")(_simulate)
 
 DEMO_PASSWORD = "isps-demo-2026"
@@ -278,7 +281,7 @@ def demo(households: Annotated[int, typer.Option("--households", "-n")] = 100_00
         console.print(f"the registry already holds {have:,} households")
     ensure_demo_users(engine)
     console.rule("2. the main flows")
-    _demo_flows(engine)
+    _demo_flows(engine, f"http://{host}:{port}")
     console.rule("3. sign in")
     table = Table("role", "username", "password", "sees")
     for username, role, district, name in DEMO_USERS:
@@ -301,7 +304,7 @@ def demo(households: Annotated[int, typer.Option("--households", "-n")] = 100_00
             console.print(f"background worker stopped (exit {child.returncode})")
 
 
-def _demo_flows(engine) -> None:
+def _demo_flows(engine, base_url: str = "http://127.0.0.1:8000") -> None:
     """A counter operator's day in miniature: find a citizen by CNIC, record a visit's findings
     (kept with provenance and re-scored), and show who read what."""
     from isps.access.service import Principal
@@ -334,6 +337,7 @@ def _demo_flows(engine) -> None:
     flows.later_list_flow(engine, console)
     flows.labour_flow(engine, console)
     flows.grievances_flow(engine, console)
+    flows.field_flow(engine, console, base_url)
 
 
 def _demo_targeting(engine) -> None:

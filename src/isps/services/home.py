@@ -47,13 +47,16 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
     "grievance_officer": ("my_grievances", "late_grievances"),
     "program_manager": ("cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "review",
                         "refused_deliveries", "late_change_requests", "applications"),
+    "field_supervisor": ("field_refused", "field_late"),
+    "enumerator": ("my_assignments",),
     "auditor": ("refused_access", "late_change_requests", "late_conflicts", "failed_payments", "unclaimed_payments",
                 "refused_deliveries"),
 }
 ALL_QUEUES = ("change_requests", "late_change_requests", "conflicts", "late_conflicts", "review", "recertification",
               "cycles", "payrolls", "pmt_models", "failed_payments", "unclaimed_payments", "refused_deliveries",
-              "refused_access", "applications", "late_applications", "my_grievances", "late_grievances")
-LATE = {"late_change_requests", "late_conflicts", "late_applications", "late_grievances"}
+              "refused_access", "applications", "late_applications", "my_grievances", "late_grievances",
+              "field_refused", "field_late")
+LATE = {"late_change_requests", "late_conflicts", "late_applications", "late_grievances", "field_late"}
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,14 @@ def count_queue(session: Session, key: str, who: Principal, today: date) -> int:
         if key == "my_grievances":
             return grievances.count_owned(session, who.username)
         return grievances.count_grievances(session, scope, late=True)
+    if key in ("field_refused", "field_late", "my_assignments"):  # field work (fieldwork.lists)
+        from isps.fieldwork import lists as field
+
+        if key == "field_refused":
+            return field.count_submissions(session, district_id=scope, status="refused", unreviewed=True)
+        if key == "field_late":
+            return field.count_assignments(session, district_id=scope, late_on=today)
+        return field.count_assignments(session, enumerator=who.username, status="open")
     raise ValueError(f"no queue {key!r}")
 
 
@@ -187,6 +198,8 @@ def _hrefs(key: str, today: date) -> tuple[str, ...]:
         "refused_access": f"/audit?outcome=denied&since={(today - timedelta(days=AUDIT_DAYS)).isoformat()}",
         "applications": "/applications?status=open", "late_applications": "/applications?status=open&late=1",
         "my_grievances": "/grievances?mine=1&status=pending", "late_grievances": "/grievances?late=1",
+        "field_refused": "/field/submissions?status=refused&unreviewed=1", "field_late": "/field/assignments?late=1",
+        "my_assignments": "/field/assignments?mine=1&status=open",
     }[key]
     better = {"refused_deliveries": "/feeds/deliveries"}  # the deliveries' own list, where it exists
     return (better[key], one) if key in better else (one,)

@@ -222,6 +222,8 @@ def render(request: Request, name: str, context: dict, *, who: Principal | None 
                   can_partners=who.can("partners.manage"), can_consent=who.can("consent.record"),
                   can_messages=who.can("messages.read"))
         me["can_grievances"] = who.can("grievance.take") or who.can("grievance.handle") or who.can("audit.read")
+        me["can_field"] = who.can("field.collect") or who.can("field.assign") or who.can("field.review")
+        me["can_field_manage"] = who.can("field.assign") or who.can("field.review")
     ctx = {"t": tr, "lang": tr.code, "dir": tr.dir, "me": me, "here": _here(request), "path": request.url.path,
            "district_name": lambda d: _district_name(tr, d),
            "tehsil_name": lambda t: tehsil_name(tr, t),

@@ -680,6 +680,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.messages", fromlist=["router"]).router)  # SMS: household panel, /messages
     app.include_router(__import__("isps.web.applications", fromlist=["router"]).router)  # One Window applications
     app.include_router(__import__("isps.web.grievances", fromlist=["router"]).router)  # grievance redress
+    app.include_router(__import__("isps.web.fieldwork", fromlist=["router"]).router)  # /field: assignments, devices, sites
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(FormRefused, _form_refused)
