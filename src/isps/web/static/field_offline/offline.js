@@ -20,6 +20,7 @@
   const STORE = "entries";
   const SYNCED_KEY = `isps-field-offline:synced:${USER}:${DATA_URL}`;
   const $ = (id) => document.getElementById(id);
+  const MAX_ROWS = 300;     // lines drawn at once
 
   let rows = [];            // the list: a site's lines or my visits
   let entries = [];         // this user's entries of this page's job (and site)
@@ -171,7 +172,8 @@
   function renderList() {
     const body = $("fo-list").tBodies[0];
     const query = ($("fo-q") && $("fo-q").value.trim()) || "";
-    const shown = rows.filter((row) => matches(row, query));
+    const found = rows.filter((row) => matches(row, query));
+    const shown = found.slice(0, MAX_ROWS); // a cash site's list may be thousands long: search narrows it
     const fresh = document.createDocumentFragment();
     for (const row of shown) {
       const tr = document.createElement("tr");
@@ -221,6 +223,7 @@
     $("fo-list").classList.toggle("no-amount", PAGE === "receipt" && !rows.some((r) => r.amount));
     $("fo-list-empty").hidden = shown.length > 0;
     $("fo-list-count").textContent = `(${shown.length}${shown.length !== rows.length ? ` / ${rows.length}` : ""})`;
+    $("fo-list-count").dir = "ltr";
   }
 
   function describe(entry) {
