@@ -49,7 +49,13 @@ def submission(s, instance: str, job: str, household_id: int | None, status: str
     return row.id
 
 
-def test_assignments_by_area_reassignment_visits_and_progress(province):
+def test_assignments_sites_and_hand_overs(province):
+    """One province per backend for both flows (its load is most of the cost)."""
+    assignments_by_area_reassignment_visits_and_progress(province)
+    sites_lists_and_the_hand_over_once(province)
+
+
+def assignments_by_area_reassignment_visits_and_progress(province):
     with transaction(province) as s:
         tehsil, uc_id, uc_name, in_uc = busiest_uc(s)
         in_tehsil = s.execute(text("SELECT COUNT(*) FROM household WHERE district_id = 2 AND tehsil_id = :t"),
@@ -149,7 +155,7 @@ def payroll_at_outlets(engine) -> tuple[int, int, int]:
         return p.id, outlet, seats
 
 
-def test_sites_lists_and_the_hand_over_once(province):
+def sites_lists_and_the_hand_over_once(province):
     payroll_id, outlet, seats = payroll_at_outlets(province)
     with transaction(province) as s:
         cash = dist.create_site(s, SUPERVISOR, name="Kasur agent counter", kind="cash", district_id=KASUR,
