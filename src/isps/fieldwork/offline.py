@@ -163,7 +163,7 @@ def check_entry(payload: object) -> tuple[str, str, datetime, dict[str, str]]:
         raise EntryError(f"entry {instance_id}: job must be one of {', '.join(JOBS)}")
     raw_at = payload.get("collected_at")
     try:
-        collected_at = datetime.fromisoformat(str(raw_at)).replace(tzinfo=None, microsecond=0)
+        collected_at = forms.parse_time(str(raw_at)).replace(microsecond=0)
     except ValueError:
         raise EntryError(f"entry {instance_id}: collected_at must be a date and time, YYYY-MM-DDTHH:MM:SS") from None
     values = payload.get("values")

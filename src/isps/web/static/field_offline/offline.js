@@ -79,13 +79,13 @@
 
   // ------------------------------------------------------------------ time, as ISPS keeps it
 
-  // naive Asia/Karachi local time, whatever the laptop's own time zone
-  function karachiNow() {
-    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
-      timeZone: "Asia/Karachi", year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-    }).formatToParts(new Date()).map((p) => [p.type, p.value]));
-    return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}`;
+  // the moment, with the laptop's offset: the server turns it into its own local time, so a laptop
+  // left on another time zone still dates its entries right
+  function nowWithOffset() {
+    const d = new Date(), pad = (n) => String(Math.abs(n)).padStart(2, "0");
+    const off = -d.getTimezoneOffset();
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:` +
+      `${pad(d.getMinutes())}:${pad(d.getSeconds())}${off < 0 ? "-" : "+"}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
   }
   const shortTime = (iso) => (iso || "").replace("T", " ").slice(0, 16);
 
@@ -111,7 +111,7 @@
     } else if (!response.headers.get("X-ISPS-From-Cache")) {
       const cache = await caches.open(CACHE);
       await cache.put(DATA_URL, response.clone());
-      localStorage.setItem(SYNCED_KEY, karachiNow());
+      localStorage.setItem(SYNCED_KEY, nowWithOffset());
     }
     const body = await response.json();
     rows = PAGE === "receipt" ? body.entries : body.visits;
@@ -332,7 +332,7 @@
       text = `${row.receipt} · ${row.applicant} · ${label(`outcome.${outcome}`)}`;
     }
     const entry = {instance_id: `uuid:${crypto.randomUUID()}`, user: USER, job: JOB, site: SITE, key: String(row.id),
-                   values, label: text, collected_at: karachiNow(), recorded_at: karachiNow(), seq: Date.now(), state: "waiting",
+                   values, label: text, collected_at: nowWithOffset(), recorded_at: nowWithOffset(), seq: Date.now(), state: "waiting",
                    message: ""};
     await saveEntry(entry);
     await loadEntries();
@@ -383,7 +383,7 @@
         entry.state = response.status === 422 || out.status === "refused" ? "refused" : "sent";
         entry.message = out.message || "";
         entry.duplicate = Boolean(out.duplicate);
-        entry.sent_at = karachiNow();
+        entry.sent_at = nowWithOffset();
         await saveEntry(entry);
         changed = true;
         await loadEntries();
