@@ -8,6 +8,9 @@ a missing PostgreSQL fails the run instead of skipping.
 from __future__ import annotations
 
 import os
+import queue
+import shutil
+import threading
 import uuid
 from datetime import date
 
@@ -78,27 +81,124 @@ def make_engine_with_schema(url: str, schema: str):
     return eng
 
 
+class Templates:
+    """Registries built once per test process and copied for each test: a migrated empty registry and the
+    small province (``province``), on each backend. Migrating a registry takes a second or more and the
+    province's users hash their passwords; a copy of a SQLite file takes milliseconds and a PostgreSQL
+    ``CREATE DATABASE ... TEMPLATE`` about a tenth of a second, so the suite spends its time on the tests.
+    Each PostgreSQL copy is its own database, dropped after its test by a background thread (a drop waits
+    for a checkpoint)."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.sqlite_files: dict[str, str] = {}
+        self.pg_names: dict[str, str] = {}
+        self.tag = uuid.uuid4().hex[:10]
+        self._admin = None
+        self._drops: queue.Queue = queue.Queue()
+        self._dropper: threading.Thread | None = None
+
+    @staticmethod
+    def fill(eng, kind: str) -> None:
+        upgrade(eng)
+        if kind == "province":
+            _load_province(eng)
+
+    def sqlite(self, kind: str) -> str:
+        if kind not in self.sqlite_files:
+            path = self.directory / f"template_{kind}.db"
+            eng = make_engine(f"sqlite:///{path}")
+            self.fill(eng, kind)
+            with eng.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            eng.dispose()
+            self.sqlite_files[kind] = str(path)
+        return self.sqlite_files[kind]
+
+    def admin(self):
+        if self._admin is None:
+            problem = _pg_available()
+            if problem:
+                if CI:
+                    pytest.fail(f"PostgreSQL is required in CI and is not reachable: {problem}")
+                pytest.skip(f"PostgreSQL not reachable: {problem}")
+            self._admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    @staticmethod
+    def url(name: str) -> str:
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    def pg_clone(self, kind: str) -> str:
+        """A new database copied from the ``kind`` template: its name."""
+        if kind not in self.pg_names:
+            name = f"isps_tpl_{self.tag}_{kind}"
+            with self.admin().connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            eng = make_engine(self.url(name))
+            self.fill(eng, kind)
+            eng.dispose()
+            self.pg_names[kind] = name
+        name = f"isps_t_{uuid.uuid4().hex[:12]}"
+        with self.admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_names[kind]}" STRATEGY WAL_LOG'))
+        return name
+
+    def drop_later(self, name: str) -> None:
+        if self._dropper is None:
+            self._dropper = threading.Thread(target=self._drop_loop, name="test-db-dropper", daemon=True)
+            self._dropper.start()
+        self._drops.put(name)
+
+    def _drop_loop(self) -> None:
+        while (name := self._drops.get()) is not None:
+            try:
+                with self.admin().connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception:  # noqa: BLE001 - a database left behind is dropped with the templates' tag below
+                pass
+
+    def close(self) -> None:
+        if self._dropper is not None:
+            self._drops.put(None)
+            self._dropper.join(timeout=120)
+        if self._admin is not None:
+            with self._admin.connect() as conn:
+                left = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'isps_t%' "
+                                         "AND datname = ANY(:names)"),
+                                    {"names": list(self.pg_names.values())}).scalars().all()
+                for name in left:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    t = Templates(tmp_path_factory.mktemp("templates"))
+    yield t
+    t.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    """An empty, migrated registry on each backend."""
+def engine(request, tmp_path, templates):
+    """A migrated registry on each backend: empty, or the small province when the test (or a fixture
+    it uses) asks for ``province``. A copy of a template built once per process (:class:`Templates`)."""
+    kind = "province" if "province" in request.fixturenames else "empty"
+    name = None
     if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'isps.db'}")
+        path = tmp_path / "isps.db"
+        shutil.copyfile(templates.sqlite(kind), path)
+        eng = make_engine(f"sqlite:///{path}")
     else:
-        url = request.getfixturevalue("pg_database")
-        eng = _fresh_pg_schema(url, "t_" + uuid.uuid4().hex[:8])
-    upgrade(eng)
+        name = templates.pg_clone(kind)
+        eng = make_engine(templates.url(name))
     yield eng
     eng.dispose()
+    if name is not None:
+        templates.drop_later(name)
 
 
-@pytest.fixture
-def province(engine):
-    """A small synthetic province (600 households, seed 7) with one user per role.
-
-    Users: admin, manager, auditor (province-wide); lahore_officer scoped to Lahore (id 1);
-    kasur_counter, kasur_officer and kasur_grievance scoped to Kasur (id 2). All share the
-    password PASSWORD.
-    """
+def _load_province(engine) -> None:
     load_synthetic(engine, 600, seed=7)
     from isps.targeting import pmt
 
@@ -113,6 +213,15 @@ def province(engine):
         create_user(s, "kasur_grievance", PASSWORD, "grievance_officer", district_id=2)
         create_user(s, "kasur_supervisor", PASSWORD, "field_supervisor", district_id=2)
         create_user(s, "kasur_enumerator", PASSWORD, "enumerator", district_id=2)
+
+
+@pytest.fixture
+def province(engine):
+    """A small synthetic province (600 households, seed 7, scored on 2026-06-01) with one user per role.
+
+    Users: admin, manager, auditor (province-wide); lahore_officer scoped to Lahore (id 1);
+    kasur_counter, kasur_officer, kasur_grievance, kasur_supervisor and kasur_enumerator scoped to Kasur
+    (id 2). All share the password PASSWORD. ``engine`` holds it already (copied from a template)."""
     return engine
 
 

@@ -207,3 +207,53 @@ def test_refusals_outside_the_district_are_audited_at_every_door_of_the_api(clie
     denied = {(a.entity, a.action) for a in _audit(province, actor="kasur_counter", outcome="denied")}
     assert {("application", "create"), ("household", "create"), ("pickup_slot", "read")} <= denied
     assert all("refused" in a.detail for a in _audit(province, actor="kasur_counter", outcome="denied"))
+
+
+def test_a_request_is_committed_before_its_answer_leaves(province):
+    """The browser acts on an answer at once: a sign-in's redirect is followed before anything else
+    happens, so the session it names must already be committed when the answer's first byte is sent
+    (and a change whose commit failed must never have been answered "saved"). Driven at the ASGI level,
+    where the moment the answer starts can be seen: there the sign-in's session row is looked for from
+    another connection."""
+    import asyncio
+    from urllib.parse import urlencode
+
+    from sqlalchemy import text
+
+    from isps.api.app import create_app
+
+    app = create_app(province, secret="commit-test-secret")
+    seen: dict[str, object] = {}
+
+    def sessions_of(username: str) -> int:
+        with province.connect() as conn:
+            return conn.execute(text("SELECT COUNT(*) FROM auth_session WHERE username = :u"),
+                                {"u": username}).scalar_one()
+
+    async def run() -> None:
+        body = urlencode({"username": "auditor", "password": PASSWORD, "next": "/"}).encode()
+        sent = False
+
+        async def receive():
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                seen["sessions"] = await asyncio.to_thread(sessions_of, "auditor")
+
+        scope = {"type": "http", "method": "POST", "path": "/login", "raw_path": b"/login", "query_string": b"",
+                 "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded"),
+                             (b"content-length", str(len(body)).encode())],
+                 "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 5000), "root_path": "",
+                 "http_version": "1.1", "asgi": {"version": "3.0"}}
+        await app(scope, receive, send)
+
+    before = sessions_of("auditor")
+    asyncio.run(run())
+    assert seen["status"] == 303
+    assert seen["sessions"] == before + 1  # committed before the redirect went out

@@ -16,15 +16,11 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from isps.access.service import create_user
 from isps.db import make_engine, transaction
-from isps.migrate import upgrade
-from isps.synth.load import load_synthetic
 from tests.conftest import PASSWORD, nav_to
 
 pytestmark = pytest.mark.browser
@@ -44,20 +40,12 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_province(tmp_path_factory):
-    """The same small province as conftest's ``province`` (600 households, seed 7, one user per role), on SQLite."""
-    from isps.targeting import pmt
-
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'isps.db'}")
-    upgrade(engine)
-    load_synthetic(engine, 600, seed=7)
-    with transaction(engine) as s:
-        pmt.rescore_all(s, pmt.active_model(s), on=date(2026, 6, 1))
-        create_user(s, "admin", PASSWORD, "administrator")
-        create_user(s, "manager", PASSWORD, "program_manager")
-        create_user(s, "auditor", PASSWORD, "auditor")
-        create_user(s, "lahore_officer", PASSWORD, "district_officer", district_id=1)
-        create_user(s, "kasur_counter", PASSWORD, "counter_operator", district_id=2)
+def sqlite_province(tmp_path_factory, templates):
+    """The same small province as conftest's ``province`` (600 households, seed 7, one user per role), on
+    SQLite: a copy of the process's template."""
+    path = tmp_path_factory.mktemp("browser") / "isps.db"
+    shutil.copyfile(templates.sqlite("province"), path)
+    engine = make_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 
@@ -143,7 +131,14 @@ class Visit:
         self.page.get_by_label("Username").fill(username)
         self.page.get_by_label("Password").fill(PASSWORD)
         self.page.get_by_role("button", name="Sign in").click()
-        self.page.wait_for_url(self.base + "/")
+        # the home page's answer is enough: the checks that follow wait for what they read, and a
+        # stylesheet, script or font slow to arrive must not hold the sign-in until the "load" event
+        try:
+            self.page.wait_for_url(self.base + "/", wait_until="commit")
+        except Exception as exc:  # noqa: BLE001 - say where the browser was instead of only "timeout"
+            text = self.page.locator("body").inner_text(timeout=5_000)[:600] if self.page.url else ""
+            raise AssertionError(f"{username} was not signed in: the browser is at {self.page.url}: {text!r} "
+                                 f"({type(exc).__name__})") from exc
 
     def screenshot(self, name: str) -> Path:
         path = self.shots / name

@@ -12,10 +12,9 @@ import re
 import pytest
 from sqlalchemy import text
 
-from isps.access.service import create_user
 from isps.db import transaction
 from isps.targeting.eligibility import rules
-from tests.conftest import PASSWORD, nav_to
+from tests.conftest import nav_to
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
@@ -23,10 +22,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def counter_province(sqlite_province):  # noqa: F811 - the imported fixture
-    """The small SQLite province with the shipped eligibility rules and a Kasur district officer."""
+    """The small SQLite province (which has a Kasur district officer) with the shipped eligibility rules."""
     with transaction(sqlite_province) as s:
         rules.install_shipped_rules(s)
-        create_user(s, "kasur_officer", PASSWORD, "district_officer", district_id=2)
     return sqlite_province
 
 

@@ -12,10 +12,9 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
-from isps.access.service import create_user
 from isps.db import transaction
 from isps.registry.cnic import formatted
-from tests.conftest import PASSWORD, nav_to
+from tests.conftest import nav_to
 from tests.test_browser import Visit, _require_chromium, browser, serve, sqlite_province  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
@@ -31,9 +30,6 @@ def paid_province(sqlite_province, tmp_path_factory):  # noqa: F811 - the import
 
     engine = sqlite_province
     with transaction(engine) as s:
-        for name, role in (("kasur_officer", "district_officer"), ("kasur_grievance", "grievance_officer")):
-            if s.execute(text("SELECT 1 FROM app_user WHERE username = :u"), {"u": name}).first() is None:
-                create_user(s, name, PASSWORD, role, district_id=2)  # as conftest's province has them
         rules.install_shipped_rules(s)
         row, _ = rules.active_rule(s, "bisp_kafaalat")
         run = rules.run(s, row, "test", on=date(2026, 6, 1))

@@ -5,12 +5,32 @@ media lists hold only the device's user and district, CNICs masked."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import pytest
 
 from isps.fieldwork import forms
 from isps.fieldwork.forms import InstanceError
+
+
+
+@contextmanager
+def _server_zone(zone: str):
+    """The server's local time zone for a moment (TZ and tzset, as the process would start with)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 def test_forms_convert_and_pass_odk_validate():
@@ -75,10 +95,15 @@ def test_round_trip_per_form():
             assert [r["line"] for r in got.repeats[name]] == ["1", "2"]
         assert got.attachments == (("hand-over.jpg",) if form_id == "isps_receipt" else ())
         assert "instanceID" not in got.values
-    # Collect's own time stamps carry the offset: converted to Karachi time, whatever the offset
+    # Collect's own time stamps carry the offset: converted to the server's local time, whatever the offset
     xml = forms.build_instance("isps_visit", {"application_id": 1, "outcome": "confirmed",
                                               "end": "2026-12-07T05:15:00.000Z"}, instance_id="uuid:z")
-    assert forms.read_instance(xml).collected_at == at
+    moment = datetime(2026, 12, 7, 5, 15, tzinfo=timezone.utc)
+    assert forms.read_instance(xml).collected_at == moment.astimezone().replace(tzinfo=None)
+    with _server_zone("Asia/Karachi"):  # a server in Pakistan reads 10:15
+        assert forms.read_instance(xml).collected_at == datetime(2026, 12, 7, 10, 15)
+    with _server_zone("UTC"):
+        assert forms.read_instance(xml).collected_at == datetime(2026, 12, 7, 5, 15)
     with pytest.raises(InstanceError) as e:
         forms.build_instance("isps_visit", {"outcome": "confirmed", "nonsense": 1}, instance_id="uuid:y")
     assert e.value.field == "nonsense"

@@ -8,6 +8,7 @@ in a worker thread and answers 403, so the allowed path stays free of extra I/O.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -67,12 +68,21 @@ def db_session(request: Request) -> Iterator[Session]:
             raise
 
 
+# The request's session, committed BEFORE the response is sent (``scope="function"``). FastAPI runs the
+# code after a dependency's ``yield`` after the response has gone out unless told otherwise (0.118+): a
+# sign-in's redirect then reached the browser before its session row was committed, so the home page it
+# asked for next found no session and sent it back to sign in; and a commit that failed after a "saved"
+# answer would have lost the change silently. Every route and dependency uses this one ``DB``, so a request
+# has one session (FastAPI caches a dependency per request by its function and scope).
+DB = Annotated[Session, Depends(db_session, scope="function")]
+
+
 def tokens(request: Request) -> Tokens:
     return request.app.state.tokens
 
 
-def api_principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer),
-                  session: Session = Depends(db_session)) -> Principal:
+def api_principal(request: Request, session: DB,
+                  creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
     """The caller, from ``Authorization: Bearer``; the web session cookie is accepted for reads
     only (the Swagger UI at /api/docs, opened from a signed-in browser), never for a change: a
     page on another site can make a browser send its cookie, not a bearer header."""

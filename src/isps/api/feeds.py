@@ -9,10 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.api.deps import db_session, require
+from isps.api.deps import DB, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Days, Id, Limit, Record
 from isps.interop import feeds
@@ -20,7 +19,6 @@ from isps.interop.feeds import changes
 from isps.services.events import drain
 
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
-DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Writer = Annotated[Principal, Depends(require("registry.write"))]
 Importer = Annotated[Principal, Depends(require("registry.import"))]

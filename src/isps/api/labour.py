@@ -12,15 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path as PathParam, UploadFile
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.api.deps import db_session, require
+from isps.api.deps import DB, require
 from isps.api.errors import responses
 from isps.labour import uploads
 
 router = APIRouter(prefix="/api/v1/labour", tags=["labour registries"])
-DB = Annotated[Session, Depends(db_session)]
 Importer = Annotated[Principal, Depends(require("registry.import"))]
 MAX_UPLOAD = 50 << 20
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.api.deps import db_session, require
+from isps.api.deps import DB, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Id, Limit, QueryId, Record
 from isps.linkage import ingest, persons, reports, resolve
@@ -24,7 +24,6 @@ from isps import catalogue
 from isps.services.events import drain
 
 router = APIRouter(prefix="/api/v1/sbr", tags=["single beneficiary registry"])
-DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Importer = Annotated[Principal, Depends(require("registry.import"))]
 

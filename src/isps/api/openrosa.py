@@ -15,10 +15,9 @@ the inbox (``fieldwork.inbox``) do the work; this module speaks the protocol's X
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -26,12 +25,11 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from isps.access.service import audit
-from isps.api.deps import db_session
+from isps.api.deps import DB
 from isps.fieldwork import devices, forms, inbox, media
 from isps.fieldwork.models import FieldDevice
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Session, Depends(db_session)]
 XML = "text/xml; charset=utf-8"
 PREFIXES = ("/openrosa", "/openrosa/key/{token}")
 RESPONSE_NS = "http://openrosa.org/http/response"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.api.deps import db_session, require
+from isps.api.deps import DB, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Days, Id, Limit, Record
 from isps.config import var_dir
@@ -21,7 +21,6 @@ from isps.payments import pickup
 from isps.programs import cycles, enrolment as en, graduation, reassessment
 
 router = APIRouter(prefix="/api/v1", tags=["enrolment and payments"], responses=CONFLICT)  # _guard: 409
-DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Officer = Annotated[Principal, Depends(require("registry.write"))]
 Manager = Annotated[Principal, Depends(require("pmt.manage"))]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from isps.access import service as access
 from isps.access.service import AccessError, AuthError, Principal, audit, audit_trail
 from isps.api import schemas
-from isps.api.deps import api_principal, bearer_token, client_address, db_session, require, tokens
+from isps.api.deps import api_principal, bearer_token, client_address, DB, require, tokens
 from isps.api.errors import responses
 from isps.api.params import After, Id, Limit, Name, QueryId, RequiredDay, Score, Text
 from isps.registry.cnic import CnicError
@@ -26,7 +26,6 @@ from isps.targeting.models import PmtModel
 from isps.targeting.search import SearchError, search_households
 
 router = APIRouter(prefix="/api/v1")
-DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 
 

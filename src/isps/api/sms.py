@@ -16,16 +16,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from isps.api.deps import db_session
+from isps.api.deps import DB
 from isps.api.errors import responses
 from isps.messaging import dispatch, inbound
 from isps.messaging.gateways import from_env
 from isps.services import sms as shortcode
 
 router = APIRouter(prefix="/api/v1/sms", tags=["sms"])
-DB = Annotated[Session, Depends(db_session)]
 SECRET_HEADER = "X-ISPS-SMS-Secret"
 STATES = {"delivered": "delivered", "delivrd": "delivered", "undeliverable": "undeliverable",
           "undeliv": "undeliverable", "failed": "undeliverable", "rejectd": "undeliverable",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from isps.access.service import Principal, audit
-from isps.api.deps import db_session, require
+from isps.api.deps import DB, require
 from isps.api.errors import CONFLICT
 from isps.api.params import BODY_CONFIG, MAX_ID, After, Day, Id, Limit, Money
 from isps.registry.service import OutOfScope
@@ -21,7 +21,6 @@ from isps.targeting.eligibility import rules
 from isps.targeting.eligibility.models import EligibilityRun
 
 router = APIRouter(prefix="/api/v1", tags=["targeting"])
-DB = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(require("registry.read"))]
 Manager = Annotated[Principal, Depends(require("pmt.manage"))]
 

@@ -25,12 +25,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 JOBS = ("survey", "visit", "receipt", "grievance")
 FORM_IDS = {"survey": "isps_survey", "visit": "isps_visit", "receipt": "isps_receipt", "grievance": "isps_grievance"}
 JOB_OF = {form_id: job for job, form_id in FORM_IDS.items()}
-LOCAL = ZoneInfo("Asia/Karachi")
 XF = "{http://www.w3.org/2002/xforms}"
 JR = "{http://openrosa.org/javarosa}"
 _MEDIA = re.compile(r'src="jr://file-csv/([A-Za-z0-9_.-]+)"')
@@ -68,7 +66,7 @@ class Instance:
     instance_id: str                    # "uuid:..." from meta/instanceID
     job: str
     device_id: str | None               # the form's deviceid (or meta/deviceID) when Collect sends it
-    collected_at: datetime | None       # the form's end (else start) time, naive Asia/Karachi
+    collected_at: datetime | None       # the form's end (else start) time, naive server-local
     values: dict[str, str]              # every non-repeat leaf outside meta, by name, as text ("" when empty)
     repeats: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     attachments: tuple[str, ...] = ()   # file names named by binary fields (the receipt's photo)
@@ -269,11 +267,12 @@ def _text(el: ET.Element | None) -> str:
 
 
 def parse_time(stamp: str) -> datetime:
-    """Collect's ``2026-12-07T10:15:00.000+05:00`` as naive Asia/Karachi time (ISPS stores local times);
-    a stamp without an offset is taken as local already."""
+    """Collect's ``2026-12-07T10:15:00.000+05:00`` as a naive time in the server's own zone, the zone of
+    every ``datetime.now()`` ISPS compares it with (a server in Pakistan runs on Asia/Karachi; this one
+    may run on UTC); a stamp without an offset is taken as the server's local time already."""
     at = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
     if at.tzinfo is not None:
-        at = at.astimezone(LOCAL).replace(tzinfo=None)
+        at = at.astimezone().replace(tzinfo=None)
     return at
 
 
@@ -283,7 +282,7 @@ def build_instance(form_id: str, values: dict[str, object], repeats: dict[str, l
                    instance_id: str, version: str | None = None, device_id: str | None = None,
                    collected_at: datetime | None = None) -> bytes:
     """The instance XML as ODK Collect sends it for this form: the primary instance filled in, each
-    repeat's rows in order, ``start``/``end`` from ``collected_at`` (Asia/Karachi, with its offset),
+    repeat's rows in order, ``start``/``end`` from ``collected_at`` (the server's local time, with its offset),
     ``deviceid`` and ``meta/instanceID``. A name the form does not have is an ``InstanceError`` (a
     test's typo would otherwise send a survey with the field silently missing)."""
     spec = form(form_id)
@@ -341,7 +340,7 @@ def _fill_leaves(el: ET.Element, row: dict[str, str]) -> None:
 
 
 def _stamp(at: datetime) -> str:
-    aware = at.replace(tzinfo=LOCAL) if at.tzinfo is None else at.astimezone(LOCAL)
+    aware = at.astimezone()  # a naive time is the server's local time (as parse_time reads it back)
     return aware.isoformat(timespec="milliseconds")
 
 

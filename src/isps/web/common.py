@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isps.access.service import AuthError, Principal
-from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, db_session
+from isps.api.deps import SESSION_COOKIE, UNSAFE_METHODS, Refused, audit_refusal, DB
 from isps.api.params import FIRST_DAY, LAST_DAY, MAX_ID
 from isps.registry.models import District, Tehsil
 from isps.web import lang as i18n
@@ -38,7 +38,6 @@ FilterDay = Annotated[Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)] | None, 
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-DB = Annotated[Session, Depends(db_session)]
 CHANNEL = "web"
 # Pages show personal data: keep them out of caches, frames and other origins.
 SECURITY_HEADERS = {

@@ -60,6 +60,25 @@ def _district(request: Request, session, who: Principal, district_id: int | None
     return (who.scope if who.scope is not None else district_id), None
 
 
+def _listed(request: Request, session, who: Principal, *, list_id: str, entity: str, columns: list, fetch, count,
+            district: int | None, filters: dict, after: int | None):
+    """One filtered list page of field work: the export of the whole list when asked (audited by the
+    export), else ``(rows shown, pager)`` with the read audited; ``fetch(after, limit)`` and ``count()``
+    are the domain's keyset page and COUNT for the same filters."""
+    asked = ", ".join(f"{k} {v}" for k, v in filters.items() if v) or "no filter"
+    fmt = wants_export(request, list_id)
+    if fmt:
+        return export(request, session, who, fmt, name=f"field_{list_id}", entity=entity, columns=columns,
+                      detail=f"field {list_id} ({asked})", chunks=keyset_chunks(fetch, lambda r: r["id"])), None
+    rows = fetch(after, PAGE + 1)
+    shown = rows[:PAGE]
+    total = count()
+    audit(session, who, CHANNEL, "read", entity, None, district, detail=f"listed {len(shown)} of {total} ({asked})")
+    session.commit()
+    return shown, pager(request, total=total, shown=len(shown), id=list_id,
+                        next_after=shown[-1]["id"] if len(rows) > PAGE else None)
+
+
 def _tehsils(session, district: int | None) -> list[Tehsil]:
     if district is None:
         return []
@@ -205,21 +224,14 @@ def assignments_page(request: Request, session: DB, who: User, kind: str = "", s
                "status": status if status in asg.STATUSES else None,
                "enumerator": who.username if own else (enumerator.strip()[:80] or None),
                "late_on": date.today() if late else None, "tehsil_id": tehsil_id}
-    asked = ", ".join(f"{k} {v}" for k, v in filters.items() if v) or "no filter"
-    fmt = wants_export(request, "assignments")
-    if fmt:
-        return export(request, session, who, fmt, name="field_assignments", entity="field_assignment",
-                      columns=ASSIGNMENT_COLUMNS, detail=f"field assignments ({asked})",
-                      chunks=keyset_chunks(lambda a, n: lists.list_assignments(session, after=a, limit=n, **filters),
-                                           lambda r: r["id"]))
-    rows = lists.list_assignments(session, after=after, limit=PAGE + 1, **filters)
-    shown = rows[:PAGE]
-    total = lists.count_assignments(session, **filters)
-    audit(session, who, CHANNEL, "read", "field_assignment", None, district, detail=f"listed {len(shown)} of {total} ({asked})")
-    session.commit()
+    shown, paged = _listed(request, session, who, list_id="assignments", entity="field_assignment",
+                           columns=ASSIGNMENT_COLUMNS, district=district, filters=filters, after=after,
+                           fetch=lambda a, n: lists.list_assignments(session, after=a, limit=n, **filters),
+                           count=lambda: lists.count_assignments(session, **filters))
+    if paged is None:
+        return shown  # the export
     return render(request, "field_assignments.html", {
-        "rows": shown, "pager": pager(request, total=total, shown=len(shown), id="assignments",
-                                      next_after=shown[-1]["id"] if len(rows) > PAGE else None),
+        "rows": shown, "pager": paged,
         "kinds": asg.KINDS, "statuses": asg.STATUSES, "own": own, "geo": Geography.load(session),
         "f": {"kind": kind, "status": status, "enumerator": enumerator, "late": late, "mine": mine,
               "tehsil_id": tehsil_id or ""}}, who=who, session=session)
@@ -320,22 +332,14 @@ def submissions_page(request: Request, session: DB, who: User, status: str = "",
                "job": job if job in lists.JOBS else None,
                "enumerator": who.username if own else (enumerator.strip()[:80] or None), "day": day,
                "unreviewed": bool(unreviewed)}
-    asked = ", ".join(f"{k} {v}" for k, v in filters.items() if v) or "no filter"
-    fmt = wants_export(request, "submissions")
-    if fmt:
-        return export(request, session, who, fmt, name="field_submissions", entity="field_submission",
-                      columns=SUBMISSION_COLUMNS, detail=f"field submissions ({asked})",
-                      chunks=keyset_chunks(lambda a, n: lists.list_submissions(session, after=a, limit=n, **filters),
-                                           lambda r: r["id"]))
-    rows = lists.list_submissions(session, after=after, limit=PAGE + 1, **filters)
-    shown = rows[:PAGE]
-    total = lists.count_submissions(session, **filters)
-    audit(session, who, CHANNEL, "read", "field_submission", None, district,
-          detail=f"listed {len(shown)} of {total} ({asked})")
-    session.commit()
+    shown, paged = _listed(request, session, who, list_id="submissions", entity="field_submission",
+                           columns=SUBMISSION_COLUMNS, district=district, filters=filters, after=after,
+                           fetch=lambda a, n: lists.list_submissions(session, after=a, limit=n, **filters),
+                           count=lambda: lists.count_submissions(session, **filters))
+    if paged is None:
+        return shown  # the export
     return render(request, "field_submissions.html", {
-        "rows": shown, "pager": pager(request, total=total, shown=len(shown), id="submissions",
-                                      next_after=shown[-1]["id"] if len(rows) > PAGE else None),
+        "rows": shown, "pager": paged,
         "statuses": lists.STATUSES, "jobs": lists.JOBS, "own": own,
         "f": {"status": status, "job": job, "enumerator": enumerator, "day": day or "", "unreviewed": unreviewed}},
         who=who, session=session)

@@ -672,6 +672,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(__import__("isps.web.feeds", fromlist=["router"]).router)  # feed deliveries, row reports
     app.include_router(__import__("isps.web.partners", fromlist=["router"]).router)  # DCI partners, consent
     app.include_router(__import__("isps.web.users", fromlist=["router"]).router)  # users, roles, district scopes
+    app.include_router(__import__("isps.web.field_offline", fromlist=["router"]).router)  # field work offline in the browser
     app.include_router(__import__("isps.web.enrol", fromlist=["router"]).router)  # applying at the counter, refusals
     app.include_router(__import__("isps.web.worker", fromlist=["router"]).router)  # /admin/worker: background tasks
     app.include_router(__import__("isps.web.selfservice", fromlist=["router"]).router)  # /my: the citizen's own pages
