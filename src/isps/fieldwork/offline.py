@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from isps.access.service import AccessError, Principal, audit, audit_many
 from isps.citizen import receipts
+from isps.fieldwork import forms
 from isps.fieldwork.models import DistributionSite
 from isps.registry import cnic as cnic_rules
 from isps.registry import current
@@ -203,7 +204,7 @@ def submit(session: Session, who: Principal, payload: object, now: datetime | No
     (kept, applied, idempotent by its instanceID). Returns what the device shows on the entry:
     ``{"instance_id", "status": "accepted" | "refused" | "received", "message", "duplicate"}``.
     Raises :class:`EntryError` for an entry that cannot be a submission."""
-    from isps.fieldwork import forms, inbox
+    from isps.fieldwork import inbox
 
     _require(who)
     job, instance_id, collected_at, values = check_entry(payload)
