@@ -73,7 +73,7 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         nav_to(a, "Users")
         a.wait_for_url(server + "/users")
         form = a.locator("#new-user-form")
-        form.get_by_label("User name").fill("kasur_officer")
+        form.get_by_label("User name").fill("kasur_new_officer")
         form.get_by_label("Full name").fill("Nasreen Akhtar")
         form.get_by_label("Role").select_option("district_officer")
         form.get_by_label("District").select_option(label="Kasur")
@@ -81,14 +81,14 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         password = a.locator("#new-password").input_value()
         assert len(password) >= 10
         _one_line(a, "#new-password")
-        assert a.locator('tr[data-user="kasur_officer"]').count() == 1
+        assert a.locator('tr[data-user="kasur_new_officer"]').count() == 1
         admin.screenshot("admin-users-en.png")
         _no_overflow(a)
         officer = Visit(browser, server, tmp_path)
         try:
             o = officer.page
             o.goto(server + "/login")
-            o.get_by_label("Username").fill("kasur_officer")
+            o.get_by_label("Username").fill("kasur_new_officer")
             o.get_by_label("Password").fill(password)
             o.get_by_role("button", name="Sign in").click()
             o.wait_for_url(server + "/")
@@ -168,7 +168,7 @@ def test_the_administrator_does_the_whole_job_and_a_counter_records_consent(brow
         admin.screenshot("admin-partner-ur.png")
         _no_overflow(a)
         a.goto(server + "/users")
-        a.locator('tr[data-user="kasur_officer"] a').click()
+        a.locator('tr[data-user="kasur_new_officer"] a').click()
         a.wait_for_load_state()
         assert a.locator("#district").inner_text() == "قصور"
         admin.screenshot("admin-user-ur.png")
