@@ -8,14 +8,13 @@ a missing PostgreSQL fails the run instead of skipping.
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import threading
+import subprocess
 import uuid
 from datetime import date
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from isps.access.service import create_user
 from isps.db import make_engine, transaction
@@ -83,20 +82,23 @@ def make_engine_with_schema(url: str, schema: str):
 
 class Templates:
     """Registries built once per test process and copied for each test: a migrated empty registry and the
-    small province (``province``), on each backend. Migrating a registry takes a second or more and the
-    province's users hash their passwords; a copy of a SQLite file takes milliseconds and a PostgreSQL
-    ``CREATE DATABASE ... TEMPLATE`` about a tenth of a second, so the suite spends its time on the tests.
-    Each PostgreSQL copy is its own database, dropped after its test by a background thread (a drop waits
-    for a checkpoint)."""
+    small province (``province``), on each backend. Migrating a registry runs every branch of migrations
+    (over a second) and the province's users hash their passwords; a copy costs milliseconds on SQLite (the
+    file) and a fraction of a second on PostgreSQL, so the suite spends its time on the tests.
+
+    PostgreSQL copies are schemas of one database per test process (dropped with it at the end, one drop:
+    a ``CREATE DATABASE ... TEMPLATE`` per test would need a ``DROP DATABASE`` per test, each waiting for a
+    checkpoint). A template schema is migrated and filled once; ``pg_dump --schema-only`` gives its DDL,
+    which a copy runs under its own schema name, then copies every table's rows (triggers and foreign keys
+    off: ``session_replication_role = replica``) and sets every sequence where the template's stands."""
 
     def __init__(self, directory) -> None:
         self.directory = directory
         self.sqlite_files: dict[str, str] = {}
-        self.pg_names: dict[str, str] = {}
         self.tag = uuid.uuid4().hex[:10]
         self._admin = None
-        self._drops: queue.Queue = queue.Queue()
-        self._dropper: threading.Thread | None = None
+        self._database: str | None = None
+        self._pg: dict[str, tuple[str, str, list[str], list[str]]] = {}
 
     @staticmethod
     def fill(eng, kind: str) -> None:
@@ -125,50 +127,69 @@ class Templates:
             self._admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         return self._admin
 
-    @staticmethod
-    def url(name: str) -> str:
-        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-    def pg_clone(self, kind: str) -> str:
-        """A new database copied from the ``kind`` template: its name."""
-        if kind not in self.pg_names:
-            name = f"isps_tpl_{self.tag}_{kind}"
+    def pg_url(self) -> str:
+        """This process's database (made on first use)."""
+        if self._database is None:
+            name = f"isps_test_{self.tag}"
             with self.admin().connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
-            eng = make_engine(self.url(name))
+            self._database = name
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self._database
+
+    def _pg_template(self, kind: str) -> tuple[str, str, list[str], list[str]]:
+        if kind not in self._pg:
+            schema = f"tpl_{kind}_{self.tag}"
+            eng = _fresh_pg_schema(self.pg_url(), schema)
             self.fill(eng, kind)
+            with eng.connect() as conn:
+                tables = [t for t in conn.execute(text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = :s AND c.relkind = 'r' ORDER BY c.relname"), {"s": schema}).scalars()
+                    if conn.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{schema}"."{t}")')).scalar()]
+                sequences = conn.execute(text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = :s AND c.relkind = 'S'"), {"s": schema}).scalars().all()
             eng.dispose()
-            self.pg_names[kind] = name
-        name = f"isps_t_{uuid.uuid4().hex[:12]}"
-        with self.admin().connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_names[kind]}" STRATEGY WAL_LOG'))
-        return name
+            url = make_url(self.pg_url())
+            dump = subprocess.run(
+                ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", f"--schema={schema}",
+                 "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres",
+                 url.database],
+                capture_output=True, check=True, text=True).stdout
+            # psql's meta-commands (\\restrict, since 15.14) are not SQL
+            dump = "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
+            self._pg[kind] = (schema, dump, tables, list(sequences))
+        return self._pg[kind]
 
-    def drop_later(self, name: str) -> None:
-        if self._dropper is None:
-            self._dropper = threading.Thread(target=self._drop_loop, name="test-db-dropper", daemon=True)
-            self._dropper.start()
-        self._drops.put(name)
-
-    def _drop_loop(self) -> None:
-        while (name := self._drops.get()) is not None:
+    def pg_copy(self, kind: str) -> str:
+        """A new schema holding a copy of the ``kind`` template: its name."""
+        template, dump, tables, sequences = self._pg_template(kind)
+        schema = "t_" + uuid.uuid4().hex[:10]
+        eng = make_engine(self.pg_url())
+        try:
+            raw = eng.raw_connection()
             try:
-                with self.admin().connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            except Exception:  # noqa: BLE001 - a database left behind is dropped with the templates' tag below
-                pass
+                cur = raw.cursor()
+                cur.execute(dump.replace(template, schema))
+                cur.execute("SET session_replication_role = replica")
+                cur.execute("; ".join(f'INSERT INTO "{schema}"."{t}" SELECT * FROM "{template}"."{t}"'
+                                      for t in tables))
+                if sequences:
+                    cur.execute("; ".join(
+                        f"SELECT setval('\"{schema}\".\"{q}\"', last_value, is_called) FROM \"{template}\".\"{q}\""
+                        for q in sequences))
+                raw.commit()
+            finally:
+                raw.close()
+        finally:
+            eng.dispose()
+        return schema
 
     def close(self) -> None:
-        if self._dropper is not None:
-            self._drops.put(None)
-            self._dropper.join(timeout=120)
         if self._admin is not None:
-            with self._admin.connect() as conn:
-                left = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'isps_t%' "
-                                         "AND datname = ANY(:names)"),
-                                    {"names": list(self.pg_names.values())}).scalars().all()
-                for name in left:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if self._database is not None:
+                with self._admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)'))
             self._admin.dispose()
 
 
@@ -184,18 +205,14 @@ def engine(request, tmp_path, templates):
     """A migrated registry on each backend: empty, or the small province when the test (or a fixture
     it uses) asks for ``province``. A copy of a template built once per process (:class:`Templates`)."""
     kind = "province" if "province" in request.fixturenames else "empty"
-    name = None
     if request.param == "sqlite":
         path = tmp_path / "isps.db"
         shutil.copyfile(templates.sqlite(kind), path)
         eng = make_engine(f"sqlite:///{path}")
     else:
-        name = templates.pg_clone(kind)
-        eng = make_engine(templates.url(name))
+        eng = make_engine_with_schema(templates.pg_url(), templates.pg_copy(kind))
     yield eng
     eng.dispose()
-    if name is not None:
-        templates.drop_later(name)
 
 
 def _load_province(engine) -> None:
