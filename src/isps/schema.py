@@ -22,3 +22,4 @@ from isps.citizen.grievances import models as grievance_models  # noqa: F401
 metadata = Base.metadata
 from isps.citizen.applications import models as application_models  # noqa: F401
 from isps.fieldwork import models as fieldwork_models  # noqa: F401
+from isps.monitoring import models as monitoring_models  # noqa: F401

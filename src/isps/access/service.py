@@ -53,6 +53,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "field.collect": ("administrator", "district_officer", "field_supervisor", "enumerator"),
     "field.assign": ("administrator", "district_officer", "field_supervisor"),
     "field.review": ("administrator", "program_manager", "district_officer", "field_supervisor"),
+    # monitoring (issue 14): every role reads the dashboard of its scope; the program managers and
+    # administrators run the delivery unit's routine (priorities, targets, baselines, stocktakes)
+    "monitoring.read": ROLES,
+    "delivery.manage": ("administrator", "program_manager"),
 }
 
 ROLE_LABELS = {
